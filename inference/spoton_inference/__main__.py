@@ -1,0 +1,20 @@
+"""``python -m spoton_inference serve`` runs the service; see ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+
+from spoton_inference import serve
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m spoton_inference")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the gRPC service (settings from SPOTON_* variables)")
+    args = parser.parse_args()
+    if args.command == "serve":
+        serve.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The composition root: builds the core from settings and owns its lifecycle.
+
+Nothing here knows about gRPC; ``grpc_api`` wraps an :class:`InferenceApp`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+
+from spoton_inference.core.catalog import Catalog
+from spoton_inference.core.health import DEGRADED, FAILED, HEALTHY, STARTING, ComponentHealth, HealthReport, check
+from spoton_inference.core.tasks import TaskManager
+from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
+from spoton_inference.settings import Settings
+from spoton_inference.storage.postgres import Database
+from spoton_inference.storage.redis_events import RedisEventLog
+from spoton_inference.storage.track_writer import TrackPointWriter
+
+log = logging.getLogger(__name__)
+
+
+class InferenceApp:
+    def __init__(self, settings: Settings, db: Database, events: RedisEventLog, models: TritonModels) -> None:
+        self.settings = settings
+        self.db = db
+        self.events = events
+        self.models = models
+        self.catalog = Catalog(db)
+        self.writer = TrackPointWriter(db.copy_track_points)
+        self.tasks = TaskManager(settings, db, events, self.catalog, models, self.writer)
+        self.warmed_up = False
+
+    @classmethod
+    async def create(cls, settings: Settings) -> InferenceApp:
+        """Connect to PostgreSQL (migrating it), Redis and Triton; recover tasks; warm up."""
+        settings.media_root.mkdir(parents=True, exist_ok=True)
+        db = await Database.connect(settings.postgres_dsn)
+        events = RedisEventLog.from_url(settings.redis_url, settings.event_retention)
+        await events.ping()
+        models = TritonModels(settings.triton_grpc_url, settings.detector_model, settings.reid_model)
+        app = cls(settings, db, events, models)
+        app.writer.start()
+        await app.catalog.load()
+        await app.tasks.recover()
+        return app
+
+    async def warm_up(self) -> None:
+        """One call to each model, so the first real frame does not pay for lazy init."""
+        frame = np.zeros((360, 640, 3), np.uint8)
+        await self.models.detect(frame, self.settings.detection_threshold)
+        await self.models.embed(np.zeros((2, CROP_HEIGHT, CROP_WIDTH, 3), np.uint8))
+        self.warmed_up = True
+        log.info("models warmed up")
+
+    async def close(self) -> None:
+        await self.tasks.shutdown()
+        await self.writer.close()
+        await self.models.close()
+        await self.events.close()
+        await self.db.close()
+
+    async def health(self) -> HealthReport:
+        return await check(
+            [self._probe_triton, self._probe_postgres, self._probe_redis, self._probe_catalog],
+            warmed_up=self.warmed_up,
+        )
+
+    async def _probe_triton(self) -> list[ComponentHealth]:
+        ready = await self.models.ready()
+        out = [ComponentHealth("triton", HEALTHY if ready.pop("server") else FAILED, self.settings.triton_grpc_url)]
+        out += [ComponentHealth(f"model:{name}", HEALTHY if ok else FAILED) for name, ok in ready.items()]
+        return out
+
+    async def _probe_postgres(self) -> list[ComponentHealth]:
+        await self.db.ping()
+        c = self.writer.counters
+        status = HEALTHY if c.lost == 0 else DEGRADED
+        return [ComponentHealth("postgres", status, f"rows written {c.written}, retries {c.retries}, lost {c.lost}")]
+
+    async def _probe_redis(self) -> list[ComponentHealth]:
+        await self.events.ping()
+        return [ComponentHealth("redis", HEALTHY)]
+
+    async def _probe_catalog(self) -> list[ComponentHealth]:
+        n = len(self.catalog.list())
+        status = HEALTHY if self.catalog.loaded else STARTING
+        return [ComponentHealth("homography_cache", status, f"{n} environments cached")]
+
+
+async def wait_for_triton(models: TritonModels, timeout_s: float) -> None:
+    """Triton may still be loading models when the service starts; wait, then fail clearly."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        ready = await models.ready()
+        if all(ready.values()):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"Triton at {models.detector_model}/{models.reid_model} not ready: {ready}")
+        await asyncio.sleep(0.5)

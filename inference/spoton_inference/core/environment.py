@@ -1,0 +1,154 @@
+"""Environments and cameras, and loading them from an environment directory.
+
+The directory format is stable (see MISSION.md)::
+
+    <env_dir>/environment.json
+    <env_dir>/cameras/<camera_id>/sub_video_01.mp4, sub_video_02.mp4, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import cv2
+
+from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.core.geometry import Homography
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SUB_VIDEO = re.compile(r"^sub_video_(\d+)\.mp4$")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubVideo:
+    path: Path
+    num_frames: int
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Camera:
+    camera_id: str
+    name: str
+    fps: float
+    width: int
+    height: int
+    homography: Homography | None
+    sub_videos: tuple[SubVideo, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FloorMap:
+    image: Path | None = None
+    metres_per_pixel: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Environment:
+    environment_id: str
+    name: str
+    floor_map: FloorMap
+    cameras: tuple[Camera, ...]
+    source_dir: Path | None = None
+
+    def camera(self, camera_id: str) -> Camera | None:
+        return next((c for c in self.cameras if c.camera_id == camera_id), None)
+
+    @property
+    def num_batches(self) -> int:
+        return max((len(c.sub_videos) for c in self.cameras), default=0)
+
+
+def load_environment_dir(path: Path | str) -> Environment:
+    """Read and validate an environment directory; InvalidArgument says what is wrong.
+
+    Sub-videos are probed with OpenCV so a task knows each batch's frame count up front.
+    """
+    env_dir = Path(path).expanduser().resolve()
+    manifest = env_dir / "environment.json"
+    if not manifest.is_file():
+        raise InvalidArgument(f"{env_dir} has no environment.json")
+    try:
+        doc = json.loads(manifest.read_text())
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"{manifest} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"{manifest} must hold a JSON object")
+
+    env_id = _require_id(doc.get("id"), "environment id")
+    cams_doc = doc.get("cameras")
+    if not isinstance(cams_doc, list) or not cams_doc:
+        raise InvalidArgument(f"{manifest}: 'cameras' must be a non-empty list")
+    cameras = tuple(_load_camera(env_dir, c, i) for i, c in enumerate(cams_doc))
+    ids = [c.camera_id for c in cameras]
+    if len(set(ids)) != len(ids):
+        raise InvalidArgument(f"{manifest}: camera ids must be unique, got {ids}")
+
+    map_doc = doc.get("map") or {}
+    image = map_doc.get("image")
+    floor_map = FloorMap(
+        image=(env_dir / image) if image else None,
+        metres_per_pixel=float(map_doc.get("metres_per_pixel") or 0.0),
+    )
+    return Environment(env_id, str(doc.get("name") or env_id), floor_map, cameras, env_dir)
+
+
+def _load_camera(env_dir: Path, doc: object, index: int) -> Camera:
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"camera #{index} must be an object")
+    cam_id = _require_id(doc.get("id"), f"camera #{index} id")
+    where = f"camera {cam_id!r}"
+    homography = None
+    h_doc = doc.get("homography")
+    if h_doc:
+        try:
+            if "matrix" in h_doc:
+                homography = Homography.from_matrix(h_doc["matrix"])
+            else:
+                homography = Homography.fit(h_doc.get("image_points", []), h_doc.get("map_points", []))
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{where}: {exc}") from exc
+
+    cam_dir = env_dir / "cameras" / cam_id
+    files = sorted(
+        (p for p in cam_dir.glob("sub_video_*.mp4") if _SUB_VIDEO.match(p.name)),
+        key=lambda p: int(_SUB_VIDEO.match(p.name).group(1)),  # type: ignore[union-attr]
+    )
+    sub_videos = []
+    width, height, fps = int(doc.get("width") or 0), int(doc.get("height") or 0), float(doc.get("fps") or 0)
+    for f in files:
+        probe = _probe(f)
+        if probe is None:
+            raise InvalidArgument(f"{where}: {f} is not a readable video")
+        n, w, h, f_fps = probe
+        sub_videos.append(SubVideo(f, n))
+        width, height, fps = width or w, height or h, fps or f_fps
+    if fps <= 0:
+        raise InvalidArgument(f"{where}: fps is missing and could not be read from a video")
+    return Camera(cam_id, str(doc.get("name") or cam_id), fps, width, height, homography, tuple(sub_videos))
+
+
+def _probe(path: Path) -> tuple[int, int, int, float] | None:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return None
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        return (n, w, h, fps) if n > 0 and w > 0 and h > 0 else None
+    finally:
+        cap.release()
+
+
+def _require_id(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InvalidArgument(f"{what} must be 1-64 characters of letters, digits, '_', '.' or '-', got {value!r}")
+    return value

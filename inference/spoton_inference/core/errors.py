@@ -1,0 +1,23 @@
+"""Domain errors raised by the core; the gRPC edge maps each to a status code."""
+
+from __future__ import annotations
+
+
+class SpotOnError(Exception):
+    """Base class: the message must tell the user what to change."""
+
+
+class InvalidArgument(SpotOnError):
+    """The request itself is wrong (bad image, bad homography, bad path)."""
+
+
+class NotFound(SpotOnError):
+    """A named entity (environment, task, export) does not exist."""
+
+
+class FailedPrecondition(SpotOnError):
+    """The request is valid but the system is not in a state to serve it."""
+
+
+class Unavailable(SpotOnError):
+    """A dependency (Triton, PostgreSQL, Redis) cannot be reached right now."""

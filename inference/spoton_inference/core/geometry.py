@@ -1,0 +1,94 @@
+"""Image-to-map homographies: fit from point pairs, validate, and project foot points.
+
+Example:
+    >>> h = Homography.fit([(0, 0), (100, 0), (100, 100), (0, 100)],
+    ...                    [(0, 0), (1, 0), (1, 1), (0, 1)])
+    >>> [round(v, 3) for v in h.project_points([[50.0, 50.0]])[0]]
+    [0.5, 0.5]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from spoton_inference.core.errors import InvalidArgument
+
+# Below this |det| of the normalised matrix, the mapping collapses the plane.
+_MIN_ABS_DET = 1e-9
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Homography:
+    """A 3x3 image->map matrix with the point pairs it came from (if any)."""
+
+    matrix: np.ndarray
+    image_points: tuple[tuple[float, float], ...] = ()
+    map_points: tuple[tuple[float, float], ...] = ()
+
+    @classmethod
+    def fit(
+        cls,
+        image_points: Sequence[Sequence[float]],
+        map_points: Sequence[Sequence[float]],
+    ) -> Homography:
+        """Least-squares fit over all pairs; raises InvalidArgument when degenerate."""
+        src = np.asarray(image_points, dtype=np.float64)
+        dst = np.asarray(map_points, dtype=np.float64)
+        if src.ndim != 2 or src.shape[1] != 2 or dst.shape != src.shape:
+            raise InvalidArgument("homography needs matching lists of [x, y] image_points and map_points")
+        if len(src) < 4:
+            raise InvalidArgument(f"homography needs at least 4 point pairs, got {len(src)}")
+        if _collinear(src) or _collinear(dst):
+            raise InvalidArgument("homography points are collinear; pick 4+ points spread over the floor")
+        matrix, _ = cv2.findHomography(src, dst, 0)
+        if matrix is None:
+            raise InvalidArgument("homography could not be fitted to these point pairs")
+        return cls.from_matrix(matrix, image_points=src, map_points=dst)
+
+    @classmethod
+    def from_matrix(
+        cls,
+        matrix: Sequence[Sequence[float]] | np.ndarray,
+        image_points: np.ndarray | None = None,
+        map_points: np.ndarray | None = None,
+    ) -> Homography:
+        m = np.asarray(matrix, dtype=np.float64)
+        if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+            raise InvalidArgument("homography matrix must be 3x3 and finite")
+        if abs(m[2, 2]) > 1e-12:
+            m = m / m[2, 2]
+        if abs(np.linalg.det(m)) < _MIN_ABS_DET:
+            raise InvalidArgument("homography matrix is singular")
+        pairs = lambda pts: tuple((float(x), float(y)) for x, y in pts) if pts is not None else ()  # noqa: E731
+        return cls(m, pairs(image_points), pairs(map_points))
+
+    def project_points(self, points: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+        """Map Nx2 image points to Nx2 map points (metres)."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        if len(pts) == 0:
+            return np.zeros((0, 2))
+        homog = np.hstack([pts, np.ones((len(pts), 1))]) @ self.matrix.T
+        return homog[:, :2] / homog[:, 2:3]
+
+    def reprojection_error(self) -> float:
+        """Mean map distance between projected image points and their map points."""
+        if not self.image_points:
+            return 0.0
+        mapped = self.project_points(self.image_points)
+        return float(np.mean(np.linalg.norm(mapped - np.asarray(self.map_points), axis=1)))
+
+
+def foot_points(boxes: np.ndarray) -> np.ndarray:
+    """Bottom-centre of x1,y1,x2,y2 boxes: where a standing person touches the floor."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2.0, boxes[:, 3]], axis=1)
+
+
+def _collinear(points: np.ndarray) -> bool:
+    centred = points - points.mean(axis=0)
+    singular = np.linalg.svd(centred, compute_uv=False)
+    return bool(singular[-1] <= 1e-9 * max(singular[0], 1.0))

@@ -1,0 +1,136 @@
+"""Core dataclasses to protobuf messages: the only place that knows both."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from spoton.v1 import catalog_pb2, common_pb2, system_pb2, tasks_pb2
+from spoton_inference.core.environment import Camera, Environment
+from spoton_inference.core.events import (
+    BatchProcessingComplete,
+    MediaAvailable,
+    StatusUpdate,
+    TaskEvent,
+    TaskState,
+    TrackingUpdate,
+)
+from spoton_inference.core.health import HealthReport
+from spoton_inference.storage.postgres import TaskRecord
+
+STATE_TO_PROTO = {s: tasks_pb2.TaskState.Value(f"TASK_STATE_{s.name}") for s in TaskState}
+PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
+
+
+def timestamp(value: dt.datetime | float) -> Timestamp:
+    ts = Timestamp()
+    if isinstance(value, dt.datetime):
+        ts.FromDatetime(value.astimezone(dt.UTC))
+    else:
+        ts.FromNanoseconds(int(value * 1e9))
+    return ts
+
+
+def task(record: TaskRecord, last_sequence: int = 0) -> tasks_pb2.Task:
+    return tasks_pb2.Task(
+        task_id=record.task_id,
+        environment_id=record.environment_id,
+        camera_ids=record.camera_ids,
+        state=STATE_TO_PROTO[record.state],
+        progress=record.progress,
+        step=record.step,
+        error=record.error,
+        created_at=timestamp(record.created_at),
+        updated_at=timestamp(record.updated_at),
+        frames_processed=record.frames_processed,
+        total_frames=record.total_frames,
+        last_sequence=last_sequence,
+    )
+
+
+def task_event(event: TaskEvent) -> tasks_pb2.TaskEvent:
+    out = tasks_pb2.TaskEvent(sequence=event.sequence, task_id=event.task_id, emitted_at=timestamp(event.emitted_at))
+    p = event.payload
+    if isinstance(p, StatusUpdate):
+        out.status_update.CopyFrom(
+            tasks_pb2.StatusUpdate(state=STATE_TO_PROTO[p.state], progress=p.progress, step=p.step, error=p.error)
+        )
+    elif isinstance(p, MediaAvailable):
+        out.media_available.sub_video_batch_index = p.sub_video_batch_index
+        for m in p.media_urls:
+            out.media_available.media_urls.add(
+                camera_id=m.camera_id,
+                sub_video_filename=m.sub_video_filename,
+                url=m.url,
+                start_global_frame_index=m.start_global_frame_index,
+                num_frames_in_sub_video=m.num_frames_in_sub_video,
+                fps=m.fps,
+            )
+    elif isinstance(p, TrackingUpdate):
+        out.tracking_update.CopyFrom(tracking_update(p))
+    elif isinstance(p, BatchProcessingComplete):
+        out.batch_processing_complete.sub_video_batch_index = p.sub_video_batch_index
+    return out
+
+
+def tracking_update(p: TrackingUpdate) -> tasks_pb2.TrackingUpdate:
+    msg = tasks_pb2.TrackingUpdate(
+        global_frame_index=p.global_frame_index,
+        scene_id=p.environment_id,
+        environment_id=p.environment_id,
+        timestamp_processed_utc=timestamp(p.timestamp_processed_utc),
+    )
+    for cam in p.cameras:
+        c = msg.cameras.add(
+            camera_id=cam.camera_id, image_source=cam.image_source, frame_index_in_source=cam.frame_index_in_source
+        )
+        for t in cam.tracks:
+            track = c.tracks.add(
+                box=common_pb2.Box(x1=t.box[0], y1=t.box[1], x2=t.box[2], y2=t.box[3]),
+                score=t.score,
+                track_id=t.track_id,
+                global_id=t.global_id,
+            )
+            if t.map_coords is not None:
+                track.map_coords.x, track.map_coords.y = t.map_coords
+    return msg
+
+
+def camera(cam: Camera) -> catalog_pb2.Camera:
+    out = catalog_pb2.Camera(
+        camera_id=cam.camera_id,
+        name=cam.name,
+        fps=cam.fps,
+        width=cam.width,
+        height=cam.height,
+        sub_videos=[s.filename for s in cam.sub_videos],
+        sub_video_frames=[s.num_frames for s in cam.sub_videos],
+    )
+    if cam.homography is not None:
+        h = cam.homography
+        out.homography.matrix.extend(h.matrix.reshape(-1).tolist())
+        out.homography.reprojection_error_m = h.reprojection_error()
+        for (u, v), (x, y) in zip(h.image_points, h.map_points, strict=True):
+            out.homography.image_points.add(x=u, y=v)
+            out.homography.map_points.add(x=x, y=y)
+    return out
+
+
+def environment(env: Environment) -> catalog_pb2.Environment:
+    return catalog_pb2.Environment(
+        environment_id=env.environment_id,
+        name=env.name,
+        map=catalog_pb2.FloorMap(metres_per_pixel=env.floor_map.metres_per_pixel),
+        cameras=[camera(c) for c in env.cameras],
+        source_dir=str(env.source_dir or ""),
+    )
+
+
+def health(report: HealthReport) -> system_pb2.GetHealthResponse:
+    return system_pb2.GetHealthResponse(
+        status=report.status,
+        components=[
+            system_pb2.ComponentHealth(name=c.name, status=c.status, detail=c.detail) for c in report.components
+        ],
+    )

@@ -1,0 +1,71 @@
+"""Map core errors to gRPC status codes, at the edge only."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, NotFound, SpotOnError, Unavailable
+from spoton_inference.storage.redis_events import EventsExpired
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STATUS_FOR: list[tuple[type[Exception], grpc.StatusCode]] = [
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (EventsExpired, grpc.StatusCode.OUT_OF_RANGE),
+]
+
+
+def status_for(exc: Exception) -> grpc.StatusCode | None:
+    return next((code for kind, code in STATUS_FOR if isinstance(exc, kind)), None)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    code = status_for(exc)
+    if code is None:
+        if isinstance(exc, SpotOnError):
+            code = grpc.StatusCode.INTERNAL
+        else:
+            log.exception("unexpected error")
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
+    await context.abort(code, str(exc))
+
+
+def unary(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Turn core errors raised by a unary handler into the right status."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await fn(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+            raise AssertionError("unreachable") from exc
+
+    return wrapper
+
+
+def streaming(fn: Callable[..., AsyncIterator[T]]) -> Callable[..., AsyncIterator[T]]:
+    """The same for server-streaming handlers."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[T]:
+        try:
+            async for item in fn(self, request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+
+    return wrapper

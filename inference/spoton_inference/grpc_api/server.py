@@ -1,0 +1,71 @@
+"""The grpc.aio server: spoton.v1 services, grpc.health.v1 and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from spoton.v1 import (
+    catalog_pb2,
+    catalog_pb2_grpc,
+    inference_pb2,
+    inference_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
+from spoton_inference.app import InferenceApp
+from spoton_inference.core.health import STARTING
+from spoton_inference.grpc_api.reflection import add_reflection
+from spoton_inference.grpc_api.servicers import CatalogServicer, InferenceServicer, SystemServicer, TaskServicer
+
+log = logging.getLogger(__name__)
+
+SPOTON_SERVICES = tuple(
+    f.DESCRIPTOR.services_by_name[name].full_name
+    for f, name in (
+        (catalog_pb2, "CatalogService"),
+        (tasks_pb2, "TaskService"),
+        (inference_pb2, "InferenceService"),
+        (system_pb2, "SystemService"),
+    )
+)
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
+    limit = app.settings.grpc_max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ]
+    )
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(app), server)
+    tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(app), server)
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(app), server)
+    system_pb2_grpc.add_SystemServiceServicer_to_server(SystemServicer(app), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    add_reflection(server, [*SPOTON_SERVICES, HEALTH_SERVICE])
+    server.add_insecure_port(f"{app.settings.grpc_host}:{app.settings.grpc_port}")
+    return server, health
+
+
+async def publish_health(app: InferenceApp, health: HealthServicer, interval_s: float = 2.0) -> None:
+    """Keep grpc.health.v1 in step with the detailed health: SERVING once warmed up."""
+    while True:
+        report = await app.health()
+        status = (
+            health_pb2.HealthCheckResponse.NOT_SERVING
+            if report.status == STARTING
+            else health_pb2.HealthCheckResponse.SERVING
+        )
+        for name in ("", *SPOTON_SERVICES):
+            await health.set(name, status)
+        await asyncio.sleep(interval_s)

@@ -1,0 +1,133 @@
+"""gRPC servicers for spoton.v1: thin translations over :class:`InferenceApp`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from spoton.v1 import (
+    catalog_pb2,
+    catalog_pb2_grpc,
+    common_pb2,
+    inference_pb2,
+    inference_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
+from spoton_inference.app import InferenceApp
+from spoton_inference.core.detection import decode_encoded, decode_raw, detect_image
+from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.grpc_api import convert
+from spoton_inference.grpc_api.errors import streaming, unary
+
+EXPORT_CHUNK_BYTES = 256 * 1024
+
+
+class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
+    def __init__(self, app: InferenceApp) -> None:
+        self.app = app
+
+    @unary
+    async def RegisterEnvironmentFromDirectory(self, request, context):
+        env = await self.app.catalog.register_directory(request.path)
+        return catalog_pb2.RegisterEnvironmentFromDirectoryResponse(environment=convert.environment(env))
+
+    @unary
+    async def ListEnvironments(self, request, context):
+        return catalog_pb2.ListEnvironmentsResponse(
+            environments=[convert.environment(e) for e in self.app.catalog.list()]
+        )
+
+    @unary
+    async def GetEnvironment(self, request, context):
+        return convert.environment(self.app.catalog.get(request.environment_id))
+
+    @unary
+    async def ListCameras(self, request, context):
+        env = self.app.catalog.get(request.environment_id)
+        return catalog_pb2.ListCamerasResponse(cameras=[convert.camera(c) for c in env.cameras])
+
+
+class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
+    def __init__(self, app: InferenceApp) -> None:
+        self.app = app
+
+    @unary
+    async def StartTask(self, request, context):
+        record = await self.app.tasks.start(request.environment_id, list(request.camera_ids))
+        seq = await self.app.tasks.last_sequence(record.task_id)
+        return tasks_pb2.StartTaskResponse(task=convert.task(record, seq))
+
+    @unary
+    async def GetTask(self, request, context):
+        record = await self.app.tasks.get(request.task_id)
+        return convert.task(record, await self.app.tasks.last_sequence(record.task_id))
+
+    @unary
+    async def ListTasks(self, request, context):
+        if request.page_size < 0:
+            raise InvalidArgument("page_size must not be negative")
+        state = convert.PROTO_TO_STATE.get(request.state) if request.state else None
+        rows, token = await self.app.tasks.list(
+            page_size=request.page_size,
+            page_token=request.page_token,
+            environment_id=request.environment_id,
+            state=state,
+        )
+        return tasks_pb2.ListTasksResponse(tasks=[convert.task(r) for r in rows], next_page_token=token)
+
+    @streaming
+    async def WatchTask(self, request, context) -> AsyncIterator[tasks_pb2.TaskEvent]:
+        async for event in self.app.tasks.watch(request.task_id, request.after_sequence):
+            yield convert.task_event(event)
+
+    @unary
+    async def ListTaskExports(self, request, context):
+        files = await self.app.tasks.exports(request.task_id)
+        return tasks_pb2.ListTaskExportsResponse(
+            files=[
+                tasks_pb2.ExportFile(name=f.name, size_bytes=f.size_bytes, media_type=f.media_type, url=f.url)
+                for f in files
+            ]
+        )
+
+    @streaming
+    async def GetTaskExport(self, request, context) -> AsyncIterator[tasks_pb2.ExportChunk]:
+        path = await self.app.tasks.export_path(request.task_id, request.name)
+        with path.open("rb") as f:
+            while chunk := f.read(EXPORT_CHUNK_BYTES):
+                yield tasks_pb2.ExportChunk(data=chunk)
+
+
+class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
+    def __init__(self, app: InferenceApp) -> None:
+        self.app = app
+
+    @unary
+    async def Detect(self, request, context):
+        which = request.WhichOneof("image")
+        if which == "encoded":
+            rgb = decode_encoded(request.encoded)
+        elif which == "raw":
+            rgb = decode_raw(request.raw.data, request.raw.width, request.raw.height)
+        else:
+            raise InvalidArgument("set either `encoded` (JPEG/PNG bytes) or `raw` (BGR pixels with width and height)")
+        threshold = request.score_threshold or self.app.settings.detection_threshold
+        result = await detect_image(self.app.models, rgb, threshold, request.include_embeddings)
+        response = inference_pb2.DetectResponse(width=result.width, height=result.height)
+        for i, (box, score) in enumerate(zip(result.boxes, result.scores, strict=True)):
+            det = response.detections.add(box=common_pb2.Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3]), score=score)
+            if result.embeddings is not None:
+                det.embedding.extend(result.embeddings[i].tolist())
+        return response
+
+
+class SystemServicer(system_pb2_grpc.SystemServiceServicer):
+    def __init__(self, app: InferenceApp) -> None:
+        self.app = app
+
+    async def GetHealth(self, request: system_pb2.GetHealthRequest, context: grpc.aio.ServicerContext):
+        return convert.health(await self.app.health())

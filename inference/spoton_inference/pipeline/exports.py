@@ -1,0 +1,102 @@
+"""Per-task export files, written as the task runs so nothing is held in memory.
+
+- ``<camera_id>.global.txt`` / ``<camera_id>.local.txt``: MOTChallenge
+  ``frame,id,x,y,w,h,conf,-1,-1,-1`` with frame = global frame index + 1, id the global or
+  local track id;
+- ``trajectories.csv``: ``frame,global_id,map_x,map_y``;
+- ``events.json``: person appeared / left a camera, and hand-overs between cameras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import IO
+
+from spoton_inference.core.events import TrackingUpdate
+
+EXPORT_MEDIA_TYPES = {".txt": "text/plain", ".csv": "text/csv", ".json": "application/json"}
+
+
+@dataclasses.dataclass(slots=True)
+class _Presence:
+    first_frame: int
+    last_frame: int
+
+
+class ExportWriter:
+    """Streams a task's tracking updates into export files under ``out_dir``."""
+
+    def __init__(self, out_dir: Path, camera_ids: list[str], fps: float, leave_after_frames: int = 10) -> None:
+        self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._fps = fps
+        self._leave_after = leave_after_frames
+        self._files: dict[str, IO[str]] = {}
+        for cam in camera_ids:
+            self._files[f"{cam}.global"] = (out_dir / f"{cam}.global.txt").open("w")
+            self._files[f"{cam}.local"] = (out_dir / f"{cam}.local.txt").open("w")
+        self._traj = (out_dir / "trajectories.csv").open("w")
+        self._traj.write("frame,global_id,map_x,map_y\n")
+        self._present: dict[tuple[str, int], _Presence] = {}
+        self._last_camera: dict[int, tuple[str, int]] = {}
+        self._events: list[dict[str, object]] = []
+
+    def add(self, update: TrackingUpdate) -> None:
+        frame = update.global_frame_index
+        mot_frame = frame + 1
+        for cam in update.cameras:
+            g, loc = self._files[f"{cam.camera_id}.global"], self._files[f"{cam.camera_id}.local"]
+            seen_here: set[int] = set()
+            for t in cam.tracks:
+                x1, y1, x2, y2 = t.box
+                geom = f"{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{t.score:.4f},-1,-1,-1\n"
+                g.write(f"{mot_frame},{t.global_id},{geom}")
+                loc.write(f"{mot_frame},{t.track_id},{geom}")
+                if t.map_coords is not None and t.global_id not in seen_here:
+                    self._traj.write(f"{mot_frame},{t.global_id},{t.map_coords[0]:.4f},{t.map_coords[1]:.4f}\n")
+                seen_here.add(t.global_id)
+                self._see(cam.camera_id, t.global_id, frame)
+        self._expire(frame)
+
+    def close(self) -> list[Path]:
+        """Flush open presences as 'left', write events.json, and return the files written."""
+        for (cam, gid), p in sorted(self._present.items(), key=lambda kv: kv[1].last_frame):
+            self._event("left", p.last_frame, cam, gid)
+        self._present.clear()
+        for f in [*self._files.values(), self._traj]:
+            f.close()
+        self._events.sort(key=lambda e: (e["frame"], e["type"] != "left"))
+        (self.out_dir / "events.json").write_text(json.dumps({"events": self._events}, indent=1))
+        return sorted(self.out_dir.iterdir())
+
+    def _see(self, camera_id: str, gid: int, frame: int) -> None:
+        key = (camera_id, gid)
+        presence = self._present.get(key)
+        if presence is not None:
+            presence.last_frame = frame
+            return
+        self._present[key] = _Presence(frame, frame)
+        self._event("appeared", frame, camera_id, gid)
+        previous = self._last_camera.get(gid)
+        if previous is not None and previous[0] != camera_id:
+            self._event("handover", frame, camera_id, gid, from_camera=previous[0])
+        self._last_camera[gid] = (camera_id, frame)
+
+    def _expire(self, frame: int) -> None:
+        gone = [k for k, p in self._present.items() if frame - p.last_frame > self._leave_after]
+        for cam, gid in gone:
+            self._event("left", self._present.pop((cam, gid)).last_frame, cam, gid)
+
+    def _event(self, kind: str, frame: int, camera_id: str, gid: int, **extra: object) -> None:
+        self._events.append(
+            {
+                "type": kind,
+                "frame": frame + 1,
+                "time_s": round(frame / self._fps, 3),
+                "camera_id": camera_id,
+                "global_id": gid,
+                **extra,
+            }
+        )

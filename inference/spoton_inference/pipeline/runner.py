@@ -1,0 +1,256 @@
+"""One processing task over an environment's sub-videos, batch by batch.
+
+Per batch: publish the sub-videos as media, announce them, then for each global frame index
+across all cameras: decode -> detect (Triton) -> track per camera -> embed the crops that
+need it (one Triton call for all cameras) -> map foot points -> assign global ids -> emit a
+tracking update, store track points, and append to the exports.
+
+Decoding and detection of the next frames run ahead of tracking in a separate stage, through
+a bounded queue, so Triton is kept busy while the current frame is associated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+
+from spoton_inference.core.environment import Camera, Environment
+from spoton_inference.core.events import (
+    BatchProcessingComplete,
+    CameraTracksOut,
+    MediaAvailable,
+    MediaUrl,
+    TaskEventPayload,
+    TrackingUpdate,
+    TrackOut,
+)
+from spoton_inference.core.geometry import foot_points
+from spoton_inference.pipeline.associate import AssociationConfig, GlobalIdentities, Observation
+from spoton_inference.pipeline.decode import read_frames_rgb
+from spoton_inference.pipeline.exports import ExportWriter
+from spoton_inference.pipeline.track import IouTracker, TrackedBox
+from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
+
+# Re-embed every track this often even when it is matched confidently.
+EMBED_EVERY_FRAMES = 10
+# Global frames decoded and detected ahead of the tracking stage.
+READ_AHEAD_FRAMES = 3
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskPlan:
+    task_id: str
+    environment: Environment
+    cameras: tuple[Camera, ...]
+    created_at: dt.datetime
+
+    @property
+    def total_frames(self) -> int:
+        return sum(batch_lengths(self.cameras))
+
+
+def batch_lengths(cameras: tuple[Camera, ...]) -> list[int]:
+    """Global frames in each batch: the longest of that batch's sub-videos."""
+    n = max((len(c.sub_videos) for c in cameras), default=0)
+    return [max((c.sub_videos[k].num_frames for c in cameras if k < len(c.sub_videos)), default=0) for k in range(n)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunnerPorts:
+    """What the runner needs from the outside world, so it knows nothing of gRPC or storage."""
+
+    models: TritonModels
+    emit: Callable[[TaskEventPayload], Awaitable[None]]
+    store_points: Callable[[list[tuple]], None]
+    report_progress: Callable[[int, str], Awaitable[None]]
+    media_root: Path
+    media_url_prefix: str
+    exports_dir: Path
+    score_threshold: float
+
+
+@dataclasses.dataclass(slots=True)
+class _Frame:
+    global_index: int
+    batch_index: int
+    frames: dict[str, tuple[np.ndarray, str, int]]  # camera -> (rgb, source file, index in source)
+    detections: dict[str, Detections]
+
+
+class TaskRunner:
+    def __init__(self, plan: TaskPlan, ports: RunnerPorts) -> None:
+        self.plan = plan
+        self.ports = ports
+        fps = plan.cameras[0].fps
+        self._trackers = {c.camera_id: IouTracker() for c in plan.cameras}
+        self._identities = GlobalIdentities(AssociationConfig(fps=fps))
+        self._exports = ExportWriter(ports.exports_dir, [c.camera_id for c in plan.cameras], fps)
+        self._task_uuid = uuid.UUID(plan.task_id)
+        self.frames_done = 0
+
+    async def run(self) -> list[Path]:
+        """Process every batch; returns the export files. Cancellation stops it between frames."""
+        start = 0
+        try:
+            for k, length in enumerate(batch_lengths(self.plan.cameras)):
+                await self.ports.report_progress(self.frames_done, f"preparing batch {k + 1}")
+                await self.ports.emit(self._publish_media(k, start))
+                await self._run_batch(k, start)
+                await self.ports.emit(BatchProcessingComplete(sub_video_batch_index=k))
+                start += length
+        finally:
+            files = self._exports.close()
+        return files
+
+    def _publish_media(self, batch: int, start: int) -> MediaAvailable:
+        """Make each sub-video servable first, so no announced URL can 404."""
+        urls = []
+        env_id = self.plan.environment.environment_id
+        for cam in self.plan.cameras:
+            if batch >= len(cam.sub_videos):
+                continue
+            sub = cam.sub_videos[batch]
+            rel = Path(
+                "tasks", self.plan.task_id, "environments", env_id, "cameras", cam.camera_id, "sub_videos", sub.filename
+            )
+            _link_or_copy(sub.path, self.ports.media_root / rel)
+            urls.append(
+                MediaUrl(
+                    camera_id=cam.camera_id,
+                    sub_video_filename=sub.filename,
+                    url=f"{self.ports.media_url_prefix}/{rel.as_posix()}",
+                    start_global_frame_index=start,
+                    num_frames_in_sub_video=sub.num_frames,
+                    fps=cam.fps,
+                )
+            )
+        return MediaAvailable(sub_video_batch_index=batch, media_urls=urls)
+
+    async def _run_batch(self, batch: int, start: int) -> None:
+        queue: asyncio.Queue[_Frame | None] = asyncio.Queue(maxsize=READ_AHEAD_FRAMES)
+        producer = asyncio.create_task(self._decode_and_detect(batch, start, queue))
+        try:
+            while (item := await queue.get()) is not None:
+                await self._track_and_publish(item)
+                if self.frames_done % 10 == 0:
+                    await self.ports.report_progress(self.frames_done, f"processing batch {batch + 1}")
+            await producer  # re-raises a decode/detect failure
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+
+    async def _decode_and_detect(self, batch: int, start: int, queue: asyncio.Queue[_Frame | None]) -> None:
+        readers = {
+            c.camera_id: (aiter(read_frames_rgb(c.sub_videos[batch].path)), c.sub_videos[batch].filename)
+            for c in self.plan.cameras
+            if batch < len(c.sub_videos)
+        }
+        try:
+            index = 0
+            while True:
+                frames: dict[str, tuple[np.ndarray, str, int]] = {}
+                for cam_id, (reader, filename) in readers.items():
+                    frame = await anext(reader, None)
+                    if frame is not None:
+                        frames[cam_id] = (frame, filename, index)
+                if not frames:
+                    break
+                results = await asyncio.gather(
+                    *(self.ports.models.detect(f[0], self.ports.score_threshold) for f in frames.values())
+                )
+                await queue.put(_Frame(start + index, batch, frames, dict(zip(frames, results, strict=True))))
+                index += 1
+        finally:
+            for reader, _ in readers.values():
+                await reader.aclose()  # type: ignore[attr-defined]
+        await queue.put(None)
+
+    async def _track_and_publish(self, item: _Frame) -> None:
+        tracked: dict[str, list[TrackedBox]] = {}
+        for cam_id, det in item.detections.items():
+            tracked[cam_id] = self._trackers[cam_id].update(det.boxes, det.scores)
+
+        embeddings = await self._embed(item, tracked)
+        cams = {c.camera_id: c for c in self.plan.cameras}
+        map_xy: dict[tuple[str, int], tuple[float, float] | None] = {}
+        observations = []
+        for cam_id, tracks in tracked.items():
+            h = cams[cam_id].homography
+            feet = h.project_points(foot_points(np.array([t.box for t in tracks]))) if h and tracks else None
+            for i, t in enumerate(tracks):
+                xy = (float(feet[i, 0]), float(feet[i, 1])) if feet is not None else None
+                map_xy[(cam_id, t.track_id)] = xy
+                observations.append(Observation(cam_id, t.track_id, xy, embeddings.get((cam_id, t.track_id)), t.is_new))
+        gids = self._identities.assign(item.global_index, observations)
+
+        cameras_out = []
+        rows: list[tuple] = []
+        when = self.plan.created_at + dt.timedelta(seconds=item.global_index / self.plan.cameras[0].fps)
+        for cam_id, (_, source, index_in_source) in item.frames.items():
+            tracks_out = []
+            for t in tracked[cam_id]:
+                gid = gids[(cam_id, t.track_id)]
+                xy = map_xy[(cam_id, t.track_id)]
+                box = tuple(round(float(v), 2) for v in t.box)
+                tracks_out.append(TrackOut(box, round(t.score, 4), t.track_id, gid, xy))  # type: ignore[arg-type]
+                rows.append(
+                    (
+                        when,
+                        self._task_uuid,
+                        self.plan.environment.environment_id,
+                        cam_id,
+                        item.global_index,
+                        t.track_id,
+                        gid,
+                        *box,
+                        t.score,
+                        xy[0] if xy else None,
+                        xy[1] if xy else None,
+                    )
+                )
+            cameras_out.append(CameraTracksOut(cam_id, source, index_in_source, tracks_out))
+        update = TrackingUpdate(item.global_index, self.plan.environment.environment_id, time.time(), cameras_out)
+        self._exports.add(update)
+        self.ports.store_points(rows)
+        await self.ports.emit(update)
+        self.frames_done += 1
+
+    async def _embed(self, item: _Frame, tracked: dict[str, list[TrackedBox]]) -> dict[tuple[str, int], np.ndarray]:
+        """One Triton call for every crop that needs an embedding, across all cameras."""
+        keys: list[tuple[str, int]] = []
+        crops: list[np.ndarray] = []
+        periodic = item.global_index % EMBED_EVERY_FRAMES == 0
+        for cam_id, tracks in tracked.items():
+            chosen = [t for t in tracks if t.is_new or periodic]
+            if chosen:
+                crops.append(crop_people(item.frames[cam_id][0], np.array([t.box for t in chosen])))
+                keys += [(cam_id, t.track_id) for t in chosen]
+        if not keys:
+            return {}
+        vectors = await self.ports.models.embed(np.concatenate(crops))
+        return dict(zip(keys, vectors, strict=True))
+
+    @property
+    def num_identities(self) -> int:
+        return self._identities.num_identities
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        return
+    tmp = dst.with_name(dst.name + ".part")
+    try:
+        os.link(src, tmp)
+    except OSError:  # another filesystem: copy instead
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)

@@ -1,0 +1,104 @@
+"""One settings object for the whole service, read from ``SPOTON_*`` environment variables.
+
+The embedded stack and ``docker-compose.yml`` use the same names; ``tests/test_compose.py``
+checks that every variable read here appears in the compose file.
+
+Example:
+    >>> s = Settings.from_env({"SPOTON_GRPC_PORT": "6000", "SPOTON_DATA_DIR": "/tmp/x"})
+    >>> s.grpc_port, str(s.media_root)
+    (6000, '/tmp/x/media')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+PREFIX = "SPOTON_"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    # Where all runtime state lives: embedded databases, media, exports.
+    data_dir: Path = REPO_ROOT / "var" / "data"
+    # Where task media (sub-videos) is published for the facade to serve.
+    media_root: Path = dataclasses.field(default=Path())
+    model_repository: Path = REPO_ROOT / "model_repository"
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    # Largest gRPC message accepted or sent; frames are big.
+    grpc_max_message_bytes: int = 32 * 1024 * 1024
+
+    triton_grpc_url: str = "127.0.0.1:8001"
+    triton_http_url: str = "http://127.0.0.1:8000"
+    detector_model: str = "detector"
+    reid_model: str = "reid"
+    detection_threshold: float = 0.35
+
+    postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/spoton"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # Events kept per task in the Redis stream, for WatchTask resume.
+    event_retention: int = 100_000
+
+    facade_host: str = "127.0.0.1"
+    facade_port: int = 8080
+    # The gRPC target the facade calls.
+    inference_target: str = "127.0.0.1:50051"
+    # Base the inference service puts in media URLs; the facade serves that path.
+    media_url_prefix: str = "/api/v1/media"
+    cors_allow_origins: tuple[str, ...] = ()
+    # Idle seconds after which an SSE stream gets a heartbeat comment.
+    sse_heartbeat_seconds: float = 15.0
+
+    def __post_init__(self) -> None:
+        if self.media_root == Path():
+            object.__setattr__(self, "media_root", self.data_dir / "media")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``SPOTON_<FIELD>`` variables; unknown fields keep defaults."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(env_name(field.name))
+            if raw is None:
+                continue
+            values[field.name] = _parse(field.type, raw, field.name)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The inverse of :meth:`from_env`, used to hand settings to child processes."""
+        out: dict[str, str] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            out[env_name(field.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return out
+
+
+def env_name(field_name: str) -> str:
+    return PREFIX + field_name.upper()
+
+
+def env_names() -> list[str]:
+    return [env_name(f.name) for f in dataclasses.fields(Settings)]
+
+
+def _parse(type_name: object, raw: str, name: str) -> object:
+    kind = str(type_name)
+    try:
+        if kind == "Path":
+            return Path(raw).expanduser()
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"{env_name(name)}={raw!r} is not a valid {kind}") from exc
+    return raw

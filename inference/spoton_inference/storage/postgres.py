@@ -1,0 +1,276 @@
+"""PostgreSQL access: the catalogue, task records and track-point history (asyncpg)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+
+from spoton_inference.core.environment import Camera, Environment, FloorMap, SubVideo
+from spoton_inference.core.events import TaskState
+from spoton_inference.core.geometry import Homography
+from spoton_inference.storage.migrate import migrate
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskRecord:
+    task_id: str
+    environment_id: str
+    camera_ids: tuple[str, ...]
+    state: TaskState
+    progress: float
+    step: str
+    error: str
+    frames_processed: int
+    total_frames: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Database:
+    """A connection pool plus the queries the service needs."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 8) -> Database:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def ping(self) -> None:
+        async with self.pool.acquire(timeout=2) as conn:
+            await conn.fetchval("SELECT 1")
+
+    # -- catalogue ---------------------------------------------------------------------
+
+    async def upsert_environment(self, env: Environment) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO environments (environment_id, name, source_dir, map_image, metres_per_pixel)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (environment_id) DO UPDATE SET name = $2, source_dir = $3,
+                       map_image = $4, metres_per_pixel = $5, updated_at = now()""",
+                env.environment_id,
+                env.name,
+                str(env.source_dir) if env.source_dir else None,
+                str(env.floor_map.image) if env.floor_map.image else None,
+                env.floor_map.metres_per_pixel,
+            )
+            await conn.execute("DELETE FROM cameras WHERE environment_id = $1", env.environment_id)
+            await conn.executemany(
+                """INSERT INTO cameras (environment_id, camera_id, name, fps, width, height,
+                                        homography, sub_videos, position)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                [
+                    (
+                        env.environment_id,
+                        c.camera_id,
+                        c.name,
+                        c.fps,
+                        c.width,
+                        c.height,
+                        json.dumps(_homography_doc(c.homography)) if c.homography else None,
+                        json.dumps([{"path": str(s.path), "num_frames": s.num_frames} for s in c.sub_videos]),
+                        i,
+                    )
+                    for i, c in enumerate(env.cameras)
+                ],
+            )
+
+    async def list_environments(self) -> list[Environment]:
+        async with self.pool.acquire() as conn:
+            envs = await conn.fetch("SELECT * FROM environments ORDER BY environment_id")
+            cams = await conn.fetch("SELECT * FROM cameras ORDER BY environment_id, position")
+        by_env: dict[str, list[Camera]] = {}
+        for row in cams:
+            by_env.setdefault(row["environment_id"], []).append(_camera_from_row(row))
+        return [
+            Environment(
+                r["environment_id"],
+                r["name"],
+                FloorMap(Path(r["map_image"]) if r["map_image"] else None, r["metres_per_pixel"]),
+                tuple(by_env.get(r["environment_id"], [])),
+                Path(r["source_dir"]) if r["source_dir"] else None,
+            )
+            for r in envs
+        ]
+
+    # -- tasks -------------------------------------------------------------------------
+
+    async def insert_task(self, environment_id: str, camera_ids: list[str], total_frames: int) -> TaskRecord:
+        task_id = uuid.uuid4()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """INSERT INTO tasks (task_id, environment_id, camera_ids, state, step, total_frames)
+                   VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING *""",
+                task_id,
+                environment_id,
+                camera_ids,
+                TaskState.QUEUED.value,
+                total_frames,
+            )
+            await conn.execute(
+                "INSERT INTO task_state_history (task_id, state, step) VALUES ($1, $2, 'queued')",
+                task_id,
+                TaskState.QUEUED.value,
+            )
+        return _task_from_row(row)
+
+    async def update_task(
+        self,
+        task_id: str,
+        *,
+        state: TaskState,
+        progress: float,
+        step: str,
+        frames_processed: int,
+        error: str = "",
+    ) -> None:
+        """Persist progress; a change of state is also appended to the state history."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            previous = await conn.fetchval(
+                """UPDATE tasks t SET state = $2, progress = $3, step = $4, error = $5,
+                          frames_processed = $6, updated_at = now()
+                   FROM (SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE) old
+                   WHERE t.task_id = $1 RETURNING old.state""",
+                uuid.UUID(task_id),
+                state.value,
+                progress,
+                step,
+                error,
+                frames_processed,
+            )
+            if previous is not None and previous != state.value:
+                await conn.execute(
+                    "INSERT INTO task_state_history (task_id, state, step, error) VALUES ($1, $2, $3, $4)",
+                    uuid.UUID(task_id),
+                    state.value,
+                    step,
+                    error,
+                )
+
+    async def get_task(self, task_id: str) -> TaskRecord | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM tasks WHERE task_id = $1", uuid.UUID(task_id))
+        return _task_from_row(row) if row else None
+
+    async def list_tasks(
+        self,
+        *,
+        limit: int,
+        before: tuple[dt.datetime, str] | None = None,
+        environment_id: str = "",
+        state: TaskState | None = None,
+    ) -> list[TaskRecord]:
+        """Newest first; ``before`` is the keyset cursor (created_at, task_id) of the last row seen."""
+        clauses, args = ["TRUE"], []
+        if before is not None:
+            args += [before[0], uuid.UUID(before[1])]
+            clauses.append(f"(created_at, task_id) < (${len(args) - 1}, ${len(args)})")
+        if environment_id:
+            args.append(environment_id)
+            clauses.append(f"environment_id = ${len(args)}")
+        if state is not None:
+            args.append(state.value)
+            clauses.append(f"state = ${len(args)}")
+        args.append(limit)
+        sql = (
+            f"SELECT * FROM tasks WHERE {' AND '.join(clauses)} "
+            f"ORDER BY created_at DESC, task_id DESC LIMIT ${len(args)}"
+        )
+        async with self.pool.acquire() as conn:
+            return [_task_from_row(r) for r in await conn.fetch(sql, *args)]
+
+    async def fail_unfinished_tasks(self, reason: str) -> list[str]:
+        """Mark tasks left running by a previous process as failed; returns their ids."""
+        final = [s.value for s in TaskState if s.is_final]
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """UPDATE tasks SET state = $1, error = $2, step = 'interrupted', updated_at = now()
+                   WHERE NOT (state = ANY($3::text[])) RETURNING task_id""",
+                TaskState.FAILED.value,
+                reason,
+                final,
+            )
+            ids = [r["task_id"] for r in rows]
+            await conn.executemany(
+                "INSERT INTO task_state_history (task_id, state, step, error) VALUES ($1, $2, 'interrupted', $3)",
+                [(i, TaskState.FAILED.value, reason) for i in ids],
+            )
+        return [str(i) for i in ids]
+
+    # -- track points ------------------------------------------------------------------
+
+    async def copy_track_points(self, rows: list[tuple]) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.copy_records_to_table("track_points", records=rows, columns=TRACK_POINT_COLUMNS)
+
+    async def count_track_points(self, task_id: str) -> int:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchval("SELECT count(*) FROM track_points WHERE task_id = $1", uuid.UUID(task_id))
+
+
+TRACK_POINT_COLUMNS = (
+    "time",
+    "task_id",
+    "environment_id",
+    "camera_id",
+    "global_frame_index",
+    "local_id",
+    "global_id",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "score",
+    "map_x",
+    "map_y",
+)
+
+
+def _homography_doc(h: Homography) -> dict[str, object]:
+    return {
+        "matrix": h.matrix.reshape(-1).tolist(),
+        "image_points": [list(p) for p in h.image_points],
+        "map_points": [list(p) for p in h.map_points],
+    }
+
+
+def _camera_from_row(row: asyncpg.Record) -> Camera:
+    homography = None
+    if row["homography"]:
+        doc = json.loads(row["homography"])
+        homography = Homography.from_matrix(
+            np.asarray(doc["matrix"]).reshape(3, 3),
+            np.asarray(doc["image_points"]) if doc["image_points"] else None,
+            np.asarray(doc["map_points"]) if doc["map_points"] else None,
+        )
+    subs = tuple(SubVideo(Path(s["path"]), int(s["num_frames"])) for s in json.loads(row["sub_videos"]))
+    return Camera(row["camera_id"], row["name"], row["fps"], row["width"], row["height"], homography, subs)
+
+
+def _task_from_row(row: asyncpg.Record) -> TaskRecord:
+    return TaskRecord(
+        task_id=str(row["task_id"]),
+        environment_id=row["environment_id"],
+        camera_ids=tuple(row["camera_ids"]),
+        state=TaskState(row["state"]),
+        progress=float(row["progress"]),
+        step=row["step"],
+        error=row["error"],
+        frames_processed=int(row["frames_processed"]),
+        total_frames=int(row["total_frames"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,92 @@
+"""Task event log and live task state in Redis.
+
+Each task's events go to a Redis stream whose entry ids are ``0-<sequence>``: the sequence
+is taken from a counter and the entry added in one Lua script, so sequence numbers are
+gap-free, survive a service restart, and are the same for every replica that reads the
+stream. The stream is trimmed to the retention setting; a reader asking for events that
+were trimmed gets :class:`EventsExpired` instead of a silent gap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+
+from spoton_inference.core.events import TaskEvent, TaskEventPayload, decode_event, encode_event
+
+_APPEND = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '0-' .. seq, 'e', ARGV[1], 't', ARGV[2])
+return seq
+"""
+
+
+class EventsExpired(Exception):
+    """The requested events fell out of the retention window."""
+
+
+def _keys(task_id: str) -> tuple[str, str, str]:
+    base = f"spoton:task:{task_id}"
+    return f"{base}:seq", f"{base}:events", f"{base}:state"
+
+
+class RedisEventLog:
+    def __init__(self, client: aioredis.Redis, retention: int) -> None:
+        self.client = client
+        self._retention = retention
+        self._append = client.register_script(_APPEND)
+
+    @classmethod
+    def from_url(cls, url: str, retention: int) -> RedisEventLog:
+        return cls(aioredis.Redis.from_url(url), retention)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> None:
+        await self.client.ping()
+
+    async def append(self, task_id: str, payload: TaskEventPayload) -> int:
+        seq_key, stream_key, _ = _keys(task_id)
+        seq = await self._append(keys=[seq_key, stream_key], args=[encode_event(payload), time.time(), self._retention])
+        return int(seq)
+
+    async def last_sequence(self, task_id: str) -> int:
+        value = await self.client.get(_keys(task_id)[0])
+        return int(value or 0)
+
+    async def set_live_state(self, task_id: str, fields: dict[str, str | int | float]) -> None:
+        await self.client.hset(_keys(task_id)[2], mapping=fields)
+
+    async def get_live_state(self, task_id: str) -> dict[str, str]:
+        raw = await self.client.hgetall(_keys(task_id)[2])
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    async def read(self, task_id: str, after: int, block_ms: int = 1000, count: int = 500) -> list[TaskEvent]:
+        """Events with sequence > ``after``; waits up to ``block_ms`` when there are none yet."""
+        _, stream_key, _ = _keys(task_id)
+        entries = await self.client.xrange(stream_key, min=f"0-{after + 1}", count=count)
+        if not entries and block_ms > 0:
+            got = await self.client.xread({stream_key: f"0-{after}"}, count=count, block=block_ms)
+            entries = got[0][1] if got else []
+        events = [_to_event(task_id, entry_id, fields) for entry_id, fields in entries]
+        if events and events[0].sequence != after + 1:
+            raise EventsExpired(
+                f"events {after + 1}..{events[0].sequence - 1} of task {task_id} are past the "
+                f"retention window; resume from {events[0].sequence - 1} or later"
+            )
+        return events
+
+    async def follow(self, task_id: str, after: int) -> AsyncIterator[TaskEvent]:
+        """Every event after ``after``, in order, waiting for new ones until the caller stops."""
+        while True:
+            for event in await self.read(task_id, after):
+                after = event.sequence
+                yield event
+
+
+def _to_event(task_id: str, entry_id: bytes, fields: dict[bytes, bytes]) -> TaskEvent:
+    seq = int(entry_id.split(b"-")[1])
+    return TaskEvent(seq, task_id, float(fields[b"t"]), decode_event(fields[b"e"]))

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.core.geometry import Homography, foot_points
+
+
+def _true_homography() -> np.ndarray:
+    return np.array([[0.02, 0.001, -3.0], [0.0005, 0.05, -2.0], [0.0001, 0.002, 1.0]])
+
+
+def _project(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    h = np.hstack([pts, np.ones((len(pts), 1))]) @ m.T
+    return h[:, :2] / h[:, 2:]
+
+
+def test_fit_recovers_a_known_mapping_and_reports_tiny_error():
+    image = np.array([[10, 300], [600, 310], [580, 100], [40, 90], [320, 200]], float)
+    truth = _true_homography()
+    h = Homography.fit(image, _project(truth, image))
+    probe = np.array([[123.0, 222.0], [400.0, 150.0]])
+    assert np.allclose(h.project_points(probe), _project(truth, probe), atol=1e-6)
+    assert h.reprojection_error() < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("image", "world", "message"),
+    [
+        ([[0, 0], [1, 0], [0, 1]], [[0, 0], [1, 0], [0, 1]], "at least 4"),
+        ([[0, 0], [1, 1], [2, 2], [3, 3]], [[0, 0], [1, 0], [1, 1], [0, 1]], "collinear"),
+        ([[0, 0], [1, 0], [1, 1], [0, 1]], [[0, 0], [1, 0]], "matching"),
+    ],
+)
+def test_fit_rejects_degenerate_input_with_a_reason(image, world, message):
+    with pytest.raises(InvalidArgument, match=message):
+        Homography.fit(image, world)
+
+
+def test_singular_matrix_is_rejected():
+    with pytest.raises(InvalidArgument, match="singular"):
+        Homography.from_matrix([[1, 0, 0], [2, 0, 0], [0, 0, 1]])
+
+
+def test_foot_point_is_bottom_centre():
+    assert foot_points(np.array([[10, 20, 30, 80]])).tolist() == [[20.0, 80.0]]

@@ -1,0 +1,38 @@
+import json
+
+from spoton_inference.core.events import CameraTracksOut, TrackingUpdate, TrackOut
+from spoton_inference.pipeline.exports import ExportWriter
+
+
+def _update(frame: int, cams: dict[str, list[tuple[int, int]]]) -> TrackingUpdate:
+    return TrackingUpdate(
+        frame,
+        "env",
+        0.0,
+        [
+            CameraTracksOut(cam, "sub_video_01.mp4", frame, [TrackOut((10, 20, 50, 120), 0.9, t, g, (1.0, 2.0)) for t, g in tracks])
+            for cam, tracks in cams.items()
+        ],
+    )
+
+
+def test_mot_files_trajectories_and_events(tmp_path):
+    w = ExportWriter(tmp_path, ["c1", "c2"], fps=10, leave_after_frames=2)
+    w.add(_update(0, {"c1": [(1, 7)], "c2": []}))
+    w.add(_update(1, {"c1": [(1, 7)], "c2": []}))
+    for f in range(2, 6):  # person 7 walks from c1 into c2
+        w.add(_update(f, {"c1": [], "c2": [(3, 7)]}))
+    files = {p.name for p in w.close()}
+    assert files == {"c1.global.txt", "c1.local.txt", "c2.global.txt", "c2.local.txt", "trajectories.csv", "events.json"}
+
+    assert (tmp_path / "c1.global.txt").read_text().splitlines()[0] == "1,7,10.00,20.00,40.00,100.00,0.9000,-1,-1,-1"
+    assert (tmp_path / "c2.local.txt").read_text().splitlines()[0].startswith("3,3,")
+    traj = (tmp_path / "trajectories.csv").read_text().splitlines()
+    assert traj[0] == "frame,global_id,map_x,map_y" and traj[1] == "1,7,1.0000,2.0000"
+
+    events = json.loads((tmp_path / "events.json").read_text())["events"]
+    kinds = [(e["type"], e["camera_id"], e["frame"]) for e in events]
+    assert ("appeared", "c1", 1) in kinds
+    assert ("handover", "c2", 3) in kinds
+    assert ("left", "c1", 2) in kinds
+    assert ("left", "c2", 6) in kinds

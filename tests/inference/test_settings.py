@@ -1,0 +1,21 @@
+from pathlib import Path
+
+import pytest
+
+from spoton_inference.settings import Settings
+
+
+def test_round_trip_through_the_environment():
+    s = Settings.from_env({"SPOTON_GRPC_PORT": "6001", "SPOTON_CORS_ALLOW_ORIGINS": "http://a, http://b"})
+    assert s.grpc_port == 6001 and s.cors_allow_origins == ("http://a", "http://b")
+    assert Settings.from_env(s.to_env()) == s
+
+
+def test_media_root_follows_the_data_dir_unless_set():
+    assert Settings.from_env({"SPOTON_DATA_DIR": "/srv/x"}).media_root == Path("/srv/x/media")
+    assert Settings.from_env({"SPOTON_MEDIA_ROOT": "/m"}).media_root == Path("/m")
+
+
+def test_a_bad_value_names_the_variable():
+    with pytest.raises(ValueError, match="SPOTON_GRPC_PORT"):
+        Settings.from_env({"SPOTON_GRPC_PORT": "http"})

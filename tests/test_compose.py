@@ -1,0 +1,55 @@
+"""docker-compose.yml and the settings the code reads must agree."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from spoton_facade.settings import FacadeSettings
+from spoton_facade.settings import env_name as facade_env_name
+from spoton_inference.settings import Settings, env_names
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def _env(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in SERVICES[service]["environment"].items()}
+
+
+def _published(service: str) -> set[int]:
+    return {int(str(p).split(":")[-1]) for p in SERVICES[service].get("ports", [])}
+
+
+def test_the_production_services_are_all_there():
+    assert set(SERVICES) == {"triton", "timescaledb", "redis", "inference", "facade"}
+    assert "tritonserver" in (REPO / SERVICES["triton"]["build"]["dockerfile"]).read_text()
+    assert "timescaledb" in SERVICES["timescaledb"]["image"]
+
+
+def test_every_setting_is_set_for_the_services_that_read_it():
+    assert set(env_names()) <= set(_env("inference"))
+    import dataclasses
+
+    assert {facade_env_name(f.name) for f in dataclasses.fields(FacadeSettings)} <= set(_env("facade"))
+
+
+def test_every_spoton_variable_named_in_the_code_is_in_the_compose_file():
+    names = set()
+    for package in ("inference", "facade", "clients"):
+        for path in (REPO / package).rglob("*.py"):
+            names |= set(re.findall(r"[\"']\$?\{?(SPOTON_[A-Z0-9_]+)", path.read_text()))
+    assert names, "the scan found no settings at all"
+    assert names <= set(_env("inference")) | {"SPOTON_"}, sorted(names - set(_env("inference")))
+
+
+def test_settings_parse_the_compose_values_and_ports_line_up():
+    s = Settings.from_env(_env("inference"))
+    assert s.grpc_port in _published("inference")
+    assert s.facade_port in _published("facade")
+    assert int(s.triton_grpc_url.rsplit(":", 1)[1]) in _published("triton")
+    assert s.inference_target == f"inference:{s.grpc_port}"
+    assert "timescaledb:5432" in s.postgres_dsn and "redis:6379" in s.redis_url
+    f = FacadeSettings.from_env(_env("facade"))
+    assert f.inference_target == s.inference_target and f.media_root == s.media_root
