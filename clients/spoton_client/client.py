@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 import grpc
+
 from spoton.v1 import catalog_pb2, catalog_pb2_grpc, system_pb2, system_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024

@@ -1,0 +1,93 @@
+"""The ``spoton`` command line.
+
+- ``spoton process ENV_DIR --out DIR``: one task over an environment directory, using the
+  stack in ``var/stack.json`` when one is up, else an embedded stack started for the run;
+- ``spoton demo``: generate the demo environment, process it, score it against its ground
+  truth, print a summary, and shut down;
+- ``spoton serve``: keep the embedded stack up in the foreground, with the demo registered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from spoton_client.client import SpotOnClient
+from spoton_client.process import ProcessResult, process_environment, wait_until_serving
+
+DEFAULT_DEMO_DIR = Path("var/demo")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="spoton", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="run one task over an environment directory")
+    p.add_argument("env_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="where the exports are written")
+    p.add_argument("--cameras", nargs="*", help="a subset of camera ids (default: all)")
+    p.add_argument("--target", help="gRPC target of a running SpotOn (default: var/stack.json, else embedded)")
+    p.add_argument("--no-progress", action="store_true")
+
+    d = sub.add_parser("demo", help="generate, process and score the demo environment")
+    d.add_argument("--dir", type=Path, default=DEFAULT_DEMO_DIR)
+
+    sub.add_parser("serve", help="run the embedded stack in the foreground until Ctrl-C")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "process":
+            asyncio.run(_process(args))
+        elif args.command == "demo":
+            asyncio.run(_demo(args.dir))
+        else:
+            from spoton_client.serve import serve
+
+            asyncio.run(serve(DEFAULT_DEMO_DIR / "env"))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+async def _process(args: argparse.Namespace) -> None:
+    if args.target:
+        async with SpotOnClient(args.target) as client:
+            result = await process_environment(client, args.env_dir, args.out, args.cameras, not args.no_progress)
+    else:
+        from spoton_inference.launch import stack_for_run
+        from spoton_inference.settings import Settings
+
+        async with stack_for_run(Settings.from_env()) as endpoints, SpotOnClient(endpoints.grpc_target) as client:
+            result = await process_environment(client, args.env_dir, args.out, args.cameras, not args.no_progress)
+    _print_result(result)
+    if result.state != "completed":
+        sys.exit(1)
+
+
+async def _demo(demo_dir: Path) -> None:
+    from spoton_client.demo import ensure_demo_environment, print_demo_summary, score
+    from spoton_inference.launch import stack_for_run
+    from spoton_inference.settings import Settings
+
+    env_dir = ensure_demo_environment(demo_dir / "env")
+    out_dir = demo_dir / "out"
+    async with stack_for_run(Settings.from_env()) as endpoints, SpotOnClient(endpoints.grpc_target) as client:
+        await wait_until_serving(client)
+        result = await process_environment(client, env_dir, out_dir)
+    per_camera, cross = score(env_dir, out_dir, list(result.camera_ids))
+    print_demo_summary(result, per_camera, cross, out_dir, endpoints.facade_url)
+    if result.state != "completed":
+        sys.exit(1)
+
+
+def _print_result(result: ProcessResult) -> None:
+    print(f"task {result.task_id}: {result.state}{' - ' + result.error if result.error else ''}")
+    print(f"  frames {result.frames}, local tracks {result.local_tracks}, global ids {result.global_ids}")
+    print(f"  exports: {', '.join(str(p) for p in result.exports)}")
+
+
+if __name__ == "__main__":
+    main()
