@@ -6,13 +6,13 @@ from pathlib import Path
 
 from spoton_client.process import ProcessResult
 from spoton_client.scoring import Scores, score_environment
+from spoton_inference.scenes.config import demo_config
+from spoton_inference.scenes.generate import generate
 
 
 def ensure_demo_environment(env_dir: Path) -> Path:
     """Generate the seeded demo environment unless it is already there."""
     if not (env_dir / "environment.json").is_file():
-        from spoton_inference.scenes import demo_config, generate
-
         print(f"generating the demo environment in {env_dir} ...")
         generate(demo_config(), env_dir)
     return env_dir

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,7 @@ class TrackPointWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.counters = WriterCounters()
 
     def start(self) -> None:
@@ -71,21 +73,32 @@ class TrackPointWriter:
         self._wake.set()
         await self._idle.wait()
 
-    async def close(self) -> None:
-        await self.flush()
-        if self._task:
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued (for at most ``timeout_s``), then stop; the rest counts as lost."""
+        self._closing = True
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+        except TimeoutError:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self.counters.lost += len(self._buffer)
+            log.error("shutting down with %d track points unwritten", len(self._buffer))
+            self._buffer.clear()
 
     async def _run(self) -> None:
         backoff = 0.1
         while True:
             if not self._buffer:
                 self._idle.set()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval_s)
-            except TimeoutError:
-                pass
+                if self._closing:
+                    return
+            # asyncio.timeout, unlike wait_for on 3.11, never turns a cancel into a timeout.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._flush_interval_s):
+                    await self._wake.wait()
             self._wake.clear()
             while self._buffer:
                 batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]

@@ -1,0 +1,210 @@
+"""The whole product on real parts: embedded Triton, PostgreSQL and Redis, the inference
+service and the facade as child processes, a generated environment, one task end to end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import asyncpg
+import grpc
+import httpx
+import numpy as np
+import pytest
+import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
+
+from spoton.v1 import inference_pb2, inference_pb2_grpc, tasks_pb2
+from spoton_client.client import SpotOnClient
+from spoton_client.process import process_environment
+from spoton_client.scoring import read_mot, score_environment
+from spoton_inference.launch import full_stack
+from spoton_inference.scenes.config import demo_config
+from spoton_inference.scenes.generate import generate
+from spoton_inference.settings import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+# Measured on the seeded scene below (see the closing note of the issue that set it);
+# the floor sits under the measurement so that detector noise does not flake the test.
+CROSS_CAMERA_IDF1_FLOOR = 0.15
+EVENT_TYPES = ["status_update", "media_available", "tracking_update", "batch_processing_complete"]
+
+
+@pytest.fixture(scope="module")
+def env_dir(tmp_path_factory) -> Path:
+    config = dataclasses.replace(demo_config(seed=3), frames_per_batch=40, n_people=6)
+    return generate(config, tmp_path_factory.mktemp("env") / "site")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stack(tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+    async with full_stack(settings) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(scope="module")
+async def client(stack):
+    async with SpotOnClient(stack.endpoints.grpc_target) as c:
+        yield c
+
+
+@pytest_asyncio.fixture(scope="module")
+async def processed(client, env_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    result = await process_environment(client, env_dir, out, show_progress=False)
+    return result, out
+
+
+async def test_task_completes_and_answers_every_frame(processed, client, stack):
+    result, out = processed
+    assert result.state == "completed", result.error
+    task = await client.get_task(result.task_id)
+    assert result.frames == task.total_frames == 80
+    assert task.state == tasks_pb2.TASK_STATE_COMPLETED and task.progress == pytest.approx(1.0)
+    assert {p.name for p in result.exports} >= {"c01.global.txt", "c01.local.txt", "trajectories.csv", "events.json"}
+
+    conn = await asyncpg.connect(stack.endpoints.postgres_dsn)
+    try:
+        stored = await conn.fetchval("SELECT count(*) FROM track_points WHERE task_id = $1::uuid", result.task_id)
+    finally:
+        await conn.close()
+    exported = sum(len((out / f"{c}.global.txt").read_text().splitlines()) for c in result.camera_ids)
+    assert stored == exported > 0
+
+
+async def test_boxes_overlap_ground_truth_and_idf1_clears_the_floor(processed, env_dir):
+    result, out = processed
+    matched = total = 0
+    for cam in result.camera_ids:
+        gt = read_mot(env_dir / "ground_truth" / f"{cam}.txt")
+        for frame, (_, boxes) in read_mot(out / f"{cam}.global.txt").items():
+            gt_boxes = gt.get(frame, (None, np.zeros((0, 4))))[1]
+            for b in boxes:
+                total += 1
+                matched += bool(len(gt_boxes)) and _best_iou(b, gt_boxes) >= 0.5
+    assert total > 0 and matched / total >= 0.8, f"only {matched}/{total} boxes match a person"
+    _, cross = score_environment(env_dir / "ground_truth", out, list(result.camera_ids))
+    assert cross.idf1 >= CROSS_CAMERA_IDF1_FLOOR
+
+
+async def test_watch_task_replays_all_events_in_order_with_gap_free_sequences(processed, client):
+    result, _ = processed
+    events = [e async for e in client.watch(result.task_id)]
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    _assert_lifecycle([e.WhichOneof("payload") for e in events])
+    resumed = [e.sequence async for e in client.watch(result.task_id, after_sequence=len(events) - 3)]
+    assert resumed == [len(events) - 2, len(events) - 1, len(events)]
+
+
+async def test_facade_sse_carries_all_four_types_in_order_and_media_serves_ranges(processed, stack):
+    result, _ = processed
+    base = stack.endpoints.facade_url
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        health = await http.get("/health")
+        assert health.status_code == 200 and health.json()["status"] in {"healthy", "degraded"}
+
+        ids, kinds, media_urls = [], [], []
+        async with http.stream("GET", f"/api/v1/processing-tasks/{result.task_id}/events") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for event in _sse(response):
+                ids.append(int(event["id"]))
+                kinds.append(event["event"])
+                if event["event"] == "media_available":
+                    media_urls += [m["url"] for m in json.loads(event["data"])["media_urls"]]
+        assert ids == sorted(ids) and len(ids) == len(set(ids))
+        _assert_lifecycle(kinds)
+
+        ranged = await http.get(media_urls[0], headers={"Range": "bytes=0-99"})
+        assert ranged.status_code == 206 and len(ranged.content) == 100
+        assert ranged.headers["content-range"].startswith("bytes 0-99/")
+
+
+async def test_unknown_environment_is_not_found(client):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.start_task("no-such-site")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "no-such-site" in err.value.details()
+
+
+async def test_corrupt_image_is_invalid_argument_and_the_service_stays_up(stack, client):
+    async with grpc.aio.insecure_channel(stack.endpoints.grpc_target) as channel:
+        detect = inference_pb2_grpc.InferenceServiceStub(channel).Detect
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await detect(inference_pb2.DetectRequest(encoded=b"\xff\xd8 definitely not a jpeg"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_detect_finds_a_generated_person(stack, env_dir):
+    import cv2
+
+    cap = cv2.VideoCapture(str(env_dir / "cameras" / "c02" / "sub_video_01.mp4"))
+    frames = [cap.read()[1] for _ in range(20)]
+    cap.release()
+    async with grpc.aio.insecure_channel(stack.endpoints.grpc_target) as channel:
+        detect = inference_pb2_grpc.InferenceServiceStub(channel).Detect
+        counts = []
+        for frame in frames[::5]:
+            _, jpeg = cv2.imencode(".jpg", frame)
+            reply = await detect(inference_pb2.DetectRequest(encoded=jpeg.tobytes(), include_embeddings=True))
+            counts.append(len(reply.detections))
+            for d in reply.detections:
+                assert 0 <= d.box.x1 < d.box.x2 <= reply.width and len(d.embedding) > 0
+                assert np.linalg.norm(d.embedding) == pytest.approx(1.0, abs=1e-3)
+    assert max(counts) > 0
+
+
+@pytest.mark.parametrize("service", ["grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"])
+async def test_reflection_resolves_a_fully_qualified_method(stack, service):
+    async with grpc.aio.insecure_channel(stack.endpoints.grpc_target) as channel:
+        call = channel.stream_stream(
+            f"/{service}/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        requests = [
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="spoton.v1.TaskService.StartTask"),
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+        ]
+        replies = [r async for r in call(iter(requests))]
+    assert replies[0].HasField("file_descriptor_response"), replies[0]
+    listed = {s.name for s in replies[1].list_services_response.service}
+    assert {"spoton.v1.TaskService", "spoton.v1.InferenceService", "grpc.health.v1.Health"} <= listed
+
+
+def _assert_lifecycle(kinds: list[str]) -> None:
+    assert set(kinds) == set(EVENT_TYPES)
+    assert kinds[0] == "status_update" and kinds[-1] == "status_update"
+    first_media, first_track = kinds.index("media_available"), kinds.index("tracking_update")
+    assert first_media < first_track < kinds.index("batch_processing_complete")
+    # each batch: media announced, then its tracking updates, then its completion
+    batches = [k for k in kinds if k in ("media_available", "batch_processing_complete")]
+    assert batches == ["media_available", "batch_processing_complete"] * 2
+
+
+async def _sse(response: httpx.Response):
+    event: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if "event" in event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            key, _, value = line.partition(":")
+            event[key] = value.removeprefix(" ")
+
+
+def _best_iou(box: np.ndarray, others: np.ndarray) -> float:
+    ax2, ay2 = box[0] + box[2], box[1] + box[3]
+    bx2, by2 = others[:, 0] + others[:, 2], others[:, 1] + others[:, 3]
+    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(box[0], others[:, 0]), 0, None)
+    ih = np.clip(np.minimum(ay2, by2) - np.maximum(box[1], others[:, 1]), 0, None)
+    inter = iw * ih
+    union = box[2] * box[3] + others[:, 2] * others[:, 3] - inter
+    return float(np.max(inter / union))
