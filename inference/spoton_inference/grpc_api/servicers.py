@@ -81,6 +81,9 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
 
     @streaming
     async def WatchTask(self, request, context) -> AsyncIterator[tasks_pb2.TaskEvent]:
+        await self.app.tasks.get(request.task_id)  # NOT_FOUND / INVALID_ARGUMENT before the stream opens
+        # Headers now, so proxies (the facade) open their stream without waiting for an event.
+        await context.send_initial_metadata(())
         async for event in self.app.tasks.watch(request.task_id, request.after_sequence):
             yield convert.task_event(event)
 

@@ -1,0 +1,102 @@
+"""The Litestar application: routes, the shared gRPC channel and dependency injection.
+
+Dependencies every handler can ask for by name:
+
+* ``settings`` — :class:`~spoton_facade.settings.FacadeSettings`;
+* ``inference`` — an :class:`~spoton_facade.client.InferenceClient` on the app's one channel,
+  carrying the request's ``Authorization`` header as gRPC ``authorization`` metadata;
+* ``event_streams`` — the :class:`~spoton_facade.sse.EventStreams` that opens SSE streams;
+  it is also ``app.state.event_streams``, for the server to drain on shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar, Request, Router
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
+
+from spoton_facade.client import InferenceClient, open_channel
+from spoton_facade.problems import EXCEPTION_HANDLERS
+from spoton_facade.routes.dashboard import STATIC_DIR, DashboardController
+from spoton_facade.routes.environments import EnvironmentController
+from spoton_facade.routes.health import HealthController
+from spoton_facade.routes.media import MediaController
+from spoton_facade.routes.tasks import TaskController
+from spoton_facade.settings import FacadeSettings
+from spoton_facade.sse import EventStreams
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: FacadeSettings | None = None) -> Litestar:
+    """Build the facade for ``settings`` (read from the environment when not given)."""
+    settings = settings or FacadeSettings.from_env()
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[TaskController, EnvironmentController, MediaController],
+    )
+    return Litestar(
+        route_handlers=[
+            HealthController,
+            DashboardController,
+            api,
+            create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+        ],
+        dependencies={
+            "settings": Provide(_provide_settings, sync_to_thread=False),
+            "inference": Provide(_provide_inference, sync_to_thread=False),
+            "event_streams": Provide(_provide_event_streams, sync_to_thread=False),
+        },
+        state=State({"settings": settings, "event_streams": EventStreams(settings.sse_heartbeat_seconds)}),
+        lifespan=[_inference_channel],
+        exception_handlers=EXCEPTION_HANDLERS,
+        cors_config=_cors(settings),
+        openapi_config=OpenAPIConfig(
+            title="SpotOn facade",
+            version="1.0.0",
+            description="REST, SSE and media over the SpotOn inference service's gRPC API.",
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _inference_channel(app: Litestar) -> AsyncIterator[None]:
+    # grpc.aio channels bind to the running loop, so the channel is made here, not in create_app.
+    channel = open_channel(app.state.settings)
+    app.state.inference_channel = channel
+    try:
+        yield
+    finally:
+        # Cancels any call still open (SSE streams outliving the graceful shutdown).
+        await channel.close()
+
+
+def _provide_settings(state: State) -> FacadeSettings:
+    return state.settings
+
+
+def _provide_inference(state: State, request: Request[Any, Any, Any]) -> InferenceClient:
+    authorization = request.headers.get("authorization")
+    metadata = [("authorization", authorization)] if authorization else []
+    return InferenceClient(state.inference_channel, metadata)
+
+
+def _provide_event_streams(state: State) -> EventStreams:
+    return state.event_streams
+
+
+def _cors(settings: FacadeSettings) -> CORSConfig | None:
+    if not settings.cors_allow_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_allow_origins),
+        allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "Range", "If-None-Match", "If-Range"],
+        expose_headers=["Accept-Ranges", "Content-Length", "Content-Range", "ETag", "Location"],
+    )

@@ -1,0 +1,120 @@
+"""The inference service's gRPC API as the facade calls it: one method per RPC, with deadlines.
+
+Handlers depend on :class:`InferenceClient`, never on stubs, so any of them can be exercised
+against a real service with nothing but a channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+
+from spoton.v1 import (
+    catalog_pb2,
+    catalog_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
+from spoton_facade.settings import FacadeSettings
+
+# Unary calls are lookups or enqueues on the service side; anything slower is a fault to report
+# (504) rather than to wait out.
+UNARY_TIMEOUT_S = 10.0
+# Dashboards poll health; a hung service must read as "starting" quickly.
+HEALTH_TIMEOUT_S = 2.0
+
+Metadata = Sequence[tuple[str, str]]
+
+
+def open_channel(settings: FacadeSettings) -> grpc.aio.Channel:
+    """The one channel the app shares; its message limits match the inference service's."""
+    limit = settings.grpc_max_message_bytes
+    return grpc.aio.insecure_channel(
+        settings.inference_target,
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ],
+    )
+
+
+class InferenceClient:
+    """Thin async wrapper over the stubs; ``metadata`` (e.g. ``authorization``) goes on every call."""
+
+    def __init__(self, channel: grpc.aio.Channel, metadata: Metadata = ()) -> None:
+        self._metadata = tuple(metadata)
+        self._system = system_pb2_grpc.SystemServiceStub(channel)
+        self._tasks = tasks_pb2_grpc.TaskServiceStub(channel)
+        self._catalog = catalog_pb2_grpc.CatalogServiceStub(channel)
+
+    async def get_health(self) -> system_pb2.GetHealthResponse:
+        """SystemService.GetHealth."""
+        return await self._system.GetHealth(
+            system_pb2.GetHealthRequest(), timeout=HEALTH_TIMEOUT_S, metadata=self._metadata
+        )
+
+    async def start_task(self, environment_id: str, camera_ids: Sequence[str]) -> tasks_pb2.Task:
+        """TaskService.StartTask; returns the new task."""
+        request = tasks_pb2.StartTaskRequest(environment_id=environment_id, camera_ids=camera_ids)
+        response = await self._tasks.StartTask(request, timeout=UNARY_TIMEOUT_S, metadata=self._metadata)
+        return response.task
+
+    async def get_task(self, task_id: str) -> tasks_pb2.Task:
+        """TaskService.GetTask."""
+        return await self._tasks.GetTask(
+            tasks_pb2.GetTaskRequest(task_id=task_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def list_tasks(
+        self, page_size: int, page_token: str, environment_id: str, state: int
+    ) -> tasks_pb2.ListTasksResponse:
+        """TaskService.ListTasks; zero values mean "server default" / "no filter"."""
+        request = tasks_pb2.ListTasksRequest(
+            page_size=page_size, page_token=page_token, environment_id=environment_id, state=state
+        )
+        return await self._tasks.ListTasks(request, timeout=UNARY_TIMEOUT_S, metadata=self._metadata)
+
+    def watch_task(
+        self, task_id: str, after_sequence: int
+    ) -> grpc.aio.UnaryStreamCall[tasks_pb2.WatchTaskRequest, tasks_pb2.TaskEvent]:
+        """TaskService.WatchTask, with no deadline: it lives as long as the task or the client.
+
+        The caller owns the returned call and must cancel it when done.
+        """
+        request = tasks_pb2.WatchTaskRequest(task_id=task_id, after_sequence=after_sequence)
+        return self._tasks.WatchTask(request, metadata=self._metadata)
+
+    async def list_task_exports(self, task_id: str) -> tasks_pb2.ListTaskExportsResponse:
+        """TaskService.ListTaskExports."""
+        return await self._tasks.ListTaskExports(
+            tasks_pb2.ListTaskExportsRequest(task_id=task_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def list_environments(self) -> catalog_pb2.ListEnvironmentsResponse:
+        """CatalogService.ListEnvironments."""
+        return await self._catalog.ListEnvironments(
+            catalog_pb2.ListEnvironmentsRequest(), timeout=UNARY_TIMEOUT_S, metadata=self._metadata
+        )
+
+    async def get_environment(self, environment_id: str) -> catalog_pb2.Environment:
+        """CatalogService.GetEnvironment."""
+        return await self._catalog.GetEnvironment(
+            catalog_pb2.GetEnvironmentRequest(environment_id=environment_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def list_cameras(self, environment_id: str) -> catalog_pb2.ListCamerasResponse:
+        """CatalogService.ListCameras."""
+        return await self._catalog.ListCameras(
+            catalog_pb2.ListCamerasRequest(environment_id=environment_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )

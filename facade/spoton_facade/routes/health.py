@@ -1,0 +1,51 @@
+"""``GET /health``: the inference service's detailed health, as dashboards poll it."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import grpc
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+
+from spoton_facade.client import InferenceClient
+from spoton_facade.schemas import ComponentHealth, HealthReport, HealthStatus
+from spoton_facade.settings import FacadeSettings
+
+# Codes that mean "not reachable yet" rather than "reachable but broken".
+_NOT_YET = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class HealthController(Controller):
+    """Health of the inference service and its dependencies, plus the facade itself."""
+
+    path = "/health"
+    tags = ("system",)
+
+    @get(
+        summary="Service health",
+        description="200 when healthy or degraded; 503 while starting or when the inference "
+        "service cannot be reached (then a component named `inference` says why).",
+        responses={503: ResponseSpec(HealthReport, description="Starting or unreachable")},
+    )
+    async def health(
+        self, inference: NamedDependency[InferenceClient], settings: NamedDependency[FacadeSettings]
+    ) -> Response[HealthReport]:
+        """SystemService.GetHealth, with the facade's view of the connection prepended."""
+        target = settings.inference_target
+        try:
+            reply = await inference.get_health()
+        except grpc.aio.AioRpcError as exc:
+            component = ComponentHealth(
+                name="inference",
+                status="starting" if exc.code() in _NOT_YET else "failed",
+                detail=f"{target}: {exc.code().name}: {exc.details()}",
+            )
+            return Response(HealthReport(status="starting", components=[component]), status_code=503)
+        components = [ComponentHealth(name="inference", status="healthy", detail=f"{target}: reachable")]
+        components += [ComponentHealth(c.name, c.status, c.detail) for c in reply.components]
+        # Anything the service reports beyond the documented values is treated as not ready.
+        status = cast(HealthStatus, reply.status if reply.status in ("healthy", "degraded") else "starting")
+        report = HealthReport(status=status, components=components)
+        return Response(report, status_code=200 if status != "starting" else 503)

@@ -1,0 +1,115 @@
+"""``/api/v1/media/{path}``: files the inference service published under the media root.
+
+This is the facade's one route that is not a gRPC call: sub-videos and exports are read
+straight from ``SPOTON_MEDIA_ROOT`` with Range, ETag and If-Range support, so browsers can
+seek in videos.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, HeaderParameter
+from litestar.response import Stream
+
+from spoton_facade import media
+from spoton_facade.problems import problem_responses
+from spoton_facade.settings import FacadeSettings
+
+
+class MediaController(Controller):
+    """Byte-range file serving confined to the media root."""
+
+    path = "/media"
+    tags = ("media",)
+
+    @get(
+        "/{path:path}",
+        summary="Download a media file",
+        description=(
+            "Serves e.g. `tasks/{task}/environments/{env}/cameras/{cam}/sub_videos/{file}` and "
+            "`tasks/{task}/exports/{name}`. One byte range per request (206); several ranges or "
+            "one past the end give 416 with `Content-Range: bytes */<size>`. `If-None-Match` "
+            "gives 304; a stale `If-Range` gives the whole file. A path outside the media root "
+            "is 404."
+        ),
+        media_type="application/octet-stream",
+        responses={
+            206: ResponseSpec(
+                bytes,
+                description="The requested byte range",
+                media_type="application/octet-stream",
+                generate_examples=False,
+            ),
+            304: ResponseSpec(None, description="The client's copy (If-None-Match) is current"),
+            **problem_responses(400, 404, 416),
+        },
+    )
+    async def get_media(
+        self,
+        path: FromPath[str],
+        settings: NamedDependency[FacadeSettings],
+        range_header: Annotated[str | None, HeaderParameter(name="Range")] = None,
+        if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
+        if_range: Annotated[str | None, HeaderParameter(name="If-Range")] = None,
+    ) -> Stream:
+        """Stream the file (or the asked-for range of it) in chunks."""
+        resolved = media.resolve(settings.media_root, path)
+        if resolved is None:
+            raise NotFoundException(f"No media file at {path!r}")
+        try:
+            opened = await media.MediaFile.open(resolved)
+        except OSError as exc:  # removed, or unreadable, since it was resolved
+            raise NotFoundException(f"No media file at {path!r}") from exc
+        try:
+            return _respond(opened, range_header, if_none_match, if_range)
+        except BaseException:
+            opened.close()
+            raise
+
+
+def _respond(
+    opened: media.MediaFile, range_header: str | None, if_none_match: str | None, if_range: str | None
+) -> Stream:
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": opened.etag,
+        "Last-Modified": opened.last_modified,
+        # Revalidate each time: files are published once but an export may be rewritten.
+        "Cache-Control": "no-cache",
+    }
+    # RFC 9110 §13.2.2: If-None-Match is evaluated before Range.
+    if if_none_match is not None and media.etag_matches(if_none_match, opened.etag):
+        opened.close()
+        return Stream((), status_code=304, headers=headers)
+    byte_range = None
+    if range_header is not None and (
+        if_range is None or media.if_range_holds(if_range, opened.etag, opened.last_modified)
+    ):
+        try:
+            byte_range = media.parse_range(range_header, opened.size)
+        except media.RangeNotSatisfiable as exc:
+            raise HTTPException(
+                status_code=416,
+                detail=str(exc),
+                headers={"Content-Range": f"bytes */{opened.size}", "Accept-Ranges": "bytes"},
+            ) from exc
+    if byte_range is None:
+        start, length, status = 0, opened.size, 200
+    else:
+        start, length, status = byte_range.start, byte_range.length, 206
+        headers["Content-Range"] = byte_range.content_range(opened.size)
+    headers["Content-Length"] = str(length)
+    # Content-Type goes in the headers: a Stream's own media type yields to the handler's.
+    headers["Content-Type"] = opened.content_type
+    return Stream(
+        opened.chunks(start, length),
+        status_code=status,
+        headers=headers,
+        background=BackgroundTask(opened.aclose),
+    )

@@ -1,0 +1,137 @@
+"""``/api/v1/processing-tasks``: start, inspect, list and follow tasks (TaskService)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import Stream
+
+from spoton.v1 import tasks_pb2
+from spoton_facade.client import InferenceClient
+from spoton_facade.convert import enum_number
+from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
+from spoton_facade.schemas import (
+    ExportList,
+    StartTaskBody,
+    Task,
+    TaskPage,
+    TaskStarted,
+    TaskStateName,
+    from_proto,
+)
+from spoton_facade.sse import SSE_HEADERS, EventStreams
+
+# How long an events request waits for WatchTask to fail or deliver before committing to a
+# 200 stream; failures within it get a real HTTP status instead of an in-stream problem.
+PREFLIGHT_S = 1.0
+
+
+class TaskController(Controller):
+    """Processing tasks over an environment's sub-videos."""
+
+    path = "/processing-tasks"
+    tags = ("tasks",)
+
+    @post(
+        "/start",
+        summary="Start a task",
+        status_code=202,
+        responses={**problem_responses(404, 409), **UPSTREAM_PROBLEMS},
+    )
+    async def start_task(
+        self,
+        data: JSONBody[StartTaskBody],
+        inference: NamedDependency[InferenceClient],
+        request: Request[Any, Any, Any],
+    ) -> Response[TaskStarted]:
+        """TaskService.StartTask; answers where to poll and where to follow the task."""
+        task = await inference.start_task(data.environment_id, data.camera_ids)
+        status_url = request.app.route_reverse("task-status", task_id=task.task_id)
+        started = TaskStarted(
+            task_id=task.task_id,
+            status_url=status_url,
+            events_url=request.app.route_reverse("task-events", task_id=task.task_id),
+        )
+        return Response(started, status_code=202, headers={"Location": status_url})
+
+    @get("/{task_id:str}/status", name="task-status", summary="Get a task", responses=LOOKUP_PROBLEMS)
+    async def get_task(self, task_id: FromPath[str], inference: NamedDependency[InferenceClient]) -> Task:
+        """TaskService.GetTask."""
+        return from_proto(await inference.get_task(task_id), Task)
+
+    @get(
+        summary="List tasks",
+        responses={**problem_responses(410), **UPSTREAM_PROBLEMS},
+    )
+    async def list_tasks(
+        self,
+        inference: NamedDependency[InferenceClient],
+        page_size: Annotated[int, QueryParameter(ge=0, description="0: the service's default")] = 0,
+        page_token: Annotated[str, QueryParameter(description="`next_page_token` of the page before")] = "",
+        environment_id: Annotated[str, QueryParameter(description="Only this environment's tasks")] = "",
+        # "state" is a name Litestar reserves for app state, hence the alias.
+        state_filter: Annotated[
+            TaskStateName | None, QueryParameter(name="state", description="Only tasks in this state")
+        ] = None,
+    ) -> TaskPage:
+        """TaskService.ListTasks."""
+        number = enum_number(tasks_pb2.TaskState.DESCRIPTOR, state_filter) if state_filter else 0
+        page = await inference.list_tasks(page_size, page_token, environment_id, number)
+        return from_proto(page, TaskPage)
+
+    @get(
+        "/{task_id:str}/events",
+        name="task-events",
+        summary="Follow a task's events (SSE)",
+        description=(
+            "`text/event-stream` over TaskService.WatchTask. Each event has `id: <sequence>`, "
+            "`event: status_update | media_available | tracking_update | "
+            "batch_processing_complete` and `data:` the payload as JSON with `sequence`, "
+            "`task_id` and `emitted_at` added. `: heartbeat` comments are sent while idle. A "
+            "service error after the stream started arrives as `event: problem` (RFC 9457 JSON) "
+            "and ends the stream. The stream ends when the task ends."
+        ),
+        media_type="text/event-stream",
+        responses={
+            204: ResponseSpec(None, description="The task is over and nothing follows the resume point"),
+            **problem_responses(404, 410),
+            **UPSTREAM_PROBLEMS,
+        },
+    )
+    async def task_events(
+        self,
+        task_id: FromPath[str],
+        inference: NamedDependency[InferenceClient],
+        event_streams: NamedDependency[EventStreams],
+        request: Request[Any, Any, Any],
+        resume_header: Annotated[
+            int | None,
+            HeaderParameter(name="Last-Event-ID", ge=0, description="Resume after this sequence"),
+        ] = None,
+        last_event_id: Annotated[
+            int | None, QueryParameter(ge=0, description="Resume after this sequence, for a first connect")
+        ] = None,
+    ) -> Stream:
+        """TaskService.WatchTask as Server-Sent Events; the call is cancelled when the client goes."""
+        # The header wins: a browser sends it on reconnecting, after the query's starting point.
+        after = resume_header if resume_header is not None else (last_event_id or 0)
+        stream = event_streams.open(inference.watch_task(task_id, after), instance=request.url.path)
+        if not await stream.preflight(PREFLIGHT_S):
+            # A non-200 answer stops EventSource from reconnecting to a finished task forever.
+            return Stream((), status_code=204)
+        return Stream(
+            stream,
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
+            background=BackgroundTask(stream.aclose),
+        )
+
+    @get("/{task_id:str}/exports", summary="List a task's export files", responses=LOOKUP_PROBLEMS)
+    async def list_exports(self, task_id: FromPath[str], inference: NamedDependency[InferenceClient]) -> ExportList:
+        """TaskService.ListTaskExports; each file's ``url`` is served by the media route."""
+        return from_proto(await inference.list_task_exports(task_id), ExportList)

@@ -1,0 +1,166 @@
+"""The REST contract: typed bodies the handlers return, so the OpenAPI document is complete.
+
+Field names follow the ``.proto``. Handlers build these with :func:`from_proto`, which runs the
+shared proto walker (:mod:`spoton_facade.convert`) and lets msgspec check the result against
+the declared shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Annotated, Literal, TypeVar
+
+import msgspec
+from google.protobuf.message import Message
+
+from spoton_facade.convert import message_to_json
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+# [x, y] on the floor plan, in metres (or [u, v] in image pixels for homography image points).
+Point = tuple[float, float]
+
+
+class TaskStateName(enum.StrEnum):
+    """``spoton.v1.TaskState`` without its prefix; a test keeps the two in step."""
+
+    UNSPECIFIED = "unspecified"
+    QUEUED = "queued"
+    PREPARING = "preparing"
+    PROCESSING = "processing"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def from_proto(message: Message, shape: type[S]) -> S:
+    """Translate ``message`` into the REST body ``shape``."""
+    return msgspec.convert(message_to_json(message), shape)
+
+
+HealthStatus = Literal["healthy", "degraded", "starting"]
+
+
+class ComponentHealth(msgspec.Struct):
+    """One dependency's health as the inference service (or the facade) sees it."""
+
+    name: str
+    # healthy, degraded, starting or failed
+    status: str
+    detail: str
+
+
+class HealthReport(msgspec.Struct):
+    """``GET /health``: the inference service's view plus the facade's own."""
+
+    status: HealthStatus
+    components: list[ComponentHealth]
+    facade: Literal["ok"] = "ok"
+
+
+class StartTaskBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/v1/processing-tasks/start``."""
+
+    environment_id: Annotated[str, msgspec.Meta(min_length=1)]
+    # Empty or absent means every camera of the environment.
+    camera_ids: list[str] = msgspec.field(default_factory=list)
+
+
+class TaskStarted(msgspec.Struct):
+    """Where to follow a task that was just started."""
+
+    task_id: str
+    status_url: str
+    events_url: str
+
+
+class Task(msgspec.Struct):
+    """``spoton.v1.Task``."""
+
+    task_id: str
+    environment_id: str
+    camera_ids: list[str]
+    state: TaskStateName
+    progress: float
+    step: str
+    error: str
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    frames_processed: int
+    total_frames: int
+    last_sequence: int
+
+
+class TaskPage(msgspec.Struct):
+    """``spoton.v1.ListTasksResponse``; an empty ``next_page_token`` means the last page."""
+
+    tasks: list[Task]
+    next_page_token: str
+
+
+class Homography(msgspec.Struct):
+    """``spoton.v1.Homography``."""
+
+    image_points: list[Point]
+    map_points: list[Point]
+    matrix: list[float]
+    reprojection_error_m: float
+
+
+class Camera(msgspec.Struct):
+    """``spoton.v1.Camera``."""
+
+    camera_id: str
+    name: str
+    fps: float
+    width: int
+    height: int
+    homography: Homography | None
+    sub_videos: list[str]
+    sub_video_frames: list[int]
+
+
+class CameraList(msgspec.Struct):
+    """``spoton.v1.ListCamerasResponse``."""
+
+    cameras: list[Camera]
+
+
+class FloorMap(msgspec.Struct):
+    """``spoton.v1.FloorMap``."""
+
+    image_url: str
+    metres_per_pixel: float
+
+
+class Environment(msgspec.Struct):
+    """``spoton.v1.Environment``."""
+
+    environment_id: str
+    name: str
+    map: FloorMap | None
+    cameras: list[Camera]
+    source_dir: str
+
+
+class EnvironmentList(msgspec.Struct):
+    """``spoton.v1.ListEnvironmentsResponse``."""
+
+    environments: list[Environment]
+
+
+class ExportFile(msgspec.Struct):
+    """``spoton.v1.ExportFile``; ``url`` is served by the media route."""
+
+    name: str
+    size_bytes: int
+    media_type: str
+    url: str
+
+
+class ExportList(msgspec.Struct):
+    """``spoton.v1.ListTaskExportsResponse``."""
+
+    files: list[ExportFile]

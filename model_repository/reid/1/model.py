@@ -1,0 +1,151 @@
+"""Triton python-backend model ``reid``: person crops in, unit embeddings out.
+
+Contract (see ``model_repository/README.md``):
+
+* ``CROPS`` uint8 ``[B, 256, 128, 3]`` RGB, already resized by the client
+  (``max_batch_size`` 64, so B is the batch dimension).
+* ``EMBEDDINGS`` fp32 ``[B, D]``, every row L2-normalised (D = 1280 for ours).
+
+The ONNX file is read for what it expects, so other re-ID exports drop in:
+
+* uint8 input (our export, ``python -m spoton_inference.modelbuild``): crops go
+  in as they are; the model normalises itself.
+* float input (e.g. an OSNet/torchreid export): crops are scaled to 0..1 and
+  ImageNet mean/std-normalised here.
+* layout NCHW when the input's dim 1 is 3 (and its last dim is not), else NHWC.
+
+The output is always L2-normalised here too (a no-op for ours). This file
+imports only numpy, onnxruntime and (inside Triton) ``triton_python_backend_utils``.
+
+Example (outside Triton):
+    >>> l2_normalise(np.array([[0.0, -2.0], [0.0, 0.0]], np.float32)).tolist()
+    [[0.0, -1.0], [0.0, 0.0]]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+try:
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # outside Triton: only the pure functions and Embedder are used
+    pb_utils = None
+
+CROP_HEIGHT = 256
+CROP_WIDTH = 128
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+_ORT_DTYPES: dict[str, type[np.generic]] = {
+    "tensor(uint8)": np.uint8,
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+}
+
+
+class InputError(ValueError):
+    """A request the model cannot serve; reported to the client as INVALID_ARG."""
+
+
+def config_parameters(model_config: dict[str, Any]) -> dict[str, str]:
+    """Flatten Triton's ``{"key": {"string_value": "v"}}`` parameters to ``{"key": "v"}``."""
+    return {k: v["string_value"] for k, v in model_config.get("parameters", {}).items()}
+
+
+def make_session(path: Path) -> ort.InferenceSession:
+    """An onnxruntime CPU session on one thread (two Triton instances share two cores)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def validate_crops(crops: np.ndarray) -> np.ndarray:
+    """The crops as contiguous uint8 ``[B, 256, 128, 3]``, or :class:`InputError`."""
+    if crops.dtype != np.uint8 or crops.shape[1:] != (CROP_HEIGHT, CROP_WIDTH, 3):
+        raise InputError(
+            f"CROPS must be uint8 [B, {CROP_HEIGHT}, {CROP_WIDTH}, 3] RGB, got {crops.dtype} {list(crops.shape)}"
+        )
+    return np.ascontiguousarray(crops)
+
+
+def prepare_crops(crops: np.ndarray, dtype: type[np.generic], nchw: bool) -> np.ndarray:
+    """uint8 NHWC crops -> what the ONNX input takes (see the module docstring).
+
+    >>> x = prepare_crops(np.full((1, 2, 2, 3), 255, np.uint8), np.float32, nchw=True)
+    >>> x.shape, [round(float(v), 3) for v in x[0, :, 0, 0]]
+    ((1, 3, 2, 2), [2.249, 2.429, 2.64])
+    """
+    if dtype != np.uint8:
+        crops = (crops / np.float32(255.0) - IMAGENET_MEAN) / IMAGENET_STD
+    if nchw:
+        crops = crops.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(crops, dtype=dtype)
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; all-zero rows stay zero."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class Embedder:
+    """One ONNX re-ID session plus the input adaptation its dtype/layout needs."""
+
+    def __init__(self, onnx_path: Path) -> None:
+        self.session = make_session(onnx_path)
+        model_input = self.session.get_inputs()[0]
+        self._input_name = model_input.name
+        dtype = _ORT_DTYPES.get(model_input.type)
+        shape = model_input.shape
+        if dtype is None or len(shape) != 4:
+            raise ValueError(f"{onnx_path}: need a 4-d uint8 or float input, got {model_input.type} {shape}")
+        self._dtype = dtype
+        self._nchw = shape[1] == 3 and shape[3] != 3
+        height, width = (shape[2], shape[3]) if self._nchw else (shape[1], shape[2])
+        # Symbolic (dynamic) dims are strings; fixed ones must be the crop size.
+        if any(isinstance(d, int) and d != e for d, e in ((height, CROP_HEIGHT), (width, CROP_WIDTH))):
+            raise ValueError(f"{onnx_path}: input {shape} does not take {CROP_HEIGHT}x{CROP_WIDTH} crops")
+        # Also warms onnxruntime up and learns the embedding size.
+        self.dim = self.embed(np.zeros((1, CROP_HEIGHT, CROP_WIDTH, 3), np.uint8)).shape[1]
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """``[B, 256, 128, 3]`` uint8 RGB crops -> ``[B, D]`` unit float32 embeddings."""
+        crops = validate_crops(crops)
+        if crops.shape[0] == 0:
+            return np.zeros((0, self.dim), np.float32)
+        batch = prepare_crops(crops, self._dtype, self._nchw)
+        output = self.session.run(None, {self._input_name: batch})[0]
+        return l2_normalise(output.reshape(output.shape[0], -1).astype(np.float32))
+
+
+def _error_response(message: str, invalid_arg: bool) -> Any:
+    code = pb_utils.TritonError.INVALID_ARG if invalid_arg else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message, code))
+
+
+class TritonPythonModel:
+    """Triton entry points; one instance per ``instance_group`` copy."""
+
+    def initialize(self, args: dict[str, str]) -> None:
+        parameters = config_parameters(json.loads(args["model_config"]))
+        onnx_file = parameters.get("onnx_file", "model.onnx")
+        self.embedder = Embedder(Path(args["model_repository"]) / args["model_version"] / onnx_file)
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses = []
+        for request in requests:
+            try:
+                crops = pb_utils.get_input_tensor_by_name(request, "CROPS").as_numpy()
+                embeddings = self.embedder.embed(crops)
+                responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("EMBEDDINGS", embeddings)]))
+            except InputError as exc:
+                responses.append(_error_response(str(exc), invalid_arg=True))
+            except Exception as exc:  # one bad request must not fail the others
+                responses.append(_error_response(f"reid failed: {exc}", invalid_arg=False))
+        return responses
