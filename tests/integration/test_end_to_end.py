@@ -41,8 +41,8 @@ def env_dir(tmp_path_factory) -> Path:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def stack(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"))
+async def stack(make_data_dir):
+    settings = Settings(data_dir=make_data_dir("e2e"))
     async with full_stack(settings) as running:
         yield running
 

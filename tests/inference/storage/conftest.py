@@ -10,8 +10,8 @@ from spoton_inference.settings import Settings
 
 
 @pytest_asyncio.fixture(scope="package")
-async def settings(tmp_path_factory):
-    return Settings(data_dir=tmp_path_factory.mktemp("storage-data"))
+async def settings(make_data_dir):
+    return Settings(data_dir=make_data_dir("storage"))
 
 
 @pytest_asyncio.fixture(scope="package")

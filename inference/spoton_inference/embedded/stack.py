@@ -1,0 +1,176 @@
+"""The embedded stack: Triton, PostgreSQL and Redis, then optional service children.
+
+Everything listens on 127.0.0.1 on free ports chosen up front, so the endpoints (and the
+settings children receive) are known before anything starts. Components start in order,
+each waited on by its readiness probe, and stop in reverse order, also when start-up fails
+or the surrounding task is cancelled.
+
+Extra children (the inference gRPC service, the facade) are given as factories that build
+a :class:`ChildSpec` from the stack's settings, so their command line, environment
+(``settings.to_env()``) and readiness probe can use the chosen endpoints::
+
+    def inference(settings: Settings) -> ChildSpec:
+        return ChildSpec(
+            name="inference",
+            argv=(sys.executable, "-m", "spoton_inference", "serve"),
+            env=settings.to_env(),
+            log_path=settings.data_dir / "logs" / "inference.log",
+            ready=lambda: tcp_accepts(settings.grpc_host, settings.grpc_port),
+        )
+
+    async def main() -> None:
+        with cancel_on_signals():
+            async with EmbeddedStack(settings, children=[inference], stack_file=path):
+                await asyncio.Event().wait()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from spoton_inference.embedded.endpoints import StackEndpoints
+from spoton_inference.embedded.ports import LOOPBACK, pick_free_ports
+from spoton_inference.embedded.postgres import EmbeddedPostgres
+from spoton_inference.embedded.redis import EmbeddedRedis
+from spoton_inference.embedded.stackfile import remove_stack_file, write_stack_file
+from spoton_inference.embedded.supervisor import ChildProcess, ChildSpec, ChildState, ChildStatus
+from spoton_inference.embedded.triton import EmbeddedTriton
+from spoton_inference.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ChildFactory = Callable[[Settings], ChildSpec]
+
+
+class Component(Protocol):
+    """What the stack needs of each part: the embedded servers and plain ChildProcesses."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def status(self) -> ChildStatus: ...
+
+
+class EmbeddedStack:
+    """Starts Triton → PostgreSQL → Redis → ``children`` in order; stops in reverse.
+
+    Use as ``async with``; ``stack_file``, when given, is written once everything is ready
+    and removed on stop (see :mod:`spoton_inference.embedded.stackfile`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        children: Sequence[ChildFactory] = (),
+        stack_file: Path | None = None,
+    ) -> None:
+        self.triton = EmbeddedTriton(settings)
+        self.postgres = EmbeddedPostgres(settings)
+        self.redis = EmbeddedRedis(settings)
+        grpc_port, facade_port = pick_free_ports(2)
+        self.endpoints = StackEndpoints(
+            facade_url=f"http://{LOOPBACK}:{facade_port}",
+            grpc_target=f"{LOOPBACK}:{grpc_port}",
+            triton_grpc_url=self.triton.grpc_url,
+            triton_http_url=self.triton.http_url,
+            postgres_dsn=self.postgres.dsn,
+            redis_url=self.redis.url,
+        )
+        # The settings every child should run with (through settings.to_env()).
+        self.settings = self.endpoints.apply_to(settings)
+        self.children = [ChildProcess(factory(self.settings)) for factory in children]
+        self._stack_file = stack_file
+        self._components: list[Component] = [self.triton, self.postgres, self.redis]
+        self._components += self.children
+        self._started: list[Component] = []
+
+    def status(self) -> list[ChildStatus]:
+        """Per-component state in start order; failed ones carry the reason and log tail."""
+        return [component.status() for component in self._components]
+
+    def healthy(self) -> bool:
+        return all(s.state is ChildState.HEALTHY for s in self.status())
+
+    async def start(self) -> StackEndpoints:
+        """Start every component in order; on failure the caller must :meth:`stop`."""
+        for component in self._components:
+            self._started.append(component)
+            await component.start()
+        if self._stack_file is not None:
+            write_stack_file(self.endpoints, self._stack_file)
+        logger.info("embedded stack ready: %s", self.endpoints)
+        return self.endpoints
+
+    async def stop(self) -> None:
+        """Remove the stack file, then stop started components in reverse order."""
+        if self._stack_file is not None:
+            remove_stack_file(self._stack_file)
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.stop()
+            except Exception:
+                # Keep going: a failure here must not leave the remaining servers running.
+                logger.exception("stopping %s failed", component.name)
+
+    async def __aenter__(self) -> EmbeddedStack:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+@contextlib.contextmanager
+def cancel_on_signals(
+    signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[None]:
+    """While active, the first of ``signals`` cancels the current task; later ones are ignored.
+
+    Cancellation unwinds ``async with EmbeddedStack(...)``, which stops every child in
+    order, also when the signal arrives during start-up. Ignoring repeats keeps an
+    impatient second Ctrl-C from interrupting that clean stop (children die with this
+    process anyway). Must be entered inside a running event loop, in the main thread.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("cancel_on_signals needs to run inside a task")
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if received:
+            logger.warning("%s ignored: already stopping after %s", sig.name, received[0].name)
+            return
+        received.append(sig)
+        logger.info("%s received: stopping", sig.name)
+        task.cancel()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
