@@ -18,8 +18,6 @@ from pathlib import Path
 from spoton_client.client import SpotOnClient
 from spoton_client.process import ProcessResult, process_environment, wait_until_serving
 
-DEFAULT_DEMO_DIR = Path("var/demo")
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="spoton", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -33,9 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-progress", action="store_true")
 
     d = sub.add_parser("demo", help="generate, process and score the demo environment")
-    d.add_argument("--dir", type=Path, default=DEFAULT_DEMO_DIR)
+    d.add_argument("--dir", type=Path, help="where the demo environment and exports go (default: var/demo)")
 
-    sub.add_parser("serve", help="run the embedded stack in the foreground until Ctrl-C")
+    s = sub.add_parser("serve", help="run the embedded stack in the foreground until Ctrl-C")
+    s.add_argument("--env-dir", type=Path, help="environment to register (default: the generated demo)")
+    s.add_argument("--stack-file", type=Path, help="where to write the endpoints (default: var/stack.json)")
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             from spoton_client.serve import serve
 
-            asyncio.run(serve(DEFAULT_DEMO_DIR / "env"))
+            asyncio.run(serve(args.env_dir, args.stack_file))
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -67,11 +67,12 @@ async def _process(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
-async def _demo(demo_dir: Path) -> None:
-    from spoton_client.demo import ensure_demo_environment, print_demo_summary, score
+async def _demo(demo_dir: Path | None) -> None:
+    from spoton_client.demo import DEFAULT_DEMO_DIR, ensure_demo_environment, print_demo_summary, score
     from spoton_inference.launch import stack_for_run
     from spoton_inference.settings import Settings
 
+    demo_dir = demo_dir or DEFAULT_DEMO_DIR
     env_dir = ensure_demo_environment(demo_dir / "env")
     out_dir = demo_dir / "out"
     async with stack_for_run(Settings.from_env()) as endpoints, SpotOnClient(endpoints.grpc_target) as client:

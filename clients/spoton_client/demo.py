@@ -8,6 +8,9 @@ from spoton_client.process import ProcessResult
 from spoton_client.scoring import Scores, score_environment
 from spoton_inference.scenes.config import demo_config
 from spoton_inference.scenes.generate import generate
+from spoton_inference.settings import REPO_ROOT
+
+DEFAULT_DEMO_DIR = REPO_ROOT / "var" / "demo"
 
 
 def ensure_demo_environment(env_dir: Path) -> Path:
