@@ -111,14 +111,22 @@ class TaskManager:
         return rows, token
 
     async def watch(self, task_id: str, after: int) -> AsyncIterator[TaskEvent]:
-        """Events after ``after`` until the task ends (its final status update is the last)."""
+        """Events after ``after`` until the task ends (its final status update is the last).
+
+        Also ends when the stored task is final and no event is pending, so a task whose
+        runner died before its last event cannot hold a watcher forever.
+        """
         record = await self.get(task_id)
-        if record.state.is_final and after >= await self._events.last_sequence(task_id):
-            return
-        async for event in self._events.follow(record.task_id, after):
-            yield event
-            if isinstance(event.payload, StatusUpdate) and event.payload.state.is_final:
-                return
+        while True:
+            events = await self._events.read(record.task_id, after)
+            for event in events:
+                after = event.sequence
+                yield event
+                if isinstance(event.payload, StatusUpdate) and event.payload.state.is_final:
+                    return
+            if not events and (await self.get(task_id)).state.is_final:
+                if after >= await self._events.last_sequence(record.task_id):
+                    return
 
     async def exports(self, task_id: str) -> list[ExportInfo]:
         record = await self.get(task_id)

@@ -10,7 +10,6 @@ were trimmed gets :class:`EventsExpired` instead of a silent gap.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 
@@ -78,13 +77,6 @@ class RedisEventLog:
                 f"retention window; resume from {events[0].sequence - 1} or later"
             )
         return events
-
-    async def follow(self, task_id: str, after: int) -> AsyncIterator[TaskEvent]:
-        """Every event after ``after``, in order, waiting for new ones until the caller stops."""
-        while True:
-            for event in await self.read(task_id, after):
-                after = event.sequence
-                yield event
 
 
 def _to_event(task_id: str, entry_id: bytes, fields: dict[bytes, bytes]) -> TaskEvent:
