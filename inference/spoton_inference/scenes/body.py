@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spoton_inference.scenes.camera import UP
-from spoton_inference.scenes.people import Colour, Person
+from spoton_inference.scenes.people import Colour, Look, Person
 
 
 def _fibonacci_sphere(count: int) -> np.ndarray:
@@ -51,6 +51,8 @@ LEG_SWING = 0.42
 KNEE_FLEX = 0.9
 #: Arm swing relative to the opposite leg.
 ARM_SWING = 0.7
+#: Thigh and shank lengths and ankle height, as fractions of body height.
+THIGH, SHANK, ANKLE = 0.25, 0.24, 0.04
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,47 @@ class BodyPart:
         )
 
 
+Radii = tuple[float, float, float]
+"""Ellipsoid semi-axes (side, forward, up) in metres."""
+
+
+@dataclass(frozen=True)
+class _BodyFrame:
+    """Builds parts in one person's frame; sizes are given as fractions of height.
+
+    Attributes:
+        axes: Rows are the person's right, forward and up unit vectors.
+        height: Body height in metres.
+        girth: Width scale of the body (side and forward semi-axes of flesh).
+    """
+
+    axes: np.ndarray
+    height: float
+    girth: float
+
+    def blob(self, side: float, forward: float, up: float, girth: bool = True) -> Radii:
+        """Semi-axes from height fractions; ``girth`` widens side and forward ones."""
+        width = self.height * (self.girth if girth else 1.0)
+        return (side * width, forward * width, up * self.height)
+
+    def ball(self, radius: float, girth: bool = True) -> Radii:
+        """A sphere of ``radius`` height fractions (scaled by girth in all axes)."""
+        scaled = radius * self.height * (self.girth if girth else 1.0)
+        return (scaled, scaled, scaled)
+
+    def part(
+        self,
+        name: str,
+        start: np.ndarray,
+        end: np.ndarray,
+        radii: tuple[Radii, Radii],
+        colour: Colour,
+        striped: bool = False,
+    ) -> BodyPart:
+        """A part from ``start`` to ``end`` with ``radii`` at either end."""
+        return BodyPart(name, start, end, radii[0], radii[1], self.axes, colour, striped)
+
+
 def _limb_direction(angle: float, forward: np.ndarray, outward: np.ndarray, spread: float = 0.0) -> np.ndarray:
     """Unit vector hanging down, tilted ``angle`` forward and ``spread`` outward."""
     direction = math.cos(angle) * -UP + math.sin(angle) * forward + spread * outward
@@ -101,100 +144,97 @@ def _leg_angles(phase: float, stride: float) -> tuple[float, float]:
     return thigh, thigh - flex
 
 
-def pose_parts(person: Person, frame_index: int) -> list[BodyPart]:
-    """The body parts of ``person`` at 0-based ``frame_index`` (global frame - 1)."""
-    track, look, h, g = person.track, person.look, person.height_m, person.girth
-    x, y = track.positions[frame_index]
-    heading, phase, stride = (
-        float(track.headings[frame_index]),
-        float(track.gait_phase[frame_index]),
-        float(track.stride[frame_index]),
-    )
-    forward = np.array([math.cos(heading), math.sin(heading), 0.0])
-    right = np.cross(forward, UP)
-    axes = np.stack([right, forward, UP])
-    ground = np.array([x, y, 0.0])
+def _leg(body: _BodyFrame, look: Look, side: str, hip: np.ndarray, angles: tuple[float, float]) -> list[BodyPart]:
+    h, (right, forward, _) = body.height, body.axes
+    outward = right if side == "right" else -right
+    knee = hip + THIGH * h * _limb_direction(angles[0], forward, outward)
+    ankle = knee + SHANK * h * _limb_direction(angles[1], forward, outward)
+    # The foot hangs below the ankle so a planted foot just touches the floor.
+    heel = ankle - forward * 0.02 * h - UP * 0.018 * h
+    toe = ankle + forward * 0.08 * h - UP * 0.02 * h
+    return [
+        body.part(f"{side}_thigh", hip, knee, (body.ball(0.058), body.ball(0.044)), look.trousers),
+        body.part(f"{side}_shank", knee, ankle, (body.ball(0.042), body.ball(0.03, girth=False)), look.trousers),
+        body.part(
+            f"{side}_foot",
+            heel,
+            toe,
+            (body.blob(0.025, 0.03, 0.022, girth=False), body.blob(0.028, 0.03, 0.02, girth=False)),
+            look.shoes,
+        ),
+    ]
 
-    thigh_len, shank_len, ankle_h = 0.25 * h, 0.24 * h, 0.04 * h
-    legs = {"left": _leg_angles(phase, stride), "right": _leg_angles(phase + math.pi, stride)}
-    # Pelvis bob: the leg reaching lowest touches the floor.
-    drop = max(thigh_len * math.cos(a) + shank_len * math.cos(b) for a, b in legs.values())
-    pelvis = ground + UP * (ankle_h + drop)
-    shoulder = pelvis + UP * 0.285 * h
 
-    def part(name: str, start: np.ndarray, end: np.ndarray, r0, r1, colour: Colour, striped: bool = False) -> BodyPart:
-        return BodyPart(name, start, end, tuple(r0), tuple(r1), axes, colour, striped)
+def _arm(body: _BodyFrame, look: Look, side: str, shoulder: np.ndarray, swing: float) -> list[BodyPart]:
+    h, (right, forward, _) = body.height, body.axes
+    outward = right if side == "right" else -right
+    joint = shoulder + outward * 0.115 * h * body.girth
+    elbow = joint + 0.17 * h * _limb_direction(swing, forward, outward, 0.05)
+    # The elbow stays slightly bent, more so when the arm swings forwards.
+    wrist = elbow + 0.15 * h * _limb_direction(swing + 0.25 + 0.3 * max(0.0, swing), forward, outward, 0.05)
+    fingers = wrist + 0.04 * h * (wrist - elbow) / np.linalg.norm(wrist - elbow)
+    forearm_colour = look.shirt if look.long_sleeves else look.skin
+    return [
+        body.part(f"{side}_upper_arm", joint, elbow, (body.ball(0.038), body.ball(0.032)), look.shirt),
+        body.part(f"{side}_forearm", elbow, wrist, (body.ball(0.03), body.ball(0.024, girth=False)), forearm_colour),
+        body.part(
+            f"{side}_hand", wrist, fingers, (body.ball(0.02, girth=False), body.ball(0.017, girth=False)), look.skin
+        ),
+    ]
 
-    def ball(radius: float) -> tuple[float, float, float]:
-        return (radius, radius, radius)
 
-    parts = []
-    for side, sign in (("left", -1.0), ("right", 1.0)):
-        thigh_angle, shank_angle = legs[side]
-        outward = sign * right
-        hip = pelvis + outward * 0.055 * h * g
-        knee = hip + thigh_len * _limb_direction(thigh_angle, forward, outward)
-        ankle = knee + shank_len * _limb_direction(shank_angle, forward, outward)
-        # The foot hangs below the ankle so a planted foot just touches the floor.
-        heel = ankle - forward * 0.02 * h - UP * 0.018 * h
-        toe = ankle + forward * 0.08 * h - UP * 0.02 * h
-        parts += [
-            part(f"{side}_thigh", hip, knee, ball(0.058 * h * g), ball(0.044 * h * g), look.trousers),
-            part(f"{side}_shank", knee, ankle, ball(0.042 * h * g), ball(0.03 * h), look.trousers),
-            part(
-                f"{side}_foot", heel, toe, (0.025 * h, 0.03 * h, 0.022 * h), (0.028 * h, 0.03 * h, 0.02 * h), look.shoes
-            ),
-        ]
-
-        # Arms swing with the opposite leg; the elbow stays slightly bent.
-        arm_angle = -ARM_SWING * legs[side][0]
-        shoulder_joint = shoulder + outward * 0.115 * h * g
-        elbow = shoulder_joint + 0.17 * h * _limb_direction(arm_angle, forward, outward, 0.05)
-        wrist = elbow + 0.15 * h * _limb_direction(arm_angle + 0.25 + 0.3 * max(0.0, arm_angle), forward, outward, 0.05)
-        forearm_colour = look.shirt if look.long_sleeves else look.skin
-        parts += [
-            part(f"{side}_upper_arm", shoulder_joint, elbow, ball(0.038 * h * g), ball(0.032 * h * g), look.shirt),
-            part(f"{side}_forearm", elbow, wrist, ball(0.03 * h * g), ball(0.024 * h), forearm_colour),
-            part(
-                f"{side}_hand",
-                wrist,
-                wrist + 0.04 * h * (wrist - elbow) / np.linalg.norm(wrist - elbow),
-                ball(0.02 * h),
-                ball(0.017 * h),
-                look.skin,
-            ),
-        ]
-
+def _trunk_and_head(body: _BodyFrame, look: Look, pelvis: np.ndarray, shoulder: np.ndarray) -> list[BodyPart]:
+    h, forward = body.height, body.axes[1]
     waist = pelvis + UP * 0.07 * h
     chest = shoulder - UP * 0.025 * h
     head = pelvis + UP * 0.395 * h
-    parts += [
-        part(
-            "pelvis",
-            pelvis,
-            waist,
-            (0.11 * h * g, 0.07 * h * g, 0.035 * h),
-            (0.105 * h * g, 0.068 * h * g, 0.02 * h),
-            look.trousers,
+    head_radii = body.blob(0.052, 0.06, 0.068, girth=False)
+    # Hair: a slightly larger ellipsoid, up and back, so it caps the head and covers its back.
+    hair = head + UP * 0.012 * h - forward * 0.01 * h
+    hair_radii = body.blob(0.056, 0.064, 0.064, girth=False)
+    return [
+        body.part(
+            "pelvis", pelvis, waist, (body.blob(0.11, 0.07, 0.035), body.blob(0.105, 0.068, 0.02)), look.trousers
         ),
-        part(
+        body.part(
             "torso",
             waist,
             chest,
-            (0.107 * h * g, 0.068 * h * g, 0.02 * h),
-            (0.128 * h * g, 0.075 * h * g, 0.045 * h),
+            (body.blob(0.107, 0.068, 0.02), body.blob(0.128, 0.075, 0.045)),
             look.shirt,
             striped=look.stripes,
         ),
-        part("neck", shoulder, head - UP * 0.05 * h, ball(0.03 * h), ball(0.028 * h), look.skin),
-        part("head", head, head, (0.052 * h, 0.06 * h, 0.068 * h), (0.052 * h, 0.06 * h, 0.068 * h), look.skin),
-        part(
-            "hair",
-            head + UP * 0.012 * h - forward * 0.01 * h,
-            head + UP * 0.012 * h - forward * 0.01 * h,
-            (0.056 * h, 0.064 * h, 0.064 * h),
-            (0.056 * h, 0.064 * h, 0.064 * h),
-            look.hair,
+        body.part(
+            "neck",
+            shoulder,
+            head - UP * 0.05 * h,
+            (body.ball(0.03, girth=False), body.ball(0.028, girth=False)),
+            look.skin,
         ),
+        body.part("head", head, head, (head_radii, head_radii), look.skin),
+        body.part("hair", hair, hair, (hair_radii, hair_radii), look.hair),
     ]
-    return parts
+
+
+def pose_parts(person: Person, frame_index: int) -> list[BodyPart]:
+    """The body parts of ``person`` at 0-based ``frame_index`` (global frame - 1)."""
+    track, h = person.track, person.height_m
+    heading = float(track.headings[frame_index])
+    phase, stride = float(track.gait_phase[frame_index]), float(track.stride[frame_index])
+    forward = np.array([math.cos(heading), math.sin(heading), 0.0])
+    right = np.cross(forward, UP)
+    body = _BodyFrame(np.stack([right, forward, UP]), h, person.girth)
+
+    legs = {"left": _leg_angles(phase, stride), "right": _leg_angles(phase + math.pi, stride)}
+    # Pelvis bob: the leg reaching lowest touches the floor.
+    drop = max(THIGH * h * math.cos(thigh) + SHANK * h * math.cos(shank) for thigh, shank in legs.values())
+    pelvis = np.array([*track.positions[frame_index], 0.0]) + UP * (ANKLE * h + drop)
+    shoulder = pelvis + UP * 0.285 * h
+
+    parts = []
+    for side, sign in (("left", -1.0), ("right", 1.0)):
+        hip = pelvis + sign * right * 0.055 * h * person.girth
+        parts += _leg(body, person.look, side, hip, legs[side])
+        # Arms swing with the opposite leg.
+        parts += _arm(body, person.look, side, shoulder, -ARM_SWING * legs[side][0])
+    return parts + _trunk_and_head(body, person.look, pelvis, shoulder)

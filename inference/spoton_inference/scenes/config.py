@@ -105,7 +105,7 @@ class SceneConfig:
     min_box_height_px: int = 40
     metres_per_pixel: float = 0.02
     sensor_noise: float = 2.0
-    video_crf: int = 20
+    video_crf: int = 23
 
     @property
     def total_frames(self) -> int:

@@ -32,16 +32,17 @@ from spoton_inference.scenes.body import pose_parts
 from spoton_inference.scenes.camera import PinholeCamera
 from spoton_inference.scenes.people import Colour, Person
 
-#: Parts closer than this to the camera plane are not drawn (metres).
+#: A person with any part closer than this to the camera plane is not drawn
+#: (metres); such a person fills or leaves the image anyway.
 NEAR_PLANE_M = 0.3
 #: Fixed-point bits for OpenCV's sub-pixel polygon drawing.
 SHIFT = 4
 #: Shading layers: (scale across the part, brightness factor), outermost first.
 SHADING = ((1.0, 0.55), (0.8, 0.75), (0.6, 0.92), (0.38, 1.08), (0.18, 1.2))
 _SHADING_SCALES = np.array([scale for scale, _ in SHADING])
+_SHADING_BRIGHTNESS = np.array([brightness for _, brightness in SHADING])
 #: How much layers shrink along a part's long axis, relative to across it.
 ALONG_SHRINK = 0.3
-_SHADING_BRIGHTNESS = np.array([brightness for _, brightness in SHADING])
 #: Direction the light comes from, in image coordinates (up and to the left).
 LIGHT = np.array([-0.45, -0.9]) / np.hypot(0.45, 0.9)
 #: Shadow on the floor: semi-axes (side, forward) in metres and darkening.
@@ -150,7 +151,7 @@ def _shading_layers(polygon: np.ndarray) -> np.ndarray:
 
 
 def _draw_stripes(frame: np.ndarray, polygon: np.ndarray, colour: Colour) -> None:
-    """Darker bands across the long axis of ``polygon``, clipped to it."""
+    """Darker horizontal bands (image rows) over ``polygon``, clipped to it."""
     x0, y0 = np.floor(polygon.min(axis=0)).astype(int)
     x1, y1 = np.ceil(polygon.max(axis=0)).astype(int)
     x0, y0 = max(x0, 0), max(y0, 0)

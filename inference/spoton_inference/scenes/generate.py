@@ -73,7 +73,11 @@ def _film_camera(
 
 
 def generate(config: SceneConfig, out_dir: str | Path) -> Path:
-    """Render the scene described by ``config`` into ``out_dir`` and return its path."""
+    """Render the scene described by ``config`` into ``out_dir`` and return its path.
+
+    Files of the layout above are overwritten; anything else in ``out_dir`` is left
+    alone (so remove a previous scene with more batches or cameras first).
+    """
     if not config.cameras:
         raise ValueError("the scene needs at least one camera")
     out = Path(out_dir)

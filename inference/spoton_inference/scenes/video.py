@@ -66,7 +66,7 @@ class VideoSink:
         crf: H.264 quality, 0 (lossless) to 51; ignored by the ``mp4v`` fallback.
     """
 
-    def __init__(self, path: Path, fps: int, width: int, height: int, crf: int = 20) -> None:
+    def __init__(self, path: Path, fps: int, width: int, height: int, crf: int = 23) -> None:
         self.path, self.fps, self.size, self.crf = Path(path), fps, (width, height), crf
         self._container = None
         self._stream = None
