@@ -64,7 +64,7 @@ async def process_environment(
     local: set[tuple[str, int]] = set()
     global_ids: set[int] = set()
     state, error = task.state, ""
-    with tqdm(total=task.total_frames, unit="frame", desc="processing", disable=not show_progress) as bar:
+    with tqdm(total=task.total_frames, unit="frame", desc="processing", disable=None if show_progress else True) as bar:
         async for event in client.watch(task.task_id):
             kind = event.WhichOneof("payload")
             counts[kind] += 1
