@@ -77,7 +77,9 @@ def pct(values: list[float], q: float) -> float:
 async def main(n_frames: int) -> None:
     frames = demo_frames(n_frames)
     rng = np.random.default_rng(0)
-    crops = [rng.integers(0, 255, (CROPS_PER_CALL, CROP_HEIGHT, CROP_WIDTH, 3), dtype=np.uint8) for _ in range(n_frames // 4)]
+    crops = [
+        rng.integers(0, 255, (CROPS_PER_CALL, CROP_HEIGHT, CROP_WIDTH, 3), dtype=np.uint8) for _ in range(n_frames // 4)
+    ]
 
     det_sess, reid_sess = direct_session("detector"), direct_session("reid")
     det_input, reid_input = det_sess.get_inputs()[0].name, reid_sess.get_inputs()[0].name
@@ -122,8 +124,10 @@ async def main(n_frames: int) -> None:
         print(f"{name:45s} {pct(values, 50):8.2f} {pct(values, 95):8.2f} {statistics.fmean(values):8.2f}")
     print(f"ratio detector Triton/direct p50:      {pct(det1, 50) / pct(direct_det, 50):.2f}")
     print(f"ratio embedder Triton/direct p50:      {pct(reid1, 50) / pct(direct_reid, 50):.2f}")
-    print(f"detector throughput 2 vs 1 in flight:  {det1_wall / det2_wall:.2f}x "
-          f"({len(frames) / det2_wall:.1f} vs {len(frames) / det1_wall:.1f} frames/s)")
+    print(
+        f"detector throughput 2 vs 1 in flight:  {det1_wall / det2_wall:.2f}x "
+        f"({len(frames) / det2_wall:.1f} vs {len(frames) / det1_wall:.1f} frames/s)"
+    )
 
 
 if __name__ == "__main__":

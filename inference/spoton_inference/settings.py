@@ -37,7 +37,7 @@ class Settings:
     triton_http_url: str = "http://127.0.0.1:8000"
     detector_model: str = "detector"
     reid_model: str = "reid"
-    detection_threshold: float = 0.35
+    detection_threshold: float = 0.45
 
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/spoton"
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -28,7 +28,16 @@ def test_serve_publishes_endpoints_and_stops_cleanly_on_sigterm(make_data_dir):
     env_dir = generate(dataclasses.replace(demo_config(seed=5), frames_per_batch=10, n_people=2), work / "env")
     stack_file = work / "stack.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spoton_client.cli", "serve", "--env-dir", str(env_dir), "--stack-file", str(stack_file)],
+        [
+            sys.executable,
+            "-m",
+            "spoton_client.cli",
+            "serve",
+            "--env-dir",
+            str(env_dir),
+            "--stack-file",
+            str(stack_file),
+        ],
         env={**os.environ, "SPOTON_DATA_DIR": str(work / "data")},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

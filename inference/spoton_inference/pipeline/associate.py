@@ -36,10 +36,13 @@ class AssociationConfig:
     position_tolerance_m: float = 1.0
     # Identities unseen for longer than this are no longer geometric candidates.
     max_gap_s: float = 10.0
-    appearance_weight: float = 0.4
-    geometry_weight: float = 0.6
+    appearance_weight: float = 0.3
+    geometry_weight: float = 0.5
+    # Evidence fades with time unseen: a gap of this long costs the whole time weight.
+    time_scale_s: float = 3.0
+    time_weight: float = 0.2
     # Combined cost above which a new identity is created instead.
-    max_cost: float = 0.75
+    max_cost: float = 0.5
     embedding_momentum: float = 0.9
 
 
@@ -126,7 +129,8 @@ class GlobalIdentities:
         app = 0.5
         if obs.embedding is not None and ident.embedding is not None:
             app = float(np.clip(1.0 - float(obs.embedding @ ident.embedding), 0.0, 1.0))
-        return cfg.geometry_weight * geo + cfg.appearance_weight * app
+        stale = min(1.0, max(0.0, dt - 1.0 / cfg.fps) / cfg.time_scale_s)
+        return cfg.geometry_weight * geo + cfg.appearance_weight * app + cfg.time_weight * stale
 
     def _observe(self, ident: _Identity, frame: int, obs: Observation) -> None:
         if frame >= ident.last_frame:

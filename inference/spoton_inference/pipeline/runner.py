@@ -37,7 +37,7 @@ from spoton_inference.core.geometry import foot_points
 from spoton_inference.pipeline.associate import AssociationConfig, GlobalIdentities, Observation
 from spoton_inference.pipeline.decode import read_frames_rgb
 from spoton_inference.pipeline.exports import ExportWriter
-from spoton_inference.pipeline.track import IouTracker, TrackedBox
+from spoton_inference.pipeline.track import IouTracker, TrackedBox, TrackerConfig
 from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
 
 # Re-embed every track this often even when it is matched confidently.
@@ -91,7 +91,8 @@ class TaskRunner:
         self.plan = plan
         self.ports = ports
         fps = plan.cameras[0].fps
-        self._trackers = {c.camera_id: IouTracker() for c in plan.cameras}
+        self._tracker_config = TrackerConfig(high_score=ports.score_threshold)
+        self._trackers = {c.camera_id: IouTracker(self._tracker_config) for c in plan.cameras}
         self._identities = GlobalIdentities(AssociationConfig(fps=fps))
         self._exports = ExportWriter(ports.exports_dir, [c.camera_id for c in plan.cameras], fps)
         self._task_uuid = uuid.UUID(plan.task_id)
@@ -164,9 +165,9 @@ class TaskRunner:
                         frames[cam_id] = (frame, filename, index)
                 if not frames:
                     break
-                results = await asyncio.gather(
-                    *(self.ports.models.detect(f[0], self.ports.score_threshold) for f in frames.values())
-                )
+                # Down to the tracker's low score: weak detections extend tracks, never start them.
+                low = self._tracker_config.low_score
+                results = await asyncio.gather(*(self.ports.models.detect(f[0], low) for f in frames.values()))
                 await queue.put(_Frame(start + index, batch, frames, dict(zip(frames, results, strict=True))))
                 index += 1
         finally:

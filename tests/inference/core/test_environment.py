@@ -41,7 +41,13 @@ def test_loads_cameras_sub_videos_in_batch_order_and_homography(tmp_path):
         ({"id": "../x", "cameras": [{"id": "c1", "fps": 10}]}, "environment id"),
         ({"id": "s", "cameras": []}, "non-empty"),
         ({"id": "s", "cameras": [{"id": "c1", "fps": 10}, {"id": "c1", "fps": 10}]}, "unique"),
-        ({"id": "s", "cameras": [{"id": "c1", "fps": 10, "homography": {"image_points": [[0, 0]], "map_points": [[0, 0]]}}]}, "c1"),
+        (
+            {
+                "id": "s",
+                "cameras": [{"id": "c1", "fps": 10, "homography": {"image_points": [[0, 0]], "map_points": [[0, 0]]}}],
+            },
+            "c1",
+        ),
         ({"id": "s", "cameras": [{"id": "c1"}]}, "fps"),
     ],
 )

@@ -61,5 +61,3 @@ def broken_model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repository = tmp_path_factory.mktemp("broken_model_repository")
     _write_python_model(repository, "broken", ADD_ONE_CONFIG, BROKEN_MODEL)
     return repository
-
-

@@ -35,12 +35,8 @@ def test_walking_speed_gates_a_jump():
 def test_appearance_breaks_a_geometric_tie():
     g = GlobalIdentities()
     red, blue = _unit([1, 0, 0]), _unit([0, 1, 0])
-    ids = g.assign(
-        0, [Observation("c1", 1, (5.0, 5.0), red, True), Observation("c1", 2, (5.4, 5.0), blue, True)]
-    )
-    later = g.assign(
-        1, [Observation("c2", 9, (5.4, 5.0), red, True), Observation("c2", 8, (5.0, 5.0), blue, True)]
-    )
+    ids = g.assign(0, [Observation("c1", 1, (5.0, 5.0), red, True), Observation("c1", 2, (5.4, 5.0), blue, True)])
+    later = g.assign(1, [Observation("c2", 9, (5.4, 5.0), red, True), Observation("c2", 8, (5.0, 5.0), blue, True)])
     assert later[("c2", 9)] == ids[("c1", 1)]
     assert later[("c2", 8)] == ids[("c1", 2)]
 

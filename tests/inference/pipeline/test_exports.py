@@ -10,7 +10,9 @@ def _update(frame: int, cams: dict[str, list[tuple[int, int]]]) -> TrackingUpdat
         "env",
         0.0,
         [
-            CameraTracksOut(cam, "sub_video_01.mp4", frame, [TrackOut((10, 20, 50, 120), 0.9, t, g, (1.0, 2.0)) for t, g in tracks])
+            CameraTracksOut(
+                cam, "sub_video_01.mp4", frame, [TrackOut((10, 20, 50, 120), 0.9, t, g, (1.0, 2.0)) for t, g in tracks]
+            )
             for cam, tracks in cams.items()
         ],
     )
@@ -23,7 +25,14 @@ def test_mot_files_trajectories_and_events(tmp_path):
     for f in range(2, 6):  # person 7 walks from c1 into c2
         w.add(_update(f, {"c1": [], "c2": [(3, 7)]}))
     files = {p.name for p in w.close()}
-    assert files == {"c1.global.txt", "c1.local.txt", "c2.global.txt", "c2.local.txt", "trajectories.csv", "events.json"}
+    assert files == {
+        "c1.global.txt",
+        "c1.local.txt",
+        "c2.global.txt",
+        "c2.local.txt",
+        "trajectories.csv",
+        "events.json",
+    }
 
     assert (tmp_path / "c1.global.txt").read_text().splitlines()[0] == "1,7,10.00,20.00,40.00,100.00,0.9000,-1,-1,-1"
     assert (tmp_path / "c2.local.txt").read_text().splitlines()[0].startswith("3,3,")

@@ -1,6 +1,6 @@
 import numpy as np
 
-from spoton_inference.pipeline.track import IouTracker, iou_matrix
+from spoton_inference.pipeline.track import IouTracker, TrackerConfig, iou_matrix
 
 
 def _walk(start_x: float, step: float, n: int) -> list[np.ndarray]:
@@ -8,7 +8,7 @@ def _walk(start_x: float, step: float, n: int) -> list[np.ndarray]:
 
 
 def test_two_people_crossing_paths_keep_their_ids():
-    tracker = IouTracker(min_hits=1)
+    tracker = IouTracker(TrackerConfig(min_hits=1))
     a, b = _walk(0, 6, 30), _walk(300, -6, 30)
     ids = []
     for i in range(30):
@@ -26,7 +26,7 @@ def test_two_people_crossing_paths_keep_their_ids():
 
 
 def test_track_needs_confirmation_before_it_is_reported():
-    tracker = IouTracker(min_hits=3)
+    tracker = IouTracker(TrackerConfig(min_hits=3))
     box = np.array([[10, 10, 50, 120]], np.float32)
     score = np.array([0.9], np.float32)
     assert tracker.update(box, score) == []
@@ -37,7 +37,7 @@ def test_track_needs_confirmation_before_it_is_reported():
 
 
 def test_lost_track_is_dropped_after_max_age():
-    tracker = IouTracker(min_hits=1, max_age=2)
+    tracker = IouTracker(TrackerConfig(min_hits=1, max_age=2))
     box = np.array([[10, 10, 50, 120]], np.float32)
     first = tracker.update(box, np.array([0.9], np.float32))[0].track_id
     for _ in range(4):
@@ -50,3 +50,12 @@ def test_iou_matrix():
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
     assert np.allclose(iou_matrix(a, b), [[1.0, 1 / 3, 0.0]])
+
+
+def test_weak_detections_extend_a_track_but_never_start_one():
+    tracker = IouTracker(TrackerConfig(min_hits=1, high_score=0.5, low_score=0.1))
+    box = np.array([[10, 10, 50, 120]], np.float32)
+    assert tracker.update(box, np.array([0.3], np.float32)) == []
+    first = tracker.update(box, np.array([0.9], np.float32))[0].track_id
+    partly_hidden = tracker.update(box + 1, np.array([0.2], np.float32))
+    assert [t.track_id for t in partly_hidden] == [first]

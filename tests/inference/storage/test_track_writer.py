@@ -23,7 +23,7 @@ async def test_every_row_is_written_in_batches(db):
     task = uuid.uuid4()
     writer = TrackPointWriter(db.copy_track_points, batch_size=100)
     writer.start()
-    for chunk in range(5):
+    for _ in range(5):
         writer.add(_rows(task, 70))
     await writer.close()
     assert await db.count_track_points(str(task)) == 350
