@@ -28,9 +28,9 @@ from spoton_inference.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-# Measured on the seeded scene below (see the closing note of the issue that set it);
-# the floor sits under the measurement so that detector noise does not flake the test.
-CROSS_CAMERA_IDF1_FLOOR = 0.15
+# Measured 0.41 on the seeded scene below (demo layout, seed 3, 6 people, 2 x 40 frames);
+# the floor leaves room for tracker changes that trade a little here for a lot elsewhere.
+CROSS_CAMERA_IDF1_FLOOR = 0.30
 EVENT_TYPES = ["status_update", "media_available", "tracking_update", "batch_processing_complete"]
 
 
