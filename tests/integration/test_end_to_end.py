@@ -208,3 +208,28 @@ def _best_iou(box: np.ndarray, others: np.ndarray) -> float:
     inter = iw * ih
     union = box[2] * box[3] + others[:, 2] * others[:, 3] - inter
     return float(np.max(inter / union))
+
+
+async def test_a_camera_subset_task_and_paged_listing(processed, client):
+    result, _ = processed
+    subset = await client.start_task(result.environment_id, ["c01"])
+    assert list(subset.camera_ids) == ["c01"]
+    kinds = [e.WhichOneof("payload") async for e in client.watch(subset.task_id)]
+    assert kinds[-1] == "status_update"
+    assert (await client.get_task(subset.task_id)).state == tasks_pb2.TASK_STATE_COMPLETED
+
+    first = await client.tasks.ListTasks(tasks_pb2.ListTasksRequest(page_size=1))
+    assert [t.task_id for t in first.tasks] == [subset.task_id] and first.next_page_token
+    second = await client.tasks.ListTasks(tasks_pb2.ListTasksRequest(page_size=1, page_token=first.next_page_token))
+    assert [t.task_id for t in second.tasks] == [result.task_id]
+    completed = await client.tasks.ListTasks(
+        tasks_pb2.ListTasksRequest(environment_id=result.environment_id, state=tasks_pb2.TASK_STATE_COMPLETED)
+    )
+    assert {t.task_id for t in completed.tasks} == {subset.task_id, result.task_id}
+
+
+async def test_unknown_camera_is_invalid_argument(processed, client):
+    result, _ = processed
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.start_task(result.environment_id, ["c99"])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "c99" in err.value.details()
