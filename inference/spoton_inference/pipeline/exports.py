@@ -4,7 +4,10 @@
   ``frame,id,x,y,w,h,conf,-1,-1,-1`` with frame = global frame index + 1, id the global or
   local track id;
 - ``trajectories.csv``: ``frame,global_id,map_x,map_y``;
-- ``events.json``: person appeared / left a camera, and hand-overs between cameras.
+- ``events.json``: person appeared / left a camera, and hand-overs between cameras;
+- ``<camera_id>.detections.txt``: every raw detection the tracker was given, in the
+  MOTChallenge detection format (id -1), so other trackers can be run on exactly the same
+  input (``bench/accuracy.py`` does).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import dataclasses
 import json
 from pathlib import Path
 from typing import IO
+
+import numpy as np
 
 from spoton_inference.core.events import TrackingUpdate
 
@@ -37,6 +42,7 @@ class ExportWriter:
         for cam in camera_ids:
             self._files[f"{cam}.global"] = (out_dir / f"{cam}.global.txt").open("w")
             self._files[f"{cam}.local"] = (out_dir / f"{cam}.local.txt").open("w")
+            self._files[f"{cam}.detections"] = (out_dir / f"{cam}.detections.txt").open("w")
         self._traj = (out_dir / "trajectories.csv").open("w")
         self._traj.write("frame,global_id,map_x,map_y\n")
         self._present: dict[tuple[str, int], _Presence] = {}
@@ -59,6 +65,13 @@ class ExportWriter:
                 seen_here.add(t.global_id)
                 self._see(cam.camera_id, t.global_id, frame)
         self._expire(frame)
+
+    def add_detections(self, camera_id: str, global_frame_index: int, boxes: np.ndarray, scores: np.ndarray) -> None:
+        out = self._files[f"{camera_id}.detections"]
+        for (x1, y1, x2, y2), score in zip(boxes.tolist(), scores.tolist(), strict=True):
+            out.write(
+                f"{global_frame_index + 1},-1,{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n"
+            )
 
     def close(self) -> list[Path]:
         """Flush open presences as 'left', write events.json, and return the files written."""

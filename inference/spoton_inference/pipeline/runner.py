@@ -179,6 +179,7 @@ class TaskRunner:
         tracked: dict[str, list[TrackedBox]] = {}
         for cam_id, det in item.detections.items():
             tracked[cam_id] = self._trackers[cam_id].update(det.boxes, det.scores)
+            self._exports.add_detections(cam_id, item.global_index, det.boxes, det.scores)
 
         embeddings = await self._embed(item, tracked)
         cams = {c.camera_id: c for c in self.plan.cameras}

@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 from spoton_inference.core.events import CameraTracksOut, TrackingUpdate, TrackOut
 from spoton_inference.pipeline.exports import ExportWriter
 
@@ -20,19 +22,18 @@ def _update(frame: int, cams: dict[str, list[tuple[int, int]]]) -> TrackingUpdat
 
 def test_mot_files_trajectories_and_events(tmp_path):
     w = ExportWriter(tmp_path, ["c1", "c2"], fps=10, leave_after_frames=2)
+    w.add_detections("c1", 0, np.array([[10.0, 20.0, 50.0, 120.0]]), np.array([0.25]))
     w.add(_update(0, {"c1": [(1, 7)], "c2": []}))
     w.add(_update(1, {"c1": [(1, 7)], "c2": []}))
     for f in range(2, 6):  # person 7 walks from c1 into c2
         w.add(_update(f, {"c1": [], "c2": [(3, 7)]}))
     files = {p.name for p in w.close()}
     assert files == {
-        "c1.global.txt",
-        "c1.local.txt",
-        "c2.global.txt",
-        "c2.local.txt",
+        *(f"{c}.{kind}.txt" for c in ("c1", "c2") for kind in ("global", "local", "detections")),
         "trajectories.csv",
         "events.json",
     }
+    assert (tmp_path / "c1.detections.txt").read_text() == "1,-1,10.00,20.00,40.00,100.00,0.2500,-1,-1,-1\n"
 
     assert (tmp_path / "c1.global.txt").read_text().splitlines()[0] == "1,7,10.00,20.00,40.00,100.00,0.9000,-1,-1,-1"
     assert (tmp_path / "c2.local.txt").read_text().splitlines()[0].startswith("3,3,")
