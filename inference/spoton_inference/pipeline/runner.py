@@ -37,11 +37,9 @@ from spoton_inference.core.geometry import foot_points
 from spoton_inference.pipeline.associate import AssociationConfig, GlobalIdentities, Observation
 from spoton_inference.pipeline.decode import read_frames_rgb
 from spoton_inference.pipeline.exports import ExportWriter
-from spoton_inference.pipeline.track import IouTracker, TrackedBox, TrackerConfig
+from spoton_inference.pipeline.track import CameraTracker, FramePlan, TrackedBox, TrackerConfig
 from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
 
-# Re-embed every track this often even when it is matched confidently.
-EMBED_EVERY_FRAMES = 10
 # Global frames decoded and detected ahead of the tracking stage.
 READ_AHEAD_FRAMES = 3
 
@@ -92,7 +90,7 @@ class TaskRunner:
         self.ports = ports
         fps = plan.cameras[0].fps
         self._tracker_config = TrackerConfig(high_score=ports.score_threshold)
-        self._trackers = {c.camera_id: IouTracker(self._tracker_config) for c in plan.cameras}
+        self._trackers = {c.camera_id: CameraTracker(self._tracker_config) for c in plan.cameras}
         self._identities = GlobalIdentities(AssociationConfig(fps=fps))
         self._exports = ExportWriter(ports.exports_dir, [c.camera_id for c in plan.cameras], fps)
         self._task_uuid = uuid.UUID(plan.task_id)
@@ -176,12 +174,14 @@ class TaskRunner:
         await queue.put(None)
 
     async def _track_and_publish(self, item: _Frame) -> None:
-        tracked: dict[str, list[TrackedBox]] = {}
+        plans: dict[str, FramePlan] = {}
         for cam_id, det in item.detections.items():
-            tracked[cam_id] = self._trackers[cam_id].update(det.boxes, det.scores)
+            plans[cam_id] = self._trackers[cam_id].plan(det.boxes, det.scores)
             self._exports.add_detections(cam_id, item.global_index, det.boxes, det.scores)
-
-        embeddings = await self._embed(item, tracked)
+        embeddings = await self._embed(item, plans)
+        tracked: dict[str, list[TrackedBox]] = {
+            cam_id: self._trackers[cam_id].update(plan, embeddings.get(cam_id, {})) for cam_id, plan in plans.items()
+        }
         cams = {c.camera_id: c for c in self.plan.cameras}
         map_xy: dict[tuple[str, int], tuple[float, float] | None] = {}
         observations = []
@@ -191,7 +191,8 @@ class TaskRunner:
             for i, t in enumerate(tracks):
                 xy = (float(feet[i, 0]), float(feet[i, 1])) if feet is not None else None
                 map_xy[(cam_id, t.track_id)] = xy
-                observations.append(Observation(cam_id, t.track_id, xy, embeddings.get((cam_id, t.track_id)), t.is_new))
+                feature = t.feature if t.is_new or t.embedded_now else None
+                observations.append(Observation(cam_id, t.track_id, xy, feature, t.is_new))
         gids = self._identities.assign(item.global_index, observations)
 
         cameras_out = []
@@ -226,20 +227,21 @@ class TaskRunner:
         await self.ports.emit(update)
         self.frames_done += 1
 
-    async def _embed(self, item: _Frame, tracked: dict[str, list[TrackedBox]]) -> dict[tuple[str, int], np.ndarray]:
-        """One Triton call for every crop that needs an embedding, across all cameras."""
+    async def _embed(self, item: _Frame, plans: dict[str, FramePlan]) -> dict[str, dict[int, np.ndarray]]:
+        """One Triton call for every detection the trackers asked for, across all cameras."""
         keys: list[tuple[str, int]] = []
         crops: list[np.ndarray] = []
-        periodic = item.global_index % EMBED_EVERY_FRAMES == 0
-        for cam_id, tracks in tracked.items():
-            chosen = [t for t in tracks if t.is_new or periodic]
-            if chosen:
-                crops.append(crop_people(item.frames[cam_id][0], np.array([t.box for t in chosen])))
-                keys += [(cam_id, t.track_id) for t in chosen]
-        if not keys:
-            return {}
-        vectors = await self.ports.models.embed(np.concatenate(crops))
-        return dict(zip(keys, vectors, strict=True))
+        for cam_id, plan in plans.items():
+            if plan.needs_embedding:
+                wanted = list(plan.needs_embedding)
+                crops.append(crop_people(item.frames[cam_id][0], plan.boxes[wanted]))
+                keys += [(cam_id, d) for d in wanted]
+        out: dict[str, dict[int, np.ndarray]] = {}
+        if keys:
+            vectors = await self.ports.models.embed(np.concatenate(crops))
+            for (cam_id, d), vector in zip(keys, vectors, strict=True):
+                out.setdefault(cam_id, {})[d] = vector
+        return out
 
     @property
     def num_identities(self) -> int:

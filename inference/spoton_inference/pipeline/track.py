@@ -1,23 +1,33 @@
 """Per-camera multi-object tracking: one tracker per camera, local track ids.
 
-A compact ByteTrack-style tracker: constant-velocity box prediction, then two
-association stages, each solved optimally with ``scipy.optimize.linear_sum_assignment``:
+A ByteTrack/BoT-SORT-style tracker with a Kalman filter per track (:mod:`.kalman`) and
+appearance taken from the Re-ID embedder, kept as a smoothed feature per track. Each frame
+is two calls, so that the crops of every camera can be embedded in one Triton request:
 
-1. every track against confident detections, by IoU;
-2. tracks seen last frame against low-score detections, by IoU, so a person who is
-   partly hidden keeps their track instead of being dropped.
+1. :meth:`CameraTracker.plan` predicts every track and says which detections need an
+   embedding: those without a clear IoU match (new people, re-found people, crossings) and
+   those matched to a track whose feature is due for a refresh;
+2. :meth:`CameraTracker.update` associates, in stages, each solved optimally with
+   ``scipy.optimize.linear_sum_assignment``:
 
-New tracks are born from confident detections only and are confirmed after ``min_hits``
-matches; lost tracks are kept for ``max_age`` frames.
+   a. tracks against confident detections, IoU fused with appearance;
+   b. tracks seen last frame against low-score detections, by IoU, so a partly hidden
+      person keeps their track;
+   c. lost tracks against confident detections left over, near the predicted position
+      and, when both have features, alike in appearance;
+
+   then starts tracks from the confident detections left, confirms them after ``min_hits``
+   matches, and drops tracks lost for more than ``max_age`` frames.
 
 Example:
     >>> import numpy as np
-    >>> t = IouTracker(TrackerConfig(min_hits=1))
-    >>> out = t.update(np.array([[10, 10, 50, 120]], np.float32), np.array([0.9], np.float32))
-    >>> [(o.track_id, o.is_new) for o in out]
+    >>> t = CameraTracker(TrackerConfig(min_hits=1))
+    >>> def step(box):
+    ...     plan = t.plan(np.array([box], np.float32), np.array([0.9], np.float32))
+    ...     return [(o.track_id, o.is_new) for o in t.update(plan, {})]
+    >>> step([10, 10, 50, 120])
     [(1, True)]
-    >>> out = t.update(np.array([[12, 10, 52, 120]], np.float32), np.array([0.9], np.float32))
-    >>> [(o.track_id, o.is_new) for o in out]
+    >>> step([12, 10, 52, 120])
     [(1, False)]
 """
 
@@ -28,16 +38,31 @@ import dataclasses
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from spoton_inference.pipeline.kalman import BoxKalman
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TrackerConfig:
-    # Detections at or above this score can start and extend tracks (tuned on two seeded
-    # demo scenes with the default detector; see the closing note of the spine issue).
+    # Detections at or above this score can start and extend tracks.
     high_score: float = 0.45
     # Detections between low_score and high_score only extend tracks seen last frame.
     low_score: float = 0.1
     iou_threshold: float = 0.25
     low_iou_threshold: float = 0.4
+    # Weight of appearance against IoU distance when both are known.
+    appearance_weight: float = 0.3
+    # Appearance distance (1 - cosine) above which two boxes are not the same person.
+    max_appearance_distance: float = 0.35
+    # A detection whose best IoU is below this, or within `ambiguity_margin` of its second
+    # best, is an uncertain match and gets embedded.
+    confident_iou: float = 0.5
+    ambiguity_margin: float = 0.15
+    # Re-embed a matched track after this many frames.
+    refresh_every: int = 10
+    feature_momentum: float = 0.9
+    # Stage c gate: centre distance over box height, growing with frames lost.
+    refind_distance: float = 0.3
+    refind_distance_per_frame: float = 0.05
     min_hits: int = 2
     max_age: int = 20
 
@@ -45,15 +70,14 @@ class TrackerConfig:
 @dataclasses.dataclass(slots=True)
 class _Track:
     track_id: int
+    kf: BoxKalman
     box: np.ndarray
-    velocity: np.ndarray
     score: float
+    feature: np.ndarray | None = None
     hits: int = 1
     misses: int = 0
+    since_embedding: int = 0
     reported: bool = False
-
-    def predicted(self) -> np.ndarray:
-        return self.box + self.velocity
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,10 +85,24 @@ class TrackedBox:
     """A confirmed track matched in the current frame."""
 
     track_id: int
-    box: np.ndarray  # x1, y1, x2, y2 in pixels
+    box: np.ndarray  # x1, y1, x2, y2 in pixels: the matched detection
     score: float
-    # First frame this track is reported: the caller embeds it and assigns a global id.
+    # First frame this track is reported: the caller assigns it a global id.
     is_new: bool
+    # The track's smoothed appearance feature, None until one of its crops was embedded.
+    feature: np.ndarray | None
+    # Whether the feature was refreshed this frame.
+    embedded_now: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FramePlan:
+    """One camera's frame between :meth:`CameraTracker.plan` and :meth:`CameraTracker.update`."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    predicted: np.ndarray  # one predicted box per track, in track order
+    needs_embedding: tuple[int, ...]  # detection indices to embed
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -88,65 +126,145 @@ def _assign(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
     return [(r, c) for r, c in zip(rows, cols, strict=True) if cost[r, c] <= max_cost]
 
 
-class IouTracker:
-    """ByteTrack-style IoU tracker with confirmation and a lost-track buffer."""
+def _appearance_distance(features: list[np.ndarray | None], embeddings: list[np.ndarray | None]) -> np.ndarray:
+    """1 - cosine for every pair where both sides are known, NaN elsewhere."""
+    out = np.full((len(features), len(embeddings)), np.nan)
+    for i, f in enumerate(features):
+        if f is None:
+            continue
+        for j, e in enumerate(embeddings):
+            if e is not None:
+                out[i, j] = 1.0 - float(f @ e)
+    return out
 
+
+class CameraTracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self._tracks: list[_Track] = []
         self._next_id = 1
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray) -> list[TrackedBox]:
-        """Advance one frame with this frame's detections; returns confirmed matched tracks."""
+    def plan(self, boxes: np.ndarray, scores: np.ndarray) -> FramePlan:
+        """Predict every track one frame ahead and choose the detections to embed."""
         cfg = self.config
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        for track in self._tracks:
+            track.kf.predict()
+        predicted = np.array([t.kf.box() for t in self._tracks], np.float32).reshape(-1, 4)
+        high = np.flatnonzero(scores >= cfg.high_score)
+        iou = iou_matrix(predicted, boxes[high])
+        needs: list[int] = []
+        for col, det in enumerate(high):
+            column = np.sort(iou[:, col])[::-1] if len(predicted) else np.zeros(1)
+            best = column[0]
+            second = column[1] if len(column) > 1 else 0.0
+            if best < cfg.confident_iou or best - second < cfg.ambiguity_margin:
+                needs.append(int(det))
+            elif self._tracks[int(np.argmax(iou[:, col]))].since_embedding + 1 >= cfg.refresh_every:
+                needs.append(int(det))
+        return FramePlan(boxes, scores, predicted, tuple(needs))
+
+    def update(self, plan: FramePlan, embeddings: dict[int, np.ndarray]) -> list[TrackedBox]:
+        """Associate this frame's detections, given the embeddings :meth:`plan` asked for."""
+        cfg = self.config
+        boxes, scores = plan.boxes, plan.scores
         high = np.flatnonzero(scores >= cfg.high_score)
         low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
         tracks = list(range(len(self._tracks)))
-        predicted = np.array([t.predicted() for t in self._tracks], np.float32).reshape(-1, 4)
-
         matches: list[tuple[int, int]] = []  # (track index, detection index)
 
         def stage(track_ids: list[int], det_ids: np.ndarray, cost: np.ndarray, max_cost: float) -> None:
             for r, c in _assign(cost, max_cost):
                 matches.append((track_ids[r], int(det_ids[c])))
 
-        stage(tracks, high, 1 - iou_matrix(predicted[tracks], boxes[high]), 1 - cfg.iou_threshold)
+        # a. IoU, fused with appearance where both sides have it
+        iou_dist = 1.0 - iou_matrix(plan.predicted[tracks], boxes[high])
+        app = _appearance_distance([self._tracks[t].feature for t in tracks], [embeddings.get(int(d)) for d in high])
+        fused = np.where(np.isnan(app), iou_dist, (1 - cfg.appearance_weight) * iou_dist + cfg.appearance_weight * app)
+        fused[np.nan_to_num(app, nan=0.0) > cfg.max_appearance_distance] = np.inf
+        fused[iou_dist > 1.0 - cfg.iou_threshold] = np.inf
+        stage(tracks, high, fused, 1.0)
         taken_t = {t for t, _ in matches}
 
+        # b. low-score detections keep tracks that were seen last frame
         recent = [t for t in tracks if t not in taken_t and self._tracks[t].misses == 0]
-        stage(recent, low, 1 - iou_matrix(predicted[recent], boxes[low]), 1 - cfg.low_iou_threshold)
+        stage(recent, low, 1.0 - iou_matrix(plan.predicted[recent], boxes[low]), 1.0 - cfg.low_iou_threshold)
+        taken_t, taken_d = {t for t, _ in matches}, {d for _, d in matches}
 
-        self._apply(matches, boxes, scores)
-        matched_dets = {d for _, d in matches}
+        # c. lost tracks re-found near their predicted position
+        lost = [t for t in tracks if t not in taken_t and self._tracks[t].misses > 0]
+        spare = np.array([d for d in high if d not in taken_d], dtype=int)
+        if lost and len(spare):
+            stage(lost, spare, self._refind_cost(lost, spare, plan, embeddings), 1.0)
+
+        self._apply(matches, boxes, scores, embeddings)
+        matched = {d for _, d in matches}
         for d in high:
-            if d not in matched_dets:
-                self._tracks.append(_Track(self._next_id, boxes[d], np.zeros(4, np.float32), float(scores[d])))
-                self._next_id += 1
-        return self._report()
+            if d not in matched:
+                self._start(boxes[d], float(scores[d]), embeddings.get(int(d)))
+        return self._report(embedded={t.track_id for t in self._tracks if t.since_embedding == 0})
 
-    def _apply(self, matches: list[tuple[int, int]], boxes: np.ndarray, scores: np.ndarray) -> None:
-        matched = {t: d for t, d in matches}
+    def _refind_cost(
+        self, lost: list[int], spare: np.ndarray, plan: FramePlan, embeddings: dict[int, np.ndarray]
+    ) -> np.ndarray:
+        cfg = self.config
+        pred = plan.predicted[lost]
+        det = plan.boxes[spare]
+        heights = np.maximum(pred[:, 3] - pred[:, 1], 1.0)
+        centre_p = (pred[:, :2] + pred[:, 2:]) / 2
+        centre_d = (det[:, :2] + det[:, 2:]) / 2
+        dist = np.linalg.norm(centre_p[:, None] - centre_d[None], axis=2) / heights[:, None]
+        reach = np.array([cfg.refind_distance + cfg.refind_distance_per_frame * self._tracks[t].misses for t in lost])
+        ratio = heights[:, None] / np.maximum(det[:, 3] - det[:, 1], 1.0)[None, :]
+        cost = dist / reach[:, None]
+        app = _appearance_distance([self._tracks[t].feature for t in lost], [embeddings.get(int(d)) for d in spare])
+        cost = np.where(np.isnan(app), cost, 0.5 * cost + 0.5 * app / cfg.max_appearance_distance)
+        cost[(dist > reach[:, None]) | (ratio < 0.7) | (ratio > 1.4)] = np.inf
+        cost[np.nan_to_num(app, nan=0.0) > cfg.max_appearance_distance] = np.inf
+        return cost
+
+    def _start(self, box: np.ndarray, score: float, embedding: np.ndarray | None) -> None:
+        due = 0 if embedding is not None else self.config.refresh_every
+        self._tracks.append(_Track(self._next_id, BoxKalman.start(box), box, score, embedding, since_embedding=due))
+        self._next_id += 1
+
+    def _apply(
+        self, matches: list[tuple[int, int]], boxes: np.ndarray, scores: np.ndarray, embeddings: dict[int, np.ndarray]
+    ) -> None:
+        matched = dict(matches)
+        m = self.config.feature_momentum
         for i, track in enumerate(self._tracks):
             d = matched.get(i)
+            track.since_embedding += 1
             if d is None:
                 track.misses += 1
-                track.box = track.predicted()
-                track.velocity = track.velocity * 0.5
                 continue
-            # Smooth velocity so one jittery box does not throw the prediction off.
-            track.velocity = 0.6 * track.velocity + 0.4 * (boxes[d] - track.box)
+            track.kf.update(boxes[d])
             track.box = boxes[d]
             track.score = float(scores[d])
             track.hits += 1
             track.misses = 0
+            embedding = embeddings.get(d)
+            if embedding is not None:
+                mixed = embedding if track.feature is None else m * track.feature + (1 - m) * embedding
+                track.feature = mixed / max(float(np.linalg.norm(mixed)), 1e-9)
+                track.since_embedding = 0
         self._tracks = [t for t in self._tracks if t.misses <= self.config.max_age]
 
-    def _report(self) -> list[TrackedBox]:
+    def _report(self, embedded: set[int]) -> list[TrackedBox]:
         out: list[TrackedBox] = []
         for track in self._tracks:
             if track.misses == 0 and track.hits >= self.config.min_hits:
-                out.append(TrackedBox(track.track_id, track.box.copy(), track.score, not track.reported))
+                out.append(
+                    TrackedBox(
+                        track.track_id,
+                        track.box.copy(),
+                        track.score,
+                        not track.reported,
+                        track.feature,
+                        track.track_id in embedded,
+                    )
+                )
                 track.reported = True
         return out

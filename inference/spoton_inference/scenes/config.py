@@ -13,7 +13,43 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+OCCLUDER_SHAPES = ("box", "pillar")
+
+
+@dataclass(frozen=True)
+class Occluder:
+    """A static obstacle standing on the floor, which people walk around and behind.
+
+    Attributes:
+        shape: ``"box"`` (an axis-aligned cuboid: crates, a counter) or
+            ``"pillar"`` (an upright cylinder of diameter ``size[0]``).
+        centre: ``(x, y)`` floor position of its centre in metres.
+        size: ``(width, depth)`` along map ``x`` and ``y`` in metres.
+        height_m: Height above the floor; a pillar as tall as the room reaches the ceiling.
+        colour: Surface colour (BGR).
+
+    Example:
+        >>> round(Occluder("box", (3.0, 4.0), (1.2, 0.5)).radius_m, 2)
+        0.65
+    """
+
+    shape: str
+    centre: tuple[float, float]
+    size: tuple[float, float]
+    height_m: float = 1.1
+    colour: tuple[int, int, int] = (105, 125, 150)
+
+    def __post_init__(self) -> None:
+        if self.shape not in OCCLUDER_SHAPES:
+            raise ValueError(f"occluder shape must be one of {OCCLUDER_SHAPES}, got {self.shape!r}")
+
+    @property
+    def radius_m(self) -> float:
+        """Radius of the circle around its footprint, which walkers keep out of."""
+        return self.size[0] / 2 if self.shape == "pillar" else math.hypot(*self.size) / 2
 
 
 @dataclass(frozen=True)
@@ -54,6 +90,13 @@ class SceneConfig:
     by ``cameras``; ``n_people`` walk between random waypoints for
     ``n_batches * frames_per_batch`` frames at ``fps``.
 
+    The difficulty knobs default to the plain demo: crowd density is ``n_people``
+    on ``world_size``; ``crossing_fraction`` makes paths cross, ``similar_clothes``
+    dresses people alike, ``occluders`` and ``light_level`` make the detector miss
+    people who are in the ground truth, ``frame_drop_probability`` freezes cameras.
+    Cameras without overlap are a matter of ``cameras`` (see
+    :func:`~spoton_inference.scenes.layouts.corridor_cameras`).
+
     Attributes:
         seed: Seed of every random choice (paths, looks, textures, sensor noise).
         env_id: Environment id written to ``environment.json``.
@@ -71,9 +114,21 @@ class SceneConfig:
         pause_s: Range of such pauses in seconds.
         min_leg_m: Shortest distance between consecutive waypoints.
         waypoint_margin_m: Waypoints keep this far from the walls.
+        crossing_fraction: Chance that a new waypoint takes the walker across
+            another person's path, timed to pass them (see
+            :mod:`~spoton_inference.scenes.crossing`).
+        similar_clothes: 0 gives everyone distinct shirt colours; towards 1 shirts
+            and trousers converge on one shared outfit (1: identical colours).
+        occluders: Static boxes and pillars on the floor; people walk around them
+            and are hidden behind them.
+        light_level: Brightness gain of the whole image (1 = normal); below 1 the
+            scene is dim and the sensor noise relatively stronger.
+        frame_drop_probability: Chance that a camera freezes on a frame (frame 1
+            never): the image and that camera's ground truth repeat the previous
+            frame (see :mod:`~spoton_inference.scenes.ground_truth`).
         min_visible_fraction: A person is in a camera's ground truth only when at
             least this fraction of the drawn figure is in the image and not hidden
-            behind nearer people.
+            behind nearer people or occluders.
         min_box_height_px: ... and only when the clipped box is at least this tall.
         metres_per_pixel: Scale of the rendered ``map.png``.
         sensor_noise: Standard deviation (grey levels) of per-frame pixel noise.
@@ -101,11 +156,33 @@ class SceneConfig:
     pause_s: tuple[float, float] = (0.5, 2.0)
     min_leg_m: float = 4.0
     waypoint_margin_m: float = 1.0
+    crossing_fraction: float = 0.0
+    similar_clothes: float = 0.0
+    occluders: tuple[Occluder, ...] = ()
+    light_level: float = 1.0
+    frame_drop_probability: float = 0.0
     min_visible_fraction: float = 0.5
     min_box_height_px: int = 40
     metres_per_pixel: float = 0.02
     sensor_noise: float = 2.0
     video_crf: int = 23
+
+    def __post_init__(self) -> None:
+        for name in ("crossing_fraction", "similar_clothes", "frame_drop_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.light_level <= 0.0:
+            raise ValueError(f"light_level must be positive, got {self.light_level}")
+
+    @property
+    def people_per_100m2(self) -> float:
+        """Crowd density: people per 100 square metres of floor.
+
+        Example:
+            >>> round(demo_config().people_per_100m2, 1)
+            6.3
+        """
+        return 100.0 * self.n_people / (self.world_size[0] * self.world_size[1])
 
     @property
     def total_frames(self) -> int:

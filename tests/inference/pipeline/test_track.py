@@ -1,61 +1,96 @@
 import numpy as np
 
-from spoton_inference.pipeline.track import IouTracker, TrackerConfig, iou_matrix
+from spoton_inference.pipeline.kalman import BoxKalman
+from spoton_inference.pipeline.track import CameraTracker, TrackerConfig, iou_matrix
 
 
-def _walk(start_x: float, step: float, n: int) -> list[np.ndarray]:
-    return [np.array([start_x + i * step, 50, start_x + i * step + 40, 170], np.float32) for i in range(n)]
+def _unit(v: list[float]) -> np.ndarray:
+    a = np.asarray(v, np.float32)
+    return a / np.linalg.norm(a)
+
+
+def _step(tracker: CameraTracker, boxes: list, scores: list, features: list | None = None):
+    plan = tracker.plan(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32))
+    embeddings = {i: features[i] for i in plan.needs_embedding} if features else {}
+    return tracker.update(plan, embeddings)
+
+
+def _walk(start_x: float, step: float, n: int) -> list[list[float]]:
+    return [[start_x + i * step, 50, start_x + i * step + 40, 170] for i in range(n)]
 
 
 def test_two_people_crossing_paths_keep_their_ids():
-    tracker = IouTracker(TrackerConfig(min_hits=1))
+    tracker = CameraTracker(TrackerConfig(min_hits=1))
     a, b = _walk(0, 6, 30), _walk(300, -6, 30)
-    ids = []
-    for i in range(30):
-        # a detection gap for one frame must not break the track
-        boxes = [a[i]] + ([b[i]] if i != 12 else [])
-        out = tracker.update(np.stack(boxes), np.full(len(boxes), 0.9, np.float32))
-        ids.append({round(float(o.box[0])): o.track_id for o in out})
-    first = ids[0]
-    assert len(set(first.values())) == 2
-    id_a = first[0]
-    id_b = first[300]
-    last = ids[-1]
-    assert last[round(float(a[-1][0]))] == id_a
-    assert last[round(float(b[-1][0]))] == id_b
+    red, blue = _unit([1, 0, 0]), _unit([0, 1, 0])
+    first = {round(o.box[0]): o.track_id for o in _step(tracker, [a[0], b[0]], [0.9, 0.9], [red, blue])}
+    for i in range(1, 30):
+        if i == 12:  # b is missed for a frame, right where they overlap
+            out = _step(tracker, [a[i]], [0.9], [red])
+        else:
+            out = _step(tracker, [a[i], b[i]], [0.9, 0.9], [red, blue])
+    last = {round(o.box[0]): o.track_id for o in out}
+    assert last[round(a[-1][0])] == first[0]
+    assert last[round(b[-1][0])] == first[300]
 
 
-def test_track_needs_confirmation_before_it_is_reported():
-    tracker = IouTracker(TrackerConfig(min_hits=3))
-    box = np.array([[10, 10, 50, 120]], np.float32)
-    score = np.array([0.9], np.float32)
-    assert tracker.update(box, score) == []
-    assert tracker.update(box, score) == []
-    out = tracker.update(box, score)
-    assert len(out) == 1 and out[0].is_new
-    assert not tracker.update(box, score)[0].is_new
+def test_state_machine_birth_confirmation_loss_and_removal():
+    tracker = CameraTracker(TrackerConfig(min_hits=3, max_age=2))
+    box = [[10, 10, 50, 120]]
+    assert _step(tracker, box, [0.9]) == []  # born, tentative
+    assert _step(tracker, box, [0.9]) == []
+    confirmed = _step(tracker, box, [0.9])
+    assert len(confirmed) == 1 and confirmed[0].is_new
+    assert not _step(tracker, box, [0.9])[0].is_new  # reported once as new
+    for _ in range(3):  # lost longer than max_age: removed
+        assert _step(tracker, [], []) == []
+    for _ in range(3):
+        again = _step(tracker, box, [0.9])
+    assert again[0].track_id != confirmed[0].track_id
 
 
-def test_lost_track_is_dropped_after_max_age():
-    tracker = IouTracker(TrackerConfig(min_hits=1, max_age=2))
-    box = np.array([[10, 10, 50, 120]], np.float32)
-    first = tracker.update(box, np.array([0.9], np.float32))[0].track_id
-    for _ in range(4):
-        tracker.update(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
-    again = tracker.update(box, np.array([0.9], np.float32))
-    assert again[0].track_id != first
+def test_a_track_lost_for_a_few_frames_is_re_found_with_its_id():
+    tracker = CameraTracker(TrackerConfig(min_hits=1))
+    path = _walk(0, 5, 20)
+    ids = {o.track_id for i in range(8) for o in _step(tracker, [path[i]], [0.9])}
+    for _ in range(3):  # occluded: no detection
+        _step(tracker, [], [])
+    refound = _step(tracker, [path[11]], [0.9])
+    assert {o.track_id for o in refound} == ids
+
+
+def test_weak_detections_extend_a_track_but_never_start_one():
+    tracker = CameraTracker(TrackerConfig(min_hits=1, high_score=0.5, low_score=0.1))
+    box = [[10, 10, 50, 120]]
+    assert _step(tracker, box, [0.3]) == []
+    first = _step(tracker, box, [0.9])[0].track_id
+    partly_hidden = _step(tracker, [[11, 11, 51, 121]], [0.2])
+    assert [t.track_id for t in partly_hidden] == [first]
+
+
+def test_only_uncertain_or_stale_detections_are_embedded():
+    tracker = CameraTracker(TrackerConfig(min_hits=1, refresh_every=3))
+    box = [[10, 10, 50, 120]]
+    feature = [_unit([1, 0])]
+    plans = []
+    for _ in range(6):
+        plan = tracker.plan(np.array(box, np.float32), np.array([0.9], np.float32))
+        plans.append(plan.needs_embedding)
+        tracker.update(plan, {i: feature[i] for i in plan.needs_embedding})
+    # new at first, then confidently matched, then refreshed every 3 frames
+    assert plans == [(0,), (), (), (0,), (), ()]
+
+
+def test_kalman_follows_constant_motion():
+    kf = BoxKalman.start(np.array([0.0, 0.0, 40.0, 120.0]))
+    for i in range(1, 10):
+        kf.predict()
+        kf.update(np.array([5.0 * i, 0.0, 5.0 * i + 40, 120.0]))
+    kf.predict()
+    assert abs(kf.box()[0] - 50.0) < 2.0
 
 
 def test_iou_matrix():
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
     assert np.allclose(iou_matrix(a, b), [[1.0, 1 / 3, 0.0]])
-
-
-def test_weak_detections_extend_a_track_but_never_start_one():
-    tracker = IouTracker(TrackerConfig(min_hits=1, high_score=0.5, low_score=0.1))
-    box = np.array([[10, 10, 50, 120]], np.float32)
-    assert tracker.update(box, np.array([0.3], np.float32)) == []
-    first = tracker.update(box, np.array([0.9], np.float32))[0].track_id
-    partly_hidden = tracker.update(box + 1, np.array([0.2], np.float32))
-    assert [t.track_id for t in partly_hidden] == [first]
