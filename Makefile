@@ -6,8 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
+BASELINE := .venv-baseline
 
-.PHONY: setup proto models demo serve test lint bench-latency clean
+.PHONY: setup proto models demo serve test lint bench-latency bench-accuracy clean
 
 setup: $(SETUP)
 
@@ -46,5 +47,17 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The ByteTrack baseline gets its own venv: trackers needs numpy >= 2, .venv is pinned below 2.
+$(BASELINE)/.setup-done:
+	test -x $(BASELINE)/bin/python || $(PYTHON) -m venv $(BASELINE)
+	$(BASELINE)/bin/pip install -q trackers==2.6.1
+	touch $@
+
+bench-accuracy: setup models $(BASELINE)/.setup-done
+	$(BIN)/python bench/accuracy.py
+
+bench-latency: setup models
+	$(BIN)/python bench/triton_latency.py
+
 clean:
-	rm -rf $(VENV) var proto/python proto/spoton.protoset $(MODELS)
+	rm -rf $(VENV) $(BASELINE) var proto/python proto/spoton.protoset $(MODELS)

@@ -16,6 +16,7 @@ Output of :func:`generate` (a stable format)::
     ground_truth/<id>.txt         MOTChallenge frame,id,x,y,w,h,1,-1,-1,-1
     ground_truth/map_positions.csv
     ground_truth/visibility.csv
+    ground_truth/dropped_frames.csv  only when cameras may freeze (frame drops)
 
 Frames are global and 1-based: batch ``k`` of every camera covers frames
 ``(k-1)*F+1 .. k*F`` for ``F = frames_per_batch``. Person ids are global: the same
@@ -31,10 +32,16 @@ Example:
     >>> (out / "environment.json").exists()
     True
 
-Command line: ``python -m spoton_inference.scenes OUT_DIR [--seed N]``.
+Difficulty knobs of :class:`SceneConfig` (crowd density, crossings, similar
+clothes, occluders, dim light, frame drops) and non-overlapping layouts
+(:mod:`~spoton_inference.scenes.layouts`) make harder scenes; the fixed suite of
+:mod:`~spoton_inference.scenes.suite` ranks six of them from easy to hard.
+
+Command line: ``python -m spoton_inference.scenes OUT_DIR [--seed N]`` (the demo)
+and ``python -m spoton_inference.scenes.suite OUT_DIR`` (the suite).
 """
 
-from spoton_inference.scenes.config import CameraSpec, SceneConfig, demo_config
+from spoton_inference.scenes.config import CameraSpec, Occluder, SceneConfig, demo_config
 from spoton_inference.scenes.generate import generate
 
-__all__ = ["CameraSpec", "SceneConfig", "demo_config", "generate"]
+__all__ = ["CameraSpec", "Occluder", "SceneConfig", "demo_config", "generate"]

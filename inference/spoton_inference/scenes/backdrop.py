@@ -95,6 +95,13 @@ def _sample(texture: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> np.ndarr
     ).astype(np.float32)
 
 
+def vignetting(height: int, width: int) -> np.ndarray:
+    """Brightness factor ``(height, width)`` of lens vignetting: corners a little darker, as with real cameras."""
+    v, u = np.mgrid[0:height, 0:width]
+    radius2 = ((u - width / 2) ** 2 + (v - height / 2) ** 2) / (width / 2) ** 2
+    return 1.0 - 0.18 * radius2
+
+
 def render_backdrop(camera: PinholeCamera, hall: Hall) -> np.ndarray:
     """The empty hall as ``camera`` sees it, ``(height, width, 3)`` BGR uint8."""
     rays = camera.pixel_rays(SUPERSAMPLE)
@@ -115,9 +122,6 @@ def render_backdrop(camera: PinholeCamera, hall: Hall) -> np.ndarray:
         hit = surface == index
         if hit.any():
             image[hit] = _sample(texture, cols, rows)[hit] * SURFACE_LIGHT[name]
-    # Lens vignetting: corners a little darker, as with real cameras.
-    v, u = np.mgrid[0 : rays.shape[0], 0 : rays.shape[1]]
-    radius2 = ((u - rays.shape[1] / 2) ** 2 + (v - rays.shape[0] / 2) ** 2) / (rays.shape[1] / 2) ** 2
-    image *= (1.0 - 0.18 * radius2)[..., None]
+    image *= vignetting(*rays.shape[:2])[..., None]
     image = cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
     return np.clip(image, 0, 255).astype(np.uint8)

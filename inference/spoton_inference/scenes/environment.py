@@ -25,7 +25,7 @@ import numpy as np
 
 from spoton_inference.scenes.backdrop import FLOOR_PX_PER_M, Hall, exit_points
 from spoton_inference.scenes.camera import PinholeCamera
-from spoton_inference.scenes.config import SceneConfig
+from spoton_inference.scenes.config import Occluder, SceneConfig
 
 MAP_IMAGE = "map.png"
 #: A JSON list of two numbers spread over lines by ``indent``, to put back on one.
@@ -92,13 +92,27 @@ def _footprint(camera: PinholeCamera, hall: Hall) -> np.ndarray:
     return points[:, :2]
 
 
+def _draw_occluders(plan: np.ndarray, occluders: tuple[Occluder, ...], scale: float) -> None:
+    """Occluders' footprints, filled in their colour (darker) with a dark outline."""
+    for occluder in occluders:
+        centre, (width, depth) = np.array(occluder.centre) * scale, np.array(occluder.size) * scale
+        if occluder.shape == "pillar":
+            outline = cv2.ellipse2Poly(np.round(centre).astype(int).tolist(), (round(width / 2),) * 2, 0, 0, 360, 10)
+        else:
+            corners = centre + np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * (width / 2, depth / 2)
+            outline = np.round(corners).astype(np.int32)
+        cv2.fillPoly(plan, [outline], tuple(0.7 * channel for channel in occluder.colour), cv2.LINE_AA)
+        cv2.polylines(plan, [outline], True, (50, 50, 50), 2, cv2.LINE_AA)
+
+
 def render_map(config: SceneConfig, hall: Hall, cameras: dict[str, PinholeCamera]) -> np.ndarray:
-    """Top-down floor plan: floor, walls, and each camera with its view outline."""
+    """Top-down floor plan: floor, walls, occluders, and each camera with its view outline."""
     scale = 1.0 / config.metres_per_pixel
     size = (round(config.world_size[0] * scale), round(config.world_size[1] * scale))
     plan = cv2.resize(hall.floor, size, interpolation=cv2.INTER_AREA if scale < FLOOR_PX_PER_M else cv2.INTER_LINEAR)
     plan = cv2.addWeighted(plan, 0.6, np.full_like(plan, 255), 0.4, 0)  # paler, so markers stand out
     cv2.rectangle(plan, (0, 0), (size[0] - 1, size[1] - 1), (60, 60, 60), 4)
+    _draw_occluders(plan, config.occluders, scale)
     for index, spec in enumerate(config.cameras):
         colour = CAMERA_COLOURS[index % len(CAMERA_COLOURS)]
         outline = np.round(_footprint(cameras[spec.id], hall) * scale).astype(np.int32)

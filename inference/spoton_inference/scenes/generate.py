@@ -8,7 +8,8 @@ Layout of ``out_dir``::
     ground_truth/<camera_id>.txt, map_positions.csv, visibility.csv
 
 Random streams are split per purpose (people, textures, each camera's sensor
-noise) from the one seed, so e.g. adding a camera does not change anyone's path.
+noise, each camera's frame drops) from the one seed, so e.g. adding a camera does
+not change anyone's path.
 
 Example:
     >>> import tempfile
@@ -32,8 +33,9 @@ from spoton_inference.scenes.camera import PinholeCamera
 from spoton_inference.scenes.config import SceneConfig
 from spoton_inference.scenes.environment import MAP_IMAGE, render_map, write_environment
 from spoton_inference.scenes.ground_truth import CameraSightings, write_ground_truth
+from spoton_inference.scenes.occluders import OccluderLayer, render_occluders
 from spoton_inference.scenes.people import Person, sample_people
-from spoton_inference.scenes.render import add_sensor_noise, render_frame
+from spoton_inference.scenes.render import Sighting, add_sensor_noise, dim, render_frame
 from spoton_inference.scenes.video import VideoSink
 
 
@@ -54,22 +56,32 @@ def _film_camera(
     config: SceneConfig,
     camera: PinholeCamera,
     backdrop: np.ndarray,
+    occluders: OccluderLayer | None,
     people: list[Person],
-    rng: np.random.Generator,
+    noise_rng: np.random.Generator,
+    drop_rng: np.random.Generator,
     directory: Path,
-) -> CameraSightings:
-    """Write one camera's sub-videos; return its sightings in frame order."""
+) -> tuple[CameraSightings, list[int]]:
+    """Write one camera's sub-videos; return its sightings in frame order and its dropped frames."""
     directory.mkdir(parents=True, exist_ok=True)
     sightings: CameraSightings = []
+    dropped: list[int] = []
+    image: np.ndarray | None = None
+    frame_sightings: list[Sighting] = []
     for batch in range(1, config.n_batches + 1):
         with VideoSink(
             directory / sub_video_name(batch), config.fps, camera.width, camera.height, config.video_crf
         ) as sink:
             for frame in config.frame_range(batch):
-                image, frame_sightings = render_frame(camera, backdrop, people, frame - 1, rng)
-                sink.write(add_sensor_noise(image, rng, config.sensor_noise))
+                if image is not None and drop_rng.random() < config.frame_drop_probability:
+                    # Frozen: the previous image and what it shows, again.
+                    dropped.append(frame)
+                else:
+                    image, frame_sightings = render_frame(camera, backdrop, people, frame - 1, noise_rng, occluders)
+                    image = add_sensor_noise(dim(image, config.light_level), noise_rng, config.sensor_noise)
+                sink.write(image)
                 sightings += [(frame, sighting) for sighting in frame_sightings]
-    return sightings
+    return sightings, dropped
 
 
 def generate(config: SceneConfig, out_dir: str | Path) -> Path:
@@ -82,23 +94,30 @@ def generate(config: SceneConfig, out_dir: str | Path) -> Path:
         raise ValueError("the scene needs at least one camera")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    people_seed, hall_seed, *noise_seeds = np.random.SeedSequence(config.seed).spawn(2 + len(config.cameras))
+    n_cameras = len(config.cameras)
+    # Children of a seed sequence depend only on their index: streams added at the
+    # end (the drop streams) leave the earlier ones, and older scenes, unchanged.
+    people_seed, hall_seed, *camera_seeds = np.random.SeedSequence(config.seed).spawn(2 + 2 * n_cameras)
     people = sample_people(np.random.default_rng(people_seed), config)
     hall = Hall.build(np.random.default_rng(hall_seed), config.world_size, config.room_height_m)
     cameras = build_cameras(config)
 
     write_environment(out / "environment.json", config, cameras)
     cv2.imwrite(str(out / MAP_IMAGE), render_map(config, hall, cameras))
-    sightings = {
-        spec.id: _film_camera(
+    sightings, dropped = {}, {}
+    for spec, noise_seed, drop_seed in zip(
+        config.cameras, camera_seeds[:n_cameras], camera_seeds[n_cameras:], strict=True
+    ):
+        camera = cameras[spec.id]
+        sightings[spec.id], dropped[spec.id] = _film_camera(
             config,
-            cameras[spec.id],
-            render_backdrop(cameras[spec.id], hall),
+            camera,
+            render_backdrop(camera, hall),
+            render_occluders(camera, config.occluders),
             people,
             np.random.default_rng(noise_seed),
+            np.random.default_rng(drop_seed),
             out / "cameras" / spec.id,
         )
-        for spec, noise_seed in zip(config.cameras, noise_seeds, strict=True)
-    }
-    write_ground_truth(out / "ground_truth", config, people, sightings)
+    write_ground_truth(out / "ground_truth", config, people, sightings, dropped)
     return out

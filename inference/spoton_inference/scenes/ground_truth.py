@@ -4,12 +4,18 @@ Annotation rule (the one scoring relies on): a person is in camera ``c``'s groun
 truth at frame ``f`` when
 
 * at least ``min_visible_fraction`` of the drawn figure's pixels are inside the
-  image *and* not hidden behind nearer people, and
+  image *and* hidden neither behind nearer people nor behind occluders, and
 * the box, clipped to the image, is at least ``min_box_height_px`` tall.
 
 The box is the drawn figure's extent clipped to the image (occluded parts
 included, as in MOTChallenge), in whole pixels with pixel ``i`` spanning
 ``[i, i+1)``. Frames are global 1-based indices; ids are global person ids.
+
+Dropped frames (``frame_drop_probability``): a camera that drops frame ``f``
+shows frame ``f - 1`` again (it froze; its video keeps one image per global
+frame, so batches stay aligned across cameras). Its ground truth is what the
+image shows: frame ``f`` repeats the rows of the last frame actually taken.
+``map_positions.csv`` stays the true position at every frame.
 
 Files under ``ground_truth/``:
 
@@ -19,6 +25,8 @@ Files under ``ground_truth/``:
 * ``visibility.csv``: every person with at least one pixel in a camera frame:
   ``frame,camera_id,person_id,x,y,w,h,foot_u,foot_v,in_frame,visible,annotated``;
   ``foot_u, foot_v`` is the exact image of the floor position (between the feet).
+* ``dropped_frames.csv`` (only when frames may drop): ``frame,camera_id`` of
+  every frame a camera froze on.
 
 Example:
     >>> from spoton_inference.scenes.config import SceneConfig
@@ -55,9 +63,16 @@ def mot_line(frame: int, sighting: Sighting) -> str:
 
 
 def write_ground_truth(
-    directory: Path, config: SceneConfig, people: list[Person], sightings: dict[str, CameraSightings]
+    directory: Path,
+    config: SceneConfig,
+    people: list[Person],
+    sightings: dict[str, CameraSightings],
+    dropped: dict[str, list[int]],
 ) -> None:
-    """Write every ground-truth file of the scene into ``directory``."""
+    """Write every ground-truth file of the scene into ``directory``.
+
+    ``dropped`` holds each camera's dropped (frozen) frames.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     visibility = ["frame,camera_id,person_id,x,y,w,h,foot_u,foot_v,in_frame,visible,annotated"]
     for camera_id, camera_sightings in sightings.items():
@@ -81,3 +96,8 @@ def write_ground_truth(
             x, y = person.track.positions[index]
             positions.append(f"{index + 1},{person.id},{x:.4f},{y:.4f}")
     (directory / "map_positions.csv").write_text("".join(f"{line}\n" for line in positions))
+
+    if config.frame_drop_probability > 0:
+        rows = sorted((frame, camera_id) for camera_id, frames in dropped.items() for frame in frames)
+        lines = ["frame,camera_id", *(f"{frame},{camera_id}" for frame, camera_id in rows)]
+        (directory / "dropped_frames.csv").write_text("".join(f"{line}\n" for line in lines))

@@ -41,29 +41,38 @@ def _decoded_frames(path: Path) -> tuple[int, int]:
     return decoded, announced
 
 
-def test_layout_and_environment_document(tiny_scene: Path, tiny_config: SceneConfig):
-    environment = _environment(tiny_scene)
-    assert environment["id"] == tiny_config.env_id
-    assert environment["map"] == {"image": "map.png", "metres_per_pixel": tiny_config.metres_per_pixel}
-    assert [camera["id"] for camera in environment["cameras"]] == [spec.id for spec in tiny_config.cameras]
+@pytest.fixture(params=["tiny", "knobby"])
+def scene(request: pytest.FixtureRequest) -> tuple[Path, SceneConfig]:
+    """The plain tiny scene and the one with every difficulty knob turned up: both keep the format."""
+    return request.getfixturevalue(f"{request.param}_scene"), request.getfixturevalue(f"{request.param}_config")
+
+
+def test_layout_and_environment_document(scene: tuple[Path, SceneConfig]):
+    directory, config = scene
+    environment = _environment(directory)
+    assert environment["id"] == config.env_id
+    assert environment["map"] == {"image": "map.png", "metres_per_pixel": config.metres_per_pixel}
+    assert [camera["id"] for camera in environment["cameras"]] == [spec.id for spec in config.cameras]
     for camera in environment["cameras"]:
-        assert (camera["fps"], camera["width"], camera["height"]) == (tiny_config.fps, 320, 240)
+        assert (camera["fps"], camera["width"], camera["height"]) == (config.fps, 320, 240)
         pairs = camera["homography"]
         assert len(pairs["image_points"]) == len(pairs["map_points"]) >= 4
-        videos = sorted(path.name for path in (tiny_scene / "cameras" / camera["id"]).iterdir())
+        videos = sorted(path.name for path in (directory / "cameras" / camera["id"]).iterdir())
         assert videos == ["sub_video_01.mp4", "sub_video_02.mp4"]
-        assert (tiny_scene / "ground_truth" / f"{camera['id']}.txt").is_file()
-    plan = cv2.imread(str(tiny_scene / "map.png"))
-    metres = np.array(plan.shape[1::-1]) * tiny_config.metres_per_pixel
-    np.testing.assert_allclose(metres, tiny_config.world_size)
+        assert (directory / "ground_truth" / f"{camera['id']}.txt").is_file()
+    plan = cv2.imread(str(directory / "map.png"))
+    metres = np.array(plan.shape[1::-1]) * config.metres_per_pixel
+    np.testing.assert_allclose(metres, config.world_size)
 
 
-def test_same_seed_gives_identical_bytes(tiny_scene: Path, tiny_scene_again: Path):
-    files = sorted(path.relative_to(tiny_scene) for path in tiny_scene.rglob("*") if path.is_file())
-    assert files == sorted(path.relative_to(tiny_scene_again) for path in tiny_scene_again.rglob("*") if path.is_file())
+@pytest.mark.parametrize("name", ["tiny", "knobby"])
+def test_same_seed_gives_identical_bytes(name: str, request: pytest.FixtureRequest):
+    first, second = request.getfixturevalue(f"{name}_scene"), request.getfixturevalue(f"{name}_scene_again")
+    files = sorted(path.relative_to(first) for path in first.rglob("*") if path.is_file())
+    assert files == sorted(path.relative_to(second) for path in second.rglob("*") if path.is_file())
     # Videos included (see spoton_inference.scenes.video for what that takes).
     for relative in files:
-        assert (tiny_scene / relative).read_bytes() == (tiny_scene_again / relative).read_bytes(), relative
+        assert (first / relative).read_bytes() == (second / relative).read_bytes(), relative
 
 
 def test_another_seed_gives_another_scene(tiny_scene: Path, other_seed_scene: Path):
@@ -73,46 +82,55 @@ def test_another_seed_gives_another_scene(tiny_scene: Path, other_seed_scene: Pa
         ).read_bytes()
 
 
-def test_every_batch_decodes_to_the_same_number_of_frames(tiny_scene: Path, tiny_config: SceneConfig):
-    for spec in tiny_config.cameras:
-        for video in sorted((tiny_scene / "cameras" / spec.id).glob("*.mp4")):
-            assert _decoded_frames(video) == (tiny_config.frames_per_batch, tiny_config.frames_per_batch), video
+def test_every_batch_decodes_to_the_same_number_of_frames(scene: tuple[Path, SceneConfig]):
+    directory, config = scene
+    for spec in config.cameras:
+        for video in sorted((directory / "cameras" / spec.id).glob("*.mp4")):
+            assert _decoded_frames(video) == (config.frames_per_batch, config.frames_per_batch), video
 
 
-def test_mot_rows_are_well_formed_global_frames(tiny_scene: Path, tiny_config: SceneConfig):
-    for spec in tiny_config.cameras:
-        rows = _mot_rows(tiny_scene, spec.id)
+def test_mot_rows_are_well_formed_global_frames(scene: tuple[Path, SceneConfig]):
+    directory, config = scene
+    for spec in config.cameras:
+        rows = _mot_rows(directory, spec.id)
         for frame, person_id, x, y, w, h, *tail in rows:
             assert tail == [1, -1, -1, -1]
-            assert 1 <= frame <= tiny_config.total_frames
-            assert 1 <= person_id <= tiny_config.n_people
+            assert 1 <= frame <= config.total_frames
+            assert 1 <= person_id <= config.n_people
             assert x >= 0 and y >= 0 and x + w <= spec.width and y + h <= spec.height
-            assert h >= tiny_config.min_box_height_px
+            assert h >= config.min_box_height_px
         assert rows == sorted(rows, key=lambda row: (row[0], row[1]))
     # Frames of the second batch exist, so batches continue the global count.
-    frames = {row[0] for spec in tiny_config.cameras for row in _mot_rows(tiny_scene, spec.id)}
-    assert max(frames) > tiny_config.frames_per_batch
+    frames = {row[0] for spec in config.cameras for row in _mot_rows(directory, spec.id)}
+    assert max(frames) > config.frames_per_batch
 
 
-def test_map_positions_cover_everyone_every_frame(tiny_scene: Path, tiny_config: SceneConfig):
-    rows = _csv(tiny_scene, "map_positions.csv")
+def test_map_positions_cover_everyone_every_frame(scene: tuple[Path, SceneConfig]):
+    directory, config = scene
+    rows = _csv(directory, "map_positions.csv")
     keys = {(int(row["frame"]), int(row["person_id"])) for row in rows}
-    assert len(rows) == len(keys) == tiny_config.total_frames * tiny_config.n_people
+    assert len(rows) == len(keys) == config.total_frames * config.n_people
     for row in rows:
-        assert 0 <= float(row["map_x"]) <= tiny_config.world_size[0]
-        assert 0 <= float(row["map_y"]) <= tiny_config.world_size[1]
+        assert 0 <= float(row["map_x"]) <= config.world_size[0]
+        assert 0 <= float(row["map_y"]) <= config.world_size[1]
 
 
-def test_visibility_file_agrees_with_the_mot_files(tiny_scene: Path, tiny_config: SceneConfig):
+def test_visibility_file_agrees_with_the_mot_files(scene: tuple[Path, SceneConfig]):
+    directory, config = scene
     annotated = defaultdict(list)
-    for row in _csv(tiny_scene, "visibility.csv"):
+    for row in _csv(directory, "visibility.csv"):
         assert 0.0 <= float(row["visible"]) <= float(row["in_frame"]) <= 1.0
         if row["annotated"] == "1":
-            assert float(row["visible"]) >= tiny_config.min_visible_fraction
+            assert float(row["visible"]) >= config.min_visible_fraction
             box = [int(row[key]) for key in ("x", "y", "w", "h")]
             annotated[row["camera_id"]].append([int(row["frame"]), int(row["person_id"]), *box, 1, -1, -1, -1])
-    for spec in tiny_config.cameras:
-        assert annotated[spec.id] == _mot_rows(tiny_scene, spec.id)
+    for spec in config.cameras:
+        assert annotated[spec.id] == _mot_rows(directory, spec.id)
+
+
+def test_dropped_frames_file_only_where_frames_may_drop(tiny_scene: Path, knobby_scene: Path):
+    assert not (tiny_scene / "ground_truth" / "dropped_frames.csv").exists()
+    assert _csv(knobby_scene, "dropped_frames.csv")
 
 
 @pytest.mark.parametrize("camera_index", [0, 1, 2])
