@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from spoton_client.client import SpotOnClient
-from spoton_client.process import ProcessResult, process_environment, wait_until_serving
+from spoton_client.process import ProcessResult, process_environment
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,7 +76,6 @@ async def _demo(demo_dir: Path | None) -> None:
     env_dir = ensure_demo_environment(demo_dir / "env")
     out_dir = demo_dir / "out"
     async with stack_for_run(Settings.from_env()) as endpoints, SpotOnClient(endpoints.grpc_target) as client:
-        await wait_until_serving(client)
         result = await process_environment(client, env_dir, out_dir)
     per_camera, cross = score(env_dir, out_dir, list(result.camera_ids))
     print_demo_summary(result, per_camera, cross, out_dir, endpoints.facade_url)

@@ -98,5 +98,5 @@ async def wait_for_triton(models: TritonModels, timeout_s: float) -> None:
         if all(ready.values()):
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise RuntimeError(f"Triton at {models.detector_model}/{models.reid_model} not ready: {ready}")
+            raise RuntimeError(f"Triton not ready after {timeout_s:.0f}s (readiness: {ready})")
         await asyncio.sleep(0.5)

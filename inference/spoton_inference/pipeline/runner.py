@@ -79,7 +79,6 @@ class RunnerPorts:
 @dataclasses.dataclass(slots=True)
 class _Frame:
     global_index: int
-    batch_index: int
     frames: dict[str, tuple[np.ndarray, str, int]]  # camera -> (rgb, source file, index in source)
     detections: dict[str, Detections]
 
@@ -166,7 +165,7 @@ class TaskRunner:
                 # Down to the tracker's low score: weak detections extend tracks, never start them.
                 low = self._tracker_config.low_score
                 results = await asyncio.gather(*(self.ports.models.detect(f[0], low) for f in frames.values()))
-                await queue.put(_Frame(start + index, batch, frames, dict(zip(frames, results, strict=True))))
+                await queue.put(_Frame(start + index, frames, dict(zip(frames, results, strict=True))))
                 index += 1
         finally:
             for reader, _ in readers.values():
