@@ -33,11 +33,11 @@ from spoton_inference.core.events import (
     TrackingUpdate,
     TrackOut,
 )
-from spoton_inference.core.geometry import foot_points
-from spoton_inference.pipeline.associate import AssociationConfig, GlobalIdentities, Observation
+from spoton_inference.pipeline.associate import AssociationConfig
 from spoton_inference.pipeline.decode import read_frames_rgb
 from spoton_inference.pipeline.exports import ExportWriter
-from spoton_inference.pipeline.track import CameraTracker, FramePlan, TrackedBox, TrackerConfig
+from spoton_inference.pipeline.multicam import MultiCameraTracker
+from spoton_inference.pipeline.track import FramePlan, TrackerConfig
 from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
 
 # Global frames decoded and detected ahead of the tracking stage.
@@ -89,8 +89,12 @@ class TaskRunner:
         self.ports = ports
         fps = plan.cameras[0].fps
         self._tracker_config = TrackerConfig(high_score=ports.score_threshold)
-        self._trackers = {c.camera_id: CameraTracker(self._tracker_config) for c in plan.cameras}
-        self._identities = GlobalIdentities(AssociationConfig(fps=fps))
+        self._tracker = MultiCameraTracker(
+            [c.camera_id for c in plan.cameras],
+            {c.camera_id: c.homography for c in plan.cameras},
+            self._tracker_config,
+            AssociationConfig(fps=fps),
+        )
         self._exports = ExportWriter(ports.exports_dir, [c.camera_id for c in plan.cameras], fps)
         self._task_uuid = uuid.UUID(plan.task_id)
         self.frames_done = 0
@@ -173,26 +177,11 @@ class TaskRunner:
         await queue.put(None)
 
     async def _track_and_publish(self, item: _Frame) -> None:
-        plans: dict[str, FramePlan] = {}
+        detections = {cam_id: (det.boxes, det.scores) for cam_id, det in item.detections.items()}
         for cam_id, det in item.detections.items():
-            plans[cam_id] = self._trackers[cam_id].plan(det.boxes, det.scores)
             self._exports.add_detections(cam_id, item.global_index, det.boxes, det.scores)
-        embeddings = await self._embed(item, plans)
-        tracked: dict[str, list[TrackedBox]] = {
-            cam_id: self._trackers[cam_id].update(plan, embeddings.get(cam_id, {})) for cam_id, plan in plans.items()
-        }
-        cams = {c.camera_id: c for c in self.plan.cameras}
-        map_xy: dict[tuple[str, int], tuple[float, float] | None] = {}
-        observations = []
-        for cam_id, tracks in tracked.items():
-            h = cams[cam_id].homography
-            feet = h.project_points(foot_points(np.array([t.box for t in tracks]))) if h and tracks else None
-            for i, t in enumerate(tracks):
-                xy = (float(feet[i, 0]), float(feet[i, 1])) if feet is not None else None
-                map_xy[(cam_id, t.track_id)] = xy
-                feature = t.feature if t.is_new or t.embedded_now else None
-                observations.append(Observation(cam_id, t.track_id, xy, feature, t.is_new))
-        gids = self._identities.assign(item.global_index, observations)
+        plans = self._tracker.plan(detections)
+        tracked = self._tracker.update(item.global_index, plans, await self._embed(item, plans))
 
         cameras_out = []
         rows: list[tuple] = []
@@ -200,8 +189,7 @@ class TaskRunner:
         for cam_id, (_, source, index_in_source) in item.frames.items():
             tracks_out = []
             for t in tracked[cam_id]:
-                gid = gids[(cam_id, t.track_id)]
-                xy = map_xy[(cam_id, t.track_id)]
+                gid, xy = t.global_id, t.map_xy
                 box = tuple(round(float(v), 2) for v in t.box)
                 tracks_out.append(TrackOut(box, round(t.score, 4), t.track_id, gid, xy))  # type: ignore[arg-type]
                 rows.append(
@@ -244,7 +232,7 @@ class TaskRunner:
 
     @property
     def num_identities(self) -> int:
-        return self._identities.num_identities
+        return self._tracker.identities.num_identities
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
