@@ -1,13 +1,19 @@
 """Cross-camera association: give every local track a global person id.
 
-A new local track is matched against known identities on two cues:
-- geometry: its map position against where each identity was last seen, gated by
-  walking speed over the time since then;
-- appearance: cosine similarity of Re-ID embeddings against the identity's smoothed one.
+A new local track is matched against the known identities on three cues:
+- geometry: its map position against where the identity is *now* in another camera (two
+  views of one person at one time must agree within ``position_tolerance_m``), or else
+  against where it was last seen, gated by walking speed over the time since;
+- appearance: the Re-ID distance to the identity's smoothed embedding, calibrated per
+  embedder (:class:`AssociationConfig`'s ``reid_same_distance`` and
+  ``reid_different_distance``) so the weights mean the same with any model;
+- time: evidence fades while an identity is unseen, so a recent hand-over beats an old one.
 
-All new tracks of one global frame are matched at once (Hungarian), an identity takes at
-most one track per camera, and a local track keeps its global id for life, so an id that
-was emitted is never renumbered.
+All new tracks of one global frame are matched at once (Hungarian over tracks x
+identities), an identity takes at most one track per camera, and a local track keeps its
+global id for life, so an id that was emitted is never renumbered. Identities unseen for
+``max_gap_s`` are forgotten and at most ``max_identities`` are kept, so memory is bounded
+however long a task runs.
 
 Example:
     >>> import numpy as np
@@ -34,16 +40,35 @@ class AssociationConfig:
     max_speed_mps: float = 2.5
     # Map error tolerated between two views of the same person at the same time.
     position_tolerance_m: float = 1.0
-    # Identities unseen for longer than this are no longer geometric candidates.
-    max_gap_s: float = 10.0
-    appearance_weight: float = 0.3
+    # Identities unseen for longer than this are forgotten (re-entry after this is a new id).
+    max_gap_s: float = 60.0
+    max_identities: int = 1000
+    # Cue weights; they are normalised, so only their ratios matter.
+    appearance_weight: float = 0.35
     geometry_weight: float = 0.5
+    time_weight: float = 0.15
+    # Re-ID cosine distances typical of the same person and of two different people for the
+    # embedder in use: a distance maps linearly from 0 (same) to 1 (different) between them.
+    # Measured for the default embedder on the generated suite (bench/replay.py); a stronger
+    # model spreads them further apart.
+    reid_same_distance: float = 0.19
+    reid_different_distance: float = 0.29
     # Evidence fades with time unseen: a gap of this long costs the whole time weight.
     time_scale_s: float = 3.0
-    time_weight: float = 0.2
-    # Combined cost above which a new identity is created instead.
+    # Combined cost (0..1) above which a new identity is created instead.
     max_cost: float = 0.5
     embedding_momentum: float = 0.9
+    # Merge: two identities seen by different cameras within half the position tolerance
+    # of each other for this many frames in a row are one person.
+    merge_after_frames: int = 5
+    # Split: a track further than twice the tolerance from its identity's other views for
+    # this many frames in a row is someone else.
+    split_after_frames: int = 5
+
+    def appearance_cost(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Calibrated appearance distance of two unit embeddings, 0 (same person) .. 1 (not)."""
+        span = max(self.reid_different_distance - self.reid_same_distance, 1e-6)
+        return float(np.clip((1.0 - float(a @ b) - self.reid_same_distance) / span, 0.0, 1.0))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,12 +81,15 @@ class Observation:
 
 
 @dataclasses.dataclass(slots=True)
-class _Identity:
+class IdentityState:
+    """What is known of one person: the unit of the gallery."""
+
     global_id: int
     last_frame: int
     last_xy: tuple[float, float] | None
     embedding: np.ndarray | None
-    cameras_now: set[str] = dataclasses.field(default_factory=set)
+    # This frame's map position per camera seeing the identity.
+    now_xy: dict[str, tuple[float, float] | None] = dataclasses.field(default_factory=dict)
 
 
 class GlobalIdentities:
@@ -70,36 +98,126 @@ class GlobalIdentities:
     def __init__(self, config: AssociationConfig | None = None) -> None:
         self.config = config or AssociationConfig()
         self._by_track: dict[tuple[str, int], int] = {}
-        self._identities: dict[int, _Identity] = {}
+        self._identities: dict[int, IdentityState] = {}
         self._next_id = 1
+        # Consecutive-frame evidence for merges (pairs of ids) and splits (tracks).
+        self._together: dict[tuple[int, int], int] = {}
+        self._apart: dict[tuple[str, int], int] = {}
+        self._joined: dict[tuple[str, int], int] = {}  # frame a track took its id
 
     @property
     def num_identities(self) -> int:
-        return len(self._identities)
+        """Identities created so far (forgotten ones included)."""
+        return self._next_id - 1
+
+    @property
+    def gallery(self) -> list[IdentityState]:
+        """The identities still remembered, most recently seen first."""
+        return sorted(self._identities.values(), key=lambda i: -i.last_frame)
+
+    def rename_track(self, camera_id: str, old_track_id: int, new_track_id: int) -> None:
+        """Follow a local track that its camera's tracker renumbered (see ``CameraTracker.relabel``)."""
+        self._by_track[(camera_id, new_track_id)] = self._by_track.pop((camera_id, old_track_id))
 
     def assign(self, frame: int, observations: list[Observation]) -> dict[tuple[str, int], int]:
         """Global ids for this frame's observations, keyed by (camera_id, track_id)."""
         for ident in self._identities.values():
-            ident.cameras_now.clear()
+            ident.now_xy.clear()
         known = [o for o in observations if (o.camera_id, o.track_id) in self._by_track]
         fresh = [o for o in observations if (o.camera_id, o.track_id) not in self._by_track]
+        # Known tracks first, so new ones are compared with where everyone is this frame.
         for obs in known:
-            self._identities[self._by_track[(obs.camera_id, obs.track_id)]].cameras_now.add(obs.camera_id)
-
+            gid = self._by_track[(obs.camera_id, obs.track_id)]
+            # setdefault: a live track outlives its identity only when more than max_identities are live.
+            self._observe(self._identities.setdefault(gid, IdentityState(gid, frame, obs.map_xy, None)), frame, obs)
+        unmatched = []
         for obs, gid in self._match(frame, fresh):
             if gid is None:
-                gid = self._next_id
-                self._next_id += 1
-                self._identities[gid] = _Identity(gid, frame, obs.map_xy, None)
-            self._by_track[(obs.camera_id, obs.track_id)] = gid
-            self._identities[gid].cameras_now.add(obs.camera_id)
+                unmatched.append(obs)
+            else:
+                self._join(frame, obs, gid)
+        # New people seen by several cameras at once: each view joins an identity this loop
+        # just created when it fits one, so one person entering two views is one identity.
+        for obs in unmatched:
+            ((_, gid),) = self._match(frame, [obs])
+            if gid is None:
+                gid = self._new_identity(frame, obs)
+            self._join(frame, obs, gid)
+        self._split(frame, observations)
+        self._merge(observations)
+        self._forget(frame, {(o.camera_id, o.track_id) for o in observations})
+        return {(o.camera_id, o.track_id): self._by_track[(o.camera_id, o.track_id)] for o in observations}
 
-        result: dict[tuple[str, int], int] = {}
+    def _new_identity(self, frame: int, obs: Observation) -> int:
+        gid = self._next_id
+        self._next_id += 1
+        self._identities[gid] = IdentityState(gid, frame, obs.map_xy, None)
+        return gid
+
+    def _join(self, frame: int, obs: Observation, gid: int) -> None:
+        key = (obs.camera_id, obs.track_id)
+        self._by_track[key] = gid
+        self._joined[key] = frame
+        self._apart.pop(key, None)
+        self._observe(self._identities[gid], frame, obs)
+
+    def _split(self, frame: int, observations: list[Observation]) -> None:
+        """Split off a track that keeps standing far from its identity's other views."""
+        cfg = self.config
         for obs in observations:
-            gid = self._by_track[(obs.camera_id, obs.track_id)]
-            self._observe(self._identities[gid], frame, obs)
-            result[(obs.camera_id, obs.track_id)] = gid
-        return result
+            key = (obs.camera_id, obs.track_id)
+            ident = self._identities.get(self._by_track[key])
+            others = [xy for cam, xy in ident.now_xy.items() if cam != obs.camera_id and xy] if ident else []
+            if obs.map_xy is None or not others:
+                self._apart.pop(key, None)
+                continue
+            # Only the later of two disagreeing tracks is the suspect.
+            if not any(
+                self._joined.get((c, t), -1) <= self._joined[key]
+                for (c, t), g in self._by_track.items()
+                if g == ident.global_id and c != obs.camera_id
+            ):
+                continue
+            dist = min(float(np.hypot(obs.map_xy[0] - x, obs.map_xy[1] - y)) for x, y in others)
+            self._apart[key] = self._apart.get(key, 0) + 1 if dist > 2 * cfg.position_tolerance_m else 0
+            if self._apart[key] >= cfg.split_after_frames:
+                del ident.now_xy[obs.camera_id]
+                self._join(frame, obs, self._new_identity(frame, obs))
+
+    def _merge(self, observations: list[Observation]) -> None:
+        """Fold together two identities that keep standing on one spot in different cameras."""
+        cfg = self.config
+        seen = sorted({self._by_track[(o.camera_id, o.track_id)] for o in observations})
+        together: dict[tuple[int, int], int] = {}
+        for i, a in enumerate(seen):
+            for b in seen[i + 1 :]:
+                ia, ib = self._identities[a], self._identities[b]
+                if ia.now_xy.keys() & ib.now_xy.keys():
+                    continue  # both in one camera: two people
+                pa = [xy for xy in ia.now_xy.values() if xy]
+                pb = [xy for xy in ib.now_xy.values() if xy]
+                if not pa or not pb:
+                    continue
+                dist = min(float(np.hypot(x1 - x2, y1 - y2)) for x1, y1 in pa for x2, y2 in pb)
+                alike = (
+                    ia.embedding is None or ib.embedding is None or cfg.appearance_cost(ia.embedding, ib.embedding) < 1
+                )
+                if dist <= cfg.position_tolerance_m / 2 and alike:
+                    together[(a, b)] = self._together.get((a, b), 0) + 1
+        self._together = together
+        for (a, b), n in sorted(together.items()):
+            if n >= cfg.merge_after_frames and a in self._identities and b in self._identities:
+                self._fold(b, into=a)
+
+    def _fold(self, gid: int, into: int) -> None:
+        gone, kept = self._identities.pop(gid), self._identities[into]
+        for key, g in self._by_track.items():
+            if g == gid:
+                self._by_track[key] = into
+        kept.now_xy.update(gone.now_xy)
+        if kept.embedding is None:
+            kept.embedding = gone.embedding
+        self._together = {pair: n for pair, n in self._together.items() if gid not in pair}
 
     def _match(self, frame: int, fresh: list[Observation]) -> list[tuple[Observation, int | None]]:
         candidates = list(self._identities.values())
@@ -112,31 +230,39 @@ class GlobalIdentities:
         }
         return [(o, chosen.get(i)) for i, o in enumerate(fresh)]
 
-    def _cost(self, frame: int, obs: Observation, ident: _Identity) -> float:
+    def _cost(self, frame: int, obs: Observation, ident: IdentityState) -> float:
         cfg = self.config
-        if obs.camera_id in ident.cameras_now:
+        if obs.camera_id in ident.now_xy:
             return np.inf  # one person is one track per camera
         dt = (frame - ident.last_frame) / cfg.fps
         if dt > cfg.max_gap_s:
             return np.inf
         geo = 0.5  # neutral when either side has no map position
-        if obs.map_xy is not None and ident.last_xy is not None:
-            reach = cfg.position_tolerance_m + cfg.max_speed_mps * dt
-            dist = float(np.hypot(obs.map_xy[0] - ident.last_xy[0], obs.map_xy[1] - ident.last_xy[1]))
+        if obs.map_xy is not None:
+            now = [xy for xy in ident.now_xy.values() if xy is not None]
+            if now:  # seen elsewhere this very frame: the views must agree
+                dist = min(float(np.hypot(obs.map_xy[0] - x, obs.map_xy[1] - y)) for x, y in now)
+                reach = cfg.position_tolerance_m
+            elif ident.last_xy is not None:
+                dist = float(np.hypot(obs.map_xy[0] - ident.last_xy[0], obs.map_xy[1] - ident.last_xy[1]))
+                reach = cfg.position_tolerance_m + cfg.max_speed_mps * dt
+            else:
+                dist, reach = 0.5, 1.0
             if dist > reach:
                 return np.inf
             geo = dist / reach
         app = 0.5
         if obs.embedding is not None and ident.embedding is not None:
-            app = float(np.clip(1.0 - float(obs.embedding @ ident.embedding), 0.0, 1.0))
-        stale = min(1.0, max(0.0, dt - 1.0 / cfg.fps) / cfg.time_scale_s)
-        return cfg.geometry_weight * geo + cfg.appearance_weight * app + cfg.time_weight * stale
+            app = cfg.appearance_cost(obs.embedding, ident.embedding)
+        stale = 0.0 if ident.now_xy else min(1.0, max(0.0, dt - 1.0 / cfg.fps) / cfg.time_scale_s)
+        total = cfg.geometry_weight + cfg.appearance_weight + cfg.time_weight
+        return (cfg.geometry_weight * geo + cfg.appearance_weight * app + cfg.time_weight * stale) / total
 
-    def _observe(self, ident: _Identity, frame: int, obs: Observation) -> None:
-        if frame >= ident.last_frame:
-            ident.last_frame = frame
-            if obs.map_xy is not None:
-                ident.last_xy = obs.map_xy
+    def _observe(self, ident: IdentityState, frame: int, obs: Observation) -> None:
+        ident.now_xy[obs.camera_id] = obs.map_xy
+        ident.last_frame = max(ident.last_frame, frame)
+        if obs.map_xy is not None:
+            ident.last_xy = obs.map_xy
         if obs.embedding is not None:
             if ident.embedding is None:
                 ident.embedding = obs.embedding
@@ -144,3 +270,15 @@ class GlobalIdentities:
                 m = self.config.embedding_momentum
                 mixed = m * ident.embedding + (1 - m) * obs.embedding
                 ident.embedding = mixed / max(float(np.linalg.norm(mixed)), 1e-9)
+
+    def _forget(self, frame: int, active: set[tuple[str, int]]) -> None:
+        """Drop identities unseen for ``max_gap_s`` and, past ``max_identities``, the stalest."""
+        horizon = frame - self.config.max_gap_s * self.config.fps
+        keep = sorted(self._identities.values(), key=lambda i: -i.last_frame)
+        keep = [i for i in keep if i.last_frame >= horizon][: self.config.max_identities]
+        if len(keep) == len(self._identities):
+            return
+        self._identities = {i.global_id: i for i in keep}
+        # A forgotten identity's ended tracks go too; a live track keeps its id.
+        self._by_track = {k: g for k, g in self._by_track.items() if g in self._identities or k in active}
+        self._joined = {k: f for k, f in self._joined.items() if k in self._by_track}

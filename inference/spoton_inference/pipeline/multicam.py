@@ -45,6 +45,8 @@ class MultiCameraTracker:
         self._trackers = {c: CameraTracker(tracker_config) for c in camera_ids}
         self._homographies = dict(homographies)
         self.identities = GlobalIdentities(association_config)
+        # (camera, global id) -> the local id that camera last gave the person.
+        self._local_ids: dict[tuple[str, int], int] = {}
 
     def plan(self, detections: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, FramePlan]:
         """Predict every camera's tracks; each plan names the detections to embed."""
@@ -66,7 +68,15 @@ class MultiCameraTracker:
                 feature = t.feature if t.is_new or t.embedded_now else None
                 observations.append(Observation(cam, t.track_id, xy, feature, t.is_new))
         gids = self.identities.assign(frame, observations)
-        return {
-            cam: [GlobalTrack(t.track_id, gids[(cam, t.track_id)], t.box, t.score, xy) for t, xy in pairs]
-            for cam, pairs in tracked.items()
-        }
+        out: dict[str, list[GlobalTrack]] = {}
+        for cam, pairs in tracked.items():
+            out[cam] = []
+            for t, xy in pairs:
+                gid, track_id = gids[(cam, t.track_id)], t.track_id
+                earlier = self._local_ids.get((cam, gid))
+                if t.is_new and earlier is not None and self._trackers[cam].relabel(track_id, earlier):
+                    self.identities.rename_track(cam, track_id, earlier)
+                    track_id = earlier
+                self._local_ids[(cam, gid)] = track_id
+                out[cam].append(GlobalTrack(track_id, gid, t.box, t.score, xy))
+        return out

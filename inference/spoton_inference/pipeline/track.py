@@ -50,20 +50,27 @@ class TrackerConfig:
     iou_threshold: float = 0.25
     low_iou_threshold: float = 0.4
     # Weight of appearance against IoU distance when both are known.
-    appearance_weight: float = 0.3
-    # Appearance distance (1 - cosine) above which two boxes are not the same person.
-    max_appearance_distance: float = 0.35
+    appearance_weight: float = 0.5
+    # Re-ID cosine distances typical of the same person and of two people (see
+    # AssociationConfig): appearance costs 0 at the first, 1 at the second.
+    reid_same_distance: float = 0.19
+    reid_different_distance: float = 0.29
+    # Calibrated appearance cost above which a detection is not the track's person.
+    max_appearance_cost: float = 0.95
     # A detection whose best IoU is below this, or within `ambiguity_margin` of its second
-    # best, is an uncertain match and gets embedded.
+    # best, or that overlaps another detection by `crowd_iou`, is an uncertain match and
+    # gets embedded; so does one matched to a track younger than `young_hits`.
     confident_iou: float = 0.5
     ambiguity_margin: float = 0.15
+    crowd_iou: float = 0.1
+    young_hits: int = 3
     # Re-embed a matched track after this many frames.
-    refresh_every: int = 10
+    refresh_every: int = 5
     feature_momentum: float = 0.9
     # Stage c gate: centre distance over box height, growing with frames lost.
     refind_distance: float = 0.3
     refind_distance_per_frame: float = 0.05
-    min_hits: int = 2
+    min_hits: int = 3
     max_age: int = 20
 
 
@@ -126,18 +133,6 @@ def _assign(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
     return [(r, c) for r, c in zip(rows, cols, strict=True) if cost[r, c] <= max_cost]
 
 
-def _appearance_distance(features: list[np.ndarray | None], embeddings: list[np.ndarray | None]) -> np.ndarray:
-    """1 - cosine for every pair where both sides are known, NaN elsewhere."""
-    out = np.full((len(features), len(embeddings)), np.nan)
-    for i, f in enumerate(features):
-        if f is None:
-            continue
-        for j, e in enumerate(embeddings):
-            if e is not None:
-                out[i, j] = 1.0 - float(f @ e)
-    return out
-
-
 class CameraTracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
@@ -154,14 +149,22 @@ class CameraTracker:
         predicted = np.array([t.kf.box() for t in self._tracks], np.float32).reshape(-1, 4)
         high = np.flatnonzero(scores >= cfg.high_score)
         iou = iou_matrix(predicted, boxes[high])
+        crowd = iou_matrix(boxes[high], boxes[high])
+        np.fill_diagonal(crowd, 0.0)
         needs: list[int] = []
         for col, det in enumerate(high):
             column = np.sort(iou[:, col])[::-1] if len(predicted) else np.zeros(1)
             best = column[0]
             second = column[1] if len(column) > 1 else 0.0
-            if best < cfg.confident_iou or best - second < cfg.ambiguity_margin:
+            if (
+                best < cfg.confident_iou
+                or best - second < cfg.ambiguity_margin
+                or crowd[col].max(initial=0) > cfg.crowd_iou
+            ):
                 needs.append(int(det))
-            elif self._tracks[int(np.argmax(iou[:, col]))].since_embedding + 1 >= cfg.refresh_every:
+                continue
+            track = self._tracks[int(np.argmax(iou[:, col]))]
+            if track.since_embedding + 1 >= cfg.refresh_every or track.hits < cfg.young_hits:
                 needs.append(int(det))
         return FramePlan(boxes, scores, predicted, tuple(needs))
 
@@ -180,9 +183,9 @@ class CameraTracker:
 
         # a. IoU, fused with appearance where both sides have it
         iou_dist = 1.0 - iou_matrix(plan.predicted[tracks], boxes[high])
-        app = _appearance_distance([self._tracks[t].feature for t in tracks], [embeddings.get(int(d)) for d in high])
+        app = self._appearance_cost([self._tracks[t].feature for t in tracks], [embeddings.get(int(d)) for d in high])
         fused = np.where(np.isnan(app), iou_dist, (1 - cfg.appearance_weight) * iou_dist + cfg.appearance_weight * app)
-        fused[np.nan_to_num(app, nan=0.0) > cfg.max_appearance_distance] = np.inf
+        fused[np.nan_to_num(app, nan=0.0) > cfg.max_appearance_cost] = np.inf
         fused[iou_dist > 1.0 - cfg.iou_threshold] = np.inf
         stage(tracks, high, fused, 1.0)
         taken_t = {t for t, _ in matches}
@@ -205,6 +208,35 @@ class CameraTracker:
                 self._start(boxes[d], float(scores[d]), embeddings.get(int(d)))
         return self._report(embedded={t.track_id for t in self._tracks if t.since_embedding == 0})
 
+    def _appearance_cost(self, features: list[np.ndarray | None], embeddings: list[np.ndarray | None]) -> np.ndarray:
+        """Calibrated appearance cost, 0 (same person) .. 1 (not), where both sides are known; NaN elsewhere."""
+        cfg = self.config
+        out = np.full((len(features), len(embeddings)), np.nan)
+        rows = [i for i, f in enumerate(features) if f is not None]
+        cols = [j for j, e in enumerate(embeddings) if e is not None]
+        if rows and cols:
+            dist = 1.0 - np.stack([features[i] for i in rows]) @ np.stack([embeddings[j] for j in cols]).T
+            span = max(cfg.reid_different_distance - cfg.reid_same_distance, 1e-6)
+            out[np.ix_(rows, cols)] = np.clip((dist - cfg.reid_same_distance) / span, 0.0, 1.0)
+        return out
+
+    def relabel(self, track_id: int, new_id: int) -> bool:
+        """Give a just-confirmed track the id of an earlier, now lost or ended, track of the same person.
+
+        Cross-camera association may recognise a newly confirmed track as a person this
+        camera saw before: taking the old id keeps the person's local id across an exit and
+        re-entry. Refused (False) when the old id is still matched this frame or the track has
+        already been reported under its own id before this frame.
+        """
+        track = next((t for t in self._tracks if t.track_id == track_id), None)
+        old = next((t for t in self._tracks if t.track_id == new_id), None)
+        if track is None or (old is not None and old.misses == 0) or track.hits > self.config.min_hits:
+            return False
+        if old is not None:
+            self._tracks.remove(old)
+        track.track_id = new_id
+        return True
+
     def _refind_cost(
         self, lost: list[int], spare: np.ndarray, plan: FramePlan, embeddings: dict[int, np.ndarray]
     ) -> np.ndarray:
@@ -218,10 +250,10 @@ class CameraTracker:
         reach = np.array([cfg.refind_distance + cfg.refind_distance_per_frame * self._tracks[t].misses for t in lost])
         ratio = heights[:, None] / np.maximum(det[:, 3] - det[:, 1], 1.0)[None, :]
         cost = dist / reach[:, None]
-        app = _appearance_distance([self._tracks[t].feature for t in lost], [embeddings.get(int(d)) for d in spare])
-        cost = np.where(np.isnan(app), cost, 0.5 * cost + 0.5 * app / cfg.max_appearance_distance)
+        app = self._appearance_cost([self._tracks[t].feature for t in lost], [embeddings.get(int(d)) for d in spare])
+        cost = np.where(np.isnan(app), cost, 0.5 * cost + 0.5 * app)
         cost[(dist > reach[:, None]) | (ratio < 0.7) | (ratio > 1.4)] = np.inf
-        cost[np.nan_to_num(app, nan=0.0) > cfg.max_appearance_distance] = np.inf
+        cost[np.nan_to_num(app, nan=0.0) > cfg.max_appearance_cost] = np.inf
         return cost
 
     def _start(self, box: np.ndarray, score: float, embedding: np.ndarray | None) -> None:

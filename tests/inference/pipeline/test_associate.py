@@ -46,3 +46,103 @@ def test_emitted_ids_are_never_renumbered():
     a = g.assign(0, [Observation("c1", 1, (1.0, 1.0), None, True)])[("c1", 1)]
     for f in range(1, 20):
         assert g.assign(f, [Observation("c1", 1, (1.0 + f * 0.1, 1.0), None, False)])[("c1", 1)] == a
+
+
+def test_hand_over_between_views_that_do_not_overlap():
+    g = GlobalIdentities(AssociationConfig(fps=10))
+    gid = g.assign(0, [Observation("c1", 1, (5.0, 2.0), None, True)])[("c1", 1)]
+    for f in range(1, 10):  # walks out of c1's view at 1 m/s
+        g.assign(f, [Observation("c1", 1, (5.0 + 0.1 * f, 2.0), None, False)])
+    # 1.5 s later, 1.5 m further on, in c2: the same person
+    assert g.assign(25, [Observation("c2", 3, (7.4, 2.0), None, True)])[("c2", 3)] == gid
+
+
+def test_re_entry_after_leaving_every_view_is_recognised_by_appearance():
+    g = GlobalIdentities(AssociationConfig(fps=10, max_gap_s=60))
+    red, blue = _unit([1, 0, 0]), _unit([0, 1, 0])
+    ids = g.assign(0, [Observation("c1", 1, (1.0, 1.0), red, True), Observation("c1", 2, (9.0, 1.0), blue, True)])
+    # 20 s later both come back through the same door, blue first
+    back = g.assign(200, [Observation("c2", 5, (5.0, 8.0), blue, True)])
+    assert back[("c2", 5)] == ids[("c1", 2)]
+    again = g.assign(201, [Observation("c2", 5, (5.0, 8.0), None, False), Observation("c2", 6, (4.0, 8.0), red, True)])
+    assert again[("c2", 6)] == ids[("c1", 1)]
+
+
+def test_an_identity_unseen_for_longer_than_max_gap_is_forgotten():
+    g = GlobalIdentities(AssociationConfig(fps=10, max_gap_s=5))
+    red = _unit([1, 0, 0])
+    first = g.assign(0, [Observation("c1", 1, (1.0, 1.0), red, True)])[("c1", 1)]
+    g.assign(10, [])
+    assert [i.global_id for i in g.gallery] == [first]
+    later = g.assign(100, [Observation("c1", 2, (1.0, 1.0), red, True)])[("c1", 2)]
+    assert later != first
+    assert [i.global_id for i in g.gallery] == [later]
+
+
+def test_the_gallery_is_bounded_in_size_keeping_the_most_recent():
+    g = GlobalIdentities(AssociationConfig(fps=10, max_identities=3))
+    for f in range(6):  # six people, each seen once, far apart
+        g.assign(f, [Observation("c1", f + 1, (20.0 * f, 0.0), None, True)])
+    assert [i.global_id for i in g.gallery] == [6, 5, 4]
+    assert g.num_identities == 6
+
+
+def test_look_alikes_are_told_apart_by_where_they_are():
+    g = GlobalIdentities()
+    grey = _unit([1, 1, 1])
+    ids = g.assign(0, [Observation("c1", 1, (2.0, 2.0), grey, True), Observation("c1", 2, (6.0, 2.0), grey, True)])
+    other = g.assign(1, [Observation("c2", 8, (6.1, 2.2), grey, True), Observation("c2", 9, (2.2, 1.9), grey, True)])
+    assert other[("c2", 9)] == ids[("c1", 1)]
+    assert other[("c2", 8)] == ids[("c1", 2)]
+
+
+def test_two_views_must_agree_on_where_a_person_is_now():
+    g = GlobalIdentities()
+    red = _unit([1, 0, 0])
+    a = g.assign(0, [Observation("c1", 1, (2.0, 2.0), red, True)])[("c1", 1)]
+    # same look, same moment, 3 m away from where c1 sees them: someone else
+    b = g.assign(1, [Observation("c1", 1, (2.0, 2.0), None, False), Observation("c2", 4, (5.0, 2.0), red, True)])
+    assert b[("c2", 4)] != a
+
+
+def test_appearance_cost_is_calibrated_to_the_embedder():
+    cfg = AssociationConfig(reid_same_distance=0.2, reid_different_distance=0.4)
+    a = _unit([1, 0])
+    assert cfg.appearance_cost(a, a) == 0.0
+    assert abs(cfg.appearance_cost(a, _unit([0.7, np.sqrt(1 - 0.49)])) - 0.5) < 1e-6  # distance 0.3
+    assert cfg.appearance_cost(a, _unit([0, 1])) == 1.0
+
+
+def test_two_identities_that_keep_standing_on_one_spot_merge_into_the_older():
+    g = GlobalIdentities(AssociationConfig(merge_after_frames=3))
+    red = _unit([1, 0, 0])
+    # c2's view of the person first lands 1.5 m off (a bad foot point), so it starts its own id
+    a = g.assign(0, [Observation("c1", 1, (2.0, 2.0), red, True)])[("c1", 1)]
+    b = g.assign(1, [Observation("c1", 1, (2.0, 2.0), None, False), Observation("c2", 7, (3.5, 2.0), red, True)])
+    assert b[("c2", 7)] != a
+    ids = []
+    for f in range(2, 7):
+        ids.append(
+            g.assign(f, [Observation("c1", 1, (2.0, 2.0), None, False), Observation("c2", 7, (2.1, 2.0), None, False)])
+        )
+    assert ids[0][("c2", 7)] == b[("c2", 7)]  # not on one frame's evidence
+    assert ids[-1][("c2", 7)] == a  # the younger folds into the older
+    assert ids[-1][("c1", 1)] == a
+
+
+def test_a_track_that_keeps_disagreeing_with_its_identity_splits_off():
+    g = GlobalIdentities(AssociationConfig(split_after_frames=3))
+    a = g.assign(0, [Observation("c1", 1, (2.0, 2.0), None, True)])[("c1", 1)]
+    assert (
+        g.assign(1, [Observation("c1", 1, (2.0, 2.0), None, False), Observation("c2", 5, (2.3, 2.0), None, True)])[
+            ("c2", 5)
+        ]
+        == a
+    )
+    # from then on c2's track walks away while c1's person stands still: two people
+    seen = [
+        g.assign(f, [Observation("c1", 1, (2.0, 2.0), None, False), Observation("c2", 5, (2.0 + f, 2.0), None, False)])
+        for f in range(2, 9)
+    ]
+    assert seen[-1][("c1", 1)] == a  # the earlier track keeps the id
+    assert seen[-1][("c2", 5)] not in (a, None)

@@ -68,17 +68,53 @@ def test_weak_detections_extend_a_track_but_never_start_one():
     assert [t.track_id for t in partly_hidden] == [first]
 
 
-def test_only_uncertain_or_stale_detections_are_embedded():
-    tracker = CameraTracker(TrackerConfig(min_hits=1, refresh_every=3))
-    box = [[10, 10, 50, 120]]
-    feature = [_unit([1, 0])]
+def _embedding_plans(tracker: CameraTracker, boxes: list, frames: int) -> list[tuple[int, ...]]:
+    features = [_unit([1, i]) for i in range(len(boxes))]
     plans = []
-    for _ in range(6):
-        plan = tracker.plan(np.array(box, np.float32), np.array([0.9], np.float32))
+    for _ in range(frames):
+        plan = tracker.plan(np.array(boxes, np.float32), np.array([0.9] * len(boxes), np.float32))
         plans.append(plan.needs_embedding)
-        tracker.update(plan, {i: feature[i] for i in plan.needs_embedding})
-    # new at first, then confidently matched, then refreshed every 3 frames
-    assert plans == [(0,), (), (), (0,), (), ()]
+        tracker.update(plan, {i: features[i] for i in plan.needs_embedding})
+    return plans
+
+
+def test_only_new_young_uncertain_or_stale_detections_are_embedded():
+    tracker = CameraTracker(TrackerConfig(min_hits=1, refresh_every=3, young_hits=3))
+    # new, then young (1 and 2 hits), then confidently matched, then refreshed every 3 frames
+    assert _embedding_plans(tracker, [[10, 10, 50, 120]], 9) == [(0,), (0,), (0,), (), (), (0,), (), (), (0,)]
+
+
+def test_overlapping_people_are_embedded_every_frame():
+    tracker = CameraTracker(TrackerConfig(min_hits=1, refresh_every=100, young_hits=1, crowd_iou=0.1))
+    apart = _embedding_plans(tracker, [[10, 10, 50, 120], [200, 10, 240, 120]], 4)
+    assert apart[1:] == [(), (), ()]
+    tracker = CameraTracker(TrackerConfig(min_hits=1, refresh_every=100, young_hits=1, crowd_iou=0.1))
+    overlapping = _embedding_plans(tracker, [[10, 10, 50, 120], [35, 10, 75, 120]], 4)
+    assert overlapping[1:] == [(0, 1)] * 3
+
+
+def test_appearance_vetoes_an_iou_match_to_someone_else():
+    tracker = CameraTracker(TrackerConfig(min_hits=1, young_hits=5))
+    red, blue = _unit([1, 0, 0]), _unit([0, 1, 0])
+    first = _step(tracker, [[10, 10, 50, 120]], [0.9], [red])[0].track_id
+    # the red person is missed and a blue one stands where they were
+    swapped = _step(tracker, [[12, 10, 52, 120]], [0.9], [blue])
+    assert [t.track_id for t in swapped] != [first]
+
+
+def test_relabel_gives_a_new_track_the_id_of_a_lost_one_once():
+    tracker = CameraTracker(TrackerConfig(min_hits=1, max_age=50))
+    old = _step(tracker, [[10, 10, 50, 120]], [0.9])[0].track_id
+    for _ in range(5):
+        _step(tracker, [], [])
+    new = _step(tracker, [[400, 10, 440, 120]], [0.9])[0].track_id
+    assert new != old
+    assert tracker.relabel(new, old)
+    assert [t.track_id for t in _step(tracker, [[402, 10, 442, 120]], [0.9])] == [old]
+    # a track already reported under its own id for a while keeps it
+    for _ in range(5):
+        _step(tracker, [[402, 10, 442, 120]], [0.9])
+    assert not tracker.relabel(old, 99)
 
 
 def test_kalman_follows_constant_motion():

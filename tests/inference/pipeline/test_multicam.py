@@ -1,0 +1,38 @@
+import numpy as np
+
+from spoton_inference.core.geometry import Homography
+from spoton_inference.pipeline.associate import AssociationConfig
+from spoton_inference.pipeline.multicam import MultiCameraTracker
+from spoton_inference.pipeline.track import TrackerConfig
+
+# 100 px per metre, the map's origin at the image's
+SCALE = Homography(np.diag([0.01, 0.01, 1.0]))
+
+
+def _frame(mc: MultiCameraTracker, frame: int, boxes: dict[str, list], features: dict[str, list] | None = None):
+    dets = {cam: (np.array(b, np.float32).reshape(-1, 4), np.full(len(b), 0.9, np.float32)) for cam, b in boxes.items()}
+    plans = mc.plan(dets)
+    wanted = {
+        cam: {i: features[cam][i] for i in plan.needs_embedding} if features else {} for cam, plan in plans.items()
+    }
+    return mc.update(frame, plans, wanted)
+
+
+def test_one_person_seen_by_two_cameras_gets_one_global_id_and_map_position():
+    mc = MultiCameraTracker(["c1", "c2"], {"c1": SCALE, "c2": SCALE}, TrackerConfig(min_hits=1))
+    out = _frame(mc, 0, {"c1": [[100, 0, 140, 200]], "c2": [[110, 0, 150, 205]]})
+    (a,), (b,) = out["c1"], out["c2"]
+    assert a.global_id == b.global_id
+    assert a.map_xy == (1.2, 2.0)
+
+
+def test_a_person_back_in_a_camera_gets_their_old_local_id():
+    red = np.array([1.0, 0.0], np.float32)
+    mc = MultiCameraTracker(
+        ["c1"], {"c1": SCALE}, TrackerConfig(min_hits=1, max_age=3), AssociationConfig(fps=10, max_gap_s=60)
+    )
+    first = _frame(mc, 0, {"c1": [[100, 0, 140, 200]]}, {"c1": [red]})["c1"][0]
+    for f in range(1, 30):  # out of view for 3 s, longer than the tracker keeps a lost track
+        _frame(mc, f, {"c1": []})
+    back = _frame(mc, 30, {"c1": [[150, 0, 190, 200]]}, {"c1": [red]})["c1"][0]
+    assert (back.global_id, back.track_id) == (first.global_id, first.track_id)
