@@ -4,6 +4,9 @@ error and speed. The directory layout of a scene's run is::
     <run_dir>/ours/       the service's exports (detections included)
     <run_dir>/baseline/   ByteTrack on those detections
     <run_dir>/oracle/     those detections with ground-truth ids
+    <run_dir>/perfect_reid/  our tracking core replayed on those detections with
+                          ground-truth identity features: the upper bound a perfect
+                          Re-ID embedder would reach (``accuracy_lib/replay.py``)
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from accuracy_lib.baseline import run_baseline
 from accuracy_lib.detection import DetectionCounts, detection_counts
 from accuracy_lib.map_error import map_errors
 from accuracy_lib.oracle import write_oracle
+from accuracy_lib.replay import ground_truth_features, load_detections, perfect_reid_configs, replay
 from spoton_client.process import ProcessResult
 from spoton_client.scoring import Scores, score_environment
+from spoton_inference.core.environment import load_environment_dir
 
-SYSTEMS = ("ours", "baseline", "oracle")
+SYSTEMS = ("ours", "baseline", "oracle", "perfect_reid")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,6 +88,12 @@ class SceneResult:
         return self.systems["ours"].cross.idf1 / oracle if oracle else float("nan")
 
     @property
+    def perfect_reid_vs_oracle(self) -> float:
+        """The same with ground-truth features: what the association loses with a perfect embedder."""
+        oracle = self.systems["oracle"].cross.idf1
+        return self.systems["perfect_reid"].cross.idf1 / oracle if oracle else float("nan")
+
+    @property
     def detection_total(self) -> DetectionCounts:
         return sum(self.detection.values(), DetectionCounts(0, 0, 0))
 
@@ -97,13 +108,16 @@ def evaluate_scene(
     fps: float,
     start_score: float,
 ) -> SceneResult:
-    """Run the baseline and the oracle on the service's detections, then score all three."""
+    """Run the baseline, the oracle and the perfect-Re-ID replay on the service's detections; score all."""
     cams = list(run.camera_ids)
-    ours, baseline, oracle = run_dir / "ours", run_dir / "baseline", run_dir / "oracle"
+    ours, baseline, oracle, perfect = (run_dir / s for s in SYSTEMS)
     run_baseline(ours, baseline, fps)
     write_oracle(env_dir / "ground_truth", ours, oracle, cams, start_score)
+    detections = load_detections(ours, cams)
+    features = ground_truth_features(env_dir / "ground_truth", detections)
+    replay(load_environment_dir(env_dir), detections, features, perfect, *perfect_reid_configs(start_score, fps))
     systems = {}
-    for system, out in zip(SYSTEMS, (ours, baseline, oracle), strict=True):
+    for system, out in zip(SYSTEMS, (ours, baseline, oracle, perfect), strict=True):
         per_camera, cross = score_environment(env_dir / "ground_truth", out, cams)
         systems[system] = SystemScores(per_camera, cross)
     errors = map_errors(env_dir, ours, cams)

@@ -33,6 +33,18 @@ from spoton_inference.pipeline.track import TrackerConfig
 
 Features = dict[str, dict[int, np.ndarray]]
 
+# Calibration for :func:`ground_truth_features`: two people's random 64-d unit vectors are
+# 1 +- 0.125 apart in cosine distance, so 0.6 is over three sigmas below any of them.
+PERFECT_REID_CALIBRATION = {"reid_same_distance": 0.0, "reid_different_distance": 0.6}
+
+
+def perfect_reid_configs(start_score: float, fps: float) -> tuple[TrackerConfig, AssociationConfig]:
+    """The service's default settings, calibrated for ground-truth features."""
+    return (
+        TrackerConfig(high_score=start_score, **PERFECT_REID_CALIBRATION),
+        AssociationConfig(fps=fps, **PERFECT_REID_CALIBRATION),
+    )
+
 
 def load_detections(det_dir: Path, camera_ids: list[str]) -> dict[str, dict[int, FrameDetections]]:
     return {cam: read_detections(det_dir / f"{cam}.detections.txt") for cam in camera_ids}

@@ -29,6 +29,8 @@ _COLUMNS: list[tuple[str, Callable[[SceneResult], str]]] = [
     ("base", lambda r: f"{r.systems['baseline'].cross.idf1:.3f}"),
     ("orac", lambda r: f"{r.systems['oracle'].cross.idf1:.3f}"),
     ("ours/orac", lambda r: f"{r.cross_idf1_vs_oracle:.3f}"),
+    ("xIDF1 pReID", lambda r: f"{r.systems['perfect_reid'].cross.idf1:.3f}"),
+    ("pReID/orac", lambda r: f"{r.perfect_reid_vs_oracle:.3f}"),
     ("map m", lambda r: f"{r.map_error.median:.3f}"),
     ("fps", lambda r: f"{r.fps:.1f}"),
 ]
@@ -37,6 +39,7 @@ LEGEND = (
     "recall: detections >= the track-start score vs ground truth (IoU >= 0.5); "
     "IDF1, IDsw, MOTA: per camera (local ids), mean over cameras, MOTA ours; "
     "xIDF1: cross-camera IDF1 (global ids, all cameras jointly); "
+    "pReID: our tracking replayed with ground-truth identity features (a perfect embedder); "
     "map m: median map-position error of our matched boxes; fps: global frames / task wall time"
 )
 
@@ -66,7 +69,10 @@ def mean_cross_idf1(results: list[SceneResult]) -> dict[str, float]:
 
 def summary_line(results: list[SceneResult]) -> str:
     m = mean_cross_idf1(results)
-    return f"mean cross-camera IDF1: ours {m['ours']:.3f}, baseline {m['baseline']:.3f} (oracle {m['oracle']:.3f})"
+    return (
+        f"mean cross-camera IDF1: ours {m['ours']:.3f}, baseline {m['baseline']:.3f}"
+        f" (oracle {m['oracle']:.3f}, ours with perfect Re-ID {m['perfect_reid']:.3f})"
+    )
 
 
 def scene_json(r: SceneResult, checks: list[Check]) -> dict[str, object]:
@@ -99,6 +105,7 @@ def scene_json(r: SceneResult, checks: list[Check]) -> dict[str, object]:
             for name, s in r.systems.items()
         },
         "cross_idf1_ours_over_oracle": r.cross_idf1_vs_oracle,
+        "cross_idf1_perfect_reid_over_oracle": r.perfect_reid_vs_oracle,
         "map_error_m": {
             **dataclasses.asdict(r.map_error),
             "per_camera": {cam: dataclasses.asdict(e) for cam, e in r.map_error_per_camera.items()},

@@ -18,7 +18,13 @@ def _system(camera_idf1: float, cross_idf1: float) -> SystemScores:
     return SystemScores({"c01": Scores(camera_idf1, 0.5, 3, 10)}, Scores(cross_idf1, 0.5, 4, 10))
 
 
-def _scene(ours: tuple[float, float], baseline: tuple[float, float], oracle: tuple[float, float], **kw) -> SceneResult:
+def _scene(
+    ours: tuple[float, float],
+    baseline: tuple[float, float],
+    oracle: tuple[float, float],
+    perfect_reid: tuple[float, float] = (0.9, 0.9),
+    **kw,
+) -> SceneResult:
     fields = {
         "name": "s",
         "description": "a scene",
@@ -27,7 +33,12 @@ def _scene(ours: tuple[float, float], baseline: tuple[float, float], oracle: tup
         "frames": 100,
         "wall_s": 10.0,
         "detection": {"c01": DetectionCounts(10, 9, 8)},
-        "systems": {"ours": _system(*ours), "baseline": _system(*baseline), "oracle": _system(*oracle)},
+        "systems": {
+            "ours": _system(*ours),
+            "baseline": _system(*baseline),
+            "oracle": _system(*oracle),
+            "perfect_reid": _system(*perfect_reid),
+        },
         "map_error": MapError(0.2, 0.4, 50),
         "map_error_per_camera": {"c01": MapError(0.2, 0.4, 50)},
     }
@@ -68,9 +79,11 @@ def test_no_matched_box_fails_the_map_target():
 def test_summary_is_the_mean_over_scenes_and_nan_becomes_null(tmp_path: Path):
     scenes = [
         _scene(ours=(0.8, 0.9), baseline=(0.6, 0.4), oracle=(0.95, 1.0)),
-        _scene(ours=(0.8, 0.7), baseline=(0.6, 0.2), oracle=(0.95, 0.9), name="t"),
+        _scene(ours=(0.8, 0.7), baseline=(0.6, 0.2), oracle=(0.95, 0.9), perfect_reid=(0.9, 0.8), name="t"),
     ]
-    assert summary_line(scenes) == "mean cross-camera IDF1: ours 0.800, baseline 0.300 (oracle 0.950)"
+    assert summary_line(scenes) == (
+        "mean cross-camera IDF1: ours 0.800, baseline 0.300 (oracle 0.950, ours with perfect Re-ID 0.850)"
+    )
     assert [line.split()[0] for line in table(scenes).splitlines()[2:4]] == ["s", "t"]
     write_json(tmp_path / "results" / "a.json", {"x": math.nan, "y": [1.0, math.nan]})
     assert json.loads((tmp_path / "results" / "a.json").read_text()) == {"x": None, "y": [1.0, None]}
