@@ -1,0 +1,97 @@
+"""Mirroring the tracker's identities to Redis (gallery) and PostgreSQL (embedding history), off the frame path.
+
+The runner calls :meth:`IdentitySync.offer` once in a while with what changed; it never
+waits. A background task writes the latest state per identity: only the newest entry of an
+identity is kept while a write is pending (so a slow Redis coalesces rather than queues),
+embedding rows are bounded, and a failed write is counted and retried on the next round.
+Neither store is needed for tracking: with both down, tracking goes on unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+from spoton_inference.storage.embedding_store import EmbeddingRow, EmbeddingStore
+from spoton_inference.storage.gallery import GalleryEntry, RedisGallery
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class SyncCounters:
+    gallery_entries_written: int = 0
+    embeddings_written: int = 0
+    embeddings_dropped: int = 0
+    failures: int = 0
+
+
+class IdentitySync:
+    def __init__(
+        self,
+        gallery: RedisGallery | None,
+        embeddings: EmbeddingStore | None,
+        *,
+        max_pending_embeddings: int = 10_000,
+        interval_s: float = 1.0,
+    ) -> None:
+        self._gallery = gallery
+        self._embeddings = embeddings
+        self._max_pending = max_pending_embeddings
+        self._interval_s = interval_s
+        self._entries: dict[tuple[str, int], GalleryEntry] = {}
+        self._rows: list[EmbeddingRow] = []
+        self._task: asyncio.Task[None] | None = None
+        self.counters = SyncCounters()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="identity-sync")
+
+    def offer(self, scope: str, entries: Sequence[GalleryEntry], rows: Sequence[EmbeddingRow]) -> None:
+        """Queue the newest state of some identities; never blocks."""
+        for entry in entries:
+            self._entries[(scope, entry.global_id)] = entry
+        self._rows.extend(rows)
+        overflow = len(self._rows) - self._max_pending
+        if overflow > 0:  # history is best effort; the oldest rows go first
+            del self._rows[:overflow]
+            self.counters.embeddings_dropped += overflow
+
+    async def flush(self) -> None:
+        """Write everything queued now (used at the end of a task and by tests)."""
+        entries, self._entries = self._entries, {}
+        rows, self._rows = self._rows, []
+        by_scope: dict[str, list[GalleryEntry]] = {}
+        for (scope, _), entry in entries.items():
+            by_scope.setdefault(scope, []).append(entry)
+        try:
+            if self._gallery is not None:
+                for scope, items in by_scope.items():
+                    await self._gallery.upsert(scope, items)
+                    self.counters.gallery_entries_written += len(items)
+            if self._embeddings is not None and rows:
+                await self._embeddings.write(rows)
+                self.counters.embeddings_written += len(rows)
+        except Exception as exc:  # a store outage must not stop tracking
+            self.counters.failures += 1
+            log.warning("identity sync failed, retrying later: %s", exc)
+            for (scope, gid), entry in entries.items():  # newer offers win over the failed ones
+                self._entries.setdefault((scope, gid), entry)
+            self._rows[:0] = rows
+            self.offer("", [], [])  # re-apply the bound
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.flush(), timeout=5.0)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            await self.flush()
