@@ -26,6 +26,7 @@ from accuracy_lib.replay import Features, ground_truth_features, load_detections
 from spoton_client.scoring import score_environment
 from spoton_inference.core.environment import load_environment_dir
 from spoton_inference.pipeline.associate import AssociationConfig
+from spoton_inference.pipeline.multicam import tracking_configs
 from spoton_inference.pipeline.track import TrackerConfig
 from spoton_inference.scenes.suite import suite
 from spoton_inference.settings import REPO_ROOT, Settings
@@ -34,7 +35,8 @@ BENCH_VAR = REPO_ROOT / "var" / "bench"
 
 
 def _configs(assignments: list[str], fps: float, threshold: float) -> tuple[TrackerConfig, AssociationConfig]:
-    tracker, association = TrackerConfig(high_score=threshold), AssociationConfig(fps=fps)
+    settings = dataclasses.replace(Settings.from_env(), detection_threshold=threshold)
+    tracker, association = tracking_configs(settings, fps)
     for item in assignments:
         key, _, value = item.partition("=")
         which, _, field = key.partition(".")

@@ -17,6 +17,7 @@ detection in the file's order.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,8 +29,9 @@ from accuracy_lib.motfile import FrameDetections, MotRow, read_detections, write
 from spoton_client.scoring import read_mot
 from spoton_inference.core.environment import Environment
 from spoton_inference.pipeline.associate import AssociationConfig
-from spoton_inference.pipeline.multicam import MultiCameraTracker
+from spoton_inference.pipeline.multicam import MultiCameraTracker, tracking_configs
 from spoton_inference.pipeline.track import TrackerConfig
+from spoton_inference.settings import Settings
 
 Features = dict[str, dict[int, np.ndarray]]
 
@@ -39,11 +41,9 @@ PERFECT_REID_CALIBRATION = {"reid_same_distance": 0.0, "reid_different_distance"
 
 
 def perfect_reid_configs(start_score: float, fps: float) -> tuple[TrackerConfig, AssociationConfig]:
-    """The service's default settings, calibrated for ground-truth features."""
-    return (
-        TrackerConfig(high_score=start_score, **PERFECT_REID_CALIBRATION),
-        AssociationConfig(fps=fps, **PERFECT_REID_CALIBRATION),
-    )
+    """The service's settings (environment included), calibrated for ground-truth features."""
+    settings = dataclasses.replace(Settings.from_env(), detection_threshold=start_score, **PERFECT_REID_CALIBRATION)
+    return tracking_configs(settings, fps)
 
 
 def load_detections(det_dir: Path, camera_ids: list[str]) -> dict[str, dict[int, FrameDetections]]:

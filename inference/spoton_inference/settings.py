@@ -38,6 +38,21 @@ class Settings:
     detector_model: str = "detector"
     reid_model: str = "reid"
     detection_threshold: float = 0.45
+    # Tracking (pipeline/track.py, pipeline/associate.py). Re-ID cosine distances typical of
+    # one person and of two people for the embedder in use: appearance costs 0 at the first
+    # and 1 at the second, so the weights below mean the same with any model. The defaults
+    # are measured for the default embedder; a stronger model spreads them further apart.
+    reid_same_distance: float = 0.19
+    reid_different_distance: float = 0.29
+    # Cross-camera cue weights (normalised): with a strong embedder, raise appearance.
+    association_appearance_weight: float = 0.35
+    association_geometry_weight: float = 0.5
+    association_time_weight: float = 0.15
+    # Identities unseen this long are forgotten (re-entry later gets a new global id).
+    association_max_gap_s: float = 60.0
+    # The Re-ID gallery mirrored to Redis per task, bounded in identities and age.
+    gallery_max_size: int = 1000
+    gallery_max_age_s: float = 600.0
 
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/spoton"
     redis_url: str = "redis://127.0.0.1:6379/0"

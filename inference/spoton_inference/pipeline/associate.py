@@ -90,6 +90,7 @@ class IdentityState:
     embedding: np.ndarray | None
     # This frame's map position per camera seeing the identity.
     now_xy: dict[str, tuple[float, float] | None] = dataclasses.field(default_factory=dict)
+    last_camera: str = ""
 
 
 class GlobalIdentities:
@@ -261,6 +262,7 @@ class GlobalIdentities:
     def _observe(self, ident: IdentityState, frame: int, obs: Observation) -> None:
         ident.now_xy[obs.camera_id] = obs.map_xy
         ident.last_frame = max(ident.last_frame, frame)
+        ident.last_camera = obs.camera_id
         if obs.map_xy is not None:
             ident.last_xy = obs.map_xy
         if obs.embedding is not None:

@@ -21,6 +21,27 @@ import numpy as np
 from spoton_inference.core.geometry import Homography, foot_points
 from spoton_inference.pipeline.associate import AssociationConfig, GlobalIdentities, Observation
 from spoton_inference.pipeline.track import CameraTracker, FramePlan, TrackerConfig
+from spoton_inference.settings import Settings
+
+
+def tracking_configs(settings: Settings, fps: float) -> tuple[TrackerConfig, AssociationConfig]:
+    """The tracker's and the associator's configuration from the service settings."""
+    calibration = {
+        "reid_same_distance": settings.reid_same_distance,
+        "reid_different_distance": settings.reid_different_distance,
+    }
+    return (
+        TrackerConfig(high_score=settings.detection_threshold, **calibration),
+        AssociationConfig(
+            fps=fps,
+            appearance_weight=settings.association_appearance_weight,
+            geometry_weight=settings.association_geometry_weight,
+            time_weight=settings.association_time_weight,
+            max_gap_s=settings.association_max_gap_s,
+            max_identities=settings.gallery_max_size,
+            **calibration,
+        ),
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
