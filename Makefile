@@ -8,7 +8,7 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models demo serve test lint bench-latency bench-accuracy clean
+.PHONY: setup proto models browser demo serve test lint bench-latency bench-accuracy clean
 
 setup: $(SETUP)
 
@@ -39,7 +39,13 @@ demo: setup models
 serve: setup models
 	$(BIN)/spoton serve
 
-test: setup models
+# Debian's Chromium, for the dashboard's browser test (tests/integration/test_dashboard_browser.py).
+browser:
+	@[ -x /usr/bin/chromium ] || { echo "installing chromium from Debian's packages"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: setup models browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -1,21 +1,60 @@
-// SpotOn's minimal dashboard: wait for /health, pick an environment, start a task, follow its
-// events over SSE and draw each camera's tracks over its video, in step with playback.
+// SpotOn's dashboard: wait for /health, pick an environment, start a task, follow its events
+// (sse.js), play each camera's sub-videos with boxes and global ids drawn in sync
+// (cameras.js), and show everyone on the floor plan with a short trail (floormap.js).
+// Plain JS modules, no build step, nothing from a CDN.
+//
+// `/?task=<task_id>` follows a task already started (the page sets it when it starts one, so
+// a reload picks the task up again, resuming its stream from the start).
+//
+// Test hook: `window.spoton`, for browser tests and for poking at from the console. It reads
+// what the page drew, so tests need no pixel heuristics:
+//
+//   window.spoton.state() -> {
+//     health, environment_id, task_id, task_state, progress, step, error,
+//     stream: { state, connected, last_event_id, connections, reconnects, gaps },
+//     tracking_updates,        // tracking_update events received
+//     buffered_frames,         // of them, frames held in the buffer (never dropped before shown)
+//     timings_ms: { task_created, first_event, first_media, first_tracking_update },
+//                              // ms after the start request was sent; null until it happens
+//     batch,                   // sub-video batch index on screen
+//     waiting_for_tracks,      // playback held until the tracks for the next frames arrive
+//     paused,                  // the Pause button is down
+//     videos_playing,          // camera videos playing right now
+//     cameras: { <camera_id>: { batch, src, playing, ended, ready_state, current_time, error,
+//                               frame,       // global frame index on screen (null: none yet)
+//                               has_data,    // whether that frame's tracking_update was there
+//                               boxes,       // boxes drawn for that frame
+//                               global_ids } },
+//     map: { frame, dots, global_ids, trails, source: "image" | "rectangle", extent_m },
+//   }
+//   window.spoton.tracks(frame) -> { <camera_id>: [track…] } for a buffered frame, else null
+//   window.spoton.dropConnection() -> drop the event stream as a network failure would; it
+//                                     reconnects with Last-Event-ID and back-off
+
+import { CameraWall } from "./cameras.js";
+import { FloorMap } from "./floormap.js";
+import { TaskEventSource } from "./sse.js";
+import { TrackBuffer } from "./tracks.js";
 
 const $ = (id) => document.getElementById(id);
 const TERMINAL_STATES = new Set(["completed", "failed", "cancelled"]);
-// Tracking updates kept for drawing; the oldest go first once playback has long passed them.
-const MAX_BUFFERED_FRAMES = 20000;
-const HEALTH_POLL_MS = 2000;
+const HEALTH_POLL_MS = 1000;
 
-// global_frame_index -> Map(camera_id -> tracks)
-const tracksByFrame = new Map();
-// camera_id -> { video, canvas, caption, queue: [media_url…], current: media_url | null }
-const cameras = new Map();
-// camera_id -> fps from the catalogue, for media entries that do not carry one
-const cameraFps = new Map();
+const buffer = new TrackBuffer();
+const wall = new CameraWall($("cameras"), $("camera-template"), buffer);
+const floor = new FloorMap($("map"), buffer);
+
+let health = "unknown";
 let environments = [];
-let events = null;
-let trackingUpdates = 0;
+let source = null;
+let streamState = "idle";
+let task = emptyTask();
+let timings = {};
+let startedAt = 0;
+
+function emptyTask() {
+  return { task_id: null, environment_id: null, state: null, progress: 0, step: "", error: "" };
+}
 
 async function getJson(url, init) {
   const response = await fetch(url, init);
@@ -36,16 +75,17 @@ async function waitForHealth() {
     let components = [];
     let ready = false;
     try {
-      const response = await fetch("/health");
+      const response = await fetch("/health", { cache: "no-store" });
       ({ status, components } = await response.json());
       ready = response.ok;
     } catch {
       // The facade itself is down or restarting; keep polling.
     }
+    health = status;
     const pill = $("health");
     pill.textContent = status;
     pill.className = `pill ${status}`;
-    pill.title = components.map((c) => `${c.name}: ${c.status} ${c.detail}`).join("\n");
+    pill.title = (components ?? []).map((c) => `${c.name}: ${c.status} ${c.detail}`).join("\n");
     if (ready) return;
     await new Promise((resolve) => setTimeout(resolve, HEALTH_POLL_MS));
   }
@@ -58,117 +98,173 @@ async function loadEnvironments() {
     ...environments.map((env) => new Option(`${env.name || env.environment_id}`, env.environment_id)),
   );
   select.disabled = $("start").disabled = environments.length === 0;
+  if (environments.length === 0) showError("No environment is registered.");
 }
 
 async function startTask() {
   showError("");
-  const environmentId = $("environment").value;
-  const environment = environments.find((env) => env.environment_id === environmentId);
-  for (const camera of environment?.cameras ?? []) cameraFps.set(camera.camera_id, camera.fps);
+  const environment = environments.find((env) => env.environment_id === $("environment").value);
+  if (!environment) return;
+  $("start").disabled = true;
+  startedAt = performance.now();
+  timings = {};
   try {
     const started = await getJson("/api/v1/processing-tasks/start", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ environment_id: environmentId }),
+      body: JSON.stringify({ environment_id: environment.environment_id }),
     });
-    $("task").textContent = `task ${started.task_id}`;
-    follow(started.events_url);
+    mark("task_created");
+    history.replaceState(null, "", `?task=${encodeURIComponent(started.task_id)}`);
+    follow(started.task_id, started.events_url, environment);
   } catch (error) {
     showError(error.message);
+  } finally {
+    $("start").disabled = false;
   }
 }
 
-function follow(url) {
-  events?.close();
-  tracksByFrame.clear();
-  cameras.clear();
-  $("cameras").replaceChildren();
-  trackingUpdates = 0;
-  events = new EventSource(url);
-  const on = (type, handle) => events.addEventListener(type, (e) => handle(JSON.parse(e.data)));
-  on("status_update", (status) => {
-    $("progress").value = status.progress;
-    $("state").textContent = status.state;
-    $("step").textContent = status.error || status.step;
-    // Closing here stops EventSource from reconnecting to a finished task.
-    if (TERMINAL_STATES.has(status.state)) events.close();
+async function followExisting(taskId) {
+  try {
+    const status = await getJson(`/api/v1/processing-tasks/${encodeURIComponent(taskId)}/status`);
+    const environment = environments.find((env) => env.environment_id === status.environment_id);
+    $("environment").value = status.environment_id;
+    startedAt = performance.now();
+    timings = {};
+    follow(taskId, `/api/v1/processing-tasks/${encodeURIComponent(taskId)}/events`, environment);
+  } catch (error) {
+    showError(`Task ${taskId}: ${error.message}`);
+  }
+}
+
+function follow(taskId, eventsUrl, environment) {
+  source?.close();
+  buffer.clear();
+  wall.reset();
+  wall.setCameraFps(environment?.cameras ?? []);
+  floor.setEnvironment(environment ?? null);
+  task = { ...emptyTask(), task_id: taskId, environment_id: environment?.environment_id ?? null };
+  $("task").textContent = `task ${taskId}`;
+  $("pause").disabled = false;
+  source = new TaskEventSource(eventsUrl, {
+    onEvent,
+    onState: (state, detail) => {
+      streamState = state;
+      $("stream").textContent = detail ? `${state} (${detail})` : state;
+      if (state === "failed") showError(`Event stream: ${detail}`);
+      if (state === "ended" || state === "failed") wall.setTaskActive(false);
+    },
   });
-  on("media_available", (media) => media.media_urls.forEach(enqueueMedia));
-  on("tracking_update", bufferTracks);
-  on("problem", (problem) => showError(`${problem.title}: ${problem.detail}`));
-  events.onerror = () => {
-    if (events.readyState === EventSource.CLOSED) showError("The event stream was closed.");
+}
+
+function mark(name) {
+  timings[name] ??= Math.round(performance.now() - startedAt);
+}
+
+function onEvent(type, data) {
+  mark("first_event");
+  switch (type) {
+    case "status_update":
+      Object.assign(task, { state: data.state, progress: data.progress, step: data.step, error: data.error });
+      $("progress").value = data.progress;
+      $("state").textContent = data.state;
+      $("step").textContent = data.error || data.step;
+      if (data.error) showError(data.error);
+      if (TERMINAL_STATES.has(data.state)) {
+        wall.setTaskActive(false);
+        source.close();
+        streamState = "closed";
+        $("stream").textContent = "closed (task over)";
+      }
+      break;
+    case "media_available":
+      mark("first_media");
+      wall.addMedia(data);
+      break;
+    case "tracking_update":
+      mark("first_tracking_update");
+      buffer.add(data);
+      break;
+    case "batch_processing_complete":
+      wall.completeBatch(data.sub_video_batch_index);
+      break;
+    case "problem":
+      showError(`${data.title}: ${data.detail}`);
+      break;
+    default:
+      break;
+  }
+}
+
+let mapState = floor.draw(null);
+
+function render() {
+  const frame = wall.tick();
+  mapState = floor.draw(frame);
+  const shown = [...wall.views.values()].map((view) => view.drawn.frame).filter((f) => f !== null);
+  if (shown.length) buffer.trim(Math.min(...shown) - 10 * 60);
+  $("updates").textContent = buffer.received;
+  $("people").textContent = mapState.dots;
+  $("waiting").hidden = !wall.waiting;
+  $("pause").textContent = wall.userPaused ? "Play" : "Pause";
+  requestAnimationFrame(render);
+}
+
+function state() {
+  const screen = wall.snapshot();
+  return {
+    health,
+    environment_id: task.environment_id,
+    task_id: task.task_id,
+    task_state: task.state,
+    progress: task.progress,
+    step: task.step,
+    error: task.error,
+    stream: {
+      state: streamState,
+      connected: source?.connected ?? false,
+      last_event_id: source?.lastEventId ?? 0,
+      connections: source?.connections ?? 0,
+      reconnects: source?.reconnects ?? 0,
+      gaps: source?.gaps ?? 0,
+    },
+    tracking_updates: buffer.received,
+    buffered_frames: buffer.frames.size,
+    timings_ms: {
+      task_created: timings.task_created ?? null,
+      first_event: timings.first_event ?? null,
+      first_media: timings.first_media ?? null,
+      first_tracking_update: timings.first_tracking_update ?? null,
+    },
+    batch: screen.batch,
+    waiting_for_tracks: screen.waiting_for_tracks,
+    paused: screen.paused,
+    videos_playing: Object.values(screen.cameras).filter((camera) => camera.playing).length,
+    cameras: screen.cameras,
+    map: { ...mapState },
   };
 }
 
-function bufferTracks(update) {
-  const perCamera = new Map(update.cameras.map((c) => [c.camera_id, c.tracks]));
-  tracksByFrame.set(update.global_frame_index, perCamera);
-  while (tracksByFrame.size > MAX_BUFFERED_FRAMES) tracksByFrame.delete(tracksByFrame.keys().next().value);
-  $("updates").textContent = ++trackingUpdates;
-}
-
-function enqueueMedia(media) {
-  let camera = cameras.get(media.camera_id);
-  if (!camera) {
-    const figure = $("camera-template").content.firstElementChild.cloneNode(true);
-    camera = {
-      video: figure.querySelector("video"),
-      canvas: figure.querySelector("canvas"),
-      caption: figure.querySelector("figcaption"),
-      queue: [],
-      current: null,
-    };
-    camera.video.addEventListener("ended", () => playNext(camera));
-    cameras.set(media.camera_id, camera);
-    $("cameras").append(figure);
-  }
-  camera.queue.push(media);
-  if (!camera.current) playNext(camera);
-}
-
-function playNext(camera) {
-  camera.current = camera.queue.shift() ?? null;
-  if (!camera.current) return;
-  const { camera_id, sub_video_filename, url } = camera.current;
-  camera.caption.textContent = `${camera_id} · ${sub_video_filename}`;
-  camera.video.src = url;
-  camera.video.play().catch(() => {}); // autoplay may be refused; the controls remain
-}
-
-function colour(globalId) {
-  return globalId ? `hsl(${(globalId * 137.508) % 360} 85% 55%)` : "#bbb";
-}
-
-function drawCamera({ video, canvas, current }) {
-  const width = video.clientWidth;
-  const height = video.clientHeight;
-  if (canvas.width !== width || canvas.height !== height) [canvas.width, canvas.height] = [width, height];
-  const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, width, height);
-  if (!current || !video.videoWidth) return;
-  const fps = current.fps || cameraFps.get(current.camera_id);
-  // The small epsilon keeps exact frame times (e.g. 0.1 s × 30) from flooring one frame early.
-  const offset = Math.min(Math.floor(video.currentTime * fps + 1e-3), (current.num_frames_in_sub_video || Infinity) - 1);
-  const frame = current.start_global_frame_index + offset;
-  const tracks = tracksByFrame.get(frame)?.get(current.camera_id) ?? [];
-  const sx = width / video.videoWidth;
-  const sy = height / video.videoHeight;
-  ctx.lineWidth = 2;
-  ctx.font = "bold 13px system-ui, sans-serif";
-  for (const { box, global_id, track_id } of tracks) {
-    ctx.strokeStyle = ctx.fillStyle = colour(global_id);
-    ctx.strokeRect(box.x1 * sx, box.y1 * sy, (box.x2 - box.x1) * sx, (box.y2 - box.y1) * sy);
-    ctx.fillText(global_id ? `#${global_id}` : `local ${track_id}`, box.x1 * sx + 2, box.y1 * sy - 4);
-  }
-}
-
-function drawAll() {
-  for (const camera of cameras.values()) drawCamera(camera);
-  requestAnimationFrame(drawAll);
-}
+window.spoton = {
+  version: 1,
+  state,
+  tracks(frame) {
+    const perCamera = buffer.frames.get(frame);
+    return perCamera ? Object.fromEntries(perCamera) : null;
+  },
+  dropConnection() {
+    source?.dropConnection();
+  },
+};
 
 $("start").addEventListener("click", startTask);
-requestAnimationFrame(drawAll);
+$("pause").addEventListener("click", () => wall.togglePause());
+requestAnimationFrame(render);
 await waitForHealth();
-await loadEnvironments().catch((error) => showError(error.message));
+try {
+  await loadEnvironments();
+  const taskId = new URLSearchParams(location.search).get("task");
+  if (taskId) await followExisting(taskId);
+} catch (error) {
+  showError(error.message);
+}
