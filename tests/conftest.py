@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +33,66 @@ def make_data_dir() -> Iterator[Callable[[str], Path]]:
 
     yield make
     shutil.rmtree(base, ignore_errors=True)
+
+
+# -- an in-process inference service on real embedded parts ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveService:
+    """The inference service in this process (so tests can read its counters) on embedded
+    Triton, PostgreSQL and Redis, serving gRPC at ``target``."""
+
+    app: Any
+    settings: Any
+    target: str
+    # make_environment(environment_id) -> a registered-ready environment directory.
+    make_environment: Callable[[str], Path]
+
+
+def write_tiny_environment(directory: Path, environment_id: str, frames: int = 15) -> Path:
+    """Two cameras, two short sub-videos each, no people: enough for task control and SSE."""
+    import cv2
+    import numpy as np
+
+    cameras = []
+    for k, cam in enumerate(("c1", "c2")):
+        for batch in (1, 2):
+            path = directory / "cameras" / cam / f"sub_video_{batch:02d}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))
+            for i in range(frames):
+                writer.write(np.full((120, 160, 3), (40 * k + 3 * i) % 255, np.uint8))
+            writer.release()
+        square = [[0, 0], [160, 0], [160, 120], [0, 120]]
+        homography = {"image_points": square, "map_points": [[x / 40, y / 40] for x, y in square]}
+        cameras.append({"id": cam, "name": f"Camera {cam}", "fps": 10, "homography": homography})
+    doc = {"id": environment_id, "name": environment_id, "map": {"metres_per_pixel": 0.01}, "cameras": cameras}
+    (directory / "environment.json").write_text(json.dumps(doc))
+    return directory
+
+
+@pytest_asyncio.fixture(scope="session")
+async def live_service(make_data_dir) -> AsyncIterator[LiveService]:
+    from spoton_inference.app import InferenceApp, wait_for_triton
+    from spoton_inference.embedded.stack import EmbeddedStack
+    from spoton_inference.grpc_api.server import build_server
+    from spoton_inference.settings import Settings
+
+    envs = make_data_dir("live-envs")
+    async with EmbeddedStack(Settings(data_dir=make_data_dir("live-service"))) as stack:
+        app = await InferenceApp.create(stack.settings)
+        server, _ = build_server(app)
+        await server.start()
+        try:
+            await wait_for_triton(app.models, 300)
+            await app.warm_up()
+            yield LiveService(
+                app,
+                stack.settings,
+                stack.endpoints.grpc_target,
+                lambda env_id: write_tiny_environment(envs / env_id, env_id),
+            )
+        finally:
+            await server.stop(grace=1.0)
+            await app.close()

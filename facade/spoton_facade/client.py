@@ -25,6 +25,8 @@ from spoton_facade.settings import FacadeSettings
 UNARY_TIMEOUT_S = 10.0
 # Dashboards poll health; a hung service must read as "starting" quickly.
 HEALTH_TIMEOUT_S = 2.0
+# Registering a directory probes every sub-video on the service side.
+REGISTER_TIMEOUT_S = 120.0
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -79,6 +81,11 @@ class InferenceClient:
         )
         return await self._tasks.ListTasks(request, timeout=UNARY_TIMEOUT_S, metadata=self._metadata)
 
+    async def control_task(self, request: tasks_pb2.ControlTaskRequest) -> tasks_pb2.Task:
+        """TaskService.ControlTask; returns the task after the action took effect."""
+        response = await self._tasks.ControlTask(request, timeout=UNARY_TIMEOUT_S, metadata=self._metadata)
+        return response.task
+
     def watch_task(
         self, task_id: str, after_sequence: int
     ) -> grpc.aio.UnaryStreamCall[tasks_pb2.WatchTaskRequest, tasks_pb2.TaskEvent]:
@@ -115,6 +122,63 @@ class InferenceClient:
         """CatalogService.ListCameras."""
         return await self._catalog.ListCameras(
             catalog_pb2.ListCamerasRequest(environment_id=environment_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def register_environment(self, path: str) -> catalog_pb2.Environment:
+        """CatalogService.RegisterEnvironmentFromDirectory; probing videos can take a while."""
+        response = await self._catalog.RegisterEnvironmentFromDirectory(
+            catalog_pb2.RegisterEnvironmentFromDirectoryRequest(path=path),
+            timeout=REGISTER_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+        return response.environment
+
+    async def create_environment(self, environment: catalog_pb2.Environment) -> catalog_pb2.Environment:
+        """CatalogService.CreateEnvironment."""
+        return await self._catalog.CreateEnvironment(
+            catalog_pb2.CreateEnvironmentRequest(environment=environment),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def update_environment(self, request: catalog_pb2.UpdateEnvironmentRequest) -> catalog_pb2.Environment:
+        """CatalogService.UpdateEnvironment."""
+        return await self._catalog.UpdateEnvironment(request, timeout=UNARY_TIMEOUT_S, metadata=self._metadata)
+
+    async def delete_environment(self, environment_id: str) -> None:
+        """CatalogService.DeleteEnvironment."""
+        await self._catalog.DeleteEnvironment(
+            catalog_pb2.DeleteEnvironmentRequest(environment_id=environment_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def get_camera(self, environment_id: str, camera_id: str) -> catalog_pb2.Camera:
+        """CatalogService.GetCamera."""
+        return await self._catalog.GetCamera(
+            catalog_pb2.GetCameraRequest(environment_id=environment_id, camera_id=camera_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def create_camera(self, environment_id: str, camera: catalog_pb2.Camera) -> catalog_pb2.Camera:
+        """CatalogService.CreateCamera."""
+        return await self._catalog.CreateCamera(
+            catalog_pb2.CreateCameraRequest(environment_id=environment_id, camera=camera),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def update_camera(self, request: catalog_pb2.UpdateCameraRequest) -> catalog_pb2.Camera:
+        """CatalogService.UpdateCamera."""
+        return await self._catalog.UpdateCamera(request, timeout=UNARY_TIMEOUT_S, metadata=self._metadata)
+
+    async def delete_camera(self, environment_id: str, camera_id: str) -> None:
+        """CatalogService.DeleteCamera."""
+        await self._catalog.DeleteCamera(
+            catalog_pb2.DeleteCameraRequest(environment_id=environment_id, camera_id=camera_id),
             timeout=UNARY_TIMEOUT_S,
             metadata=self._metadata,
         )

@@ -91,6 +91,25 @@ class Task(msgspec.Struct):
     frames_processed: int
     total_frames: int
     last_sequence: int
+    # The global person id dashboards should highlight; 0 for none.
+    focus_global_id: int = 0
+
+
+class TaskActionName(enum.StrEnum):
+    """``spoton.v1.TaskAction`` without its prefix (less ``unspecified``); a test keeps them in step."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    FOCUS = "focus"
+
+
+class ControlTaskBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/v1/processing-tasks/{task_id}/control``."""
+
+    action: TaskActionName
+    # For ``focus``: the global person id to highlight; 0 clears the focus.
+    global_id: int = 0
 
 
 class TaskPage(msgspec.Struct):
@@ -164,3 +183,57 @@ class ExportList(msgspec.Struct):
     """``spoton.v1.ListTaskExportsResponse``."""
 
     files: list[ExportFile]
+
+
+class HomographyBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A homography to set: 4+ ``image_points`` [u, v] (pixels) with their ``map_points`` [x, y]
+    (metres), or a row-major 3x3 ``matrix`` (9 values), or both (the points then measure it)."""
+
+    image_points: list[Point] = msgspec.field(default_factory=list)
+    map_points: list[Point] = msgspec.field(default_factory=list)
+    matrix: list[float] = msgspec.field(default_factory=list)
+
+
+class CameraBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A new camera; zero ``fps``/``width``/``height`` are read from its sub-videos when it has some."""
+
+    camera_id: Annotated[str, msgspec.Meta(min_length=1)]
+    name: str = ""
+    fps: float = 0.0
+    width: int = 0
+    height: int = 0
+    homography: HomographyBody | None = None
+
+
+class EnvironmentBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/v1/environments``."""
+
+    environment_id: Annotated[str, msgspec.Meta(min_length=1)]
+    name: str = ""
+    metres_per_pixel: float = 0.0
+    cameras: list[CameraBody] = msgspec.field(default_factory=list)
+
+
+class EnvironmentPatchBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``PATCH /api/v1/environments/{environment_id}``: absent fields stay as they are."""
+
+    name: str | None = None
+    metres_per_pixel: float | None = None
+
+
+class CameraPatchBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``PATCH .../cameras/{camera_id}``: absent fields stay; ``homography`` replaces the old one."""
+
+    name: str | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    homography: HomographyBody | None = None
+    # Remove the homography: the camera's tracks get no map coordinates.
+    clear_homography: bool = False
+
+
+class RegisterEnvironmentBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/v1/environments:register``: a directory on the inference server."""
+
+    path: Annotated[str, msgspec.Meta(min_length=1)]

@@ -13,8 +13,12 @@ import numpy as np
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.health import DEGRADED, FAILED, HEALTHY, STARTING, ComponentHealth, HealthReport, check
 from spoton_inference.core.tasks import TaskManager
+from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
 from spoton_inference.settings import Settings
+from spoton_inference.storage.embedding_store import EmbeddingStore
+from spoton_inference.storage.gallery import RedisGallery
+from spoton_inference.storage.identity_sync import IdentitySync
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.redis_events import RedisEventLog
 from spoton_inference.storage.track_writer import TrackPointWriter
@@ -28,10 +32,17 @@ class InferenceApp:
         self.db = db
         self.events = events
         self.models = models
-        self.catalog = Catalog(db)
+        # Deleting what an unfinished task uses is refused; tasks are built next, hence the lambda.
+        self.catalog = Catalog(db, in_use=lambda environment_id: self.tasks.unfinished(environment_id))
         self.writer = TrackPointWriter(db.copy_track_points)
-        self.tasks = TaskManager(settings, db, events, self.catalog, models, self.writer)
+        self.gallery = RedisGallery.from_url(
+            settings.redis_url, max_size=settings.gallery_max_size, max_age_s=settings.gallery_max_age_s
+        )
+        self.identities = IdentitySync(self.gallery, EmbeddingStore(db))
+        self.tasks = TaskManager(settings, db, events, self.catalog, models, self.writer, self.identities)
         self.warmed_up = False
+        # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
+        self.live = LiveStats()
 
     @classmethod
     async def create(cls, settings: Settings) -> InferenceApp:
@@ -43,6 +54,7 @@ class InferenceApp:
         models = TritonModels(settings.triton_grpc_url, settings.detector_model, settings.reid_model)
         app = cls(settings, db, events, models)
         app.writer.start()
+        app.identities.start()
         await app.catalog.load()
         await app.tasks.recover()
         return app
@@ -58,13 +70,22 @@ class InferenceApp:
     async def close(self) -> None:
         await self.tasks.shutdown()
         await self.writer.close()
+        await self.identities.close()
+        await self.gallery.close()
         await self.models.close()
         await self.events.close()
         await self.db.close()
 
     async def health(self) -> HealthReport:
         return await check(
-            [self._probe_triton, self._probe_postgres, self._probe_redis, self._probe_catalog],
+            [
+                self._probe_triton,
+                self._probe_postgres,
+                self._probe_redis,
+                self._probe_catalog,
+                self._probe_live,
+                self._probe_watches,
+            ],
             warmed_up=self.warmed_up,
         )
 
@@ -88,6 +109,14 @@ class InferenceApp:
         n = len(self.catalog.list())
         status = HEALTHY if self.catalog.loaded else STARTING
         return [ComponentHealth("homography_cache", status, f"{n} environments cached")]
+
+    async def _probe_watches(self) -> list[ComponentHealth]:
+        # Open WatchTask streams (SSE clients included); one that outlives its client is a leak.
+        return [ComponentHealth("watch_streams", HEALTHY, f"{self.tasks.open_watches} open")]
+
+    async def _probe_live(self) -> list[ComponentHealth]:
+        # Drops are back-pressure working as designed, not a fault: reported, still healthy.
+        return [ComponentHealth("live_streams", HEALTHY, self.live.describe())]
 
 
 async def wait_for_triton(models: TritonModels, timeout_s: float) -> None:

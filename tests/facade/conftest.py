@@ -1,16 +1,20 @@
 """Fixtures for the facade tests: a temporary media root and an app with no inference service.
 
-Nothing listens on the inference target, so every gRPC call fails fast with UNAVAILABLE; the
-routes that need a real service are covered by the end-to-end integration tests.
+Nothing listens on the inference target of ``app``/``client``, so every gRPC call fails fast
+with UNAVAILABLE. The ``live_*`` fixtures put the facade over the real inference service
+(``live_service``) instead, for the routes' round trips.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -58,3 +62,54 @@ def write_media(media_root: Path) -> Callable[[str, bytes], Path]:
         return path
 
     return write
+
+
+# -- the facade over the real inference service (``live_service`` in tests/conftest.py) -------
+
+
+@pytest.fixture
+def live_settings(live_service) -> FacadeSettings:
+    return FacadeSettings(
+        inference_target=live_service.target,
+        media_root=live_service.settings.media_root,
+        sse_heartbeat_seconds=0.2,
+    )
+
+
+@pytest.fixture
+async def live_facade_url(live_settings: FacadeSettings) -> AsyncIterator[str]:
+    """The facade under a real uvicorn on loopback, in this event loop (which also serves gRPC).
+
+    Litestar's test client runs the app on a loop of its own, where calls to the in-process
+    gRPC server could not be answered; a real server also makes client disconnects real.
+    """
+    port = _closed_port()
+    config = uvicorn.Config(create_app(live_settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@pytest.fixture
+async def live_client(live_facade_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_facade_url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+async def registered(live_service) -> Callable[[str], Awaitable[str]]:
+    """Register a tiny two-camera environment directory; returns its id."""
+
+    async def register(environment_id: str) -> str:
+        path = live_service.make_environment(environment_id)
+        return (await live_service.app.catalog.register_directory(str(path))).environment_id
+
+    return register

@@ -6,11 +6,15 @@ import datetime as dt
 
 from spoton.v1 import catalog_pb2, common_pb2, tasks_pb2
 from spoton_facade.convert import enum_name, enum_names, enum_number, message_to_json
-from spoton_facade.schemas import Environment, Task, TaskStateName, from_proto
+from spoton_facade.schemas import Environment, Task, TaskActionName, TaskStateName, from_proto
 
 
 def test_task_state_names_follow_the_proto() -> None:
     assert [state.value for state in TaskStateName] == enum_names(tasks_pb2.TaskState.DESCRIPTOR)
+
+
+def test_task_action_names_follow_the_proto() -> None:
+    assert ["unspecified", *(action.value for action in TaskActionName)] == enum_names(tasks_pb2.TaskAction.DESCRIPTOR)
 
 
 def test_enum_round_trip() -> None:

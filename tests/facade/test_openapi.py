@@ -37,9 +37,18 @@ async def test_every_route_is_in_the_schema(app: Litestar, client: AsyncTestClie
         ("/api/v1/processing-tasks", "get"),
         ("/api/v1/processing-tasks/{task_id}/events", "get"),
         ("/api/v1/processing-tasks/{task_id}/exports", "get"),
+        ("/api/v1/processing-tasks/{task_id}/control", "post"),
         ("/api/v1/environments", "get"),
+        ("/api/v1/environments", "post"),
+        ("/api/v1/environments/:register", "post"),
         ("/api/v1/environments/{environment_id}", "get"),
+        ("/api/v1/environments/{environment_id}", "patch"),
+        ("/api/v1/environments/{environment_id}", "delete"),
         ("/api/v1/environments/{environment_id}/cameras", "get"),
+        ("/api/v1/environments/{environment_id}/cameras", "post"),
+        ("/api/v1/environments/{environment_id}/cameras/{camera_id}", "get"),
+        ("/api/v1/environments/{environment_id}/cameras/{camera_id}", "patch"),
+        ("/api/v1/environments/{environment_id}/cameras/{camera_id}", "delete"),
         ("/api/v1/media/{path}", "get"),
     } <= expected
 
@@ -47,20 +56,41 @@ async def test_every_route_is_in_the_schema(app: Litestar, client: AsyncTestClie
 async def test_json_routes_have_typed_bodies(client: AsyncTestClient[Litestar]) -> None:
     schema = (await client.get("/schema/openapi.json")).json()
     paths = schema["paths"]
+    environment, camera = "/api/v1/environments/{environment_id}", "/api/v1/environments/{environment_id}/cameras"
     typed = {
-        ("/health", "200"): "HealthReport",
-        ("/api/v1/processing-tasks/start", "202"): "TaskStarted",
-        ("/api/v1/processing-tasks/{task_id}/status", "200"): "Task",
-        ("/api/v1/processing-tasks", "200"): "TaskPage",
-        ("/api/v1/processing-tasks/{task_id}/exports", "200"): "ExportList",
-        ("/api/v1/environments", "200"): "EnvironmentList",
-        ("/api/v1/environments/{environment_id}", "200"): "Environment",
-        ("/api/v1/environments/{environment_id}/cameras", "200"): "CameraList",
+        ("/health", "get", "200"): "HealthReport",
+        ("/api/v1/processing-tasks/start", "post", "202"): "TaskStarted",
+        ("/api/v1/processing-tasks/{task_id}/status", "get", "200"): "Task",
+        ("/api/v1/processing-tasks/{task_id}/control", "post", "200"): "Task",
+        ("/api/v1/processing-tasks", "get", "200"): "TaskPage",
+        ("/api/v1/processing-tasks/{task_id}/exports", "get", "200"): "ExportList",
+        ("/api/v1/environments", "get", "200"): "EnvironmentList",
+        ("/api/v1/environments", "post", "201"): "Environment",
+        ("/api/v1/environments/:register", "post", "200"): "Environment",
+        (environment, "get", "200"): "Environment",
+        (environment, "patch", "200"): "Environment",
+        (camera, "get", "200"): "CameraList",
+        (camera, "post", "201"): "Camera",
+        (camera + "/{camera_id}", "get", "200"): "Camera",
+        (camera + "/{camera_id}", "patch", "200"): "Camera",
     }
-    for (path, status), name in typed.items():
-        [operation] = paths[path].values()
-        content = operation["responses"][status]["content"]["application/json"]
-        assert content["schema"]["$ref"] == f"#/components/schemas/{name}", path
+    for (path, method, status), name in typed.items():
+        content = paths[path][method]["responses"][status]["content"]["application/json"]
+        assert content["schema"]["$ref"] == f"#/components/schemas/{name}", (path, method)
+    bodies = {
+        ("/api/v1/processing-tasks/start", "post"): "StartTaskBody",
+        ("/api/v1/processing-tasks/{task_id}/control", "post"): "ControlTaskBody",
+        ("/api/v1/environments", "post"): "EnvironmentBody",
+        ("/api/v1/environments/:register", "post"): "RegisterEnvironmentBody",
+        (environment, "patch"): "EnvironmentPatchBody",
+        (camera, "post"): "CameraBody",
+        (camera + "/{camera_id}", "patch"): "CameraPatchBody",
+    }
+    for (path, method), name in bodies.items():
+        content = paths[path][method]["requestBody"]["content"]["application/json"]
+        assert content["schema"]["$ref"] == f"#/components/schemas/{name}", (path, method)
+    for path in (environment, camera + "/{camera_id}"):
+        assert "204" in paths[path]["delete"]["responses"]
     events = paths["/api/v1/processing-tasks/{task_id}/events"]["get"]["responses"]
     assert "text/event-stream" in events["200"]["content"]
     assert schema["components"]["schemas"]["TaskStateName"]["enum"]

@@ -35,6 +35,15 @@ async def test_health_is_starting(client: Client) -> None:
         ("GET", "/api/v1/processing-tasks/t1/exports", {}),
         ("GET", "/api/v1/processing-tasks/t1/events", {"headers": {"Last-Event-ID": "7"}}),
         ("POST", "/api/v1/processing-tasks/start", {"json": {"environment_id": "e1", "camera_ids": ["c1"]}}),
+        ("POST", "/api/v1/processing-tasks/t1/control", {"json": {"action": "focus", "global_id": 3}}),
+        ("POST", "/api/v1/environments", {"json": {"environment_id": "e1"}}),
+        ("POST", "/api/v1/environments/:register", {"json": {"path": "/srv/site"}}),
+        ("PATCH", "/api/v1/environments/e1", {"json": {"name": "E"}}),
+        ("DELETE", "/api/v1/environments/e1", {}),
+        ("POST", "/api/v1/environments/e1/cameras", {"json": {"camera_id": "c1", "fps": 10}}),
+        ("GET", "/api/v1/environments/e1/cameras/c1", {}),
+        ("PATCH", "/api/v1/environments/e1/cameras/c1", {"json": {"clear_homography": True}}),
+        ("DELETE", "/api/v1/environments/e1/cameras/c1", {}),
     ],
 )
 async def test_routes_report_unavailable(client: Client, method: str, url: str, kwargs: dict[str, object]) -> None:

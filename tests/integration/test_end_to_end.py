@@ -4,6 +4,7 @@ service and the facade as child processes, a generated environment, one task end
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from pathlib import Path
@@ -25,6 +26,7 @@ from spoton_inference.launch import full_stack
 from spoton_inference.scenes.config import demo_config
 from spoton_inference.scenes.generate import generate
 from spoton_inference.settings import Settings
+from spoton_inference.storage.gallery import RedisGallery
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -75,6 +77,32 @@ async def test_task_completes_and_answers_every_frame(processed, client, stack):
         await conn.close()
     exported = sum(len((out / f"{c}.global.txt").read_text().splitlines()) for c in result.camera_ids)
     assert stored == exported > 0
+
+
+async def test_the_task_s_identities_reach_the_redis_gallery_and_pgvector(processed, stack):
+    result, out = processed
+    lines = [line for c in result.camera_ids for line in (out / f"{c}.global.txt").read_text().splitlines()]
+    exported = {int(line.split(",")[1]) for line in lines}
+    gallery = RedisGallery.from_url(stack.endpoints.redis_url, max_size=1000, max_age_s=600)
+    try:
+        # the mirror is written about once a second, the last time after the task's last frame
+        for _ in range(50):
+            entries = await gallery.load(result.task_id)
+            if {e.global_id for e in entries} == exported:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await gallery.close()
+    assert {e.global_id for e in entries} == exported
+    assert all(e.embedding is None or abs(float(np.linalg.norm(e.embedding)) - 1.0) < 1e-3 for e in entries)
+    conn = await asyncpg.connect(stack.endpoints.postgres_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT global_id FROM identity_embeddings WHERE task_id = $1::uuid", result.task_id
+        )
+    finally:
+        await conn.close()
+    assert rows and {r["global_id"] for r in rows} <= exported
 
 
 async def test_boxes_overlap_ground_truth_and_idf1_clears_the_floor(processed, env_dir):

@@ -12,10 +12,12 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from spoton.v1 import tasks_pb2
+from spoton_facade import to_proto
 from spoton_facade.client import InferenceClient
 from spoton_facade.convert import enum_number
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.schemas import (
+    ControlTaskBody,
     ExportList,
     StartTaskBody,
     Task,
@@ -64,6 +66,24 @@ class TaskController(Controller):
         """TaskService.GetTask."""
         return from_proto(await inference.get_task(task_id), Task)
 
+    @post(
+        "/{task_id:str}/control",
+        summary="Pause, resume, cancel or focus a task",
+        description=(
+            "`pause` holds the task between frames, `resume` lets it go on, `cancel` stops it for good "
+            "(answered once it has stopped, state `cancelled`), `focus` records `global_id` (0 clears) "
+            "and announces it as a `focus_update` event. 409 when the task's state does not allow "
+            "the action (e.g. resume a running task, control a finished one)."
+        ),
+        status_code=200,
+        responses={**problem_responses(404, 409), **UPSTREAM_PROBLEMS},
+    )
+    async def control_task(
+        self, task_id: FromPath[str], data: JSONBody[ControlTaskBody], inference: NamedDependency[InferenceClient]
+    ) -> Task:
+        """TaskService.ControlTask; answers the task as it is after the action."""
+        return from_proto(await inference.control_task(to_proto.control(task_id, data)), Task)
+
     @get(
         summary="List tasks",
         responses={**problem_responses(410), **UPSTREAM_PROBLEMS},
@@ -91,7 +111,7 @@ class TaskController(Controller):
         description=(
             "`text/event-stream` over TaskService.WatchTask. Each event has `id: <sequence>`, "
             "`event: status_update | media_available | tracking_update | "
-            "batch_processing_complete` and `data:` the payload as JSON with `sequence`, "
+            "batch_processing_complete | focus_update` and `data:` the payload as JSON with `sequence`, "
             "`task_id` and `emitted_at` added. `: heartbeat` comments are sent while idle. A "
             "service error after the stream started arrives as `event: problem` (RFC 9457 JSON) "
             "and ends the stream. The stream ends when the task ends."

@@ -81,7 +81,7 @@ def load_environment_dir(path: Path | str) -> Environment:
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{manifest} must hold a JSON object")
 
-    env_id = _require_id(doc.get("id"), "environment id")
+    env_id = require_id(doc.get("id"), "environment id")
     cams_doc = doc.get("cameras")
     if not isinstance(cams_doc, list) or not cams_doc:
         raise InvalidArgument(f"{manifest}: 'cameras' must be a non-empty list")
@@ -102,7 +102,7 @@ def load_environment_dir(path: Path | str) -> Environment:
 def _load_camera(env_dir: Path, doc: object, index: int) -> Camera:
     if not isinstance(doc, dict):
         raise InvalidArgument(f"camera #{index} must be an object")
-    cam_id = _require_id(doc.get("id"), f"camera #{index} id")
+    cam_id = require_id(doc.get("id"), f"camera #{index} id")
     where = f"camera {cam_id!r}"
     homography = None
     h_doc = doc.get("homography")
@@ -115,23 +115,35 @@ def _load_camera(env_dir: Path, doc: object, index: int) -> Camera:
         except InvalidArgument as exc:
             raise InvalidArgument(f"{where}: {exc}") from exc
 
-    cam_dir = env_dir / "cameras" / cam_id
+    sub_videos, probed = scan_sub_videos(env_dir, cam_id)
+    width, height, fps = int(doc.get("width") or 0), int(doc.get("height") or 0), float(doc.get("fps") or 0)
+    if probed is not None:
+        width, height, fps = width or probed[0], height or probed[1], fps or probed[2]
+    if fps <= 0:
+        raise InvalidArgument(f"{where}: fps is missing and could not be read from a video")
+    return Camera(cam_id, str(doc.get("name") or cam_id), fps, width, height, homography, sub_videos)
+
+
+def scan_sub_videos(env_dir: Path, camera_id: str) -> tuple[tuple[SubVideo, ...], tuple[int, int, float] | None]:
+    """``cameras/<camera_id>/sub_video_NN.mp4`` under ``env_dir``, in batch order, each probed.
+
+    Also returns the first video's width, height and fps (None when there is no video).
+    """
+    cam_dir = env_dir / "cameras" / camera_id
     files = sorted(
         (p for p in cam_dir.glob("sub_video_*.mp4") if _SUB_VIDEO.match(p.name)),
         key=lambda p: int(_SUB_VIDEO.match(p.name).group(1)),  # type: ignore[union-attr]
     )
     sub_videos = []
-    width, height, fps = int(doc.get("width") or 0), int(doc.get("height") or 0), float(doc.get("fps") or 0)
+    probed = None
     for f in files:
         probe = _probe(f)
         if probe is None:
-            raise InvalidArgument(f"{where}: {f} is not a readable video")
+            raise InvalidArgument(f"camera {camera_id!r}: {f} is not a readable video")
         n, w, h, f_fps = probe
         sub_videos.append(SubVideo(f, n))
-        width, height, fps = width or w, height or h, fps or f_fps
-    if fps <= 0:
-        raise InvalidArgument(f"{where}: fps is missing and could not be read from a video")
-    return Camera(cam_id, str(doc.get("name") or cam_id), fps, width, height, homography, tuple(sub_videos))
+        probed = probed or (w, h, f_fps)
+    return tuple(sub_videos), probed
 
 
 def _probe(path: Path) -> tuple[int, int, int, float] | None:
@@ -148,7 +160,7 @@ def _probe(path: Path) -> tuple[int, int, int, float] | None:
         cap.release()
 
 
-def _require_id(value: object, what: str) -> str:
+def require_id(value: object, what: str) -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise InvalidArgument(f"{what} must be 1-64 characters of letters, digits, '_', '.' or '-', got {value!r}")
     return value

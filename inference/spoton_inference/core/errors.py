@@ -15,6 +15,10 @@ class NotFound(SpotOnError):
     """A named entity (environment, task, export) does not exist."""
 
 
+class AlreadyExists(SpotOnError):
+    """An entity with that id exists already (creating an environment or camera twice)."""
+
+
 class FailedPrecondition(SpotOnError):
     """The request is valid but the system is not in a state to serve it."""
 

@@ -79,7 +79,13 @@ class BatchProcessingComplete(msgspec.Struct, tag="batch_processing_complete", f
     sub_video_batch_index: int
 
 
-TaskEventPayload = StatusUpdate | MediaAvailable | TrackingUpdate | BatchProcessingComplete
+class FocusUpdate(msgspec.Struct, tag="focus_update", frozen=True):
+    """The global person id dashboards should highlight; 0 clears the focus."""
+
+    global_id: int
+
+
+TaskEventPayload = StatusUpdate | MediaAvailable | TrackingUpdate | BatchProcessingComplete | FocusUpdate
 
 
 class TaskEvent(msgspec.Struct, frozen=True):

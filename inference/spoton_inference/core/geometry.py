@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 
 import cv2
@@ -36,14 +37,14 @@ class Homography:
         map_points: Sequence[Sequence[float]],
     ) -> Homography:
         """Least-squares fit over all pairs; raises InvalidArgument when degenerate."""
-        src = np.asarray(image_points, dtype=np.float64)
-        dst = np.asarray(map_points, dtype=np.float64)
-        if src.ndim != 2 or src.shape[1] != 2 or dst.shape != src.shape:
-            raise InvalidArgument("homography needs matching lists of [x, y] image_points and map_points")
+        src, dst = _point_pairs(image_points, map_points)
         if len(src) < 4:
             raise InvalidArgument(f"homography needs at least 4 point pairs, got {len(src)}")
         if _collinear(src) or _collinear(dst):
             raise InvalidArgument("homography points are collinear; pick 4+ points spread over the floor")
+        if len(src) == 4 and (_three_collinear(src) or _three_collinear(dst)):
+            # Four pairs determine a homography only when no three of them lie on a line.
+            raise InvalidArgument("three of the four homography points lie on one line; move one or add a fifth")
         matrix, _ = cv2.findHomography(src, dst, 0)
         if matrix is None:
             raise InvalidArgument("homography could not be fitted to these point pairs")
@@ -53,9 +54,10 @@ class Homography:
     def from_matrix(
         cls,
         matrix: Sequence[Sequence[float]] | np.ndarray,
-        image_points: np.ndarray | None = None,
-        map_points: np.ndarray | None = None,
+        image_points: np.ndarray | Sequence[Sequence[float]] | None = None,
+        map_points: np.ndarray | Sequence[Sequence[float]] | None = None,
     ) -> Homography:
+        """A homography from its matrix; point pairs, when given, are kept to measure it by."""
         m = np.asarray(matrix, dtype=np.float64)
         if m.shape != (3, 3) or not np.all(np.isfinite(m)):
             raise InvalidArgument("homography matrix must be 3x3 and finite")
@@ -63,8 +65,20 @@ class Homography:
             m = m / m[2, 2]
         if abs(np.linalg.det(m)) < _MIN_ABS_DET:
             raise InvalidArgument("homography matrix is singular")
+        src = dst = None
+        if image_points is not None or map_points is not None:
+            src, dst = _point_pairs(
+                image_points if image_points is not None else [], map_points if map_points is not None else []
+            )
+            w = np.hstack([src, np.ones((len(src), 1))]) @ m[2]
+            # A floor point maps with w of one sign; mixed signs mean the horizon runs between them.
+            if len(w) and not (np.all(w > 0) or np.all(w < 0)):
+                raise InvalidArgument(
+                    "homography maps some image points beyond the horizon; "
+                    "check that image_points and map_points are listed in the same order"
+                )
         pairs = lambda pts: tuple((float(x), float(y)) for x, y in pts) if pts is not None else ()  # noqa: E731
-        return cls(m, pairs(image_points), pairs(map_points))
+        return cls(m, pairs(src), pairs(dst))
 
     def project_points(self, points: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
         """Map Nx2 image points to Nx2 map points (metres)."""
@@ -86,6 +100,34 @@ def foot_points(boxes: np.ndarray) -> np.ndarray:
     """Bottom-centre of x1,y1,x2,y2 boxes: where a standing person touches the floor."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return np.stack([(boxes[:, 0] + boxes[:, 2]) / 2.0, boxes[:, 3]], axis=1)
+
+
+def _point_pairs(
+    image_points: np.ndarray | Sequence[Sequence[float]], map_points: np.ndarray | Sequence[Sequence[float]]
+) -> tuple[np.ndarray, np.ndarray]:
+    src, dst = _points(image_points, "image_points"), _points(map_points, "map_points")
+    if len(src) != len(dst):
+        raise InvalidArgument(
+            f"homography needs matching lists of image_points and map_points, got {len(src)} and {len(dst)} points"
+        )
+    return src, dst
+
+
+def _points(points: np.ndarray | Sequence[Sequence[float]], what: str) -> np.ndarray:
+    bad = InvalidArgument(f"homography {what} must each be [x, y] with finite numbers")
+    try:
+        array = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise bad from None
+    if array.size == 0:
+        return np.zeros((0, 2))
+    if array.ndim != 2 or array.shape[1] != 2 or not np.all(np.isfinite(array)):
+        raise bad
+    return array
+
+
+def _three_collinear(points: np.ndarray) -> bool:
+    return any(_collinear(points[list(trio)]) for trio in itertools.combinations(range(len(points)), 3))
 
 
 def _collinear(points: np.ndarray) -> bool:

@@ -7,9 +7,11 @@ import datetime as dt
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from spoton.v1 import catalog_pb2, common_pb2, system_pb2, tasks_pb2
+from spoton_inference.core.catalog import CameraPatch, CameraSpec, EnvironmentPatch, EnvironmentSpec, HomographySpec
 from spoton_inference.core.environment import Camera, Environment
 from spoton_inference.core.events import (
     BatchProcessingComplete,
+    FocusUpdate,
     MediaAvailable,
     StatusUpdate,
     TaskEvent,
@@ -17,10 +19,12 @@ from spoton_inference.core.events import (
     TrackingUpdate,
 )
 from spoton_inference.core.health import HealthReport
+from spoton_inference.core.tasks import TaskAction
 from spoton_inference.storage.postgres import TaskRecord
 
 STATE_TO_PROTO = {s: tasks_pb2.TaskState.Value(f"TASK_STATE_{s.name}") for s in TaskState}
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
+PROTO_TO_ACTION = {tasks_pb2.TaskAction.Value(f"TASK_ACTION_{a.name}"): a for a in TaskAction}
 
 
 def timestamp(value: dt.datetime | float) -> Timestamp:
@@ -32,7 +36,7 @@ def timestamp(value: dt.datetime | float) -> Timestamp:
     return ts
 
 
-def task(record: TaskRecord, last_sequence: int = 0) -> tasks_pb2.Task:
+def task(record: TaskRecord, last_sequence: int = 0, focus_global_id: int = 0) -> tasks_pb2.Task:
     return tasks_pb2.Task(
         task_id=record.task_id,
         environment_id=record.environment_id,
@@ -46,6 +50,7 @@ def task(record: TaskRecord, last_sequence: int = 0) -> tasks_pb2.Task:
         frames_processed=record.frames_processed,
         total_frames=record.total_frames,
         last_sequence=last_sequence,
+        focus_global_id=focus_global_id,
     )
 
 
@@ -71,6 +76,8 @@ def task_event(event: TaskEvent) -> tasks_pb2.TaskEvent:
         out.tracking_update.CopyFrom(tracking_update(p))
     elif isinstance(p, BatchProcessingComplete):
         out.batch_processing_complete.sub_video_batch_index = p.sub_video_batch_index
+    elif isinstance(p, FocusUpdate):
+        out.focus_update.global_id = p.global_id
     return out
 
 
@@ -133,4 +140,54 @@ def health(report: HealthReport) -> system_pb2.GetHealthResponse:
         components=[
             system_pb2.ComponentHealth(name=c.name, status=c.status, detail=c.detail) for c in report.components
         ],
+    )
+
+
+# -- requests to core specs (validation happens in the core) ----------------------------
+
+
+def homography_spec(h: catalog_pb2.Homography) -> HomographySpec:
+    return HomographySpec(
+        image_points=tuple((p.x, p.y) for p in h.image_points),
+        map_points=tuple((p.x, p.y) for p in h.map_points),
+        matrix=tuple(h.matrix),
+    )
+
+
+def camera_spec(cam: catalog_pb2.Camera) -> CameraSpec:
+    return CameraSpec(
+        camera_id=cam.camera_id,
+        name=cam.name,
+        fps=cam.fps,
+        width=cam.width,
+        height=cam.height,
+        homography=homography_spec(cam.homography) if cam.HasField("homography") else None,
+    )
+
+
+def environment_spec(env: catalog_pb2.Environment) -> EnvironmentSpec:
+    return EnvironmentSpec(
+        environment_id=env.environment_id,
+        name=env.name,
+        metres_per_pixel=env.map.metres_per_pixel,
+        cameras=tuple(camera_spec(c) for c in env.cameras),
+    )
+
+
+def environment_patch(request: catalog_pb2.UpdateEnvironmentRequest) -> EnvironmentPatch:
+    return EnvironmentPatch(
+        name=request.name if request.HasField("name") else None,
+        metres_per_pixel=request.metres_per_pixel if request.HasField("metres_per_pixel") else None,
+    )
+
+
+def camera_patch(request: catalog_pb2.UpdateCameraRequest) -> CameraPatch:
+    optional = lambda name: getattr(request, name) if request.HasField(name) else None  # noqa: E731
+    return CameraPatch(
+        name=optional("name"),
+        fps=optional("fps"),
+        width=optional("width"),
+        height=optional("height"),
+        homography=homography_spec(request.homography) if request.HasField("homography") else None,
+        clear_homography=request.clear_homography,
     )

@@ -9,7 +9,14 @@ from typing import Any, TypeVar
 
 import grpc
 
-from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, NotFound, SpotOnError, Unavailable
+from spoton_inference.core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    SpotOnError,
+    Unavailable,
+)
 from spoton_inference.storage.redis_events import EventsExpired
 
 log = logging.getLogger(__name__)
@@ -18,6 +25,7 @@ T = TypeVar("T")
 STATUS_FOR: list[tuple[type[Exception], grpc.StatusCode]] = [
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFound, grpc.StatusCode.NOT_FOUND),
+    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
     (EventsExpired, grpc.StatusCode.OUT_OF_RANGE),

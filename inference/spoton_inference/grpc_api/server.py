@@ -22,7 +22,8 @@ from spoton.v1 import (
 from spoton_inference.app import InferenceApp
 from spoton_inference.core.health import STARTING
 from spoton_inference.grpc_api.reflection import add_reflection
-from spoton_inference.grpc_api.servicers import CatalogServicer, InferenceServicer, SystemServicer, TaskServicer
+from spoton_inference.grpc_api.servicers import CatalogServicer, SystemServicer, TaskServicer
+from spoton_inference.grpc_api.streaming import InferenceServicer
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -22,6 +23,7 @@ from spoton_inference.core.detection import decode_encoded, decode_raw, detect_i
 from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.errors import streaming, unary
+from spoton_inference.storage.postgres import TaskRecord
 
 EXPORT_CHUNK_BYTES = 256 * 1024
 
@@ -46,9 +48,43 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return convert.environment(self.app.catalog.get(request.environment_id))
 
     @unary
+    async def CreateEnvironment(self, request, context):
+        env = await self.app.catalog.create_environment(convert.environment_spec(request.environment))
+        return convert.environment(env)
+
+    @unary
+    async def UpdateEnvironment(self, request, context):
+        patch = convert.environment_patch(request)
+        return convert.environment(await self.app.catalog.update_environment(request.environment_id, patch))
+
+    @unary
+    async def DeleteEnvironment(self, request, context):
+        await self.app.catalog.delete_environment(request.environment_id)
+        return catalog_pb2.DeleteEnvironmentResponse()
+
+    @unary
     async def ListCameras(self, request, context):
         env = self.app.catalog.get(request.environment_id)
         return catalog_pb2.ListCamerasResponse(cameras=[convert.camera(c) for c in env.cameras])
+
+    @unary
+    async def GetCamera(self, request, context):
+        return convert.camera(self.app.catalog.camera(request.environment_id, request.camera_id))
+
+    @unary
+    async def CreateCamera(self, request, context):
+        spec = convert.camera_spec(request.camera)
+        return convert.camera(await self.app.catalog.create_camera(request.environment_id, spec))
+
+    @unary
+    async def UpdateCamera(self, request, context):
+        patch = convert.camera_patch(request)
+        return convert.camera(await self.app.catalog.update_camera(request.environment_id, request.camera_id, patch))
+
+    @unary
+    async def DeleteCamera(self, request, context):
+        await self.app.catalog.delete_camera(request.environment_id, request.camera_id)
+        return catalog_pb2.DeleteCameraResponse()
 
 
 class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
@@ -63,8 +99,21 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
 
     @unary
     async def GetTask(self, request, context):
-        record = await self.app.tasks.get(request.task_id)
-        return convert.task(record, await self.app.tasks.last_sequence(record.task_id))
+        return await self._task(await self.app.tasks.get(request.task_id))
+
+    @unary
+    async def ControlTask(self, request, context):
+        action = convert.PROTO_TO_ACTION.get(request.action)
+        if action is None:
+            raise InvalidArgument("action is required: TASK_ACTION_PAUSE, _RESUME, _CANCEL or _FOCUS")
+        record = await self.app.tasks.control(request.task_id, action, request.focus_global_id)
+        return tasks_pb2.ControlTaskResponse(task=await self._task(record))
+
+    async def _task(self, record: TaskRecord) -> tasks_pb2.Task:
+        seq, focus = await asyncio.gather(
+            self.app.tasks.last_sequence(record.task_id), self.app.tasks.focus(record.task_id)
+        )
+        return convert.task(record, seq, focus)
 
     @unary
     async def ListTasks(self, request, context):
@@ -81,7 +130,10 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
 
     @streaming
     async def WatchTask(self, request, context) -> AsyncIterator[tasks_pb2.TaskEvent]:
-        await self.app.tasks.get(request.task_id)  # NOT_FOUND / INVALID_ARGUMENT before the stream opens
+        # NOT_FOUND, INVALID_ARGUMENT and OUT_OF_RANGE before the stream opens; nothing to send
+        # (a finished task, resumed after its last event) ends it at once with OK.
+        if not await self.app.tasks.check_resume(request.task_id, request.after_sequence):
+            return
         # Headers now, so proxies (the facade) open their stream without waiting for an event.
         await context.send_initial_metadata(())
         async for event in self.app.tasks.watch(request.task_id, request.after_sequence):

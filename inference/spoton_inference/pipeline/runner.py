@@ -33,7 +33,7 @@ from spoton_inference.core.events import (
     TrackingUpdate,
     TrackOut,
 )
-from spoton_inference.pipeline.associate import AssociationConfig
+from spoton_inference.pipeline.associate import AssociationConfig, IdentityState
 from spoton_inference.pipeline.decode import read_frames_rgb
 from spoton_inference.pipeline.exports import ExportWriter
 from spoton_inference.pipeline.multicam import MultiCameraTracker
@@ -74,6 +74,13 @@ class RunnerPorts:
     media_url_prefix: str
     exports_dir: Path
     score_threshold: float
+    # Returns at once unless the task is paused; then when it is resumed.
+    wait_if_paused: Callable[[], Awaitable[None]]
+    # Called about once a second of video with the identities seen since the last call, to
+    # mirror the gallery; must not block.
+    identities_seen: Callable[[list[IdentityState]], None] | None = None
+    # Tracker and associator configuration for a given fps (multicam.tracking_configs); None: defaults.
+    tracking: Callable[[float], tuple[TrackerConfig, AssociationConfig]] | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -88,16 +95,22 @@ class TaskRunner:
         self.plan = plan
         self.ports = ports
         fps = plan.cameras[0].fps
-        self._tracker_config = TrackerConfig(high_score=ports.score_threshold)
+        if ports.tracking is not None:
+            self._tracker_config, association = ports.tracking(fps)
+        else:
+            self._tracker_config = TrackerConfig(high_score=ports.score_threshold)
+            association = AssociationConfig(fps=fps)
         self._tracker = MultiCameraTracker(
             [c.camera_id for c in plan.cameras],
             {c.camera_id: c.homography for c in plan.cameras},
             self._tracker_config,
-            AssociationConfig(fps=fps),
+            association,
         )
         self._exports = ExportWriter(ports.exports_dir, [c.camera_id for c in plan.cameras], fps)
         self._task_uuid = uuid.UUID(plan.task_id)
         self.frames_done = 0
+        self._synced_through = -1  # last global frame whose identities went to identities_seen
+        self._sync_every = max(1, round(fps))
 
     async def run(self) -> list[Path]:
         """Process every batch; returns the export files. Cancellation stops it between frames."""
@@ -111,6 +124,8 @@ class TaskRunner:
                 start += length
         finally:
             files = self._exports.close()
+            if self.ports.identities_seen is not None:
+                self._sync_identities()
         return files
 
     def _publish_media(self, batch: int, start: int) -> MediaAvailable:
@@ -177,6 +192,7 @@ class TaskRunner:
         await queue.put(None)
 
     async def _track_and_publish(self, item: _Frame) -> None:
+        await self.ports.wait_if_paused()
         detections = {cam_id: (det.boxes, det.scores) for cam_id, det in item.detections.items()}
         for cam_id, det in item.detections.items():
             self._exports.add_detections(cam_id, item.global_index, det.boxes, det.scores)
@@ -213,6 +229,14 @@ class TaskRunner:
         self.ports.store_points(rows)
         await self.ports.emit(update)
         self.frames_done += 1
+        if self.ports.identities_seen is not None and self.frames_done % self._sync_every == 0:
+            self._sync_identities()
+
+    def _sync_identities(self) -> None:
+        seen = [i for i in self._tracker.identities.gallery if i.last_frame > self._synced_through]
+        if seen:
+            self._synced_through = seen[0].last_frame
+            self.ports.identities_seen(seen)  # type: ignore[misc]
 
     async def _embed(self, item: _Frame, plans: dict[str, FramePlan]) -> dict[str, dict[int, np.ndarray]]:
         """One Triton call for every detection the trackers asked for, across all cameras."""

@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import uuid
 from collections.abc import Sequence
 
+from spoton_inference.pipeline.associate import IdentityState
 from spoton_inference.storage.embedding_store import EmbeddingRow, EmbeddingStore
 from spoton_inference.storage.gallery import GalleryEntry, RedisGallery
 
@@ -27,6 +29,22 @@ class SyncCounters:
     embeddings_written: int = 0
     embeddings_dropped: int = 0
     failures: int = 0
+
+
+def snapshot(
+    states: Sequence[IdentityState], *, task_id: uuid.UUID, environment_id: str, start_time: float, fps: float
+) -> tuple[list[GalleryEntry], list[EmbeddingRow]]:
+    """Gallery entries and embedding rows for the tracker's identities (``last_seen`` in video time)."""
+    entries = [
+        GalleryEntry(s.global_id, s.embedding, s.last_xy, s.last_camera, start_time + s.last_frame / fps)
+        for s in states
+    ]
+    rows = [
+        EmbeddingRow(task_id, environment_id, s.last_camera, s.global_id, s.last_frame, s.embedding)
+        for s in states
+        if s.embedding is not None
+    ]
+    return entries, rows
 
 
 class IdentitySync:

@@ -1,0 +1,77 @@
+"""REST request bodies to gRPC request messages: field for field, no decisions.
+
+The inference service validates; these only carry what the client sent, so a field left out
+of a PATCH body stays unset (proto3 ``optional``) and the service leaves it as it is.
+"""
+
+from __future__ import annotations
+
+from spoton.v1 import catalog_pb2, common_pb2, tasks_pb2
+from spoton_facade.convert import enum_number
+from spoton_facade.schemas import (
+    CameraBody,
+    CameraPatchBody,
+    ControlTaskBody,
+    EnvironmentBody,
+    EnvironmentPatchBody,
+    HomographyBody,
+    Point,
+)
+
+
+def _points(points: list[Point]) -> list[common_pb2.MapPoint]:
+    return [common_pb2.MapPoint(x=x, y=y) for x, y in points]
+
+
+def homography(body: HomographyBody) -> catalog_pb2.Homography:
+    return catalog_pb2.Homography(
+        image_points=_points(body.image_points), map_points=_points(body.map_points), matrix=body.matrix
+    )
+
+
+def camera(body: CameraBody) -> catalog_pb2.Camera:
+    out = catalog_pb2.Camera(
+        camera_id=body.camera_id, name=body.name, fps=body.fps, width=body.width, height=body.height
+    )
+    if body.homography is not None:
+        out.homography.CopyFrom(homography(body.homography))
+    return out
+
+
+def environment(body: EnvironmentBody) -> catalog_pb2.Environment:
+    return catalog_pb2.Environment(
+        environment_id=body.environment_id,
+        name=body.name,
+        map=catalog_pb2.FloorMap(metres_per_pixel=body.metres_per_pixel),
+        cameras=[camera(c) for c in body.cameras],
+    )
+
+
+def environment_update(environment_id: str, body: EnvironmentPatchBody) -> catalog_pb2.UpdateEnvironmentRequest:
+    return catalog_pb2.UpdateEnvironmentRequest(
+        environment_id=environment_id, name=body.name, metres_per_pixel=body.metres_per_pixel
+    )
+
+
+def camera_update(environment_id: str, camera_id: str, body: CameraPatchBody) -> catalog_pb2.UpdateCameraRequest:
+    # None leaves a proto3 optional field unset.
+    request = catalog_pb2.UpdateCameraRequest(
+        environment_id=environment_id,
+        camera_id=camera_id,
+        name=body.name,
+        fps=body.fps,
+        width=body.width,
+        height=body.height,
+        clear_homography=body.clear_homography,
+    )
+    if body.homography is not None:
+        request.homography.CopyFrom(homography(body.homography))
+    return request
+
+
+def control(task_id: str, body: ControlTaskBody) -> tasks_pb2.ControlTaskRequest:
+    return tasks_pb2.ControlTaskRequest(
+        task_id=task_id,
+        action=enum_number(tasks_pb2.TaskAction.DESCRIPTOR, body.action),
+        focus_global_id=body.global_id,
+    )

@@ -1,0 +1,105 @@
+"""``InferenceService.StreamFrames``: the bidi edge over :class:`~spoton_inference.pipeline.live.LiveSession`.
+
+The servicer extends the unary one (``Detect``) because gRPC serves one servicer per
+service. The handler is a coroutine that writes with ``context.write`` rather than an
+async generator: a cancelled call then unwinds one call stack, so the session's reader
+task is always cancelled and awaited before the handler returns, never left to GC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import grpc
+
+from spoton.v1 import common_pb2, inference_pb2
+from spoton_inference.core.environment import Environment
+from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.grpc_api import convert, servicers
+from spoton_inference.grpc_api.errors import unary
+from spoton_inference.pipeline.live import LiveFrame, LiveResult, LiveSession, RawPixels
+
+# Metadata a client may send instead of the first message's ids (grpcurl -H, ghz --metadata).
+ENVIRONMENT_METADATA = "spoton-environment-id"
+CAMERA_METADATA = "spoton-camera-id"
+
+
+class InferenceServicer(servicers.InferenceServicer):
+    """``Detect`` (inherited) and ``StreamFrames``."""
+
+    @unary  # maps core errors to status codes for any coroutine handler, this one included
+    async def StreamFrames(  # noqa: N802 (the proto's name)
+        self, request_iterator: AsyncIterator[inference_pb2.StreamFramesRequest], context: grpc.aio.ServicerContext
+    ) -> None:
+        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+        env = self.app.catalog.get(metadata[ENVIRONMENT_METADATA]) if metadata.get(ENVIRONMENT_METADATA) else None
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None:
+            return  # half-closed before any frame: nothing to answer
+        if env is None:
+            if not first.environment_id:
+                raise InvalidArgument(
+                    f"no environment: set environment_id on the first message or the {ENVIRONMENT_METADATA!r} metadata"
+                )
+            env = self.app.catalog.get(first.environment_id)
+        session = LiveSession(env, self.app.models, self.app.settings.detection_threshold, self.app.live)
+        frames = _frames(env, first, requests, metadata.get(CAMERA_METADATA, ""))
+        async with contextlib.aclosing(session.stream(frames)) as results:
+            async for result in results:
+                await context.write(_response(result))
+
+
+async def _frames(
+    env: Environment,
+    first: inference_pb2.StreamFramesRequest,
+    rest: AsyncIterator[inference_pb2.StreamFramesRequest],
+    camera: str,
+) -> AsyncIterator[LiveFrame]:
+    request: inference_pb2.StreamFramesRequest | None = first
+    while request is not None:
+        if request.environment_id and request.environment_id != env.environment_id:
+            raise InvalidArgument(
+                f"this stream is bound to environment {env.environment_id!r}, got a frame for "
+                f"{request.environment_id!r}: open one stream per environment"
+            )
+        camera = request.camera_id or camera  # sticky: empty repeats the previous camera
+        if not camera:
+            raise InvalidArgument(f"no camera: set camera_id on the frame or the {CAMERA_METADATA!r} metadata")
+        which = request.WhichOneof("image")
+        if which == "encoded":
+            image: bytes | RawPixels = request.encoded
+        elif which == "raw":
+            image = RawPixels(request.raw.data, request.raw.width, request.raw.height)
+        else:
+            raise InvalidArgument("frame has no image: set `encoded` (JPEG/PNG bytes) or `raw` (BGR pixels with shape)")
+        timestamp = request.timestamp.ToNanoseconds() / 1e9 if request.HasField("timestamp") else None
+        yield LiveFrame(camera, image, timestamp, request.frame_id)
+        request = await anext(rest, None)
+
+
+def _response(r: LiveResult) -> inference_pb2.StreamFramesResponse:
+    out = inference_pb2.StreamFramesResponse(
+        environment_id=r.environment_id,
+        camera_id=r.camera_id,
+        frame_id=r.frame_id,
+        sequence=r.sequence,
+        timestamp=convert.timestamp(r.timestamp),
+        global_frame_index=r.global_frame_index,
+        timestamp_processed_utc=convert.timestamp(r.processed_at),
+        width=r.width,
+        height=r.height,
+        dropped_frames=r.dropped_frames,
+        dropped_frames_total=r.dropped_frames_total,
+    )
+    for t in r.tracks:
+        track = out.tracks.add(
+            box=common_pb2.Box(x1=t.box[0], y1=t.box[1], x2=t.box[2], y2=t.box[3]),
+            score=t.score,
+            track_id=t.track_id,
+            global_id=t.global_id,
+        )
+        if t.map_xy is not None:
+            track.map_coords.x, track.map_coords.y = t.map_xy
+    return out
