@@ -26,7 +26,6 @@ from spoton.v1 import tasks_pb2
 from spoton_facade.convert import message_to_json, timestamp_to_json
 from spoton_facade.problems import Problem, problem_for_rpc
 
-CLOSES = []
 HEARTBEAT = b": heartbeat\n\n"
 PROBLEM_EVENT = "problem"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -170,7 +169,6 @@ class TaskEventStream:
 
     def close(self) -> None:
         """Cancel the call and any read still in flight; safe to call more than once."""
-        CLOSES.append((id(self), self._call.done()))
         self._call.cancel()
         for pending in (self._read, self._headers, self._drained):
             if pending is not None:

@@ -57,23 +57,11 @@ async def _read_all(client: httpx.AsyncClient, task_id: str, **headers: str) -> 
 
 async def _open_watches(live_service, expected: int) -> None:
     """Wait (briefly) until the service serves exactly ``expected`` WatchTask streams."""
-    import time
-    t0 = time.monotonic()
-    try:
-        async with asyncio.timeout(2.0):
-            while True:  # a plain counter in the service: polled, it has no event to wait on
-                if live_service.app.tasks.open_watches == expected:
-                    print("reached", expected, time.monotonic() - t0, flush=True)
-                    return
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        print("TIMEOUT waiting", expected, "have", live_service.app.tasks.open_watches, flush=True)
-        for t in asyncio.all_tasks():
-            if "WatchTask" in t.get_name() or t.get_name() == "rpc_task":
-                t.print_stack(limit=30)
-        from spoton_facade import sse
-        print("closes", sse.CLOSES, flush=True)
-        raise
+    async with asyncio.timeout(2.0):
+        while True:  # a plain counter in the service: polled, it has no event to wait on
+            if live_service.app.tasks.open_watches == expected:
+                return
+            await asyncio.sleep(0.01)
 
 
 async def test_wire_format_and_last_event_id_resume(live_client, registered) -> None:
