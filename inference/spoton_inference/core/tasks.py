@@ -51,6 +51,18 @@ class TaskAction(enum.StrEnum):
     FOCUS = "focus"
 
 
+def raise_if_cancel_was_swallowed() -> None:
+    """Re-raise a cancellation of the current task that a library swallowed.
+
+    redis-py writes every command under ``asyncio.wait_for``, which on Python 3.11 drops a
+    cancellation that lands while the write completes, so a cancelled watcher or runner would
+    carry on. ``Task.cancelling()`` still counts the request: loops call this between steps.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _running_event() -> asyncio.Event:
     event = asyncio.Event()
     event.set()
@@ -235,7 +247,9 @@ class TaskManager:
         self.open_watches += 1
         try:
             while True:
+                raise_if_cancel_was_swallowed()
                 events = await self._events.read(record.task_id, after)
+                raise_if_cancel_was_swallowed()
                 for event in events:
                     after = event.sequence
                     yield event
@@ -336,6 +350,10 @@ class TaskManager:
                     state, step = TaskState.PAUSED, "paused"
                 await self._set_state(task_id, state, frames / total, step, frames, live=live)
 
+        async def wait_if_paused() -> None:
+            raise_if_cancel_was_swallowed()  # checked once per frame
+            await live.running.wait()
+
         async def finish(state: TaskState, step: str, frames: int, error: str = "") -> None:
             done = 1.0 if state is TaskState.COMPLETED else frames / total
             async with live.lock:
@@ -352,7 +370,7 @@ class TaskManager:
                 media_url_prefix=self._settings.media_url_prefix,
                 exports_dir=self._exports_dir(task_id),
                 score_threshold=self._settings.detection_threshold,
-                wait_if_paused=live.running.wait,
+                wait_if_paused=wait_if_paused,
                 identities_seen=self._identity_mirror(plan),
                 tracking=functools.partial(tracking_configs, self._settings),
             ),
