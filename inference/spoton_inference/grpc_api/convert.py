@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -93,15 +95,27 @@ def tracking_update(p: TrackingUpdate) -> tasks_pb2.TrackingUpdate:
             camera_id=cam.camera_id, image_source=cam.image_source, frame_index_in_source=cam.frame_index_in_source
         )
         for t in cam.tracks:
-            track = c.tracks.add(
-                box=common_pb2.Box(x1=t.box[0], y1=t.box[1], x2=t.box[2], y2=t.box[3]),
-                score=t.score,
-                track_id=t.track_id,
-                global_id=t.global_id,
-            )
-            if t.map_coords is not None:
-                track.map_coords.x, track.map_coords.y = t.map_coords
+            add_track(c.tracks, t.box, t.score, t.track_id, t.global_id, t.map_coords)
     return msg
+
+
+def add_track(
+    tracks: Any,
+    box: Sequence[float],
+    score: float,
+    track_id: int,
+    global_id: int,
+    map_xy: tuple[float, float] | None,
+) -> None:
+    """Append one ``common.Track`` to a repeated field (tracking updates and StreamFrames share it)."""
+    track = tracks.add(
+        box=common_pb2.Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3]),
+        score=score,
+        track_id=track_id,
+        global_id=global_id,
+    )
+    if map_xy is not None:
+        track.map_coords.x, track.map_coords.y = map_xy
 
 
 def camera(cam: Camera) -> catalog_pb2.Camera:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from spoton.v1 import common_pb2, inference_pb2
+from spoton.v1 import inference_pb2
 from spoton_inference.core.environment import Environment
 from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.grpc_api import convert, servicers
@@ -94,12 +94,5 @@ def _response(r: LiveResult) -> inference_pb2.StreamFramesResponse:
         dropped_frames_total=r.dropped_frames_total,
     )
     for t in r.tracks:
-        track = out.tracks.add(
-            box=common_pb2.Box(x1=t.box[0], y1=t.box[1], x2=t.box[2], y2=t.box[3]),
-            score=t.score,
-            track_id=t.track_id,
-            global_id=t.global_id,
-        )
-        if t.map_xy is not None:
-            track.map_coords.x, track.map_coords.y = t.map_xy
+        convert.add_track(out.tracks, t.box, t.score, t.track_id, t.global_id, t.map_xy)
     return out

@@ -32,6 +32,8 @@ import dataclasses
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from spoton_inference.pipeline.track import calibrated_distance
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AssociationConfig:
@@ -67,8 +69,8 @@ class AssociationConfig:
 
     def appearance_cost(self, a: np.ndarray, b: np.ndarray) -> float:
         """Calibrated appearance distance of two unit embeddings, 0 (same person) .. 1 (not)."""
-        span = max(self.reid_different_distance - self.reid_same_distance, 1e-6)
-        return float(np.clip((1.0 - float(a @ b) - self.reid_same_distance) / span, 0.0, 1.0))
+        distance = np.float64(1.0 - float(a @ b))
+        return float(calibrated_distance(distance, self.reid_same_distance, self.reid_different_distance))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,6 +121,8 @@ class GlobalIdentities:
     def rename_track(self, camera_id: str, old_track_id: int, new_track_id: int) -> None:
         """Follow a local track that its camera's tracker renumbered (see ``CameraTracker.relabel``)."""
         self._by_track[(camera_id, new_track_id)] = self._by_track.pop((camera_id, old_track_id))
+        self._joined[(camera_id, new_track_id)] = self._joined.pop((camera_id, old_track_id))
+        self._apart.pop((camera_id, old_track_id), None)
 
     def assign(self, frame: int, observations: list[Observation]) -> dict[tuple[str, int], int]:
         """Global ids for this frame's observations, keyed by (camera_id, track_id)."""
@@ -165,6 +169,11 @@ class GlobalIdentities:
     def _split(self, frame: int, observations: list[Observation]) -> None:
         """Split off a track that keeps standing far from its identity's other views."""
         cfg = self.config
+        # When each identity's tracks of this frame took their id, per camera.
+        joined_now: dict[int, list[tuple[str, int]]] = {}
+        for o in observations:
+            key = (o.camera_id, o.track_id)
+            joined_now.setdefault(self._by_track[key], []).append((o.camera_id, self._joined[key]))
         for obs in observations:
             key = (obs.camera_id, obs.track_id)
             ident = self._identities.get(self._by_track[key])
@@ -173,11 +182,8 @@ class GlobalIdentities:
                 self._apart.pop(key, None)
                 continue
             # Only the later of two disagreeing tracks is the suspect.
-            if not any(
-                self._joined.get((c, t), -1) <= self._joined[key]
-                for (c, t), g in self._by_track.items()
-                if g == ident.global_id and c != obs.camera_id
-            ):
+            mine = self._joined[key]
+            if not any(j <= mine for cam, j in joined_now[ident.global_id] if cam != obs.camera_id):
                 continue
             dist = min(float(np.hypot(obs.map_xy[0] - x, obs.map_xy[1] - y)) for x, y in others)
             self._apart[key] = self._apart.get(key, 0) + 1 if dist > 2 * cfg.position_tolerance_m else 0
@@ -276,8 +282,9 @@ class GlobalIdentities:
     def _forget(self, frame: int, active: set[tuple[str, int]]) -> None:
         """Drop identities unseen for ``max_gap_s`` and, past ``max_identities``, the stalest."""
         horizon = frame - self.config.max_gap_s * self.config.fps
-        keep = sorted(self._identities.values(), key=lambda i: -i.last_frame)
-        keep = [i for i in keep if i.last_frame >= horizon][: self.config.max_identities]
+        keep = [i for i in self._identities.values() if i.last_frame >= horizon]
+        if len(keep) > self.config.max_identities:  # sorted only when over the bound
+            keep = sorted(keep, key=lambda i: -i.last_frame)[: self.config.max_identities]
         if len(keep) == len(self._identities):
             return
         self._identities = {i.global_id: i for i in keep}

@@ -112,6 +112,11 @@ class FramePlan:
     needs_embedding: tuple[int, ...]  # detection indices to embed
 
 
+def calibrated_distance(distance: np.ndarray, same: float, different: float) -> np.ndarray:
+    """Re-ID cosine distance mapped to 0 (typical of one person) .. 1 (typical of two), clipped."""
+    return np.clip((distance - same) / max(different - same, 1e-6), 0.0, 1.0)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise IoU of Nx4 and Mx4 x1,y1,x2,y2 boxes."""
     if len(a) == 0 or len(b) == 0:
@@ -216,8 +221,7 @@ class CameraTracker:
         cols = [j for j, e in enumerate(embeddings) if e is not None]
         if rows and cols:
             dist = 1.0 - np.stack([features[i] for i in rows]) @ np.stack([embeddings[j] for j in cols]).T
-            span = max(cfg.reid_different_distance - cfg.reid_same_distance, 1e-6)
-            out[np.ix_(rows, cols)] = np.clip((dist - cfg.reid_same_distance) / span, 0.0, 1.0)
+            out[np.ix_(rows, cols)] = calibrated_distance(dist, cfg.reid_same_distance, cfg.reid_different_distance)
         return out
 
     def relabel(self, track_id: int, new_id: int) -> bool:

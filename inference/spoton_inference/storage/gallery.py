@@ -32,6 +32,8 @@ import msgspec
 import numpy as np
 import redis.asyncio as aioredis
 
+from spoton_inference.storage.redis_client import connect
+
 # Redis's Lua cannot unpack() more than ~8000 values; commands on many members are chunked.
 _LUA_HELPERS = """
 local function chunked(cmd, key, items)
@@ -181,7 +183,7 @@ class RedisGallery:
 
     @classmethod
     def from_url(cls, url: str, *, max_size: int, max_age_s: float, prefix: str = "spoton:gallery") -> RedisGallery:
-        return cls(aioredis.Redis.from_url(url), max_size=max_size, max_age_s=max_age_s, prefix=prefix)
+        return cls(connect(url), max_size=max_size, max_age_s=max_age_s, prefix=prefix)
 
     async def close(self) -> None:
         await self.client.aclose()

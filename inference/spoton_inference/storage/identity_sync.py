@@ -73,6 +73,9 @@ class IdentitySync:
         for entry in entries:
             self._entries[(scope, entry.global_id)] = entry
         self._rows.extend(rows)
+        self._bound_rows()
+
+    def _bound_rows(self) -> None:
         overflow = len(self._rows) - self._max_pending
         if overflow > 0:  # history is best effort; the oldest rows go first
             del self._rows[:overflow]
@@ -99,7 +102,7 @@ class IdentitySync:
             for (scope, gid), entry in entries.items():  # newer offers win over the failed ones
                 self._entries.setdefault((scope, gid), entry)
             self._rows[:0] = rows
-            self.offer("", [], [])  # re-apply the bound
+            self._bound_rows()
 
     async def close(self) -> None:
         if self._task is not None:

@@ -14,6 +14,7 @@ import time
 import redis.asyncio as aioredis
 
 from spoton_inference.core.events import TaskEvent, TaskEventPayload, decode_event, encode_event
+from spoton_inference.storage.redis_client import connect
 
 _APPEND = """
 local seq = redis.call('INCR', KEYS[1])
@@ -39,7 +40,7 @@ class RedisEventLog:
 
     @classmethod
     def from_url(cls, url: str, retention: int) -> RedisEventLog:
-        return cls(aioredis.Redis.from_url(url), retention)
+        return cls(connect(url), retention)
 
     async def close(self) -> None:
         await self.client.aclose()
