@@ -16,6 +16,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from spoton_inference.core.media import MediaRoot
+
 PREFIX = "SPOTON_"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,6 +75,11 @@ class Settings:
     def __post_init__(self) -> None:
         if self.media_root == Path():
             object.__setattr__(self, "media_root", self.data_dir / "media")
+
+    @property
+    def media(self) -> MediaRoot:
+        """Where published files go, and the URL prefix the facade serves them under."""
+        return MediaRoot(self.media_root, self.media_url_prefix)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
