@@ -292,15 +292,16 @@ class TaskManager:
             )
         if pending:
             return True
-        return not record.state.is_final
+        return not record.state.is_final or not await self._stream_over(record.task_id)
 
     async def watch(self, task_id: str, after: int) -> AsyncIterator[TaskEvent]:
         """Events after ``after`` until the task ends (its final status update is the last).
 
-        Also ends when the stored task is final and no event is pending, so a task whose
-        runner died before its last event cannot hold a watcher forever. While Redis is
-        unreachable it waits, then goes on after the last event it gave: nothing is lost,
-        since events wait in the outbox and take their sequence numbers when Redis is back.
+        Also ends when the stored task is final, no event is pending and the replica that ran
+        it is gone, so a task whose runner died before its last event cannot hold a watcher
+        forever (while that replica lives, its final event may still wait in its outbox).
+        While Redis is unreachable it waits, then goes on after the last event it gave: nothing
+        is lost, since events wait in the outbox and take their sequence numbers on arrival.
         """
         record = await self.get(task_id)
         self.open_watches += 1
@@ -320,12 +321,22 @@ class TaskManager:
                         return
                 if not events and (await self.get(task_id)).state.is_final:
                     try:
-                        if after >= await self._events.last_sequence(record.task_id):
+                        caught_up = after >= await self._events.last_sequence(record.task_id)
+                        if caught_up and await self._stream_over(record.task_id):
                             return
                     except UNREACHABLE:
                         await asyncio.sleep(WATCH_RETRY_S)
         finally:
             self.open_watches -= 1
+
+    async def _stream_over(self, task_id: str) -> bool:
+        """Whether nothing more will follow on the stream of a task whose record is final: its
+        newest event is the final status, or no live replica is left to publish one."""
+        newest = await self._events.newest(task_id)
+        if newest is not None and isinstance(newest.payload, StatusUpdate) and newest.payload.state.is_final:
+            return True
+        owner = (await self._events.get_live_state(task_id)).get("replica", "")
+        return not owner or not await self._lease.alive(owner)
 
     async def exports(self, task_id: str) -> list[ExportInfo]:
         record = await self.get(task_id)

@@ -8,7 +8,8 @@ in. Live state is a hash, so only its newest fields wait (latest wins).
 
 When more than ``max_events`` events wait, the oldest tracking and progress updates go first:
 later ones supersede them, and the track points are in PostgreSQL regardless. Lifecycle
-events (media, batches, focus, a final status) go only when nothing else is left to drop.
+events (media, batches, focus) go only when nothing else is left to drop; a final status,
+which ends the task's watches, never does.
 A loss is never silent: in the place of a task's first lost event the outbox publishes a
 status update whose step starts with ``events lost:`` and counts them, and health reports it.
 """
@@ -51,7 +52,7 @@ class _Pending:
         if self.lost:
             return False
         payload = self.payload
-        return isinstance(payload, TrackingUpdate) or (isinstance(payload, StatusUpdate) and not payload.state.is_final)
+        return isinstance(payload, TrackingUpdate) or (isinstance(payload, StatusUpdate) and not _final(payload))
 
     def to_publish(self, max_events: int) -> TaskEventPayload:
         if not self.lost:
@@ -63,6 +64,10 @@ class _Pending:
             "in PostgreSQL and the exports"
         )
         return StatusUpdate(status.state, status.progress, step)
+
+
+def _final(payload: TaskEventPayload) -> bool:
+    return isinstance(payload, StatusUpdate) and payload.state.is_final
 
 
 class EventOutbox:
@@ -158,8 +163,11 @@ class EventOutbox:
     def _bound(self) -> None:
         while self._queued_events > self.max_events:
             at = next((i for i, e in enumerate(self._queue) if e.superseded_later), None)
-            if at is None:  # only lifecycle events left: lose the oldest all the same
-                at = next(i for i, e in enumerate(self._queue) if not e.lost)
+            if at is None:  # only lifecycle events left: lose the oldest all the same, but
+                # never a final status, which ends the task's watches (at most one per task)
+                at = next((i for i, e in enumerate(self._queue) if not e.lost and not _final(e.payload)), None)
+            if at is None:
+                return
             victim = self._queue[at]
             self._queued_events -= 1
             self.lost += 1
@@ -187,6 +195,16 @@ class EventOutbox:
         self.down_since = None
 
     async def _publish_waiting(self) -> None:
+        # Live state first: it names the task's replica, which watchers elsewhere ask after
+        # to know whether the events still waiting here will come.
+        for task_id in list(self._states):
+            fields = self._states.pop(task_id)
+            try:
+                async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                    await self._log.set_live_state(task_id, fields)
+            except BaseException:
+                self._states[task_id] = {**fields, **self._states.get(task_id, {})}
+                raise
         while self._queue:
             # Out of the queue while in flight, so the bound cannot lose it under our feet.
             entry = self._queue.popleft()
@@ -202,12 +220,4 @@ class EventOutbox:
                     self._notices.setdefault(entry.task_id, entry)
                 else:
                     self._queued_events += 1
-                raise
-        for task_id in list(self._states):
-            fields = self._states.pop(task_id)
-            try:
-                async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                    await self._log.set_live_state(task_id, fields)
-            except BaseException:
-                self._states[task_id] = {**fields, **self._states.get(task_id, {})}
                 raise

@@ -80,6 +80,10 @@ class RedisEventLog:
         raw = await self.client.hgetall(_keys(task_id)[2])
         return {k.decode(): v.decode() for k, v in raw.items()}
 
+    async def newest(self, task_id: str) -> TaskEvent | None:
+        entries = await self.client.xrevrange(_keys(task_id)[1], count=1)
+        return _to_event(task_id, *entries[0]) if entries else None
+
     async def read(self, task_id: str, after: int, block_ms: int = 1000, count: int = 500) -> list[TaskEvent]:
         """Events with sequence > ``after``; waits up to ``block_ms`` when there are none yet."""
         stream_key = _keys(task_id)[1]

@@ -22,8 +22,12 @@ from spoton_inference.settings import Settings
 from spoton_inference.storage.redis_client import UNREACHABLE
 
 log = logging.getLogger(__name__)
-LEASE_TTL_S = 30
+# Long enough that a Redis outage rarely outlasts it; a crashed replica's tasks are failed
+# at once when it comes back under the same id, and by others once its lease lapsed.
+LEASE_TTL_S = 120
 RENEW_EVERY_S = 10.0
+# After a failed renewal (Redis unreachable), so the lease is back soon after Redis is.
+RETRY_S = 1.0
 
 
 def replica_id(settings: Settings) -> str:
@@ -62,10 +66,14 @@ class ReplicaLease:
                 await self.client.delete(_key(self.replica_id))
 
     async def _keep(self) -> None:
+        wait = RENEW_EVERY_S
         while True:
-            await asyncio.sleep(RENEW_EVERY_S)
+            await asyncio.sleep(wait)
             try:
                 async with asyncio.timeout(RENEW_EVERY_S):
                     await self.renew()
-            except UNREACHABLE as exc:  # an outage: renewed on the next round once Redis is back
-                log.warning("replica lease for %s not renewed: %s", self.replica_id, exc)
+                wait = RENEW_EVERY_S
+            except UNREACHABLE as exc:
+                if wait == RENEW_EVERY_S:
+                    log.warning("replica lease for %s not renewed, retrying: %s", self.replica_id, exc)
+                wait = RETRY_S

@@ -40,7 +40,9 @@ def _frame(i: int) -> TrackingUpdate:
 
 async def _drained(outbox: EventOutbox) -> None:
     async with asyncio.timeout(10):
-        while outbox.holding:  # the outbox's own state: no event to wait on
+        while True:  # the outbox's own state, polled: it has no event to wait on
+            if not outbox.holding:
+                return
             await asyncio.sleep(0.02)
 
 
