@@ -1,5 +1,6 @@
-"""Redis stopped mid-task and started again: tracking goes on, health says so, the open watch
-gets every event with no gap once Redis is back, and the history in PostgreSQL is whole."""
+"""Redis stopped mid-task and started again: tracking goes on, health says so, new watches
+are told to retry, the open gRPC and SSE watches get every event with no gap once Redis is
+back, and the history in PostgreSQL is whole."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import dataclasses
 
 import asyncpg
 import grpc
+import httpx
 import pytest
 import pytest_asyncio
 
 from spoton.v1 import tasks_pb2
 from spoton_client.client import SpotOnClient
+from spoton_facade.settings import FacadeSettings
 from spoton_inference.scenes.config import demo_config
 from spoton_inference.scenes.generate import generate
 
@@ -44,15 +47,23 @@ async def _until_state(stub, task_id: str, state: int) -> tasks_pb2.Task:
             await asyncio.sleep(0.05)
 
 
-async def test_tracking_goes_on_through_a_redis_outage_and_nothing_is_lost(live_service, environment_id):
+async def test_tracking_goes_on_through_a_redis_outage_and_nothing_is_lost(live_service, environment_id, serve_facade):
     redis, app = live_service.redis, live_service.app
-    async with SpotOnClient(live_service.target) as client:
+    facade_settings = FacadeSettings(
+        inference_target=live_service.target, media_root=live_service.settings.media_root, sse_heartbeat_seconds=0.2
+    )
+    async with (
+        SpotOnClient(live_service.target) as client,
+        serve_facade(facade_settings) as facade,
+        httpx.AsyncClient(base_url=facade, timeout=60) as http,
+    ):
         stub = client.tasks
         task = await client.start_task(environment_id)
         await _control(stub, task.task_id, tasks_pb2.TASK_ACTION_PAUSE)
         watching = app.tasks.open_watches
         watch = asyncio.create_task(_collect(client, task.task_id))
-        await _open_watches(app, watching + 1)
+        sse = asyncio.create_task(_sse_ids(http, task.task_id))
+        await _open_watches(app, watching + 2)
         try:
             await redis.stop()
             status, detail = _redis(await client.health())
@@ -69,11 +80,13 @@ async def test_tracking_goes_on_through_a_redis_outage_and_nothing_is_lost(live_
             with pytest.raises(grpc.aio.AioRpcError) as refused:  # a new watch is told to come back
                 await anext(aiter(stub.WatchTask(tasks_pb2.WatchTaskRequest(task_id=task.task_id))))
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and "retry" in refused.value.details()
-            assert not watch.done()  # the open one waits for Redis
+            late = await http.get(f"/api/v1/processing-tasks/{task.task_id}/events")
+            assert late.status_code == 503 and "retry" in late.json()["detail"]
+            assert not watch.done() and not sse.done()  # the open ones wait for Redis
         finally:
             await redis.start()
         async with asyncio.timeout(30):
-            events = await watch
+            events, sse_ids = await asyncio.gather(watch, sse)
             while True:  # health is polled, as a monitor would
                 if (await client.health()).status == "healthy":
                     break
@@ -81,7 +94,7 @@ async def test_tracking_goes_on_through_a_redis_outage_and_nothing_is_lost(live_
         assert app.outbox.lost == 0
         assert (await client.get_task(task.task_id)).last_sequence == len(events)
 
-    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1)) == sse_ids
     assert events[-1].status_update.state == tasks_pb2.TASK_STATE_COMPLETED
     frames = [e.tracking_update.global_frame_index for e in events if e.HasField("tracking_update")]
     assert frames == list(range(done.total_frames))
@@ -96,6 +109,12 @@ async def test_tracking_goes_on_through_a_redis_outage_and_nothing_is_lost(live_
     finally:
         await conn.close()
     assert stored == exported > 0
+
+
+async def _sse_ids(http: httpx.AsyncClient, task_id: str) -> list[int]:
+    async with http.stream("GET", f"/api/v1/processing-tasks/{task_id}/events") as response:
+        assert response.status_code == 200
+        return [int(line[4:]) async for line in response.aiter_lines() if line.startswith("id: ")]
 
 
 async def _collect(client: SpotOnClient, task_id: str) -> list[tasks_pb2.TaskEvent]:
