@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,8 @@ class LiveService:
     target: str
     # make_environment(environment_id) -> a registered-ready environment directory.
     make_environment: Callable[[str], Path]
+    # The embedded Redis under it (an EmbeddedRedis), for tests that stop and start it again.
+    redis: Any = None
 
 
 def write_tiny_environment(directory: Path, environment_id: str, frames: int = 15) -> Path:
@@ -92,7 +97,43 @@ async def live_service(make_data_dir) -> AsyncIterator[LiveService]:
                 stack.settings,
                 stack.endpoints.grpc_target,
                 lambda env_id: write_tiny_environment(envs / env_id, env_id),
+                stack.redis,
             )
         finally:
             await server.stop(grace=1.0)
             await app.close()
+
+
+@pytest.fixture(scope="session")
+def serve_facade() -> Callable[[Any], AbstractAsyncContextManager[str]]:
+    """``async with serve_facade(facade_settings) as url``: the facade under a real uvicorn on
+    loopback, in this event loop (which also serves the in-process gRPC service).
+
+    Litestar's test client runs the app on a loop of its own, where calls to the in-process
+    gRPC server could not be answered; a real server also makes client disconnects real.
+    """
+    import socket
+
+    import uvicorn
+
+    from spoton_facade import create_app
+
+    @contextlib.asynccontextmanager
+    async def serve(settings: Any) -> AsyncIterator[str]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            if serving.done():
+                serving.result()
+            await asyncio.sleep(0.01)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await serving
+
+    return serve

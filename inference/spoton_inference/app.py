@@ -17,13 +17,18 @@ from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
 from spoton_inference.settings import Settings
 from spoton_inference.storage.embedding_store import EmbeddingStore
+from spoton_inference.storage.event_outbox import EventOutbox
 from spoton_inference.storage.gallery import RedisGallery
 from spoton_inference.storage.identity_sync import IdentitySync
 from spoton_inference.storage.postgres import Database
+from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import RedisEventLog
+from spoton_inference.storage.replicas import ReplicaLease, replica_id
 from spoton_inference.storage.track_writer import TrackPointWriter
 
 log = logging.getLogger(__name__)
+# Within the health check's own bound, so an unreachable Redis is reported with its detail.
+REDIS_PING_TIMEOUT_S = 2.0
 
 
 class InferenceApp:
@@ -41,7 +46,19 @@ class InferenceApp:
             settings.redis_url, max_size=settings.gallery_max_size, max_age_s=settings.gallery_max_age_s
         )
         self.identities = IdentitySync(self.gallery, EmbeddingStore(db))
-        self.tasks = TaskManager(settings, db, events, self.catalog, models, self.writer, self.identities)
+        self.outbox = EventOutbox(events, settings.event_outbox_max)
+        self.lease = ReplicaLease(events.client, replica_id(settings))
+        self.tasks = TaskManager(
+            settings,
+            db,
+            events,
+            self.catalog,
+            models,
+            self.writer,
+            self.identities,
+            outbox=self.outbox,
+            lease=self.lease,
+        )
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
         self.live = LiveStats()
@@ -57,6 +74,7 @@ class InferenceApp:
         app = cls(settings, db, events, models)
         app.writer.start()
         app.identities.start()
+        await app.lease.start()
         await app.catalog.load()
         await app.tasks.recover()
         return app
@@ -71,6 +89,8 @@ class InferenceApp:
 
     async def close(self) -> None:
         await self.tasks.shutdown()
+        await self.outbox.close()
+        await self.lease.close()
         await self.writer.close()
         await self.identities.close()
         await self.gallery.close()
@@ -104,8 +124,19 @@ class InferenceApp:
         return [ComponentHealth("postgres", status, f"rows written {c.written}, retries {c.retries}, lost {c.lost}")]
 
     async def _probe_redis(self) -> list[ComponentHealth]:
-        await self.events.ping()
-        return [ComponentHealth("redis", HEALTHY)]
+        outbox = self.outbox
+        try:
+            async with asyncio.timeout(REDIS_PING_TIMEOUT_S):
+                await self.events.ping()
+        except UNREACHABLE as exc:
+            detail = (
+                f"unreachable at {self.settings.redis_url} ({type(exc).__name__}: {exc}); tracking goes on, "
+                f"{outbox.describe()}; live events resume once Redis is back: start it, or fix SPOTON_REDIS_URL"
+            )
+            return [ComponentHealth("redis", DEGRADED, detail)]
+        if outbox.holding:
+            return [ComponentHealth("redis", DEGRADED, f"reachable again, publishing: {outbox.describe()}")]
+        return [ComponentHealth("redis", HEALTHY, f"replica {self.lease.replica_id}: {outbox.describe()}")]
 
     async def _probe_catalog(self) -> list[ComponentHealth]:
         n = len(self.catalog.list())

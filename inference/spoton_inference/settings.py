@@ -61,6 +61,10 @@ class Settings:
 
     # Events kept per task in the Redis stream, for WatchTask resume.
     event_retention: int = 100_000
+    # Task events held in memory while Redis is unreachable, published when it is back.
+    event_outbox_max: int = 10_000
+    # This replica's name among those sharing PostgreSQL and Redis; "" = <hostname>:<grpc_port>.
+    replica_id: str = ""
 
     facade_host: str = "127.0.0.1"
     facade_port: int = 8080

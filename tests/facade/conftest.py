@@ -7,14 +7,12 @@ with UNAVAILABLE. The ``live_*`` fixtures put the facade over the real inference
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -77,25 +75,10 @@ def live_settings(live_service) -> FacadeSettings:
 
 
 @pytest.fixture
-async def live_facade_url(live_settings: FacadeSettings) -> AsyncIterator[str]:
-    """The facade under a real uvicorn on loopback, in this event loop (which also serves gRPC).
-
-    Litestar's test client runs the app on a loop of its own, where calls to the in-process
-    gRPC server could not be answered; a real server also makes client disconnects real.
-    """
-    port = _closed_port()
-    config = uvicorn.Config(create_app(live_settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
+async def live_facade_url(live_settings: FacadeSettings, serve_facade) -> AsyncIterator[str]:
+    """The facade under a real uvicorn on loopback (``serve_facade`` in tests/conftest.py)."""
+    async with serve_facade(live_settings) as url:
+        yield url
 
 
 @pytest.fixture

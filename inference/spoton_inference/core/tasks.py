@@ -1,8 +1,12 @@
 """Processing tasks: start, inspect, list, control, watch, and fetch their exports.
 
 Task state lives in PostgreSQL (the record) and Redis (live state and the event log), never
-only in this process: a restarted service finds every task, and marks the ones it was
-running as failed with a reason.
+only in this process: any replica serves any task's record and events, and a restarted
+service finds every task, and marks the ones it was running as failed with a reason.
+
+Redis may go away mid-task: events and live state then wait in the outbox (see
+``storage/event_outbox.py``) and tracking goes on; open watches wait for Redis and go on
+where they were, new ones are told UNAVAILABLE.
 
 Controls: pause holds the runner between frames (it waits before tracking the next one),
 resume lets it go on, cancel cancels its asyncio task (the runner stops at its next await and
@@ -32,15 +36,20 @@ from spoton_inference.pipeline.multicam import tracking_configs
 from spoton_inference.pipeline.runner import RunnerPorts, TaskPlan, TaskRunner, batch_lengths
 from spoton_inference.pipeline.triton_models import TritonModels
 from spoton_inference.settings import Settings
+from spoton_inference.storage.event_outbox import EventOutbox
 from spoton_inference.storage.identity_sync import IdentitySync, snapshot
 from spoton_inference.storage.postgres import Database, TaskRecord
+from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import EventsExpired, RedisEventLog
+from spoton_inference.storage.replicas import ReplicaLease
 from spoton_inference.storage.track_writer import TrackPointWriter
 
 log = logging.getLogger(__name__)
 MAX_PAGE_SIZE = 200
 # How long ControlTask(cancel) waits for the runner to stop before answering anyway.
 CANCEL_WAIT_S = 10.0
+# How often an open watch tries Redis again while it is unreachable.
+WATCH_RETRY_S = 0.5
 UNFINISHED = tuple(s for s in TaskState if not s.is_final)
 
 
@@ -111,8 +120,13 @@ class TaskManager:
         models: TritonModels,
         writer: TrackPointWriter,
         identities: IdentitySync | None = None,
+        *,
+        outbox: EventOutbox,
+        lease: ReplicaLease,
     ) -> None:
         self._settings = settings
+        self._outbox = outbox
+        self._lease = lease
         self._identities = identities
         self._db = db
         self._events = events
@@ -124,10 +138,34 @@ class TaskManager:
         self.open_watches = 0
 
     async def recover(self) -> None:
-        """Tasks a previous process left unfinished cannot resume mid-frame: fail them, visibly."""
+        """Tasks a dead process left unfinished cannot resume mid-frame: fail them, visibly.
+
+        Those are this replica's own (it was restarted) and those of replicas whose lease
+        lapsed; tasks of live replicas are theirs. A task without an owner yet is left alone
+        while it is young: its replica may be writing the owner right now.
+        """
         reason = "interrupted by a restart of the inference service; start the task again"
-        for task_id in await self._db.fail_unfinished_tasks(reason):
-            await self._events.append(task_id, StatusUpdate(TaskState.FAILED, 0.0, "interrupted", reason))
+        me = self._lease.replica_id
+        young = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self._lease.ttl_s)
+        orphans = []
+        for record in await self._all_unfinished():
+            owner = (await self._events.get_live_state(record.task_id)).get("replica", "")
+            if owner == me or (not await self._lease.alive(owner) if owner else record.created_at < young):
+                orphans.append(record.task_id)
+        for task_id in await self._db.fail_unfinished_tasks(reason, orphans):
+            await self._emit(task_id, StatusUpdate(TaskState.FAILED, 0.0, "interrupted", reason))
+
+    async def _all_unfinished(self) -> list[TaskRecord]:
+        found: list[TaskRecord] = []
+        for state in UNFINISHED:
+            before = None
+            while True:
+                rows = await self._db.list_tasks(limit=MAX_PAGE_SIZE, before=before, state=state)
+                found += rows
+                if len(rows) < MAX_PAGE_SIZE:
+                    break
+                before = (rows[-1].created_at, rows[-1].task_id)
+        return found
 
     async def start(self, environment_id: str, camera_ids: list[str]) -> TaskRecord:
         if not environment_id:
@@ -152,6 +190,7 @@ class TaskManager:
         plan = TaskPlan(record.task_id, env, cameras, record.created_at)
         # Registered before the first await, so a control call right after StartTask finds it.
         live = self._live[record.task_id] = _Live()
+        await self._outbox.set_live_state(record.task_id, {"replica": self._lease.replica_id})
         await self._emit(record.task_id, StatusUpdate(TaskState.QUEUED, 0.0, "queued"))
         live.task = asyncio.create_task(self._run(plan, live), name=f"task-{record.task_id}")
         return record
@@ -163,11 +202,18 @@ class TaskManager:
         return record
 
     async def last_sequence(self, task_id: str) -> int:
-        return await self._events.last_sequence(task_id)
+        """The newest event's sequence; 0 while Redis is unreachable (the record answers alone)."""
+        try:
+            return await self._events.last_sequence(task_id)
+        except UNREACHABLE:
+            return 0
 
     async def focus(self, task_id: str) -> int:
-        """The global person id the task is focused on; 0 for none."""
-        return int((await self._events.get_live_state(task_id)).get("focus_global_id", 0))
+        """The global person id the task is focused on; 0 for none, and while Redis is unreachable."""
+        try:
+            return int((await self._events.get_live_state(task_id)).get("focus_global_id", 0))
+        except UNREACHABLE:
+            return 0
 
     async def unfinished(self, environment_id: str) -> list[TaskRecord]:
         """Tasks over ``environment_id`` that have not ended, from the record (any replica)."""
@@ -189,14 +235,18 @@ class TaskManager:
                 raise InvalidArgument(
                     f"focus_global_id must be a global person id, or 0 to clear the focus; got {focus_global_id}"
                 )
-            await self._events.set_live_state(task_id, {"focus_global_id": focus_global_id})
+            await self._outbox.set_live_state(task_id, {"focus_global_id": focus_global_id})
             await self._emit(task_id, FocusUpdate(global_id=focus_global_id))
             return await self.get(task_id)
         live = self._live.get(task_id)
         if live is None or live.task is None:
+            try:
+                owner = (await self._events.get_live_state(task_id)).get("replica", "another replica")
+            except UNREACHABLE:
+                owner = "another replica"
             raise FailedPrecondition(
-                f"task {task_id} is {record.state.value} but not run by this service instance; "
-                "send the control to the instance that started it"
+                f"task {task_id} is {record.state.value} and runs on {owner}, not on this replica "
+                f"({self._lease.replica_id}); send the control to the replica that started it"
             )
         if action is TaskAction.CANCEL:
             await self._cancel(task_id, live)
@@ -227,28 +277,42 @@ class TaskManager:
         follows ``after``.
         """
         record = await self.get(task_id)
-        last = await self._events.last_sequence(record.task_id)
+        try:
+            last = await self._events.last_sequence(record.task_id)
+            pending = await self._events.read(record.task_id, after, block_ms=0, count=1)
+        except UNREACHABLE as exc:
+            raise Unavailable(
+                f"the events of task {record.task_id} are in Redis, which cannot be reached ({exc}); the task "
+                f"goes on and its events wait for Redis: retry WatchTask with after_sequence={after} shortly"
+            ) from exc
         if after > last:
             raise EventsExpired(
                 f"after_sequence {after} is past the newest event ({last}) of task {record.task_id}; "
                 "resume from a sequence number you received"
             )
-        if await self._events.read(record.task_id, after, block_ms=0, count=1):
+        if pending:
             return True
-        return not record.state.is_final
+        return not record.state.is_final or not await self._stream_over(record.task_id)
 
     async def watch(self, task_id: str, after: int) -> AsyncIterator[TaskEvent]:
         """Events after ``after`` until the task ends (its final status update is the last).
 
-        Also ends when the stored task is final and no event is pending, so a task whose
-        runner died before its last event cannot hold a watcher forever.
+        Also ends when the stored task is final, no event is pending and the replica that ran
+        it is gone, so a task whose runner died before its last event cannot hold a watcher
+        forever (while that replica lives, its final event may still wait in its outbox).
+        While Redis is unreachable it waits, then goes on after the last event it gave: nothing
+        is lost, since events wait in the outbox and take their sequence numbers on arrival.
         """
         record = await self.get(task_id)
         self.open_watches += 1
         try:
             while True:
                 raise_if_cancel_was_swallowed()
-                events = await self._events.read(record.task_id, after)
+                try:
+                    events = await self._events.read(record.task_id, after)
+                except UNREACHABLE:
+                    await asyncio.sleep(WATCH_RETRY_S)
+                    continue
                 raise_if_cancel_was_swallowed()
                 for event in events:
                     after = event.sequence
@@ -256,10 +320,23 @@ class TaskManager:
                     if isinstance(event.payload, StatusUpdate) and event.payload.state.is_final:
                         return
                 if not events and (await self.get(task_id)).state.is_final:
-                    if after >= await self._events.last_sequence(record.task_id):
-                        return
+                    try:
+                        caught_up = after >= await self._events.last_sequence(record.task_id)
+                        if caught_up and await self._stream_over(record.task_id):
+                            return
+                    except UNREACHABLE:
+                        await asyncio.sleep(WATCH_RETRY_S)
         finally:
             self.open_watches -= 1
+
+    async def _stream_over(self, task_id: str) -> bool:
+        """Whether nothing more will follow on the stream of a task whose record is final: its
+        newest event is the final status, or no live replica is left to publish one."""
+        newest = await self._events.newest(task_id)
+        if newest is not None and isinstance(newest.payload, StatusUpdate) and newest.payload.state.is_final:
+            return True
+        owner = (await self._events.get_live_state(task_id)).get("replica", "")
+        return not owner or not await self._lease.alive(owner)
 
     async def exports(self, task_id: str) -> list[ExportInfo]:
         record = await self.get(task_id)
@@ -295,7 +372,7 @@ class TaskManager:
         return self._settings.media_root / "tasks" / task_id / "exports"
 
     async def _emit(self, task_id: str, payload: TaskEventPayload) -> None:
-        await self._events.append(task_id, payload)
+        await self._outbox.append(task_id, payload)
 
     async def _cancel(self, task_id: str, live: _Live) -> None:
         assert live.task is not None
@@ -410,7 +487,7 @@ class TaskManager:
         await self._db.update_task(
             task_id, state=state, progress=progress, step=step, frames_processed=frames, error=error
         )
-        await self._events.set_live_state(
+        await self._outbox.set_live_state(
             task_id, {"state": state.value, "progress": progress, "step": step, "frames": frames}
         )
         await self._emit(task_id, StatusUpdate(state, progress, step, error))

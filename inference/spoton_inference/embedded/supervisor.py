@@ -23,6 +23,7 @@ import logging
 import os
 import pwd
 import shlex
+import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,6 +38,11 @@ ReadinessProbe = Callable[[], Awaitable[bool]]
 _PR_SET_PDEATHSIG = 1
 # Bound once here: the forked child must not look anything up before it execs.
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
+# util-linux's setpriv sets the parent-death signal and execs the command, so no Python runs
+# in the forked child. A ``preexec_fn`` does, and in a process with gRPC threads (the tests'
+# in-process service restarting Redis, say) the child then crashes with SIGSEGV in threading's
+# after-fork hook before it execs, about one fork in five; it remains the fallback.
+_SETPRIV = shutil.which("setpriv")
 _READY_POLL_S = 0.1
 _PROBE_TIMEOUT_S = 5.0
 _TAIL_LINES = 40
@@ -124,6 +130,19 @@ def _die_with_parent() -> None:
     # Runs in the forked child before exec (after the switch to spec.user, which would
     # otherwise clear the setting).
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+async def _armed(pid: int, timeout_s: float = 2.0) -> None:
+    """Wait until setpriv has set the parent-death signal, i.e. exec'd the command (or exited)."""
+    setpriv = os.path.realpath(_SETPRIV or "")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if os.readlink(f"/proc/{pid}/exe") != setpriv:
+                return
+        except OSError:  # gone already: its exit is reported as usual
+            return
+        await asyncio.sleep(0.002)
 
 
 def run_as_kwargs(user: str | None) -> dict[str, object]:
@@ -239,20 +258,29 @@ class ChildProcess:
             log.write(f"\n=== {stamp} starting {shlex.join(spec.argv)} ===\n".encode())
             log.flush()
             self._log_offset = log.tell()
+            argv, preexec = spec.argv, None
+            if _SETPRIV is None:
+                preexec = _die_with_parent
+            elif shutil.which(argv[0]) is None:
+                raise ChildStartError(self.name, f"could not run {argv[0]}: not found", spec.log_path, "")
+            else:
+                argv = (_SETPRIV, "--pdeathsig", "KILL", "--", *argv)
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *spec.argv,
+                    *argv,
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=log,
                     stderr=asyncio.subprocess.STDOUT,
                     env={**os.environ, **spec.env},
                     cwd=spec.cwd,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=preexec,
                     **run_as_kwargs(spec.user),  # type: ignore[arg-type]
                 )
             except OSError as exc:
                 raise ChildStartError(self.name, f"could not run {spec.argv[0]}: {exc}", spec.log_path, "") from exc
+        if argv is not spec.argv:
+            await _armed(proc.pid)
         self._proc = proc
         self._watcher = asyncio.create_task(self._watch(proc), name=f"watch-{self.name}")
         if spec.pidfile is not None:

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -192,16 +193,17 @@ class Database:
         async with self.pool.acquire() as conn:
             return [_task_from_row(r) for r in await conn.fetch(sql, *args)]
 
-    async def fail_unfinished_tasks(self, reason: str) -> list[str]:
-        """Mark tasks left running by a previous process as failed; returns their ids."""
+    async def fail_unfinished_tasks(self, reason: str, task_ids: Sequence[str]) -> list[str]:
+        """Mark those of ``task_ids`` still unfinished (left by a dead process) failed; returns their ids."""
         final = [s.value for s in TaskState if s.is_final]
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """UPDATE tasks SET state = $1, error = $2, step = 'interrupted', updated_at = now()
-                   WHERE NOT (state = ANY($3::text[])) RETURNING task_id""",
+                   WHERE NOT (state = ANY($3::text[])) AND task_id = ANY($4::uuid[]) RETURNING task_id""",
                 TaskState.FAILED.value,
                 reason,
                 final,
+                [uuid.UUID(t) for t in task_ids],
             )
             ids = [r["task_id"] for r in rows]
             await conn.executemany(

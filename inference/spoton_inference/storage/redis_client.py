@@ -10,8 +10,17 @@ server still fails at once on connect or on a reset connection.
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
 CONNECT_TIMEOUT_S = 5.0
+# What a call raises when Redis cannot be reached (down, restarting, loading its AOF, or a
+# caller's own time bound ran out): the outage cases callers ride out instead of failing.
+UNREACHABLE: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+    TimeoutError,
+)
 
 
 def connect(url: str) -> aioredis.Redis:

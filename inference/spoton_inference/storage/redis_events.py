@@ -5,6 +5,10 @@ is taken from a counter and the entry added in one Lua script, so sequence numbe
 gap-free, survive a service restart, and are the same for every replica that reads the
 stream. The stream is trimmed to the retention setting; a reader asking for events that
 were trimmed gets :class:`EventsExpired` instead of a silent gap.
+
+An append may carry a token: the script remembers the task's last token and answers a
+repeat with the sequence it already assigned, so retrying a write whose reply was lost (Redis
+went away after running it) does not publish the event twice.
 """
 
 from __future__ import annotations
@@ -17,8 +21,14 @@ from spoton_inference.core.events import TaskEvent, TaskEventPayload, decode_eve
 from spoton_inference.storage.redis_client import connect
 
 _APPEND = """
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then
+  return tonumber(redis.call('GET', KEYS[1]))
+end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '0-' .. seq, 'e', ARGV[1], 't', ARGV[2])
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[4])
+end
 return seq
 """
 
@@ -27,9 +37,9 @@ class EventsExpired(Exception):
     """The requested events fell out of the retention window."""
 
 
-def _keys(task_id: str) -> tuple[str, str, str]:
+def _keys(task_id: str) -> tuple[str, str, str, str]:
     base = f"spoton:task:{task_id}"
-    return f"{base}:seq", f"{base}:events", f"{base}:state"
+    return f"{base}:seq", f"{base}:events", f"{base}:state", f"{base}:last"
 
 
 class RedisEventLog:
@@ -48,9 +58,15 @@ class RedisEventLog:
     async def ping(self) -> None:
         await self.client.ping()
 
-    async def append(self, task_id: str, payload: TaskEventPayload) -> int:
-        seq_key, stream_key, _ = _keys(task_id)
-        seq = await self._append(keys=[seq_key, stream_key], args=[encode_event(payload), time.time(), self._retention])
+    async def append(
+        self, task_id: str, payload: TaskEventPayload, *, emitted_at: float | None = None, token: str = ""
+    ) -> int:
+        """Publish ``payload`` and return its sequence; a repeated ``token`` is published once."""
+        seq_key, stream_key, _, last_key = _keys(task_id)
+        at = time.time() if emitted_at is None else emitted_at
+        seq = await self._append(
+            keys=[seq_key, stream_key, last_key], args=[encode_event(payload), at, self._retention, token]
+        )
         return int(seq)
 
     async def last_sequence(self, task_id: str) -> int:
@@ -64,9 +80,13 @@ class RedisEventLog:
         raw = await self.client.hgetall(_keys(task_id)[2])
         return {k.decode(): v.decode() for k, v in raw.items()}
 
+    async def newest(self, task_id: str) -> TaskEvent | None:
+        entries = await self.client.xrevrange(_keys(task_id)[1], count=1)
+        return _to_event(task_id, *entries[0]) if entries else None
+
     async def read(self, task_id: str, after: int, block_ms: int = 1000, count: int = 500) -> list[TaskEvent]:
         """Events with sequence > ``after``; waits up to ``block_ms`` when there are none yet."""
-        _, stream_key, _ = _keys(task_id)
+        stream_key = _keys(task_id)[1]
         entries = await self.client.xrange(stream_key, min=f"0-{after + 1}", count=count)
         if not entries and block_ms > 0:
             got = await self.client.xread({stream_key: f"0-{after}"}, count=count, block=block_ms)

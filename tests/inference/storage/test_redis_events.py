@@ -56,3 +56,11 @@ async def test_sequence_numbers_survive_a_redis_restart(redis_server, log):
         assert await fresh.append(task, BatchProcessingComplete(1)) == 2
     finally:
         await fresh.close()
+
+
+async def test_a_retried_append_with_the_same_token_is_published_once(log):
+    task = "t-retry"
+    assert await log.append(task, BatchProcessingComplete(0), token="a") == 1
+    assert await log.append(task, BatchProcessingComplete(0), token="a") == 1  # the reply was lost: retried
+    assert await log.append(task, BatchProcessingComplete(1), token="b") == 2
+    assert [e.sequence for e in await log.read(task, after=0, block_ms=0)] == [1, 2]
