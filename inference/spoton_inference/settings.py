@@ -59,6 +59,10 @@ class Settings:
 
     # Events kept per task in the Redis stream, for WatchTask resume.
     event_retention: int = 100_000
+    # Days of history (track points, events, identities) kept in PostgreSQL; 0 keeps all.
+    history_retention_days: int = 30
+    # TimescaleDB only: track points older than this many days are compressed; 0 never.
+    history_compress_after_days: int = 7
 
     facade_host: str = "127.0.0.1"
     facade_port: int = 8080
