@@ -32,6 +32,9 @@ SEGMENT_GAP_S = 2.0
 DWELL_MAX_GAP_S = 2.0
 # Smaller grid cells would overflow cell indices for any real site and mean nothing.
 MIN_CELL_SIZE_M = 0.01
+# Track points one trajectory answer may hold (about 1 h of one person in 3 cameras at 10 fps
+# is 100 000), so it stays well inside the gRPC message limit.
+MAX_TRAJECTORY_POINTS = 200_000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -151,8 +154,15 @@ class Analytics:
             )
         env = await self._scope(environment_id, task_id)
         rows = await self._store.trajectory(
-            HistoryFilter(env.environment_id, span.check().start, span.end, task_id), global_id
+            HistoryFilter(env.environment_id, span.check().start, span.end, task_id),
+            global_id,
+            MAX_TRAJECTORY_POINTS + 1,
         )
+        if len(rows) > MAX_TRAJECTORY_POINTS:
+            raise InvalidArgument(
+                f"global id {global_id} has more than {MAX_TRAJECTORY_POINTS} track points in this range; "
+                "narrow it with start_time and end_time"
+            )
         points = _merge_cameras(rows)
         length = sum(math.hypot(b.x - a.x, b.y - a.y) for a, b in itertools.pairwise(points) if a.task_id == b.task_id)
         return Trajectory(

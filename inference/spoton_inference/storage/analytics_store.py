@@ -100,12 +100,13 @@ class _Where:
 
 
 class AnalyticsStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, timescale: bool | None = None) -> None:
+        """``timescale``: whether to use TimescaleDB's functions; None asks the database."""
         self._db = db
-        self._timescale: bool | None = None
+        self._timescale = timescale
 
     async def uses_timescale(self) -> bool:
-        """Whether TimescaleDB is installed in the database (checked once)."""
+        """Whether TimescaleDB is installed in the database (asked once)."""
         if self._timescale is None:
             async with self._db.pool.acquire() as conn:
                 self._timescale = bool(
@@ -115,13 +116,13 @@ class AnalyticsStore:
 
     # -- queries -----------------------------------------------------------------------
 
-    async def trajectory(self, f: HistoryFilter, global_id: int) -> list[TrajectoryRow]:
-        """One person's track points with map coordinates, in time order."""
+    async def trajectory(self, f: HistoryFilter, global_id: int, limit: int) -> list[TrajectoryRow]:
+        """One person's track points with map coordinates, in time order, at most ``limit``."""
         where = _Where().history(f)
         where.add("global_id = {a}", global_id)
         sql = (
             "SELECT task_id, camera_id, global_frame_index, time, map_x, map_y FROM track_points "
-            f"WHERE {where.sql} ORDER BY time, task_id, global_frame_index, camera_id"
+            f"WHERE {where.sql} ORDER BY time, task_id, global_frame_index, camera_id LIMIT {where.arg(limit)}"
         )
         async with self._db.pool.acquire() as conn:
             rows = await conn.fetch(sql, *where.args)

@@ -284,3 +284,37 @@ async def test_a_task_and_another_environment_do_not_mix(db, analytics):
     task = await _task(db, "hall")
     with pytest.raises(InvalidArgument, match="ran over environment 'hall', not 'other'"):
         await analytics.trajectory(1, task_id=task, environment_id="other")
+
+
+async def test_with_timescaledb_counts_use_time_bucket(db, analytics):
+    # A stand-in with TimescaleDB's signature, time_bucket(bucket_width, ts, origin), that counts its calls.
+    async with db.pool.acquire() as conn:
+        await conn.execute(
+            """CREATE SEQUENCE time_bucket_calls;
+               CREATE FUNCTION time_bucket(bucket_width interval, ts timestamptz, origin timestamptz)
+               RETURNS timestamptz LANGUAGE sql VOLATILE
+               AS $$ SELECT date_bin(bucket_width, ts, origin) FROM (SELECT nextval('time_bucket_calls')) AS c $$"""
+        )
+    await db.upsert_environment(Environment("bucketed", "B", FloorMap(), analytics._catalog.get("hall").cameras))
+    await analytics._catalog.load()
+    await analytics.create_zone("bucketed", zone_id="all", name="All", polygon=[(0, 0), (9, 0), (9, 9), (0, 9)])
+    task = await _task(db, "bucketed")
+    await db.copy_track_points([_row(task, "c1", f * 50, 1 + f % 2, (1.0, 1.0), "bucketed") for f in range(20)])
+
+    timescale = Analytics(AnalyticsStore(db, timescale=True), analytics._catalog, db)
+    kwargs = {"bucket_seconds": 30, "span": TimeRange(T0)}
+    assert await timescale.counts("bucketed", **kwargs) == await analytics.counts("bucketed", **kwargs)
+    async with db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT last_value FROM time_bucket_calls") == 40  # 20 points, twice
+
+
+async def test_a_trajectory_too_long_for_one_answer_asks_for_a_narrower_range(db, analytics, monkeypatch):
+    from spoton_inference.core import analytics as module
+
+    task = await _task(db)
+    await db.copy_track_points([_row(task, "c1", f, 11, (f, 0)) for f in range(20)])
+    monkeypatch.setattr(module, "MAX_TRAJECTORY_POINTS", 19)
+    with pytest.raises(InvalidArgument, match="more than 19 track points in this range; narrow it"):
+        await analytics.trajectory(11, task_id=task)
+    monkeypatch.setattr(module, "MAX_TRAJECTORY_POINTS", 20)
+    assert (await analytics.trajectory(11, task_id=task)).raw_point_count == 20
