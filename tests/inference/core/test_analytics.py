@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from spoton_inference.core import analytics as module
 from spoton_inference.core.analytics import Analytics, TimeRange
 from spoton_inference.core.catalog import CameraSpec, Catalog, EnvironmentSpec, HomographySpec
 from spoton_inference.core.environment import Environment, FloorMap
@@ -309,8 +310,6 @@ async def test_with_timescaledb_counts_use_time_bucket(db, analytics):
 
 
 async def test_a_trajectory_too_long_for_one_answer_asks_for_a_narrower_range(db, analytics, monkeypatch):
-    from spoton_inference.core import analytics as module
-
     task = await _task(db)
     await db.copy_track_points([_row(task, "c1", f, 11, (f, 0)) for f in range(20)])
     monkeypatch.setattr(module, "MAX_TRAJECTORY_POINTS", 19)
