@@ -31,7 +31,7 @@ from spoton_inference.core.environment import Environment
 from spoton_inference.pipeline.associate import AssociationConfig
 from spoton_inference.pipeline.multicam import MultiCameraTracker, tracking_configs
 from spoton_inference.pipeline.track import TrackerConfig
-from spoton_inference.settings import Settings
+from spoton_inference.settings import REPO_ROOT, Settings
 
 Features = dict[str, dict[int, np.ndarray]]
 
@@ -83,8 +83,8 @@ async def model_features(
 ) -> Features:
     """The default embedder's feature for every detection, through Triton, cached on disk.
 
-    The cache key is a hash of the detections, so a new service run with different
-    detections recomputes it.
+    The cache key is a hash of the detections and of the reid model's code and config, so a
+    new service run with different detections, or a changed embedder, recomputes it.
     """
     from spoton_inference.pipeline.decode import read_frames_rgb
     from spoton_inference.pipeline.triton_models import TritonModels, crop_people
@@ -92,6 +92,9 @@ async def model_features(
     digest = hashlib.sha256(
         repr(sorted((c, f, d.boxes.tobytes()) for c, fs in detections.items() for f, d in fs.items())).encode()
     )
+    # ... and of the embedder's code and configuration, so changing the model recomputes it too.
+    for part in ("1/model.py", "config.pbtxt"):
+        digest.update((REPO_ROOT / "model_repository" / "reid" / part).read_bytes())
     cache = cache_dir / f"{env.environment_id}-{digest.hexdigest()[:16]}.npz"
     if cache.exists():
         with np.load(cache) as data:

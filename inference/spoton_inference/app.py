@@ -40,7 +40,9 @@ class InferenceApp:
         self.events = events
         self.models = models
         # Deleting what an unfinished task uses is refused; tasks are built next, hence the lambda.
-        self.catalog = Catalog(db, in_use=lambda environment_id: self.tasks.unfinished(environment_id))
+        self.catalog = Catalog(
+            db, in_use=lambda environment_id: self.tasks.unfinished(environment_id), media=settings.media
+        )
         self.writer = TrackPointWriter(db.copy_track_points)
         self.gallery = RedisGallery.from_url(
             settings.redis_url, max_size=settings.gallery_max_size, max_age_s=settings.gallery_max_age_s

@@ -16,6 +16,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from spoton_inference.core.media import MediaRoot
+
 PREFIX = "SPOTON_"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,11 +44,11 @@ class Settings:
     # one person and of two people for the embedder in use: appearance costs 0 at the first
     # and 1 at the second, so the weights below mean the same with any model. The defaults
     # are measured for the default embedder; a stronger model spreads them further apart.
-    reid_same_distance: float = 0.19
-    reid_different_distance: float = 0.29
+    reid_same_distance: float = 0.16
+    reid_different_distance: float = 0.39
     # Cross-camera cue weights (normalised): with a strong embedder, raise appearance.
-    association_appearance_weight: float = 0.35
-    association_geometry_weight: float = 0.5
+    association_appearance_weight: float = 0.5
+    association_geometry_weight: float = 0.35
     association_time_weight: float = 0.15
     # Identities unseen this long are forgotten (re-entry later gets a new global id).
     association_max_gap_s: float = 60.0
@@ -77,6 +79,11 @@ class Settings:
     def __post_init__(self) -> None:
         if self.media_root == Path():
             object.__setattr__(self, "media_root", self.data_dir / "media")
+
+    @property
+    def media(self) -> MediaRoot:
+        """Where published files go, and the URL prefix the facade serves them under."""
+        return MediaRoot(self.media_root, self.media_url_prefix)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -39,7 +39,7 @@ def test_replay_writes_local_and_global_mot_files(tmp_path: Path):
     feature = np.array([[1.0, 0.0]], np.float32)
     replay(env, {"c1": walk}, {"c1": {f: feature for f in walk}}, tmp_path, *perfect_reid_configs(0.45, 10.0))
     local, glob = read_mot(tmp_path / "c1.local.txt"), read_mot(tmp_path / "c1.global.txt")
-    # confirmed on the third hit, then one id throughout
-    assert sorted(local) == list(range(3, 11))
+    # confirmed on the second hit (TrackerConfig.min_hits), then one id throughout
+    assert sorted(local) == list(range(2, 11))
     assert {int(i) for ids, _ in local.values() for i in ids} == {1}
     assert {int(i) for ids, _ in glob.values() for i in ids} == {1}

@@ -203,6 +203,8 @@ async def test_dashboard_plays_a_task_with_boxes_and_map_dots_in_sync(stack, env
     # The floor plan: one dot per global id placed on the map at the frame on screen.
     with_dots = [s["map"] for s in samples if s["map"]["dots"] > 0]
     assert len(with_dots) >= 5
+    # Drawn over the environment's floor-plan image, which the API publishes under the media root.
+    assert {drawn["source"] for drawn in with_dots} == {"image"}
     for drawn in with_dots:
         frame = updates[drawn["frame"]]
         expected = {t["global_id"] for tracks in frame.values() for t in tracks if t["global_id"] and t["map_coords"]}

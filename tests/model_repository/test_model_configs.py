@@ -21,7 +21,7 @@ CONTRACT = {
         "max_batch_size": 64,
         "inputs": {"CROPS": (mc.TYPE_UINT8, [256, 128, 3], False)},
         "outputs": {"EMBEDDINGS": (mc.TYPE_FP32, [-1])},
-        "parameters": {"onnx_file"},
+        "parameters": {"onnx_file", "colour_histogram_weight"},
     },
 }
 

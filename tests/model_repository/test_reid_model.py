@@ -44,7 +44,9 @@ def test_triton_execute(
             make_request(CROPS=np.zeros((2, 128, 128, 3), np.uint8)),
         ]
     )
-    assert good.error is None and good.outputs["EMBEDDINGS"].shape == (2, 1280)
+    # The shipped config appends the colour histograms (2 x 128 bins) to the CNN's 1280.
+    assert good.error is None and good.outputs["EMBEDDINGS"].shape == (2, 1280 + 256)
+    np.testing.assert_allclose(np.linalg.norm(good.outputs["EMBEDDINGS"], axis=1), 1.0, atol=1e-5)
     assert bad.error is not None and bad.error.code == "INVALID_ARG"
     assert "CROPS must be uint8 [B, 256, 128, 3]" in bad.error.message()
 
@@ -79,3 +81,36 @@ def test_model_for_other_crop_size_is_rejected(model: Any, tmp_path: Path) -> No
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="does not take 256x128 crops"):
         model.Embedder(tmp_path / "m.onnx")
+
+
+def _people(shirt: tuple[int, int, int], trousers: tuple[int, int, int], count: int = 1, seed: int = 0) -> np.ndarray:
+    """Crops of a figure on a noisy grey background: a shirt over the torso band, trousers below."""
+    crops = np.random.default_rng(seed).integers(100, 140, (count, 256, 128, 3)).astype(np.uint8)
+    crops[:, 50:125, 32:96] = shirt
+    crops[:, 130:225, 40:88] = trousers
+    return crops
+
+
+def test_colour_histograms_tell_clothes_apart(model: Any) -> None:
+    red_blue = model.colour_histograms(_people((210, 30, 30), (30, 30, 160), 2, seed=1))
+    red_blue_again = model.colour_histograms(_people((230, 40, 35), (25, 30, 150), seed=2))
+    green_blue = model.colour_histograms(_people((30, 180, 40), (30, 30, 160), seed=3))
+    green_black = model.colour_histograms(_people((30, 180, 40), (20, 20, 20), seed=4))
+    assert red_blue.shape == (2, 256)
+    np.testing.assert_allclose(np.linalg.norm(red_blue, axis=1), 1.0, atol=1e-5)
+    same, one_part, none = (float(red_blue[0] @ other[0]) for other in (red_blue_again, green_blue, green_black))
+    # Shades of the same clothes match best; matching trousers count for something.
+    assert same > 0.9 and same > one_part > none
+
+
+def test_colour_weight_sets_the_share_of_the_similarity(model: Any, built_repository: Path) -> None:
+    onnx_file = built_repository / "reid" / "1" / "model.onnx"
+    plain, coloured = model.Embedder(onnx_file), model.Embedder(onnx_file, colour_histogram_weight=0.75)
+    a, b = _people((200, 30, 30), (30, 30, 160), seed=1), _people((30, 180, 40), (20, 20, 20), seed=2)
+    cnn = float(plain.embed(a)[0] @ plain.embed(b)[0])
+    colour = float(model.colour_histograms(a)[0] @ model.colour_histograms(b)[0])
+    combined = float(coloured.embed(a)[0] @ coloured.embed(b)[0])
+    assert coloured.dim == plain.dim + 256
+    assert combined == pytest.approx(0.25 * cnn + 0.75 * colour, abs=1e-5)
+    with pytest.raises(ValueError, match="colour_histogram_weight"):
+        model.Embedder(onnx_file, colour_histogram_weight=1.0)

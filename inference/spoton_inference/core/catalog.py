@@ -25,6 +25,7 @@ from spoton_inference.core.environment import (
 )
 from spoton_inference.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from spoton_inference.core.geometry import Homography
+from spoton_inference.core.media import MediaRoot
 from spoton_inference.storage import catalog_store
 from spoton_inference.storage.postgres import Database, TaskRecord
 
@@ -101,15 +102,17 @@ async def _nothing_in_use(environment_id: str) -> list[TaskRecord]:
 
 
 class Catalog:
-    def __init__(self, db: Database, in_use: InUse = _nothing_in_use) -> None:
+    def __init__(self, db: Database, in_use: InUse = _nothing_in_use, media: MediaRoot | None = None) -> None:
         self._db = db
         self._in_use = in_use
+        # Floor-plan images are published here so browsers can load them; None: not served.
+        self._media = media
         self._cache: dict[str, Environment] = {}
         self._lock = asyncio.Lock()
         self.loaded = False
 
     async def load(self) -> None:
-        self._cache = {e.environment_id: e for e in await self._db.list_environments()}
+        self._cache = {e.environment_id: self._with_map_url(e) for e in await self._db.list_environments()}
         self.loaded = True
 
     async def register_directory(self, path: str) -> Environment:
@@ -122,8 +125,7 @@ class Catalog:
         if env.num_batches == 0:
             raise InvalidArgument(f"{directory} has no cameras/<id>/sub_video_NN.mp4 files")
         async with self._lock:
-            await self._save(env)
-        return env
+            return await self._save(env)
 
     def list(self) -> list[Environment]:
         return [self._cache[k] for k in sorted(self._cache)]
@@ -156,8 +158,7 @@ class Catalog:
         async with self._lock:
             if env_id in self._cache:
                 raise AlreadyExists(f"environment {env_id!r} already exists; update it or pick another id")
-            await self._save(env)
-        return env
+            return await self._save(env)
 
     async def update_environment(self, environment_id: str, patch: EnvironmentPatch) -> Environment:
         async with self._lock:
@@ -170,8 +171,7 @@ class Catalog:
             if patch.name is not None and not patch.name.strip():
                 raise InvalidArgument("name must not be blank")
             env = dataclasses.replace(env, name=patch.name or env.name, floor_map=floor_map)
-            await self._save(env)
-        return env
+            return await self._save(env)
 
     async def delete_environment(self, environment_id: str) -> None:
         async with self._lock:
@@ -235,10 +235,20 @@ class Catalog:
             cameras = tuple(c for c in env.cameras if c.camera_id != camera_id)
             await self._save(dataclasses.replace(env, cameras=cameras))
 
-    async def _save(self, env: Environment) -> None:
+    async def _save(self, env: Environment) -> Environment:
         """Write through: PostgreSQL first, so the cache never holds what was not stored."""
         await self._db.upsert_environment(env)
-        self._cache[env.environment_id] = env
+        self._cache[env.environment_id] = env = self._with_map_url(env)
+        return env
+
+    def _with_map_url(self, env: Environment) -> Environment:
+        """Publish the floor-plan image under the media root (replacing an older one)."""
+        image = env.floor_map.image
+        if self._media is None or image is None or not image.is_file():
+            return env
+        rel = Path("environments", env.environment_id, "floor_map" + image.suffix.lower())
+        url = self._media.publish(image, rel, replace=True)
+        return dataclasses.replace(env, floor_map=dataclasses.replace(env.floor_map, image_url=url))
 
 
 def _new_camera(spec: CameraSpec, source_dir: Path | None) -> Camera:

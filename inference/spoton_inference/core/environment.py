@@ -47,6 +47,8 @@ class Camera:
 class FloorMap:
     image: Path | None = None
     metres_per_pixel: float = 0.0
+    # Where the facade serves the image (see Catalog); empty until published.
+    image_url: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

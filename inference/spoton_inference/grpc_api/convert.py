@@ -155,7 +155,7 @@ def environment(env: Environment) -> catalog_pb2.Environment:
     return catalog_pb2.Environment(
         environment_id=env.environment_id,
         name=env.name,
-        map=catalog_pb2.FloorMap(metres_per_pixel=env.floor_map.metres_per_pixel),
+        map=catalog_pb2.FloorMap(image_url=env.floor_map.image_url, metres_per_pixel=env.floor_map.metres_per_pixel),
         cameras=[camera(c) for c in env.cameras],
         source_dir=str(env.source_dir or ""),
     )

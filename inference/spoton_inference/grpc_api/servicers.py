@@ -126,7 +126,9 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
             environment_id=request.environment_id,
             state=state,
         )
-        return tasks_pb2.ListTasksResponse(tasks=[convert.task(r) for r in rows], next_page_token=token)
+        # Rows carry what GetTask does (last sequence, focus), so a list is enough to resume watching.
+        tasks = await asyncio.gather(*(self._task(r) for r in rows))
+        return tasks_pb2.ListTasksResponse(tasks=tasks, next_page_token=token)
 
     @streaming
     async def WatchTask(self, request, context) -> AsyncIterator[tasks_pb2.TaskEvent]:

@@ -46,15 +46,15 @@ class AssociationConfig:
     max_gap_s: float = 60.0
     max_identities: int = 1000
     # Cue weights; they are normalised, so only their ratios matter.
-    appearance_weight: float = 0.35
-    geometry_weight: float = 0.5
+    appearance_weight: float = 0.5
+    geometry_weight: float = 0.35
     time_weight: float = 0.15
     # Re-ID cosine distances typical of the same person and of two different people for the
     # embedder in use: a distance maps linearly from 0 (same) to 1 (different) between them.
     # Measured for the default embedder on the generated suite (bench/replay.py); a stronger
     # model spreads them further apart.
-    reid_same_distance: float = 0.19
-    reid_different_distance: float = 0.29
+    reid_same_distance: float = 0.16
+    reid_different_distance: float = 0.39
     # Evidence fades with time unseen: a gap of this long costs the whole time weight.
     time_scale_s: float = 3.0
     # Combined cost (0..1) above which a new identity is created instead.

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import os
-import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,6 +32,7 @@ from spoton_inference.core.events import (
     TrackOut,
     ZoneEvent,
 )
+from spoton_inference.core.media import MediaRoot
 from spoton_inference.core.zones import Zone
 from spoton_inference.pipeline.associate import AssociationConfig, IdentityState
 from spoton_inference.pipeline.decode import read_frames_rgb
@@ -74,8 +73,7 @@ class RunnerPorts:
     emit: Callable[[TaskEventPayload], Awaitable[None]]
     store_points: Callable[[list[tuple]], None]
     report_progress: Callable[[int, str], Awaitable[None]]
-    media_root: Path
-    media_url_prefix: str
+    media: MediaRoot
     exports_dir: Path
     score_threshold: float
     # Returns at once unless the task is paused; then when it is resumed.
@@ -162,12 +160,11 @@ class TaskRunner:
             rel = Path(
                 "tasks", self.plan.task_id, "environments", env_id, "cameras", cam.camera_id, "sub_videos", sub.filename
             )
-            _link_or_copy(sub.path, self.ports.media_root / rel)
             urls.append(
                 MediaUrl(
                     camera_id=cam.camera_id,
                     sub_video_filename=sub.filename,
-                    url=f"{self.ports.media_url_prefix}/{rel.as_posix()}",
+                    url=self.ports.media.publish(sub.path, rel),
                     start_global_frame_index=start,
                     num_frames_in_sub_video=sub.num_frames,
                     fps=cam.fps,
@@ -294,15 +291,3 @@ class TaskRunner:
     @property
     def num_identities(self) -> int:
         return self._tracker.identities.num_identities
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        return
-    tmp = dst.with_name(dst.name + ".part")
-    try:
-        os.link(src, tmp)
-    except OSError:  # another filesystem: copy instead
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)

@@ -53,8 +53,8 @@ class TrackerConfig:
     appearance_weight: float = 0.5
     # Re-ID cosine distances typical of the same person and of two people (see
     # AssociationConfig): appearance costs 0 at the first, 1 at the second.
-    reid_same_distance: float = 0.19
-    reid_different_distance: float = 0.29
+    reid_same_distance: float = 0.16
+    reid_different_distance: float = 0.39
     # Calibrated appearance cost above which a detection is not the track's person.
     max_appearance_cost: float = 0.95
     # A detection whose best IoU is below this, or within `ambiguity_margin` of its second
@@ -70,7 +70,7 @@ class TrackerConfig:
     # Stage c gate: centre distance over box height, growing with frames lost.
     refind_distance: float = 0.3
     refind_distance_per_frame: float = 0.05
-    min_hits: int = 3
+    min_hits: int = 2
     max_age: int = 20
 
 

@@ -4,7 +4,8 @@ Contract (see ``model_repository/README.md``):
 
 * ``CROPS`` uint8 ``[B, 256, 128, 3]`` RGB, already resized by the client
   (``max_batch_size`` 64, so B is the batch dimension).
-* ``EMBEDDINGS`` fp32 ``[B, D]``, every row L2-normalised (D = 1280 for ours).
+* ``EMBEDDINGS`` fp32 ``[B, D]``, every row L2-normalised (D = 1280 + 256 for ours:
+  the CNN's features, then part-based colour histograms, see ``colour_histogram_weight``).
 
 The ONNX file is read for what it expects, so other re-ID exports drop in:
 
@@ -88,16 +89,68 @@ def prepare_crops(crops: np.ndarray, dtype: type[np.generic], nchw: bool) -> np.
     return np.ascontiguousarray(crops, dtype=dtype)
 
 
+def colour_histograms(crops: np.ndarray, bins: tuple[int, int, int] = (8, 4, 4)) -> np.ndarray:
+    """Part-based HSV colour histograms: ``[B, 256, 128, 3]`` uint8 RGB -> ``[B, 2 * prod(bins)]``.
+
+    One histogram for the torso band (15-50 % of the crop's height) and one for the legs
+    (50-90 %), each with the square root of its normalised counts (Hellinger), so that the
+    dot product of two unit rows is their Bhattacharyya coefficient. The classic
+    hand-crafted re-ID cue: it tells clothing colours apart where an ImageNet CNN's
+    global features barely do, and costs a few milliseconds per batch.
+
+    >>> red = np.zeros((1, 256, 128, 3), np.uint8); red[..., 0] = 200
+    >>> blue = np.zeros((1, 256, 128, 3), np.uint8); blue[..., 2] = 200
+    >>> h = colour_histograms(np.concatenate([red, red, blue]))
+    >>> h.shape, round(float(h[0] @ h[1]), 3), round(float(h[0] @ h[2]), 3)
+    ((3, 256), 1.0, 0.0)
+    """
+    height = crops.shape[1]
+    rgb = crops.astype(np.float32) / 255.0
+    v = rgb.max(axis=3)
+    chroma = v - rgb.min(axis=3)
+    s = np.where(v > 0, chroma / np.maximum(v, 1e-6), 0.0)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    safe = np.maximum(chroma, 1e-6)
+    hue = np.where(v == r, (g - b) / safe, np.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    hue = np.where(chroma > 0, (hue / 6.0) % 1.0, 0.0)
+    index = (
+        np.minimum((hue * bins[0]).astype(np.int64), bins[0] - 1) * (bins[1] * bins[2])
+        + np.minimum((s * bins[1]).astype(np.int64), bins[1] - 1) * bins[2]
+        + np.minimum((v * bins[2]).astype(np.int64), bins[2] - 1)
+    )
+    size = bins[0] * bins[1] * bins[2]
+    parts = []
+    for top, bottom in ((0.15, 0.5), (0.5, 0.9)):
+        band = index[:, int(top * height) : int(bottom * height)].reshape(len(crops), -1)
+        offsets = np.arange(len(crops))[:, None] * size
+        counts = np.bincount((band + offsets).ravel(), minlength=len(crops) * size).reshape(len(crops), size)
+        parts.append(np.sqrt(counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)))
+    return l2_normalise(np.concatenate(parts, axis=1).astype(np.float32))
+
+
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length; all-zero rows stay zero."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def with_colour(features: np.ndarray, crops: np.ndarray, weight: float) -> np.ndarray:
+    """Unit CNN features and unit colour histograms, concatenated so that the cosine
+    similarity of two rows is ``(1 - weight) * cnn + weight * colour``; still unit rows."""
+    if weight <= 0.0:
+        return features
+    return np.concatenate(
+        [np.sqrt(1.0 - weight) * features, np.sqrt(weight) * colour_histograms(crops)], axis=1
+    ).astype(np.float32)
+
+
 class Embedder:
     """One ONNX re-ID session plus the input adaptation its dtype/layout needs."""
 
-    def __init__(self, onnx_path: Path) -> None:
+    def __init__(self, onnx_path: Path, colour_histogram_weight: float = 0.0) -> None:
+        if not 0.0 <= colour_histogram_weight < 1.0:
+            raise ValueError(f"colour_histogram_weight must be in [0, 1), got {colour_histogram_weight}")
+        self._colour_weight = colour_histogram_weight
         self.session = make_session(onnx_path)
         model_input = self.session.get_inputs()[0]
         self._input_name = model_input.name
@@ -121,7 +174,8 @@ class Embedder:
             return np.zeros((0, self.dim), np.float32)
         batch = prepare_crops(crops, self._dtype, self._nchw)
         output = self.session.run(None, {self._input_name: batch})[0]
-        return l2_normalise(output.reshape(output.shape[0], -1).astype(np.float32))
+        features = l2_normalise(output.reshape(output.shape[0], -1).astype(np.float32))
+        return with_colour(features, crops, self._colour_weight)
 
 
 def _error_response(message: str, invalid_arg: bool) -> Any:
@@ -135,7 +189,10 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
         parameters = config_parameters(json.loads(args["model_config"]))
         onnx_file = parameters.get("onnx_file", "model.onnx")
-        self.embedder = Embedder(Path(args["model_repository"]) / args["model_version"] / onnx_file)
+        self.embedder = Embedder(
+            Path(args["model_repository"]) / args["model_version"] / onnx_file,
+            colour_histogram_weight=float(parameters.get("colour_histogram_weight", "0")),
+        )
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses = []

@@ -216,3 +216,30 @@ async def test_what_an_unfinished_task_uses_cannot_be_deleted(catalog, tasks, re
         control.action = tasks_pb2.TASK_ACTION_CANCEL
         await tasks.ControlTask(control)
     await catalog.DeleteEnvironment(catalog_pb2.DeleteEnvironmentRequest(environment_id="crud-busy"))
+
+
+async def test_the_floor_plan_image_is_published_for_browsers(catalog, live_service):
+    import json
+
+    import cv2
+
+    path = live_service.make_environment("crud-map")
+    plan = np.zeros((90, 140, 3), np.uint8)
+    cv2.imwrite(str(path / "plan.png"), plan)
+    doc = json.loads((path / "environment.json").read_text())
+    doc["map"] = {"image": "plan.png", "metres_per_pixel": 0.1}
+    (path / "environment.json").write_text(json.dumps(doc))
+
+    request = catalog_pb2.RegisterEnvironmentFromDirectoryRequest(path=str(path))
+    env = (await catalog.RegisterEnvironmentFromDirectory(request)).environment
+    prefix = live_service.settings.media_url_prefix
+    assert env.map.image_url == f"{prefix}/environments/crud-map/floor_map.png"
+    assert env.map.metres_per_pixel == pytest.approx(0.1)
+    published = live_service.settings.media_root / env.map.image_url.removeprefix(prefix + "/")
+    assert published.read_bytes() == (path / "plan.png").read_bytes()
+    # A service restarted on the same database publishes it again from the record.
+    published.unlink()
+    reloaded = Catalog(live_service.app.db, media=live_service.settings.media)
+    await reloaded.load()
+    assert reloaded.get("crud-map").floor_map.image_url == env.map.image_url and published.is_file()
+    await catalog.DeleteEnvironment(catalog_pb2.DeleteEnvironmentRequest(environment_id="crud-map"))

@@ -133,7 +133,12 @@ async def test_focus_is_recorded_and_announced(tasks, start):
     await _control(tasks, task_id, PAUSE)  # keep it unfinished while we look
     focused = await _control(tasks, task_id, FOCUS, focus=7)
     assert focused.focus_global_id == 7 and focused.state == tasks_pb2.TASK_STATE_PAUSED
-    assert (await tasks.GetTask(tasks_pb2.GetTaskRequest(task_id=task_id))).focus_global_id == 7
+    got = await tasks.GetTask(tasks_pb2.GetTaskRequest(task_id=task_id))
+    assert got.focus_global_id == 7
+    # A list row says the same as GetTask, so a dashboard can resume from the list alone.
+    listed = await tasks.ListTasks(tasks_pb2.ListTasksRequest(state=tasks_pb2.TASK_STATE_PAUSED))
+    row = next(t for t in listed.tasks if t.task_id == task_id)
+    assert (row.focus_global_id, row.last_sequence) == (7, got.last_sequence) and row.last_sequence > 0
     cleared = await _control(tasks, task_id, FOCUS, focus=0)
     assert cleared.focus_global_id == 0
     code, details = await _refused(tasks, task_id, FOCUS, focus=-3)
