@@ -24,6 +24,7 @@ from litestar.static_files import create_static_files_router
 
 from spoton_facade.client import InferenceClient, open_channel
 from spoton_facade.problems import EXCEPTION_HANDLERS
+from spoton_facade.routes.analytics import AnalyticsController, ZoneController
 from spoton_facade.routes.dashboard import STATIC_DIR, DashboardController
 from spoton_facade.routes.environments import EnvironmentController
 from spoton_facade.routes.health import HealthController
@@ -40,7 +41,7 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
     settings = settings or FacadeSettings.from_env()
     api = Router(
         path=API_PREFIX,
-        route_handlers=[TaskController, EnvironmentController, MediaController],
+        route_handlers=[TaskController, EnvironmentController, MediaController, AnalyticsController, ZoneController],
     )
     return Litestar(
         route_handlers=[

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import grpc
 
 from spoton.v1 import (
+    analytics_pb2,
+    analytics_pb2_grpc,
     catalog_pb2,
     catalog_pb2_grpc,
     system_pb2,
@@ -27,6 +29,8 @@ UNARY_TIMEOUT_S = 10.0
 HEALTH_TIMEOUT_S = 2.0
 # Registering a directory probes every sub-video on the service side.
 REGISTER_TIMEOUT_S = 120.0
+# Analytics aggregate history in PostgreSQL; a long range over a busy site takes a while.
+ANALYTICS_TIMEOUT_S = 60.0
 
 Metadata = Sequence[tuple[str, str]]
 
@@ -51,6 +55,7 @@ class InferenceClient:
         self._system = system_pb2_grpc.SystemServiceStub(channel)
         self._tasks = tasks_pb2_grpc.TaskServiceStub(channel)
         self._catalog = catalog_pb2_grpc.CatalogServiceStub(channel)
+        self._analytics = analytics_pb2_grpc.AnalyticsServiceStub(channel)
 
     async def get_health(self) -> system_pb2.GetHealthResponse:
         """SystemService.GetHealth."""
@@ -179,6 +184,58 @@ class InferenceClient:
         """CatalogService.DeleteCamera."""
         await self._catalog.DeleteCamera(
             catalog_pb2.DeleteCameraRequest(environment_id=environment_id, camera_id=camera_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def get_trajectory(self, request: analytics_pb2.GetTrajectoryRequest) -> analytics_pb2.Trajectory:
+        """AnalyticsService.GetTrajectory."""
+        return await self._analytics.GetTrajectory(request, timeout=ANALYTICS_TIMEOUT_S, metadata=self._metadata)
+
+    async def get_heatmap(self, request: analytics_pb2.GetHeatmapRequest) -> analytics_pb2.Heatmap:
+        """AnalyticsService.GetHeatmap."""
+        return await self._analytics.GetHeatmap(request, timeout=ANALYTICS_TIMEOUT_S, metadata=self._metadata)
+
+    async def get_counts(self, request: analytics_pb2.GetCountsRequest) -> analytics_pb2.Counts:
+        """AnalyticsService.GetCounts."""
+        return await self._analytics.GetCounts(request, timeout=ANALYTICS_TIMEOUT_S, metadata=self._metadata)
+
+    async def get_dwell(self, request: analytics_pb2.GetDwellRequest) -> analytics_pb2.Dwell:
+        """AnalyticsService.GetDwell."""
+        return await self._analytics.GetDwell(request, timeout=ANALYTICS_TIMEOUT_S, metadata=self._metadata)
+
+    async def list_zones(self, environment_id: str) -> analytics_pb2.ListZonesResponse:
+        """AnalyticsService.ListZones."""
+        return await self._analytics.ListZones(
+            analytics_pb2.ListZonesRequest(environment_id=environment_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def get_zone(self, environment_id: str, zone_id: str) -> analytics_pb2.Zone:
+        """AnalyticsService.GetZone."""
+        return await self._analytics.GetZone(
+            analytics_pb2.GetZoneRequest(environment_id=environment_id, zone_id=zone_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def create_zone(self, environment_id: str, zone: analytics_pb2.Zone) -> analytics_pb2.Zone:
+        """AnalyticsService.CreateZone."""
+        return await self._analytics.CreateZone(
+            analytics_pb2.CreateZoneRequest(environment_id=environment_id, zone=zone),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def update_zone(self, request: analytics_pb2.UpdateZoneRequest) -> analytics_pb2.Zone:
+        """AnalyticsService.UpdateZone."""
+        return await self._analytics.UpdateZone(request, timeout=UNARY_TIMEOUT_S, metadata=self._metadata)
+
+    async def delete_zone(self, environment_id: str, zone_id: str) -> None:
+        """AnalyticsService.DeleteZone."""
+        await self._analytics.DeleteZone(
+            analytics_pb2.DeleteZoneRequest(environment_id=environment_id, zone_id=zone_id),
             timeout=UNARY_TIMEOUT_S,
             metadata=self._metadata,
         )

@@ -6,7 +6,8 @@ of a PATCH body stays unset (proto3 ``optional``) and the service leaves it as i
 
 from __future__ import annotations
 
-from spoton.v1 import catalog_pb2, common_pb2, tasks_pb2
+from spoton.v1 import analytics_pb2, catalog_pb2, common_pb2, tasks_pb2
+from spoton_facade.analytics_schemas import ZoneBody, ZonePatchBody
 from spoton_facade.convert import enum_number
 from spoton_facade.schemas import (
     CameraBody,
@@ -74,4 +75,15 @@ def control(task_id: str, body: ControlTaskBody) -> tasks_pb2.ControlTaskRequest
         task_id=task_id,
         action=enum_number(tasks_pb2.TaskAction.DESCRIPTOR, body.action),
         focus_global_id=body.global_id,
+    )
+
+
+def zone(body: ZoneBody) -> analytics_pb2.Zone:
+    return analytics_pb2.Zone(zone_id=body.zone_id, name=body.name, polygon=_points(body.polygon))
+
+
+def zone_update(environment_id: str, zone_id: str, body: ZonePatchBody) -> analytics_pb2.UpdateZoneRequest:
+    # None leaves the name unset; an absent or empty polygon keeps the old one.
+    return analytics_pb2.UpdateZoneRequest(
+        environment_id=environment_id, zone_id=zone_id, name=body.name, polygon=_points(body.polygon or [])
     )

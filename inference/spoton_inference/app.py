@@ -6,20 +6,25 @@ Nothing here knows about gRPC; ``grpc_api`` wraps an :class:`InferenceApp`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import numpy as np
 
+from spoton_inference.core.analytics import Analytics
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.health import DEGRADED, FAILED, HEALTHY, STARTING, ComponentHealth, HealthReport, check
 from spoton_inference.core.tasks import TaskManager
 from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
 from spoton_inference.settings import Settings
+from spoton_inference.storage.analytics_store import AnalyticsStore
 from spoton_inference.storage.embedding_store import EmbeddingStore
 from spoton_inference.storage.event_outbox import EventOutbox
 from spoton_inference.storage.gallery import RedisGallery
+from spoton_inference.storage.history_writer import HistoryWriter
 from spoton_inference.storage.identity_sync import IdentitySync
+from spoton_inference.storage.partitioning import maintain
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import RedisEventLog
@@ -29,6 +34,8 @@ from spoton_inference.storage.track_writer import TrackPointWriter
 log = logging.getLogger(__name__)
 # Within the health check's own bound, so an unreachable Redis is reported with its detail.
 REDIS_PING_TIMEOUT_S = 2.0
+# Track-point partitions ahead and history retention are checked this often.
+HISTORY_MAINTENANCE_INTERVAL_S = 3600.0
 
 
 class InferenceApp:
@@ -48,6 +55,8 @@ class InferenceApp:
         self.identities = IdentitySync(self.gallery, EmbeddingStore(db))
         self.outbox = EventOutbox(events, settings.event_outbox_max)
         self.lease = ReplicaLease(events.client, replica_id(settings))
+        self.analytics = Analytics(AnalyticsStore(db), self.catalog, db)
+        self.history = HistoryWriter(db)
         self.tasks = TaskManager(
             settings,
             db,
@@ -58,7 +67,10 @@ class InferenceApp:
             self.identities,
             outbox=self.outbox,
             lease=self.lease,
+            history=self.history,
+            zones=self.analytics.list_zones,
         )
+        self._maintenance: asyncio.Task[None] | None = None
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
         self.live = LiveStats()
@@ -75,6 +87,8 @@ class InferenceApp:
         app.writer.start()
         app.identities.start()
         await app.lease.start()
+        app.history.start()
+        app._maintenance = asyncio.create_task(app._maintain_history(), name="history-maintenance")
         await app.catalog.load()
         await app.tasks.recover()
         return app
@@ -91,8 +105,13 @@ class InferenceApp:
         await self.tasks.shutdown()
         await self.outbox.close()
         await self.lease.close()
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
         await self.writer.close()
         await self.identities.close()
+        await self.history.close()
         await self.gallery.close()
         await self.models.close()
         await self.events.close()
@@ -107,6 +126,7 @@ class InferenceApp:
                 self._probe_catalog,
                 self._probe_live,
                 self._probe_watches,
+                self._probe_history,
             ],
             warmed_up=self.warmed_up,
         )
@@ -146,6 +166,25 @@ class InferenceApp:
     async def _probe_watches(self) -> list[ComponentHealth]:
         # Open WatchTask streams (SSE clients included); one that outlives its client is a leak.
         return [ComponentHealth("watch_streams", HEALTHY, f"{self.tasks.open_watches} open")]
+
+    async def _probe_history(self) -> list[ComponentHealth]:
+        c = self.history.counters
+        status = HEALTHY if c.events_dropped == 0 else DEGRADED
+        return [ComponentHealth("history", status, c.describe())]
+
+    async def _maintain_history(self) -> None:
+        """Track-point partitions ahead and retention: at start-up, then periodically."""
+        while True:
+            try:
+                async with self.db.pool.acquire() as conn:
+                    await maintain(
+                        conn,
+                        retention_days=self.settings.history_retention_days,
+                        compress_after_days=self.settings.history_compress_after_days,
+                    )
+            except Exception as exc:  # the default partition takes inserts meanwhile
+                log.warning("history maintenance failed, retrying later: %s", exc)
+            await asyncio.sleep(HISTORY_MAINTENANCE_INTERVAL_S)
 
     async def _probe_live(self) -> list[ComponentHealth]:
         # Drops are back-pressure working as designed, not a fault: reported, still healthy.

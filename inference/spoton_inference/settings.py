@@ -65,6 +65,10 @@ class Settings:
     event_outbox_max: int = 10_000
     # This replica's name among those sharing PostgreSQL and Redis; "" = <hostname>:<grpc_port>.
     replica_id: str = ""
+    # Days of history (track points, events, identities) kept in PostgreSQL; 0 keeps all.
+    history_retention_days: int = 30
+    # TimescaleDB only: track points older than this many days are compressed; 0 never.
+    history_compress_after_days: int = 7
 
     facade_host: str = "127.0.0.1"
     facade_port: int = 8080

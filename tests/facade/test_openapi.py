@@ -50,6 +50,15 @@ async def test_every_route_is_in_the_schema(app: Litestar, client: AsyncTestClie
         ("/api/v1/environments/{environment_id}/cameras/{camera_id}", "patch"),
         ("/api/v1/environments/{environment_id}/cameras/{camera_id}", "delete"),
         ("/api/v1/media/{path}", "get"),
+        ("/api/v1/analytics/trajectory/{global_person_id}", "get"),
+        ("/api/v1/analytics/heatmap", "get"),
+        ("/api/v1/analytics/counts", "get"),
+        ("/api/v1/analytics/dwell", "get"),
+        ("/api/v1/environments/{environment_id}/zones", "get"),
+        ("/api/v1/environments/{environment_id}/zones", "post"),
+        ("/api/v1/environments/{environment_id}/zones/{zone_id}", "get"),
+        ("/api/v1/environments/{environment_id}/zones/{zone_id}", "patch"),
+        ("/api/v1/environments/{environment_id}/zones/{zone_id}", "delete"),
     } <= expected
 
 
@@ -73,6 +82,14 @@ async def test_json_routes_have_typed_bodies(client: AsyncTestClient[Litestar]) 
         (camera, "post", "201"): "Camera",
         (camera + "/{camera_id}", "get", "200"): "Camera",
         (camera + "/{camera_id}", "patch", "200"): "Camera",
+        ("/api/v1/analytics/trajectory/{global_person_id}", "get", "200"): "Trajectory",
+        ("/api/v1/analytics/heatmap", "get", "200"): "Heatmap",
+        ("/api/v1/analytics/counts", "get", "200"): "Counts",
+        ("/api/v1/analytics/dwell", "get", "200"): "Dwell",
+        (environment + "/zones", "get", "200"): "ZoneList",
+        (environment + "/zones", "post", "201"): "Zone",
+        (environment + "/zones/{zone_id}", "get", "200"): "Zone",
+        (environment + "/zones/{zone_id}", "patch", "200"): "Zone",
     }
     for (path, method, status), name in typed.items():
         content = paths[path][method]["responses"][status]["content"]["application/json"]
@@ -85,12 +102,16 @@ async def test_json_routes_have_typed_bodies(client: AsyncTestClient[Litestar]) 
         (environment, "patch"): "EnvironmentPatchBody",
         (camera, "post"): "CameraBody",
         (camera + "/{camera_id}", "patch"): "CameraPatchBody",
+        (environment + "/zones", "post"): "ZoneBody",
+        (environment + "/zones/{zone_id}", "patch"): "ZonePatchBody",
     }
     for (path, method), name in bodies.items():
         content = paths[path][method]["requestBody"]["content"]["application/json"]
         assert content["schema"]["$ref"] == f"#/components/schemas/{name}", (path, method)
     for path in (environment, camera + "/{camera_id}"):
         assert "204" in paths[path]["delete"]["responses"]
+    heatmap = paths["/api/v1/analytics/heatmap"]["get"]["responses"]["200"]["content"]
+    assert heatmap["image/png"]["schema"] == {"type": "string", "format": "binary"}
     events = paths["/api/v1/processing-tasks/{task_id}/events"]["get"]["responses"]
     assert "text/event-stream" in events["200"]["content"]
     assert schema["components"]["schemas"]["TaskStateName"]["enum"]

@@ -210,6 +210,10 @@ async def test_dashboard_plays_a_task_with_boxes_and_map_dots_in_sync(stack, env
         expected = {t["global_id"] for tracks in frame.values() for t in tracks if t["global_id"] and t["map_coords"]}
         assert drawn["global_ids"] == sorted(expected), (drawn, frame)
 
+    # Once the task is over, the heatmap of where its people spent time is on the page.
+    heat = (await _until(page, lambda s: s["heatmap"]["loads"] >= 1, "the heatmap to load"))["heatmap"]
+    assert heat["task_id"] == task_id and heat["shown"] and heat["error"] is None, heat
+
     playing_samples = [(s, c) for s in samples for c, drawn in s["cameras"].items() if drawn["playing"]]
     in_sync = sum(s["cameras"][c]["has_data"] for s, c in playing_samples) / max(1, len(playing_samples))
     with capsys.disabled():

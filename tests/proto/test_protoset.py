@@ -53,4 +53,9 @@ def test_the_protoset_carries_every_rpc() -> None:
         "spoton.v1.TaskService/WatchTask",
         "spoton.v1.InferenceService/Detect",
         "spoton.v1.SystemService/GetHealth",
+        "spoton.v1.AnalyticsService/GetTrajectory",
+        "spoton.v1.AnalyticsService/GetHeatmap",
+        "spoton.v1.AnalyticsService/GetCounts",
+        "spoton.v1.AnalyticsService/GetDwell",
+        "spoton.v1.AnalyticsService/CreateZone",
     } <= methods

@@ -111,7 +111,7 @@ class TaskController(Controller):
         description=(
             "`text/event-stream` over TaskService.WatchTask. Each event has `id: <sequence>`, "
             "`event: status_update | media_available | tracking_update | "
-            "batch_processing_complete | focus_update` and `data:` the payload as JSON with `sequence`, "
+            "batch_processing_complete | focus_update | zone_event` and `data:` the payload as JSON with `sequence`, "
             "`task_id` and `emitted_at` added. `: heartbeat` comments are sent while idle. A "
             "service error after the stream started arrives as `event: problem` (RFC 9457 JSON) "
             "and ends the stream. The stream ends when the task ends."

@@ -1,6 +1,7 @@
 // SpotOn's dashboard: wait for /health, pick an environment, start a task, follow its events
 // (sse.js), play each camera's sub-videos with boxes and global ids drawn in sync
-// (cameras.js), and show everyone on the floor plan with a short trail (floormap.js).
+// (cameras.js), and show everyone on the floor plan with a short trail (floormap.js) and,
+// once the task ends or on Refresh, where people spent time (heatmap.js).
 // Plain JS modules, no build step, nothing from a CDN.
 //
 // `/?task=<task_id>` follows a task already started (the page sets it when it starts one, so
@@ -26,6 +27,7 @@
 //                               boxes,       // boxes drawn for that frame
 //                               global_ids } },
 //     map: { frame, dots, global_ids, trails, source: "image" | "rectangle", extent_m },
+//     heatmap: { task_id, loads, shown, error },
 //   }
 //   window.spoton.tracks(frame) -> { <camera_id>: [track…] } for a buffered frame, else null
 //   window.spoton.dropConnection() -> drop the event stream as a network failure would; it
@@ -33,6 +35,7 @@
 
 import { CameraWall } from "./cameras.js";
 import { FloorMap } from "./floormap.js";
+import { HeatmapView } from "./heatmap.js";
 import { TaskEventSource } from "./sse.js";
 import { TrackBuffer } from "./tracks.js";
 
@@ -43,6 +46,7 @@ const HEALTH_POLL_MS = 1000;
 const buffer = new TrackBuffer();
 const wall = new CameraWall($("cameras"), $("camera-template"), buffer);
 const floor = new FloorMap($("map"), buffer);
+const heatmap = new HeatmapView($("heatmap"), $("heatmap-refresh"));
 
 let health = "unknown";
 let environments = [];
@@ -143,6 +147,7 @@ function follow(taskId, eventsUrl, environment) {
   wall.reset();
   wall.setCameraFps(environment?.cameras ?? []);
   floor.setEnvironment(environment ?? null);
+  heatmap.setTask(environment?.environment_id ?? null, taskId);
   task = { ...emptyTask(), task_id: taskId, environment_id: environment?.environment_id ?? null };
   $("task").textContent = `task ${taskId}`;
   $("pause").disabled = false;
@@ -175,6 +180,7 @@ function onEvent(type, data) {
         source.close();
         streamState = "closed";
         $("stream").textContent = "closed (task over)";
+        heatmap.load();
       }
       break;
     case "media_available":
@@ -242,6 +248,7 @@ function state() {
     videos_playing: Object.values(screen.cameras).filter((camera) => camera.playing).length,
     cameras: screen.cameras,
     map: { ...mapState },
+    heatmap: heatmap.state(),
   };
 }
 

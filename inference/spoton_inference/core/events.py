@@ -85,7 +85,19 @@ class FocusUpdate(msgspec.Struct, tag="focus_update", frozen=True):
     global_id: int
 
 
-TaskEventPayload = StatusUpdate | MediaAvailable | TrackingUpdate | BatchProcessingComplete | FocusUpdate
+class ZoneEvent(msgspec.Struct, tag="zone_event", frozen=True):
+    """A global person id entered or left a zone of the environment's floor plan."""
+
+    kind: str  # "enter" or "exit"
+    zone_id: str
+    zone_name: str
+    global_id: int
+    global_frame_index: int
+    camera_id: str
+    map_coords: tuple[float, float]
+
+
+TaskEventPayload = StatusUpdate | MediaAvailable | TrackingUpdate | BatchProcessingComplete | FocusUpdate | ZoneEvent
 
 
 class TaskEvent(msgspec.Struct, frozen=True):

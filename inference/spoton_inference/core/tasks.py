@@ -24,12 +24,13 @@ import enum
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from spoton_inference.core.events import FocusUpdate, StatusUpdate, TaskEvent, TaskEventPayload, TaskState
+from spoton_inference.core.zones import Zone
 from spoton_inference.pipeline.associate import IdentityState
 from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES
 from spoton_inference.pipeline.multicam import tracking_configs
@@ -37,6 +38,7 @@ from spoton_inference.pipeline.runner import RunnerPorts, TaskPlan, TaskRunner, 
 from spoton_inference.pipeline.triton_models import TritonModels
 from spoton_inference.settings import Settings
 from spoton_inference.storage.event_outbox import EventOutbox
+from spoton_inference.storage.history_writer import HistoryWriter
 from spoton_inference.storage.identity_sync import IdentitySync, snapshot
 from spoton_inference.storage.postgres import Database, TaskRecord
 from spoton_inference.storage.redis_client import UNREACHABLE
@@ -123,11 +125,16 @@ class TaskManager:
         *,
         outbox: EventOutbox,
         lease: ReplicaLease,
+        history: HistoryWriter | None = None,
+        zones: Callable[[str], Awaitable[list[Zone]]] | None = None,
     ) -> None:
         self._settings = settings
         self._outbox = outbox
         self._lease = lease
         self._identities = identities
+        # Identities and events for analytics, and the zones whose entry and exit become events.
+        self._history = history
+        self._zones = zones
         self._db = db
         self._events = events
         self._catalog = catalog
@@ -185,6 +192,7 @@ class TaskManager:
         if not cameras:
             raise FailedPrecondition(f"environment {environment_id!r} has no sub-videos to process")
 
+        zones = tuple(await self._zones(environment_id)) if self._zones is not None else ()
         total = sum(batch_lengths(cameras))
         record = await self._db.insert_task(environment_id, [c.camera_id for c in cameras], total)
         plan = TaskPlan(record.task_id, env, cameras, record.created_at)
@@ -192,7 +200,7 @@ class TaskManager:
         live = self._live[record.task_id] = _Live()
         await self._outbox.set_live_state(record.task_id, {"replica": self._lease.replica_id})
         await self._emit(record.task_id, StatusUpdate(TaskState.QUEUED, 0.0, "queued"))
-        live.task = asyncio.create_task(self._run(plan, live), name=f"task-{record.task_id}")
+        live.task = asyncio.create_task(self._run(plan, live, zones), name=f"task-{record.task_id}")
         return record
 
     async def get(self, task_id: str) -> TaskRecord:
@@ -415,7 +423,7 @@ class TaskManager:
 
         return offer
 
-    async def _run(self, plan: TaskPlan, live: _Live) -> None:
+    async def _run(self, plan: TaskPlan, live: _Live, zones: tuple[Zone, ...]) -> None:
         task_id = plan.task_id
         total = max(plan.total_frames, 1)
 
@@ -449,12 +457,16 @@ class TaskManager:
                 wait_if_paused=wait_if_paused,
                 identities_seen=self._identity_mirror(plan),
                 tracking=functools.partial(tracking_configs, self._settings),
+                history=self._history,
+                zones=zones,
             ),
         )
         try:
             try:
                 await runner.run()
                 await self._writer.flush()
+                if self._history is not None:
+                    await self._history.flush()
             except asyncio.CancelledError:
                 live.ending = True
                 await finish(TaskState.CANCELLED, "cancelled", runner.frames_done)

@@ -19,6 +19,7 @@ from spoton_inference.core.events import (
     TaskEvent,
     TaskState,
     TrackingUpdate,
+    ZoneEvent,
 )
 from spoton_inference.core.health import HealthReport
 from spoton_inference.core.tasks import TaskAction
@@ -80,6 +81,18 @@ def task_event(event: TaskEvent) -> tasks_pb2.TaskEvent:
         out.batch_processing_complete.sub_video_batch_index = p.sub_video_batch_index
     elif isinstance(p, FocusUpdate):
         out.focus_update.global_id = p.global_id
+    elif isinstance(p, ZoneEvent):
+        out.zone_event.CopyFrom(
+            tasks_pb2.ZoneEvent(
+                kind=p.kind,
+                zone_id=p.zone_id,
+                zone_name=p.zone_name,
+                global_id=p.global_id,
+                global_frame_index=p.global_frame_index,
+                camera_id=p.camera_id,
+                map_coords=common_pb2.MapPoint(x=p.map_coords[0], y=p.map_coords[1]),
+            )
+        )
     return out
 
 

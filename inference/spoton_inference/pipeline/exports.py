@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -33,8 +34,17 @@ class _Presence:
 class ExportWriter:
     """Streams a task's tracking updates into export files under ``out_dir``."""
 
-    def __init__(self, out_dir: Path, camera_ids: list[str], fps: float, leave_after_frames: int = 10) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        camera_ids: list[str],
+        fps: float,
+        leave_after_frames: int = 10,
+        on_event: Callable[..., None] | None = None,
+    ) -> None:
+        """``on_event(kind, frame, camera_id, global_id, **extra)`` also gets every event (0-based frame)."""
         self.out_dir = out_dir
+        self._on_event = on_event
         out_dir.mkdir(parents=True, exist_ok=True)
         self._fps = fps
         self._leave_after = leave_after_frames
@@ -103,6 +113,8 @@ class ExportWriter:
             self._event("left", self._present.pop((cam, gid)).last_frame, cam, gid)
 
     def _event(self, kind: str, frame: int, camera_id: str, gid: int, **extra: object) -> None:
+        if self._on_event is not None:
+            self._on_event(kind, frame, camera_id, gid, **extra)
         self._events.append(
             {
                 "type": kind,

@@ -30,14 +30,18 @@ from spoton_inference.core.events import (
     TaskEventPayload,
     TrackingUpdate,
     TrackOut,
+    ZoneEvent,
 )
 from spoton_inference.core.media import MediaRoot
+from spoton_inference.core.zones import Zone
 from spoton_inference.pipeline.associate import AssociationConfig, IdentityState
 from spoton_inference.pipeline.decode import read_frames_rgb
 from spoton_inference.pipeline.exports import ExportWriter
+from spoton_inference.pipeline.history import HistorySink, TaskHistory
 from spoton_inference.pipeline.multicam import MultiCameraTracker
 from spoton_inference.pipeline.track import FramePlan, TrackerConfig
 from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
+from spoton_inference.pipeline.zones import ENTER, ZoneTransition
 
 # Global frames decoded and detected ahead of the tracking stage.
 READ_AHEAD_FRAMES = 3
@@ -79,6 +83,9 @@ class RunnerPorts:
     identities_seen: Callable[[list[IdentityState]], None] | None = None
     # Tracker and associator configuration for a given fps (multicam.tracking_configs); None: defaults.
     tracking: Callable[[float], tuple[TrackerConfig, AssociationConfig]] | None = None
+    # Identities and events for the history (pipeline/history.py), and the zones to watch.
+    history: HistorySink | None = None
+    zones: tuple[Zone, ...] = ()
 
 
 @dataclasses.dataclass(slots=True)
@@ -104,8 +111,20 @@ class TaskRunner:
             self._tracker_config,
             association,
         )
-        self._exports = ExportWriter(ports.exports_dir, [c.camera_id for c in plan.cameras], fps)
         self._task_uuid = uuid.UUID(plan.task_id)
+        self._history = (
+            TaskHistory(
+                self._task_uuid, plan.environment.environment_id, plan.created_at, fps, ports.zones, ports.history
+            )
+            if ports.history is not None
+            else None
+        )
+        self._exports = ExportWriter(
+            ports.exports_dir,
+            [c.camera_id for c in plan.cameras],
+            fps,
+            on_event=self._history.camera_event if self._history is not None else None,
+        )
         self.frames_done = 0
         self._synced_through = -1  # last global frame whose identities went to identities_seen
         self._sync_every = max(1, round(fps))
@@ -120,10 +139,14 @@ class TaskRunner:
                 await self._run_batch(k, start)
                 await self.ports.emit(BatchProcessingComplete(sub_video_batch_index=k))
                 start += length
+            if self._history is not None:
+                await self._emit_zone_events(self._history.close())
         finally:
             files = self._exports.close()
             if self.ports.identities_seen is not None:
                 self._sync_identities()
+            if self._history is not None:
+                self._history.close()  # after a failure or cancel: stored, not announced
         return files
 
     def _publish_media(self, batch: int, start: int) -> MediaAvailable:
@@ -198,6 +221,7 @@ class TaskRunner:
 
         cameras_out = []
         rows: list[tuple] = []
+        seen: list[tuple[str, int, tuple[float, float] | None]] = []
         when = self.plan.created_at + dt.timedelta(seconds=item.global_index / self.plan.cameras[0].fps)
         for cam_id, (_, source, index_in_source) in item.frames.items():
             tracks_out = []
@@ -205,6 +229,7 @@ class TaskRunner:
                 gid, xy = t.global_id, t.map_xy
                 box = tuple(round(float(v), 2) for v in t.box)
                 tracks_out.append(TrackOut(box, round(t.score, 4), t.track_id, gid, xy))  # type: ignore[arg-type]
+                seen.append((cam_id, gid, xy))
                 rows.append(
                     (
                         when,
@@ -225,9 +250,21 @@ class TaskRunner:
         self._exports.add(update)
         self.ports.store_points(rows)
         await self.ports.emit(update)
+        if self._history is not None:
+            await self._emit_zone_events(self._history.frame(item.global_index, seen))
         self.frames_done += 1
-        if self.ports.identities_seen is not None and self.frames_done % self._sync_every == 0:
-            self._sync_identities()
+        if self.frames_done % self._sync_every == 0:
+            if self.ports.identities_seen is not None:
+                self._sync_identities()
+            if self._history is not None:
+                self._history.sync()
+
+    async def _emit_zone_events(self, transitions: list[ZoneTransition]) -> None:
+        for t in transitions:
+            kind = "enter" if t.kind == ENTER else "exit"
+            await self.ports.emit(
+                ZoneEvent(kind, t.zone_id, t.zone_name, t.global_id, t.global_frame_index, t.camera_id, t.map_xy)
+            )
 
     def _sync_identities(self) -> None:
         seen = [i for i in self._tracker.identities.gallery if i.last_frame > self._synced_through]

@@ -1,20 +1,26 @@
 """Versioned schema migrations: ``migrations/NNNN_name.sql``, each applied once, in order.
 
 Applying is idempotent (already-applied versions are skipped) and serialised across
-replicas by an advisory lock, so two services starting together do not race.
+replicas by an advisory lock, so two services starting together do not race. A version may
+also have a hook (``HOOKS``): Python run right after its SQL, in the same transaction, for a
+step that depends on the server (e.g. whether TimescaleDB is there).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+
+from spoton_inference.storage.partitioning import convert_track_points
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _NAME = re.compile(r"^(\d{4})_(\w+)\.sql$")
 # Arbitrary constant naming our advisory lock.
 _LOCK_KEY = 0x5907_0001
+HOOKS: dict[int, Callable[[asyncpg.Connection], Awaitable[None]]] = {3: convert_track_points}
 
 
 def available_migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, str, Path]]:
@@ -43,6 +49,8 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
                 continue
             async with conn.transaction():
                 await conn.execute(path.read_text())
+                if version in HOOKS:
+                    await HOOKS[version](conn)
                 await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
             applied_now.append(version)
     finally:

@@ -1,0 +1,131 @@
+"""Events and identity rows (pipeline/history.py) to PostgreSQL, off the frame path.
+
+The runner hands rows over and moves on; a background task writes them about once a second:
+events in one COPY, identities in one upsert that widens each identity's first/last seen.
+Identities coalesce per (task, global id) while a write is pending, so a slow database costs
+memory per identity, not per frame. Events are bounded: past ``max_pending_events`` the
+oldest are dropped and counted. A failed write is counted and retried on the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import logging
+
+from spoton_inference.storage.postgres import Database
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = (
+    "time",
+    "task_id",
+    "environment_id",
+    "camera_id",
+    "global_id",
+    "kind",
+    "global_frame_index",
+    "payload",
+)
+_UPSERT_IDENTITIES = """
+    INSERT INTO identities AS i (task_id, environment_id, global_id, first_seen, last_seen, last_camera_id)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::text[])
+    ON CONFLICT (task_id, global_id) DO UPDATE SET
+        first_seen = least(i.first_seen, EXCLUDED.first_seen),
+        last_seen = greatest(i.last_seen, EXCLUDED.last_seen),
+        last_camera_id = CASE WHEN EXCLUDED.last_seen >= i.last_seen THEN EXCLUDED.last_camera_id
+                              ELSE i.last_camera_id END"""
+
+
+@dataclasses.dataclass(slots=True)
+class HistoryCounters:
+    events_written: int = 0
+    events_dropped: int = 0
+    identities_written: int = 0
+    failures: int = 0
+
+    def describe(self) -> str:
+        return (
+            f"events written {self.events_written}, dropped {self.events_dropped}; "
+            f"identity updates {self.identities_written}; failed writes {self.failures}"
+        )
+
+
+class HistoryWriter:
+    def __init__(self, db: Database, *, max_pending_events: int = 100_000, interval_s: float = 1.0) -> None:
+        self._db = db
+        self._max_pending = max_pending_events
+        self._interval_s = interval_s
+        self._events: collections.deque[tuple] = collections.deque()
+        self._identities: dict[tuple[object, int], tuple] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.counters = HistoryCounters()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="history-writer")
+
+    def add_events(self, rows: list[tuple]) -> None:
+        """Queue event rows (EVENT_COLUMNS); never blocks."""
+        self._events.extend(rows)
+        self._bound_events()
+
+    def add_identities(self, rows: list[tuple]) -> None:
+        """Queue identity rows ``(task_id, environment_id, global_id, first_seen, last_seen, last_camera_id)``."""
+        for row in rows:
+            key = (row[0], row[2])
+            pending = self._identities.get(key)
+            self._identities[key] = row if pending is None else _widen(pending, row)
+
+    def _bound_events(self) -> None:
+        overflow = len(self._events) - self._max_pending
+        for _ in range(max(0, overflow)):  # history is best effort; the oldest go first
+            self._events.popleft()
+        if overflow > 0:
+            self.counters.events_dropped += overflow
+
+    async def flush(self) -> None:
+        """Write everything queued now (the end of a task, and tests)."""
+        async with self._lock:
+            events = list(self._events)
+            self._events.clear()
+            identities, self._identities = self._identities, {}
+            try:
+                async with self._db.pool.acquire() as conn, conn.transaction():
+                    if events:
+                        await conn.copy_records_to_table("events", records=events, columns=EVENT_COLUMNS)
+                    if identities:
+                        columns = zip(*identities.values(), strict=True)
+                        await conn.execute(_UPSERT_IDENTITIES, *(list(c) for c in columns))
+            except Exception as exc:  # the database may be away; keep the rows for the next round
+                self.counters.failures += 1
+                log.warning("history write failed, retrying later: %s", exc)
+                self._events.extendleft(reversed(events))
+                self._bound_events()
+                for key, row in identities.items():
+                    newer = self._identities.get(key)
+                    self._identities[key] = row if newer is None else _widen(row, newer)
+                return
+            self.counters.events_written += len(events)
+            self.counters.identities_written += len(identities)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.flush(), timeout=5.0)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            await self.flush()
+
+
+def _widen(old: tuple, new: tuple) -> tuple:
+    """One identity row covering both: earliest first seen, latest last seen and its camera."""
+    latest = new if new[4] >= old[4] else old
+    return (*new[:3], min(old[3], new[3]), latest[4], latest[5])
