@@ -12,6 +12,7 @@ import numpy as np
 
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.health import DEGRADED, FAILED, HEALTHY, STARTING, ComponentHealth, HealthReport, check
+from spoton_inference.core.jobs import JobManager
 from spoton_inference.core.tasks import TaskManager
 from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
@@ -40,6 +41,7 @@ class InferenceApp:
         )
         self.identities = IdentitySync(self.gallery, EmbeddingStore(db))
         self.tasks = TaskManager(settings, db, events, self.catalog, models, self.writer, self.identities)
+        self.jobs = JobManager(settings, db, self.catalog, self.tasks, events, self.gallery)
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
         self.live = LiveStats()
@@ -57,6 +59,7 @@ class InferenceApp:
         app.identities.start()
         await app.catalog.load()
         await app.tasks.recover()
+        await app.jobs.recover()
         return app
 
     async def warm_up(self) -> None:
@@ -66,8 +69,10 @@ class InferenceApp:
         await self.models.embed(np.zeros((2, CROP_HEIGHT, CROP_WIDTH, 3), np.uint8))
         self.warmed_up = True
         log.info("models warmed up")
+        self.jobs.start()  # queued jobs (those a restart left too) run once the models are ready
 
     async def close(self) -> None:
+        await self.jobs.close()  # first: running jobs stay RUNNING, to be run again after a restart
         await self.tasks.shutdown()
         await self.writer.close()
         await self.identities.close()

@@ -129,7 +129,10 @@ class TaskManager:
         for task_id in await self._db.fail_unfinished_tasks(reason):
             await self._events.append(task_id, StatusUpdate(TaskState.FAILED, 0.0, "interrupted", reason))
 
-    async def start(self, environment_id: str, camera_ids: list[str]) -> TaskRecord:
+    async def start(
+        self, environment_id: str, camera_ids: list[str], *, detection_threshold: float | None = None
+    ) -> TaskRecord:
+        """``detection_threshold`` overrides SPOTON_DETECTION_THRESHOLD for this task (jobs set it)."""
         if not environment_id:
             raise InvalidArgument("environment_id is required")
         env = self._catalog.get(environment_id)
@@ -153,7 +156,10 @@ class TaskManager:
         # Registered before the first await, so a control call right after StartTask finds it.
         live = self._live[record.task_id] = _Live()
         await self._emit(record.task_id, StatusUpdate(TaskState.QUEUED, 0.0, "queued"))
-        live.task = asyncio.create_task(self._run(plan, live), name=f"task-{record.task_id}")
+        settings = self._settings
+        if detection_threshold is not None:
+            settings = dataclasses.replace(settings, detection_threshold=detection_threshold)
+        live.task = asyncio.create_task(self._run(plan, live, settings), name=f"task-{record.task_id}")
         return record
 
     async def get(self, task_id: str) -> TaskRecord:
@@ -338,7 +344,7 @@ class TaskManager:
 
         return offer
 
-    async def _run(self, plan: TaskPlan, live: _Live) -> None:
+    async def _run(self, plan: TaskPlan, live: _Live, settings: Settings) -> None:
         task_id = plan.task_id
         total = max(plan.total_frames, 1)
 
@@ -369,10 +375,10 @@ class TaskManager:
                 media_root=self._settings.media_root,
                 media_url_prefix=self._settings.media_url_prefix,
                 exports_dir=self._exports_dir(task_id),
-                score_threshold=self._settings.detection_threshold,
+                score_threshold=settings.detection_threshold,
                 wait_if_paused=wait_if_paused,
                 identities_seen=self._identity_mirror(plan),
-                tracking=functools.partial(tracking_configs, self._settings),
+                tracking=functools.partial(tracking_configs, settings),
             ),
         )
         try:

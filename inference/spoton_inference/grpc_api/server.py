@@ -14,6 +14,8 @@ from spoton.v1 import (
     catalog_pb2_grpc,
     inference_pb2,
     inference_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
     system_pb2,
     system_pb2_grpc,
     tasks_pb2,
@@ -21,6 +23,7 @@ from spoton.v1 import (
 )
 from spoton_inference.app import InferenceApp
 from spoton_inference.core.health import STARTING
+from spoton_inference.grpc_api.jobs import JobServicer
 from spoton_inference.grpc_api.reflection import add_reflection
 from spoton_inference.grpc_api.servicers import CatalogServicer, SystemServicer, TaskServicer
 from spoton_inference.grpc_api.streaming import InferenceServicer
@@ -34,6 +37,7 @@ SPOTON_SERVICES = tuple(
         (tasks_pb2, "TaskService"),
         (inference_pb2, "InferenceService"),
         (system_pb2, "SystemService"),
+        (jobs_pb2, "JobService"),
     )
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -51,6 +55,7 @@ def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
     tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(app), server)
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(app), server)
     system_pb2_grpc.add_SystemServiceServicer_to_server(SystemServicer(app), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(app), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     add_reflection(server, [*SPOTON_SERVICES, HEALTH_SERVICE])

@@ -64,6 +64,10 @@ class RedisEventLog:
         raw = await self.client.hgetall(_keys(task_id)[2])
         return {k.decode(): v.decode() for k, v in raw.items()}
 
+    async def forget(self, task_id: str) -> None:
+        """Drop a task's event log, sequence counter and live state (its job was deleted)."""
+        await self.client.delete(*_keys(task_id))
+
     async def read(self, task_id: str, after: int, block_ms: int = 1000, count: int = 500) -> list[TaskEvent]:
         """Events with sequence > ``after``; waits up to ``block_ms`` when there are none yet."""
         _, stream_key, _ = _keys(task_id)
