@@ -26,7 +26,7 @@ from litestar.response import Stream
 
 from spoton.v1 import jobs_pb2
 from spoton_facade import to_proto
-from spoton_facade.convert import enum_number, message_to_json
+from spoton_facade.convert import enum_number
 from spoton_facade.job_schemas import Job, JobPage, JobStateName
 from spoton_facade.jobs_client import JobClient
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
@@ -96,7 +96,8 @@ class JobBlocks:
     """Renders each ``Job`` of a WatchJob stream as an SSE block, its revision as the id."""
 
     def block(self, job: jobs_pb2.Job) -> bytes:
-        return b"id: %d\nevent: %s\ndata: %s\n\n" % (job.revision, SSE_EVENT, _encode(message_to_json(job)))
+        # The same body as GET /api/v1/jobs/{job_id}.
+        return b"id: %d\nevent: %s\ndata: %s\n\n" % (job.revision, SSE_EVENT, _encode(from_proto(job, Job)))
 
 
 class JobController(Controller):
@@ -279,9 +280,9 @@ class JobController(Controller):
         stream = event_streams.open(call, instance=request.url.path, blocks=JobBlocks())
         if not await stream.preflight(PREFLIGHT_S):
             return Stream((), status_code=204)
-        return Stream(
-            stream, media_type="text/event-stream", headers=SSE_HEADERS, background=BackgroundTask(stream.aclose)
-        )
+        # In the headers: the handler's declared media type (the JSON download's) would win.
+        headers = {**SSE_HEADERS, "Content-Type": "text/event-stream"}
+        return Stream(stream, headers=headers, background=BackgroundTask(stream.aclose))
 
 
 async def _download(

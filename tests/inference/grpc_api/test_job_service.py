@@ -329,3 +329,20 @@ async def test_unknown_and_malformed_job_ids(jobs):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id))
         assert err.value.code() == code
+
+
+async def test_reflection_serves_job_service_and_its_methods(channel):
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    call = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    requests = [
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="spoton.v1.JobService.UploadJob"),
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+    ]
+    replies = [r async for r in call(iter(requests))]
+    assert replies[0].HasField("file_descriptor_response"), replies[0]
+    assert "spoton.v1.JobService" in {s.name for s in replies[1].list_services_response.service}
