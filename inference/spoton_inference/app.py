@@ -41,7 +41,7 @@ class InferenceApp:
         )
         self.identities = IdentitySync(self.gallery, EmbeddingStore(db))
         self.tasks = TaskManager(settings, db, events, self.catalog, models, self.writer, self.identities)
-        self.jobs = JobManager(settings, db, self.catalog, self.tasks, events, self.gallery)
+        self.jobs = JobManager(settings, db, self.catalog, self.tasks, events, self.gallery, self.identities)
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
         self.live = LiveStats()

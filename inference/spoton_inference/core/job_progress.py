@@ -3,8 +3,9 @@
 Processing (detect, track, re-identify) fills the first ``PROCESSING_SHARE`` of the bar and
 rendering the annotated video the rest. The time left comes from frame rates measured as the
 job runs, each an exponentially weighted moving average, so it follows a machine that speeds
-up or slows down. Until rendering has been measured it is assumed to run as fast as
-processing did, which errs on the long side (rendering is the cheaper step).
+up or slows down. Until this job's rendering has been measured, its speed is taken from
+earlier jobs (``render_fps_prior``), or, for the first job, assumed to be processing's, which
+errs on the long side (rendering is the cheaper step).
 
 Example:
     >>> p = JobProgress(total_frames=100)
@@ -52,10 +53,16 @@ class Snapshot:
 
 
 class JobProgress:
-    def __init__(self, total_frames: int) -> None:
+    def __init__(self, total_frames: int, render_fps_prior: float = 0.0) -> None:
         self.total_frames = max(total_frames, 1)
         self._processing = FrameRate()
         self._rendering = FrameRate()
+        self._render_prior = render_fps_prior
+
+    @property
+    def rendering_fps(self) -> float:
+        """This job's measured rendering speed; 0 until measured."""
+        return self._rendering.fps
 
     def processing(self, frames: int, now: float) -> Snapshot:
         self._processing.observe(frames, now)
@@ -64,12 +71,12 @@ class JobProgress:
         eta = None
         if fps > 0:
             left = max(self.total_frames - frames, 0)
-            eta = left / fps + self.total_frames / (self._rendering.fps or fps)
+            eta = left / fps + self.total_frames / (self._rendering.fps or self._render_prior or fps)
         return Snapshot(round(PROCESSING_SHARE * done, 4), _round(eta), round(fps, 2))
 
     def rendering(self, frames: int, now: float) -> Snapshot:
         self._rendering.observe(frames, now)
-        fps = self._rendering.fps or self._processing.fps
+        fps = self._rendering.fps or self._render_prior or self._processing.fps
         done = min(frames / self.total_frames, 1.0)
         eta = max(self.total_frames - frames, 0) / fps if fps > 0 else None
         return Snapshot(round(PROCESSING_SHARE + (1 - PROCESSING_SHARE) * done, 4), _round(eta), round(fps, 2))

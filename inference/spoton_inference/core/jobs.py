@@ -51,6 +51,7 @@ from spoton_inference.core.video_probe import probe_video
 from spoton_inference.pipeline.annotate import render_annotated
 from spoton_inference.settings import Settings
 from spoton_inference.storage.gallery import RedisGallery
+from spoton_inference.storage.identity_sync import IdentitySync
 from spoton_inference.storage.job_store import JobRecord, JobStore, NewJob
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.redis_events import RedisEventLog
@@ -117,6 +118,7 @@ class JobManager:
         tasks: TaskManager,
         events: RedisEventLog,
         gallery: RedisGallery | None = None,
+        identities: IdentitySync | None = None,
     ) -> None:
         self._settings = settings
         self._store = JobStore(db)
@@ -124,11 +126,15 @@ class JobManager:
         self._tasks = tasks
         self._events = events
         self._gallery = gallery
+        self._identities = identities
         self._running: dict[str, _Running] = {}
         self._wake = asyncio.Event()
         # Replaced after every change; watchers wait on the one they saw.
         self._changed = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
+        # Rendering speed measured on earlier jobs (moving average): the next jobs' ETA uses it
+        # until their own rendering is measured.
+        self._render_fps = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -369,7 +375,7 @@ class JobManager:
                 run.task_id = (await starting).task_id
             raise
         run.task_id = task.task_id
-        progress = JobProgress(task.total_frames)
+        progress = JobProgress(task.total_frames, render_fps_prior=self._render_fps)
         snapshot = progress.processing(0, loop.time())
         await self._report(job_id, "processing", snapshot, 0, task.total_frames, task.task_id)
         while not task.state.is_final:
@@ -381,6 +387,10 @@ class JobManager:
             raise _TaskCancelled(f"its task {task.task_id} was cancelled (ControlTask)")
         if task.state is TaskState.FAILED:
             raise RuntimeError(f"processing failed: {task.error}")
+        if self._identities is not None:
+            # The task's identities are mirrored in the background: all in before the job is
+            # done, so a delete right after it finds every row.
+            await self._identities.flush()
         return await self._render_and_publish(job, run, progress, env.cameras[0].fps)
 
     async def _render_and_publish(
@@ -410,6 +420,12 @@ class JobManager:
             snapshot = progress.rendering(rendered[0], loop.time())
             await self._report(job_id, "rendering", snapshot, rendered[0], progress.total_frames)
         run.render.result()
+        if progress.rendering_fps > 0:
+            self._render_fps = (
+                progress.rendering_fps
+                if not self._render_fps
+                else (0.5 * self._render_fps + 0.5 * progress.rendering_fps)
+            )
         os.replace(partial, out / video_name)
         shutil.copyfile(events, out / RESULT_FILES[ResultKind.EVENTS][0])
         shutil.copyfile(tracks, out / RESULT_FILES[ResultKind.TRACKS][0])

@@ -36,3 +36,11 @@ def test_progress_never_passes_one_when_the_frame_count_was_an_estimate() -> Non
     p = JobProgress(total_frames=10)
     p.processing(0, 0.0)
     assert p.processing(12, 1.0).progress == pytest.approx(PROCESSING_SHARE)
+
+
+def test_rendering_speed_from_earlier_jobs_replaces_the_guess_until_measured() -> None:
+    p = JobProgress(total_frames=100, render_fps_prior=50)
+    p.processing(0, 0.0)
+    half = p.processing(50, 5.0)  # 50 frames left at 10 fps, then 100 to render at 50 fps
+    assert half.eta_seconds == pytest.approx(7)
+    assert p.rendering(0, 10.0).eta_seconds == pytest.approx(2)
