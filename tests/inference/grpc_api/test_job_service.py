@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from spoton.v1 import catalog_pb2, catalog_pb2_grpc, jobs_pb2, jobs_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from spoton.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, jobs_pb2, jobs_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -346,3 +346,35 @@ async def test_reflection_serves_job_service_and_its_methods(channel):
     replies = [r async for r in call(iter(requests))]
     assert replies[0].HasField("file_descriptor_response"), replies[0]
     assert "spoton.v1.JobService" in {s.name for s in replies[1].list_services_response.service}
+
+
+async def _map_positions(settings, task_id: str) -> tuple[int, int]:
+    """(track points, of them with map coordinates) of a task."""
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) AS n, count(map_x) AS mapped FROM track_points WHERE task_id = $1", uuid.UUID(task_id)
+        )
+    finally:
+        await conn.close()
+    return row["n"], row["mapped"]
+
+
+async def test_map_positions_only_with_a_homography(jobs, jobs_service, completed, channel):
+    points, mapped = await _map_positions(jobs_service.settings, completed[0].task_id)
+    assert points > 0 and mapped == 0
+
+    homography = catalog_pb2.Homography(
+        image_points=[common_pb2.MapPoint(x=u, y=v) for u, v in ((0, 480), (640, 480), (640, 200), (0, 200))],
+        map_points=[common_pb2.MapPoint(x=x, y=y) for x, y in ((0, 0), (10, 0), (10, 10), (0, 10))],
+    )
+    job = await _upload(jobs, jobs_service.video, homography=homography, detection_threshold=0.5)
+    assert job.has_homography and job.detection_threshold == pytest.approx(0.5)
+    job = await _wait(jobs, job.job_id, lambda j: j.state in FINAL)
+    assert job.state == jobs_pb2.JOB_STATE_COMPLETED, job.error
+    env = await catalog_pb2_grpc.CatalogServiceStub(channel).GetEnvironment(
+        catalog_pb2.GetEnvironmentRequest(environment_id=job.environment_id)
+    )
+    assert env.cameras[0].homography.reprojection_error_m == pytest.approx(0, abs=1e-6)
+    points, mapped = await _map_positions(jobs_service.settings, job.task_id)
+    assert points > 0 and mapped == points
