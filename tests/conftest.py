@@ -137,3 +137,80 @@ def serve_facade() -> Callable[[Any], AbstractAsyncContextManager[str]]:
             await serving
 
     return serve
+
+
+# -- jobs: another inference service on live_service's parts, with a database of its own -----
+
+
+@pytest.fixture(scope="session")
+def job_video(make_data_dir) -> Path:
+    """A generated 3 s, 10 fps, 640x480 H.264 video of four people walking in a hall."""
+    from spoton_inference.scenes.config import demo_config
+    from spoton_inference.scenes.generate import generate
+
+    demo = demo_config(seed=7)
+    config = dataclasses.replace(demo, cameras=(demo.cameras[1],), n_people=4, frames_per_batch=30, n_batches=1)
+    site = generate(config, make_data_dir("job-video") / "site")
+    return site / "cameras" / demo.cameras[1].id / "sub_video_01.mp4"
+
+
+@pytest.fixture(scope="session")
+def service_settings(live_service, make_data_dir) -> Callable[..., Any]:
+    """``await service_settings(name, **overrides)``: settings for another inference service
+    on live_service's Triton, PostgreSQL and Redis, with a fresh database, Redis database,
+    data directory and gRPC port of its own (so its job queue is its own)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import asyncpg
+
+    from spoton_inference.embedded.ports import pick_free_ports
+
+    redis_dbs = itertools.count(1)
+
+    async def make(name: str, **overrides: Any) -> Any:
+        base = live_service.settings
+        conn = await asyncpg.connect(base.postgres_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        data_dir = make_data_dir(name)
+        return dataclasses.replace(
+            base,
+            data_dir=data_dir,
+            media_root=data_dir / "media",
+            postgres_dsn=urlunsplit(urlsplit(base.postgres_dsn)._replace(path=f"/{name}")),
+            redis_url=urlunsplit(urlsplit(base.redis_url)._replace(path=f"/{next(redis_dbs)}")),
+            grpc_port=pick_free_ports(1)[0],
+            **overrides,
+        )
+
+    return make
+
+
+@dataclasses.dataclass(frozen=True)
+class JobsService:
+    """An inference service (in this process) for the job tests: uploads up to 4 MiB, one job
+    at a time; ``video`` is a real video to upload."""
+
+    app: Any
+    settings: Any
+    target: str
+    video: Path
+
+
+@pytest_asyncio.fixture(scope="session")
+async def jobs_service(service_settings, job_video) -> AsyncIterator[JobsService]:
+    from spoton_inference.app import InferenceApp
+    from spoton_inference.grpc_api.server import build_server
+
+    settings = await service_settings("spoton_jobs", job_max_upload_bytes=4 * 1024 * 1024, job_concurrency=1)
+    app = await InferenceApp.create(settings)
+    server, _ = build_server(app)
+    await server.start()
+    try:
+        await app.warm_up()
+        yield JobsService(app, settings, f"{settings.grpc_host}:{settings.grpc_port}", job_video)
+    finally:
+        await server.stop(grace=1.0)
+        await app.close()

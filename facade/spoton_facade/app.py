@@ -28,6 +28,7 @@ from spoton_facade.routes.analytics import AnalyticsController, ZoneController
 from spoton_facade.routes.dashboard import STATIC_DIR, DashboardController
 from spoton_facade.routes.environments import EnvironmentController
 from spoton_facade.routes.health import HealthController
+from spoton_facade.routes.jobs import JobController
 from spoton_facade.routes.media import MediaController
 from spoton_facade.routes.tasks import TaskController
 from spoton_facade.settings import FacadeSettings
@@ -41,7 +42,14 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
     settings = settings or FacadeSettings.from_env()
     api = Router(
         path=API_PREFIX,
-        route_handlers=[TaskController, EnvironmentController, MediaController, AnalyticsController, ZoneController],
+        route_handlers=[
+            TaskController,
+            EnvironmentController,
+            MediaController,
+            AnalyticsController,
+            ZoneController,
+            JobController,
+        ],
     )
     return Litestar(
         route_handlers=[

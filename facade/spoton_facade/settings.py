@@ -37,6 +37,8 @@ class FacadeSettings:
     cors_allow_origins: tuple[str, ...] = ()
     # Idle time after which an SSE stream gets a comment line, so proxies keep it open.
     sse_heartbeat_seconds: float = 15.0
+    # The largest job upload: the facade refuses a bigger multipart body (413) as it streams in.
+    job_max_upload_bytes: int = 2 * 1024**3
 
     def __post_init__(self) -> None:
         if self.media_root == Path():

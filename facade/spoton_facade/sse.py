@@ -78,6 +78,12 @@ def format_problem(problem: Problem) -> bytes:
     return b"event: %s\ndata: %s\n\n" % (PROBLEM_EVENT.encode(), _encode(problem))
 
 
+class Blocks(Protocol):
+    """Renders one streamed message as an SSE block (:class:`BlockCache` for task events)."""
+
+    def block(self, event: Any) -> bytes: ...
+
+
 class WatchCall(Protocol):
     """The parts of a ``grpc.aio`` WatchTask call that :class:`TaskEventStream` uses."""
 
@@ -99,7 +105,7 @@ class TaskEventStream:
     """
 
     def __init__(
-        self, call: WatchCall, blocks: BlockCache, heartbeat_s: float, draining: asyncio.Event, instance: str
+        self, call: WatchCall, blocks: Blocks, heartbeat_s: float, draining: asyncio.Event, instance: str
     ) -> None:
         self._call = call
         self._blocks = blocks
@@ -187,9 +193,10 @@ class EventStreams:
         self.heartbeat_s = heartbeat_s
         self._draining = asyncio.Event()
 
-    def open(self, call: WatchCall, instance: str) -> TaskEventStream:
-        """A stream over ``call`` for the request at path ``instance``."""
-        return TaskEventStream(call, self.blocks, self.heartbeat_s, self._draining, instance)
+    def open(self, call: WatchCall, instance: str, blocks: Blocks | None = None) -> TaskEventStream:
+        """A stream over ``call`` for the request at path ``instance``; ``blocks`` renders its
+        messages (default: task events, cached across subscribers)."""
+        return TaskEventStream(call, blocks or self.blocks, self.heartbeat_s, self._draining, instance)
 
     def drain(self) -> None:
         """End every stream, open or yet to open: the server is shutting down.

@@ -14,6 +14,7 @@ import numpy as np
 from spoton_inference.core.analytics import Analytics
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.health import DEGRADED, FAILED, HEALTHY, STARTING, ComponentHealth, HealthReport, check
+from spoton_inference.core.jobs import JobManager
 from spoton_inference.core.tasks import TaskManager
 from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
@@ -71,6 +72,7 @@ class InferenceApp:
             zones=self.analytics.list_zones,
         )
         self._maintenance: asyncio.Task[None] | None = None
+        self.jobs = JobManager(settings, db, self.catalog, self.tasks, events, self.gallery, self.identities)
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
         self.live = LiveStats()
@@ -91,6 +93,7 @@ class InferenceApp:
         app._maintenance = asyncio.create_task(app._maintain_history(), name="history-maintenance")
         await app.catalog.load()
         await app.tasks.recover()
+        await app.jobs.recover()
         return app
 
     async def warm_up(self) -> None:
@@ -100,8 +103,10 @@ class InferenceApp:
         await self.models.embed(np.zeros((2, CROP_HEIGHT, CROP_WIDTH, 3), np.uint8))
         self.warmed_up = True
         log.info("models warmed up")
+        self.jobs.start()  # queued jobs (those a restart left too) run once the models are ready
 
     async def close(self) -> None:
+        await self.jobs.close()  # first: running jobs stay RUNNING, to be run again after a restart
         await self.tasks.shutdown()
         await self.outbox.close()
         await self.lease.close()

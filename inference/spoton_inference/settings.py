@@ -80,6 +80,15 @@ class Settings:
     # Idle seconds after which an SSE stream gets a heartbeat comment.
     sse_heartbeat_seconds: float = 15.0
 
+    # Jobs (uploaded videos). The largest upload accepted: counted while it streams to disk,
+    # refused (RESOURCE_EXHAUSTED, HTTP 413) the moment it is exceeded.
+    job_max_upload_bytes: int = 2 * 1024**3
+    # Jobs processed at once; the others wait in the queue, which is stored in PostgreSQL.
+    job_concurrency: int = 1
+    # Starts a job gets: a restart of the service runs its running jobs again from the start,
+    # and fails (with the reason) a job that has been started this many times already.
+    job_max_attempts: int = 3
+
     def __post_init__(self) -> None:
         if self.media_root == Path():
             object.__setattr__(self, "media_root", self.data_dir / "media")

@@ -331,3 +331,70 @@ async def _read_sse(facade: str, task_id: str) -> dict[int, dict[str, list[dict[
                 updates[data["global_frame_index"]] = {c["camera_id"]: c["tracks"] for c in data["cameras"]}
             event = {}
     return updates
+
+
+async def test_a_job_uploaded_from_the_dashboard_plays_annotated_in_its_player(stack, page, job_video, capsys):
+    """The Jobs panel: upload a real video with the page's form, wait for the job to complete,
+    press Play, and the annotated H.264 video plays in Chromium's player."""
+    try:
+        await page.goto(stack.endpoints.facade_url)
+        await page.wait_for_function("() => window.spotonJobs")
+        await page.set_input_files("#job-file", str(job_video))
+        await page.fill("#job-name", "browser upload")
+        await page.click("#job-submit")
+        uploaded = await _jobs_until(page, lambda s: s["upload"]["state"] != "uploading", "the upload")
+        assert uploaded["upload"]["state"] == "done", uploaded["upload"]
+        job_id = uploaded["upload"]["job_id"]
+
+        def finished(s):
+            return next((j["state"] for j in s["jobs"] if j["job_id"] == job_id), None) in {"completed", "failed"}
+
+        done = await _jobs_until(page, finished, "the job to finish", timeout_s=180)
+        assert next(j for j in done["jobs"] if j["job_id"] == job_id)["state"] == "completed"
+
+        await page.click(f'button[data-play="{job_id}"]')
+        playing = await _jobs_until(
+            page, lambda s: s["player"]["current_time"] > 0.5 or s["player"]["error"], "the video to play", 60
+        )
+        player = playing["player"]
+        assert player["error"] is None and player["src"].endswith(f"/api/v1/jobs/{job_id}/video")
+        assert (player["video_width"], player["video_height"]) == (640, 480)
+        assert player["duration"] == pytest.approx(3.0, abs=0.2) and player["ready_state"] >= 2
+        # Real pixels on screen, not a black frame.
+        spread = await page.evaluate(
+            """() => {
+                const video = document.getElementById("job-video");
+                const canvas = document.createElement("canvas");
+                [canvas.width, canvas.height] = [video.videoWidth, video.videoHeight];
+                const context = canvas.getContext("2d");
+                context.drawImage(video, 0, 0);
+                const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+                let min = 255, max = 0;
+                for (let i = 0; i < data.length; i += 4) { min = Math.min(min, data[i]); max = Math.max(max, data[i]); }
+                return max - min;
+            }"""
+        )
+        assert spread > 50, spread
+        ended = await _jobs_until(page, lambda s: s["player"]["ended"], "the video to play to its end", 30)
+        assert ended["player"]["current_time"] == pytest.approx(3.0, abs=0.2)
+        await page.evaluate("document.getElementById('job-video').currentTime = 1.5")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "dashboard-jobs.png"
+        await page.locator("#jobs").screenshot(path=str(shot))
+    except BaseException:
+        print("\n".join(page.console_log[-50:]))
+        raise
+    errors = [line for line in page.console_log if line.startswith(("pageerror", "console.error"))]
+    assert not errors, errors
+    with capsys.disabled():
+        print(f"\n[dashboard jobs] screenshot: {shot}")
+
+
+async def _jobs_until(page, predicate, what: str, timeout_s: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = await page.evaluate("window.spotonJobs.state()")
+        if predicate(state):
+            return state
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {json.dumps(state)}"
+        await asyncio.sleep(0.1)

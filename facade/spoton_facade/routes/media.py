@@ -7,6 +7,7 @@ seek in videos.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from litestar import Controller, get
@@ -59,18 +60,26 @@ class MediaController(Controller):
         if_range: Annotated[str | None, HeaderParameter(name="If-Range")] = None,
     ) -> Stream:
         """Stream the file (or the asked-for range of it) in chunks."""
-        resolved = media.resolve(settings.media_root, path)
-        if resolved is None:
-            raise NotFoundException(f"No media file at {path!r}")
-        try:
-            opened = await media.MediaFile.open(resolved)
-        except OSError as exc:  # removed, or unreadable, since it was resolved
-            raise NotFoundException(f"No media file at {path!r}") from exc
-        try:
-            return _respond(opened, range_header, if_none_match, if_range)
-        except BaseException:
-            opened.close()
-            raise
+        return await serve_file(settings.media_root, path, range_header, if_none_match, if_range)
+
+
+async def serve_file(
+    root: Path, path: str, range_header: str | None, if_none_match: str | None, if_range: str | None
+) -> Stream:
+    """The file ``path`` under ``root`` as :meth:`MediaController.get_media` serves it (404 if
+    it is not there or outside ``root``); other routes that serve media files use it too."""
+    resolved = media.resolve(root, path)
+    if resolved is None:
+        raise NotFoundException(f"No media file at {path!r}")
+    try:
+        opened = await media.MediaFile.open(resolved)
+    except OSError as exc:  # removed, or unreadable, since it was resolved
+        raise NotFoundException(f"No media file at {path!r}") from exc
+    try:
+        return _respond(opened, range_header, if_none_match, if_range)
+    except BaseException:
+        opened.close()
+        raise
 
 
 def _respond(

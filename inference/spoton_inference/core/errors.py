@@ -19,6 +19,17 @@ class AlreadyExists(SpotOnError):
     """An entity with that id exists already (creating an environment or camera twice)."""
 
 
+class UnsupportedMedia(InvalidArgument):
+    """An upload is not a video this service can decode; REST answers 415 for it."""
+
+    # Sent as the ``spoton-error-reason`` trailing metadata, so clients can tell it apart.
+    reason = "unsupported-media-type"
+
+
+class ResourceExhausted(SpotOnError):
+    """A configured limit was hit (an upload larger than SPOTON_JOB_MAX_UPLOAD_BYTES)."""
+
+
 class FailedPrecondition(SpotOnError):
     """The request is valid but the system is not in a state to serve it."""
 

@@ -174,7 +174,10 @@ class TaskManager:
                 before = (rows[-1].created_at, rows[-1].task_id)
         return found
 
-    async def start(self, environment_id: str, camera_ids: list[str]) -> TaskRecord:
+    async def start(
+        self, environment_id: str, camera_ids: list[str], *, detection_threshold: float | None = None
+    ) -> TaskRecord:
+        """``detection_threshold`` overrides SPOTON_DETECTION_THRESHOLD for this task (jobs set it)."""
         if not environment_id:
             raise InvalidArgument("environment_id is required")
         env = self._catalog.get(environment_id)
@@ -200,7 +203,10 @@ class TaskManager:
         live = self._live[record.task_id] = _Live()
         await self._outbox.set_live_state(record.task_id, {"replica": self._lease.replica_id})
         await self._emit(record.task_id, StatusUpdate(TaskState.QUEUED, 0.0, "queued"))
-        live.task = asyncio.create_task(self._run(plan, live, zones), name=f"task-{record.task_id}")
+        settings = self._settings
+        if detection_threshold is not None:
+            settings = dataclasses.replace(settings, detection_threshold=detection_threshold)
+        live.task = asyncio.create_task(self._run(plan, live, zones, settings), name=f"task-{record.task_id}")
         return record
 
     async def get(self, task_id: str) -> TaskRecord:
@@ -423,7 +429,7 @@ class TaskManager:
 
         return offer
 
-    async def _run(self, plan: TaskPlan, live: _Live, zones: tuple[Zone, ...]) -> None:
+    async def _run(self, plan: TaskPlan, live: _Live, zones: tuple[Zone, ...], settings: Settings) -> None:
         task_id = plan.task_id
         total = max(plan.total_frames, 1)
 
@@ -453,10 +459,10 @@ class TaskManager:
                 report_progress=progress,
                 media=self._settings.media,
                 exports_dir=self._exports_dir(task_id),
-                score_threshold=self._settings.detection_threshold,
+                score_threshold=settings.detection_threshold,
                 wait_if_paused=wait_if_paused,
                 identities_seen=self._identity_mirror(plan),
-                tracking=functools.partial(tracking_configs, self._settings),
+                tracking=functools.partial(tracking_configs, settings),
                 history=self._history,
                 zones=zones,
             ),

@@ -14,6 +14,7 @@ from spoton_inference.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     SpotOnError,
     Unavailable,
 )
@@ -21,6 +22,9 @@ from spoton_inference.storage.redis_events import EventsExpired
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Trailing metadata naming why a request was refused, where the status code alone is not
+# enough (an upload that is no video: INVALID_ARGUMENT, but HTTP 415 rather than 400).
+REASON_METADATA = "spoton-error-reason"
 
 STATUS_FOR: list[tuple[type[Exception], grpc.StatusCode]] = [
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -28,6 +32,7 @@ STATUS_FOR: list[tuple[type[Exception], grpc.StatusCode]] = [
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (EventsExpired, grpc.StatusCode.OUT_OF_RANGE),
 ]
 
@@ -44,7 +49,9 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
         else:
             log.exception("unexpected error")
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
-    await context.abort(code, str(exc))
+    reason = getattr(exc, "reason", None)
+    trailing = ((REASON_METADATA, reason),) if reason else ()
+    await context.abort(code, str(exc), trailing_metadata=trailing)
 
 
 def unary(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:

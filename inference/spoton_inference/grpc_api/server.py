@@ -16,6 +16,8 @@ from spoton.v1 import (
     catalog_pb2_grpc,
     inference_pb2,
     inference_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
     system_pb2,
     system_pb2_grpc,
     tasks_pb2,
@@ -24,6 +26,7 @@ from spoton.v1 import (
 from spoton_inference.app import InferenceApp
 from spoton_inference.core.health import STARTING
 from spoton_inference.grpc_api.analytics import AnalyticsServicer
+from spoton_inference.grpc_api.jobs import JobServicer
 from spoton_inference.grpc_api.reflection import add_reflection
 from spoton_inference.grpc_api.servicers import CatalogServicer, SystemServicer, TaskServicer
 from spoton_inference.grpc_api.streaming import InferenceServicer
@@ -38,6 +41,7 @@ SPOTON_SERVICES = tuple(
         (inference_pb2, "InferenceService"),
         (system_pb2, "SystemService"),
         (analytics_pb2, "AnalyticsService"),
+        (jobs_pb2, "JobService"),
     )
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -56,6 +60,7 @@ def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(app), server)
     system_pb2_grpc.add_SystemServiceServicer_to_server(SystemServicer(app), server)
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(app), server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(app), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     add_reflection(server, [*SPOTON_SERVICES, HEALTH_SERVICE])

@@ -63,6 +63,8 @@ class IdentitySync:
         self._entries: dict[tuple[str, int], GalleryEntry] = {}
         self._rows: list[EmbeddingRow] = []
         self._task: asyncio.Task[None] | None = None
+        # One flush at a time: when flush() returns, everything offered before it is written.
+        self._flushing = asyncio.Lock()
         self.counters = SyncCounters()
 
     def start(self) -> None:
@@ -83,6 +85,10 @@ class IdentitySync:
 
     async def flush(self) -> None:
         """Write everything queued now (used at the end of a task and by tests)."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         entries, self._entries = self._entries, {}
         rows, self._rows = self._rows, []
         by_scope: dict[str, list[GalleryEntry]] = {}

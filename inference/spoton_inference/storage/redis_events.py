@@ -84,6 +84,10 @@ class RedisEventLog:
         entries = await self.client.xrevrange(_keys(task_id)[1], count=1)
         return _to_event(task_id, *entries[0]) if entries else None
 
+    async def forget(self, task_id: str) -> None:
+        """Drop a task's event log, sequence counter and live state (its job was deleted)."""
+        await self.client.delete(*_keys(task_id))
+
     async def read(self, task_id: str, after: int, block_ms: int = 1000, count: int = 500) -> list[TaskEvent]:
         """Events with sequence > ``after``; waits up to ``block_ms`` when there are none yet."""
         stream_key = _keys(task_id)[1]

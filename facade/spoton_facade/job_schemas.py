@@ -1,0 +1,94 @@
+"""The REST contract of ``/api/v1/jobs``: ``spoton.v1`` job messages as JSON bodies.
+
+Built with :func:`spoton_facade.schemas.from_proto`, so field names follow the ``.proto``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import msgspec
+
+
+class JobStateName(enum.StrEnum):
+    """``spoton.v1.JobState`` without its prefix; a test keeps the two in step."""
+
+    UNSPECIFIED = "unspecified"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobResultKindName(enum.StrEnum):
+    """``spoton.v1.JobResultKind`` without its prefix."""
+
+    UNSPECIFIED = "unspecified"
+    VIDEO = "video"
+    EVENTS = "events"
+    TRACKS = "tracks"
+
+
+class VideoInfo(msgspec.Struct):
+    """``spoton.v1.VideoInfo``: what the decode probe found in the upload."""
+
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    frames: int
+
+
+class JobResult(msgspec.Struct):
+    """``spoton.v1.JobResult``; ``url`` is served by the media route, with Range."""
+
+    kind: JobResultKindName
+    name: str
+    media_type: str
+    size_bytes: int
+    url: str
+    media_path: str
+
+
+class Job(msgspec.Struct):
+    """``spoton.v1.Job``."""
+
+    job_id: str
+    name: str
+    filename: str
+    state: JobStateName
+    # 0..1 over the whole job.
+    progress: float
+    step: str
+    error: str
+    frames_per_second: float
+    frames_processed: int
+    total_frames: int
+    size_bytes: int
+    video: VideoInfo | None
+    environment_id: str
+    camera_id: str
+    task_id: str
+    has_homography: bool
+    results: list[JobResult]
+    attempts: int
+    revision: int
+    created_at: dt.datetime | None
+    updated_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    # Seconds left, from the measured frame rate; absent until measured.
+    eta_seconds: float | None = None
+    fps_override: float | None = None
+    detection_threshold: float | None = None
+
+
+class JobPage(msgspec.Struct):
+    """``spoton.v1.ListJobsResponse``; an empty ``next_page_token`` means the last page."""
+
+    jobs: list[Job]
+    next_page_token: str

@@ -1,0 +1,73 @@
+"""What a job is made of: its state, what was asked at upload, the video, its results.
+
+msgspec structs, so the stored JSON columns (``video``, ``options``, ``results``) decode back
+to these types.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from spoton_inference.core.catalog import HomographySpec
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+class ResultKind(enum.StrEnum):
+    VIDEO = "video"
+    EVENTS = "events"
+    TRACKS = "tracks"
+
+
+class VideoInfo(msgspec.Struct, frozen=True):
+    """What the decode probe found in an upload."""
+
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    frames: int
+
+
+class HomographyOptions(msgspec.Struct, frozen=True):
+    image_points: list[tuple[float, float]] = []
+    map_points: list[tuple[float, float]] = []
+    matrix: list[float] = []
+
+    @classmethod
+    def from_spec(cls, spec: HomographySpec) -> HomographyOptions:
+        return cls(list(spec.image_points), list(spec.map_points), list(spec.matrix))
+
+    def spec(self) -> HomographySpec:
+        return HomographySpec(tuple(self.image_points), tuple(self.map_points), tuple(self.matrix))
+
+
+class JobOptions(msgspec.Struct, frozen=True):
+    """What the uploader asked for; ``None`` means the service's default."""
+
+    fps: float | None = None
+    detection_threshold: float | None = None
+    homography: HomographyOptions | None = None
+
+
+class JobResult(msgspec.Struct, frozen=True):
+    kind: ResultKind
+    name: str
+    media_type: str
+    size_bytes: int
+    # Relative to the media root, where the facade serves it from.
+    media_path: str

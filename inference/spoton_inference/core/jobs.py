@@ -1,0 +1,537 @@
+"""Jobs: an uploaded video becomes a single-camera environment plus a processing task, and
+yields an annotated video, an events JSON and MOT tracks.
+
+Upload. The file streams to ``<data_dir>/jobs/uploads/`` (never whole in memory, refused the
+moment it passes SPOTON_JOB_MAX_UPLOAD_BYTES), is probed by decoding it, then moves into the
+job's environment directory ``<data_dir>/jobs/<job_id>/`` (``environment.json`` and
+``cameras/camera/sub_video_01.mp4``); the job is QUEUED. A refused or cut-off upload leaves
+no file.
+
+Queue. The jobs table is the queue: a dispatcher claims the oldest queued job whenever fewer
+than SPOTON_JOB_CONCURRENCY run here. A running job registers its directory as the
+environment ``job-<job_id>`` (with the homography, when one was given), starts a task over it
+(:class:`TaskManager`), follows the task's progress, renders the annotated video from the
+task's MOT export in a worker thread, and publishes the results under
+``<media_root>/jobs/<job_id>/``.
+
+Restarts. Queued jobs wait for the next process. Jobs that were running are run again from
+the start (their task was failed by ``TaskManager.recover``), until a job has been started
+SPOTON_JOB_MAX_ATTEMPTS times; then it fails, saying so. A shutdown leaves running jobs
+RUNNING for exactly that.
+
+Cancel stops the task or the rendering, removes partial results and ends the job CANCELLED.
+Delete (finished jobs only) removes its files, environment, tasks, track points and event logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from spoton_inference.core.catalog import CameraPatch, Catalog, HomographySpec
+from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from spoton_inference.core.events import TaskState
+from spoton_inference.core.job_progress import JobProgress, Snapshot
+from spoton_inference.core.job_types import HomographyOptions, JobOptions, JobResult, JobState, ResultKind
+from spoton_inference.core.tasks import TaskAction, TaskManager
+from spoton_inference.core.uploads import receive_to_file
+from spoton_inference.core.video_probe import probe_video
+from spoton_inference.pipeline.annotate import render_annotated
+from spoton_inference.settings import Settings
+from spoton_inference.storage.gallery import RedisGallery
+from spoton_inference.storage.identity_sync import IdentitySync
+from spoton_inference.storage.job_store import JobRecord, JobStore, NewJob
+from spoton_inference.storage.postgres import Database
+from spoton_inference.storage.redis_events import RedisEventLog
+
+log = logging.getLogger(__name__)
+
+CAMERA_ID = "camera"
+SUB_VIDEO = "sub_video_01.mp4"
+MAX_PAGE_SIZE = 200
+MAX_NAME_CHARS = 255
+# How often a running job reads its task's progress and reports its own.
+PROGRESS_INTERVAL_S = 0.5
+# How long CancelJob waits for the job to stop before answering anyway.
+CANCEL_WAIT_S = 15.0
+# Watchers and the dispatcher also look at the table this often, for changes made by other
+# instances of the service (changes made here wake them at once).
+WATCH_POLL_S = 1.0
+DISPATCH_POLL_S = 5.0
+RESULT_FILES = {
+    ResultKind.VIDEO: ("annotated.mp4", "video/mp4"),
+    ResultKind.EVENTS: ("events.json", "application/json"),
+    ResultKind.TRACKS: ("tracks.txt", "text/plain"),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UploadRequest:
+    """The first message of an upload; ``None`` leaves a setting at the service's default."""
+
+    filename: str
+    name: str = ""
+    fps: float | None = None
+    detection_threshold: float | None = None
+    homography: HomographySpec | None = None
+    # The size the client announced, 0 if unknown: refused at once when over the limit.
+    size_bytes: int = 0
+
+
+class _TaskCancelled(Exception):
+    """The job's task was cancelled directly (ControlTask), not through CancelJob."""
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class _Running:
+    """A job this process runs."""
+
+    task: asyncio.Task[None] | None = None
+    task_id: str = ""
+    # The rendering thread, while it runs, and what stops it.
+    render: asyncio.Future[int] | None = None
+    render_stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+    # Set once the job's final state is being written: it can no longer be cancelled.
+    ending: bool = False
+    # Service shutdown (not a user's cancel): the job stays RUNNING, for the next start to resume.
+    shutting_down: bool = False
+
+
+class JobManager:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        catalog: Catalog,
+        tasks: TaskManager,
+        events: RedisEventLog,
+        gallery: RedisGallery | None = None,
+        identities: IdentitySync | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = JobStore(db)
+        self._catalog = catalog
+        self._tasks = tasks
+        self._events = events
+        self._gallery = gallery
+        self._identities = identities
+        self._running: dict[str, _Running] = {}
+        self._wake = asyncio.Event()
+        # Replaced after every change; watchers wait on the one they saw.
+        self._changed = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+        # Rendering speed measured on earlier jobs (moving average): the next jobs' ETA uses it
+        # until their own rendering is measured.
+        self._render_fps = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Put what a previous process left behind in order; call before :meth:`start`."""
+        shutil.rmtree(self._uploads_dir, ignore_errors=True)  # uploads its end cut off
+        known = await self._store.ids()
+        jobs_dir = self._settings.data_dir / "jobs"
+        for path in jobs_dir.iterdir() if jobs_dir.is_dir() else ():
+            if path.name not in known:  # it ended between accepting an upload and recording it
+                shutil.rmtree(path, ignore_errors=True)
+        limit = self._settings.job_max_attempts
+        for job in await self._store.in_state(JobState.RUNNING):
+            self._remove_results(job.job_id, job.task_id)
+            if job.attempts >= limit:
+                error = (
+                    f"interrupted by a restart of the inference service on each of its {job.attempts} "
+                    f"starts (SPOTON_JOB_MAX_ATTEMPTS={limit}); upload the video again"
+                )
+                await self._store.finish(job.job_id, JobState.FAILED, step="interrupted", error=error)
+                log.warning("job %s failed: %s", job.job_id, error)
+            else:
+                step = f"queued again: a restart of the service interrupted start {job.attempts} of {limit}"
+                await self._store.requeue(job.job_id, step)
+                log.info("job %s %s", job.job_id, step)
+
+    def start(self) -> None:
+        """Begin running queued jobs (the service calls this once its models are warm)."""
+        if self._dispatcher is None:
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="job-dispatcher")
+
+    async def close(self) -> None:
+        """Stop the queue; running jobs stay RUNNING in the record, to be run again on restart."""
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        runs = [r for r in self._running.values() if r.task is not None]
+        for run in runs:
+            run.shutting_down = True
+            run.task.cancel()  # type: ignore[union-attr]
+        await asyncio.gather(*(r.task for r in runs), return_exceptions=True)  # type: ignore[misc]
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def upload(self, request: UploadRequest, chunks: AsyncIterator[bytes]) -> JobRecord:
+        """Receive, validate and queue an upload; refused uploads leave no file behind."""
+        options, name = self._check(request)
+        job_id = str(uuid.uuid4())
+        part = self._uploads_dir / f"{job_id}.part"
+        job_dir = self._job_dir(job_id)
+        try:
+            size = await receive_to_file(chunks, part, self._settings.job_max_upload_bytes)
+            video = await asyncio.to_thread(probe_video, part)
+            target = job_dir / "cameras" / CAMERA_ID / SUB_VIDEO
+            target.parent.mkdir(parents=True)
+            os.replace(part, target)
+            camera = {"id": CAMERA_ID, "name": name, "fps": options.fps or video.fps}
+            doc = {"id": _environment_id(job_id), "name": f"Job: {name}", "cameras": [camera]}
+            (job_dir / "environment.json").write_text(json.dumps(doc))
+            new = NewJob(job_id, name, request.filename, size, video, options, _environment_id(job_id), CAMERA_ID)
+            record = await self._store.insert(new)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        log.info("job %s queued: %s (%d bytes, %s %dx%d)", job_id, name, size, video.codec, video.width, video.height)
+        self._notify()
+        self._wake.set()
+        return record
+
+    async def get(self, job_id: str) -> JobRecord:
+        record = await self._store.get(_parse_id(job_id))
+        if record is None:
+            raise NotFound(f"job {job_id!r} not found")
+        return record
+
+    async def list(self, *, page_size: int, page_token: str, state: JobState | None) -> tuple[list[JobRecord], str]:
+        """A page of jobs, newest first, and the token of the next page ('' at the end)."""
+        if page_size < 0:
+            raise InvalidArgument("page_size must not be negative")
+        size = min(page_size or 50, MAX_PAGE_SIZE)
+        before = _decode_token(page_token) if page_token else None
+        rows = await self._store.list(limit=size + 1, before=before, state=state)
+        token = _encode_token(rows[size - 1]) if len(rows) > size else ""
+        return rows[:size], token
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Stop a queued or running job; answered once it has stopped."""
+        job = await self.get(job_id)
+        job_id = job.job_id
+        if job.state is JobState.QUEUED:
+            queued = (JobState.QUEUED,)
+            done = await self._store.finish(job_id, JobState.CANCELLED, step="cancelled", from_states=queued)
+            if done is not None:
+                self._notify()
+                return done
+            job = await self.get(job_id)  # the queue took it meanwhile
+        if job.state.is_final:
+            raise FailedPrecondition(
+                f"job {job_id} is {job.state.value}; only a queued or running job can be cancelled"
+            )
+        run = await self._running_here(job_id)
+        if run is None or run.task is None:
+            raise FailedPrecondition(
+                f"job {job_id} is running in another instance of the service; send the cancel to that instance"
+            )
+        if run.ending:
+            raise FailedPrecondition(f"job {job_id} is already finishing; it can no longer be cancelled")
+        run.task.cancel()
+        await asyncio.wait({run.task}, timeout=CANCEL_WAIT_S)
+        return await self.get(job_id)
+
+    async def delete(self, job_id: str) -> None:
+        """Remove a finished job: its files, environment, tasks' rows and event logs."""
+        job = await self.get(job_id)
+        task_ids = await self._store.delete(job.job_id, job.environment_id)
+        if task_ids is None:
+            raise FailedPrecondition(
+                f"job {job.job_id} is {job.state.value}; cancel it first (CancelJob, "
+                f"POST /api/v1/jobs/{job.job_id}/cancel), then delete it"
+            )
+        with contextlib.suppress(NotFound):
+            await self._catalog.delete_environment(job.environment_id)
+        for task_id in task_ids:
+            await self._events.forget(task_id)
+            if self._gallery is not None:
+                await self._gallery.clear(task_id, reset_ids=True)
+            shutil.rmtree(self._settings.media_root / "tasks" / task_id, ignore_errors=True)
+        shutil.rmtree(self._results_dir(job.job_id), ignore_errors=True)
+        shutil.rmtree(self._job_dir(job.job_id), ignore_errors=True)
+        self._notify()
+        log.info("job %s deleted with tasks %s", job.job_id, task_ids)
+
+    async def has_news(self, job_id: str, after_revision: int) -> bool:
+        """Whether a watch from ``after_revision`` will send anything, now or later."""
+        job = await self.get(job_id)
+        return job.revision > after_revision or not job.state.is_final
+
+    async def watch(self, job_id: str, after_revision: int) -> AsyncIterator[JobRecord]:
+        """The job whenever its revision passes ``after_revision``; ends after a final state."""
+        job = await self.get(job_id)
+        while True:
+            changed = self._changed
+            if job.revision > after_revision:
+                after_revision = job.revision
+                yield job
+            if job.state.is_final:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), WATCH_POLL_S)
+            job = await self.get(job_id)
+
+    async def result_path(self, job_id: str, kind: ResultKind) -> Path:
+        job = await self.get(job_id)
+        for result in job.results:
+            if result.kind is kind:
+                return self._settings.media_root / result.media_path
+        raise NotFound(
+            f"job {job.job_id} has no {kind.value} result: it is {job.state.value}, results come on completion"
+        )
+
+    def result_url(self, result: JobResult) -> str:
+        return f"{self._settings.media_url_prefix}/{result.media_path}"
+
+    # -- the queue ---------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while len(self._running) < self._settings.job_concurrency:
+                    job = await self._store.claim_next()
+                    if job is None:
+                        break
+                    run = self._running[job.job_id] = _Running()
+                    run.task = asyncio.create_task(self._run(job, run), name=f"job-{job.job_id}")
+                    self._notify()
+            except Exception:  # PostgreSQL away: the jobs stay queued, try again shortly
+                log.exception("job queue: could not claim the next job")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), DISPATCH_POLL_S)
+
+    async def _running_here(self, job_id: str) -> _Running | None:
+        # The dispatcher registers a claimed job one step after the claim commits.
+        for _ in range(20):
+            if job_id in self._running:
+                return self._running[job_id]
+            await asyncio.sleep(0.05)
+        return None
+
+    async def _run(self, job: JobRecord, run: _Running) -> None:
+        job_id = job.job_id
+        try:
+            try:
+                results = await self._process(job, run)
+            except asyncio.CancelledError:
+                await self._stop(run, cancel_task=not run.shutting_down)
+                if not run.shutting_down:
+                    run.ending = True
+                    self._remove_results(job_id, run.task_id)
+                    await self._finish(job_id, JobState.CANCELLED, "cancelled")
+                raise
+            except _TaskCancelled as exc:
+                run.ending = True
+                self._remove_results(job_id, run.task_id)
+                await self._finish(job_id, JobState.CANCELLED, "cancelled", str(exc))
+            except Exception as exc:
+                run.ending = True
+                log.exception("job %s failed", job_id)
+                await self._stop(run, cancel_task=True)
+                self._remove_results(job_id, run.task_id)
+                await self._finish(job_id, JobState.FAILED, "failed", str(exc) or type(exc).__name__)
+            else:
+                run.ending = True
+                await self._finish(job_id, JobState.COMPLETED, "completed", results=results)
+        finally:
+            self._running.pop(job_id, None)
+            self._wake.set()
+
+    async def _process(self, job: JobRecord, run: _Running) -> tuple[JobResult, ...]:
+        job_id = job.job_id
+        loop = asyncio.get_running_loop()
+        await self._report(job_id, "preparing", Snapshot(0.0, None, 0.0), 0, job.total_frames)
+        env = await self._catalog.register_directory(str(self._job_dir(job_id)))
+        if job.options.homography is not None:
+            await self._catalog.update_camera(
+                env.environment_id, CAMERA_ID, CameraPatch(homography=job.options.homography.spec())
+            )
+        starting = asyncio.ensure_future(
+            self._tasks.start(env.environment_id, [], detection_threshold=job.options.detection_threshold)
+        )
+        try:
+            task = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # Let the start finish, so the cancel knows which task to stop.
+            with contextlib.suppress(Exception):
+                run.task_id = (await starting).task_id
+            raise
+        run.task_id = task.task_id
+        progress = JobProgress(task.total_frames, render_fps_prior=self._render_fps)
+        snapshot = progress.processing(0, loop.time())
+        await self._report(job_id, "processing", snapshot, 0, task.total_frames, task.task_id)
+        while not task.state.is_final:
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            task = await self._tasks.get(task.task_id)
+            snapshot = progress.processing(task.frames_processed, loop.time())
+            await self._report(job_id, "processing", snapshot, task.frames_processed, task.total_frames)
+        if task.state is TaskState.CANCELLED:
+            raise _TaskCancelled(f"its task {task.task_id} was cancelled (ControlTask)")
+        if task.state is TaskState.FAILED:
+            raise RuntimeError(f"processing failed: {task.error}")
+        if self._identities is not None:
+            # The task's identities are mirrored in the background: all in before the job is
+            # done, so a delete right after it finds every row.
+            await self._identities.flush()
+        return await self._render_and_publish(job, run, progress, env.cameras[0].fps)
+
+    async def _render_and_publish(
+        self, job: JobRecord, run: _Running, progress: JobProgress, fps: float
+    ) -> tuple[JobResult, ...]:
+        job_id, loop = job.job_id, asyncio.get_running_loop()
+        tracks = await self._tasks.export_path(run.task_id, f"{CAMERA_ID}.global.txt")
+        events = await self._tasks.export_path(run.task_id, "events.json")
+        out = self._results_dir(job_id)
+        out.mkdir(parents=True, exist_ok=True)
+        video_name = RESULT_FILES[ResultKind.VIDEO][0]
+        partial = out / f"{video_name}.part"
+        rendered = [0]  # written by the rendering thread, read here
+        source = self._job_dir(job_id) / "cameras" / CAMERA_ID / SUB_VIDEO
+        run.render = loop.run_in_executor(
+            None,
+            render_annotated,
+            source,
+            tracks,
+            partial,
+            fps,
+            lambda n: rendered.__setitem__(0, n),
+            run.render_stop,
+        )
+        while not run.render.done():
+            await asyncio.wait({run.render}, timeout=PROGRESS_INTERVAL_S)
+            snapshot = progress.rendering(rendered[0], loop.time())
+            await self._report(job_id, "rendering", snapshot, rendered[0], progress.total_frames)
+        run.render.result()
+        if progress.rendering_fps > 0:
+            self._render_fps = (
+                progress.rendering_fps
+                if not self._render_fps
+                else (0.5 * self._render_fps + 0.5 * progress.rendering_fps)
+            )
+        os.replace(partial, out / video_name)
+        shutil.copyfile(events, out / RESULT_FILES[ResultKind.EVENTS][0])
+        shutil.copyfile(tracks, out / RESULT_FILES[ResultKind.TRACKS][0])
+        return tuple(
+            JobResult(kind, name, media_type, (out / name).stat().st_size, f"jobs/{job_id}/{name}")
+            for kind, (name, media_type) in RESULT_FILES.items()
+        )
+
+    async def _stop(self, run: _Running, *, cancel_task: bool) -> None:
+        """Stop what the job started: its rendering thread, and its task unless shutting down
+        (the service's shutdown stops tasks itself)."""
+        if run.render is not None:
+            run.render_stop.set()
+            await asyncio.wait({run.render})  # the thread stops at its next frame
+        if cancel_task and run.task_id:
+            with contextlib.suppress(FailedPrecondition, NotFound):
+                await self._tasks.control(run.task_id, TaskAction.CANCEL)
+
+    async def _report(
+        self, job_id: str, step: str, snapshot: Snapshot, frames: int, total: int, task_id: str = ""
+    ) -> None:
+        await self._store.report(
+            job_id,
+            step=step,
+            progress=snapshot.progress,
+            eta_seconds=snapshot.eta_seconds,
+            frames_per_second=snapshot.frames_per_second,
+            frames_processed=frames,
+            total_frames=total,
+            task_id=task_id,
+        )
+        self._notify()
+
+    async def _finish(
+        self, job_id: str, state: JobState, step: str, error: str = "", results: tuple[JobResult, ...] = ()
+    ) -> None:
+        await self._store.finish(job_id, state, step=step, error=error, results=results)
+        self._notify()
+        log.info("job %s %s%s", job_id, state.value, f": {error}" if error else "")
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- validation and places ---------------------------------------------------------
+
+    def _check(self, request: UploadRequest) -> tuple[JobOptions, str]:
+        filename = request.filename.strip()
+        if not filename:
+            raise InvalidArgument("metadata.filename is required: the name of the uploaded file")
+        name = request.name.strip() or filename
+        if len(filename) > MAX_NAME_CHARS or len(name) > MAX_NAME_CHARS:
+            raise InvalidArgument(f"filename and name must be at most {MAX_NAME_CHARS} characters")
+        limit = self._settings.job_max_upload_bytes
+        if request.size_bytes > limit:
+            raise ResourceExhausted(
+                f"the file is {request.size_bytes} bytes, over the limit of {limit} bytes (SPOTON_JOB_MAX_UPLOAD_BYTES)"
+            )
+        if request.fps is not None and not (math.isfinite(request.fps) and 0 < request.fps <= 1000):
+            raise InvalidArgument(f"fps must be above 0 and at most 1000, got {request.fps}")
+        threshold = request.detection_threshold
+        if threshold is not None and not (math.isfinite(threshold) and 0 < threshold < 1):
+            raise InvalidArgument(f"detection_threshold must lie between 0 and 1, got {threshold}")
+        homography = None
+        if request.homography is not None:
+            try:
+                request.homography.build()
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"homography: {exc}") from exc
+            homography = HomographyOptions.from_spec(request.homography)
+        return JobOptions(request.fps, threshold, homography), name
+
+    def _remove_results(self, job_id: str, task_id: str) -> None:
+        shutil.rmtree(self._results_dir(job_id), ignore_errors=True)
+        if task_id:
+            shutil.rmtree(self._settings.media_root / "tasks" / task_id, ignore_errors=True)
+
+    @property
+    def _uploads_dir(self) -> Path:
+        return self._settings.data_dir / "jobs" / "uploads"
+
+    def _job_dir(self, job_id: str) -> Path:
+        return self._settings.data_dir / "jobs" / job_id
+
+    def _results_dir(self, job_id: str) -> Path:
+        return self._settings.media_root / "jobs" / job_id
+
+
+def _environment_id(job_id: str) -> str:
+    return f"job-{job_id}"
+
+
+def _parse_id(job_id: str) -> str:
+    try:
+        return str(uuid.UUID(job_id))
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidArgument(f"job id {job_id!r} is not a UUID") from None
+
+
+def _encode_token(row: JobRecord) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.job_id}".encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[dt.datetime, str]:
+    try:
+        created, job_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
+        return dt.datetime.fromisoformat(created), str(uuid.UUID(job_id))
+    except ValueError:
+        raise InvalidArgument("page_token is not one this server issued") from None

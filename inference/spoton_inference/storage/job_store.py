@@ -1,0 +1,257 @@
+"""PostgreSQL rows for jobs: the record, the queue, and deleting a job's rows.
+
+Every write bumps ``revision`` so watchers can tell a job changed. State changes are
+conditional on the state they leave (``WHERE state = ...``), so a cancel and the queue's
+claim, or a progress report and a cancel, cannot overwrite each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+import asyncpg
+import msgspec
+
+from spoton_inference.core.job_types import JobOptions, JobResult, JobState, VideoInfo
+from spoton_inference.storage.postgres import Database
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobRecord:
+    job_id: str
+    name: str
+    filename: str
+    state: JobState
+    step: str
+    error: str
+    progress: float
+    eta_seconds: float | None
+    frames_per_second: float
+    frames_processed: int
+    total_frames: int
+    size_bytes: int
+    video: VideoInfo
+    options: JobOptions
+    environment_id: str
+    camera_id: str
+    task_id: str
+    results: tuple[JobResult, ...]
+    attempts: int
+    revision: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewJob:
+    job_id: str
+    name: str
+    filename: str
+    size_bytes: int
+    video: VideoInfo
+    options: JobOptions
+    environment_id: str
+    camera_id: str
+
+
+_UNFINISHED = [JobState.QUEUED.value, JobState.RUNNING.value]
+_CHANGE = "revision = revision + 1, updated_at = now()"
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def insert(self, job: NewJob) -> JobRecord:
+        async with self._db.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                """INSERT INTO jobs (job_id, name, filename, state, step, size_bytes, video, options,
+                                     environment_id, camera_id, total_frames)
+                   VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10) RETURNING *""",
+                uuid.UUID(job.job_id),
+                job.name,
+                job.filename,
+                JobState.QUEUED.value,
+                job.size_bytes,
+                msgspec.json.encode(job.video).decode(),
+                msgspec.json.encode(job.options).decode(),
+                job.environment_id,
+                job.camera_id,
+                job.video.frames,
+            )
+        return _record(row)
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        async with self._db.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM jobs WHERE job_id = $1", uuid.UUID(job_id))
+        return _record(row) if row else None
+
+    async def list(
+        self, *, limit: int, before: tuple[dt.datetime, str] | None, state: JobState | None
+    ) -> list[JobRecord]:
+        """Newest first; ``before`` is the keyset cursor (created_at, job_id) of the last row seen."""
+        clauses, args = ["TRUE"], []
+        if before is not None:
+            args += [before[0], uuid.UUID(before[1])]
+            clauses.append(f"(created_at, job_id) < (${len(args) - 1}, ${len(args)})")
+        if state is not None:
+            args.append(state.value)
+            clauses.append(f"state = ${len(args)}")
+        args.append(limit)
+        sql = (
+            f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, job_id DESC LIMIT ${len(args)}"
+        )
+        async with self._db.pool.acquire() as conn:
+            return [_record(r) for r in await conn.fetch(sql, *args)]
+
+    async def claim_next(self) -> JobRecord | None:
+        """The oldest queued job, now running (one attempt more); None when the queue is empty."""
+        async with self._db.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"""UPDATE jobs SET state = $1, step = 'starting', error = '', progress = 0, eta_seconds = NULL,
+                           frames_per_second = 0, frames_processed = 0, attempts = attempts + 1,
+                           started_at = now(), {_CHANGE}
+                    WHERE job_id = (SELECT job_id FROM jobs WHERE state = $2 ORDER BY created_at, job_id
+                                    FOR UPDATE SKIP LOCKED LIMIT 1)
+                    RETURNING *""",
+                JobState.RUNNING.value,
+                JobState.QUEUED.value,
+            )
+        return _record(row) if row else None
+
+    async def report(
+        self,
+        job_id: str,
+        *,
+        step: str,
+        progress: float,
+        eta_seconds: float | None,
+        frames_per_second: float,
+        frames_processed: int,
+        total_frames: int,
+        task_id: str = "",
+    ) -> JobRecord | None:
+        """Progress of a running job; None (nothing written) when it is no longer running."""
+        async with self._db.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"""UPDATE jobs SET step = $2, progress = $3, eta_seconds = $4, frames_per_second = $5,
+                           frames_processed = $6, total_frames = $7,
+                           task_id = COALESCE($8, task_id), {_CHANGE}
+                    WHERE job_id = $1 AND state = $9 RETURNING *""",
+                uuid.UUID(job_id),
+                step,
+                progress,
+                eta_seconds,
+                frames_per_second,
+                frames_processed,
+                total_frames,
+                uuid.UUID(task_id) if task_id else None,
+                JobState.RUNNING.value,
+            )
+        return _record(row) if row else None
+
+    async def finish(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        step: str,
+        error: str = "",
+        results: tuple[JobResult, ...] = (),
+        from_states: tuple[JobState, ...] = (JobState.QUEUED, JobState.RUNNING),
+    ) -> JobRecord | None:
+        """Move an unfinished job (in one of ``from_states``) to final ``state``; None if it was not."""
+        completed = state is JobState.COMPLETED
+        async with self._db.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"""UPDATE jobs SET state = $2, step = $3, error = $4, results = $5,
+                           progress = CASE WHEN $6 THEN 1 ELSE progress END,
+                           eta_seconds = CASE WHEN $6 THEN 0 ELSE NULL END,
+                           frames_processed = CASE WHEN $6 THEN total_frames ELSE frames_processed END,
+                           finished_at = now(), {_CHANGE}
+                    WHERE job_id = $1 AND state = ANY($7::text[]) RETURNING *""",
+                uuid.UUID(job_id),
+                state.value,
+                step,
+                error,
+                msgspec.json.encode(list(results)).decode(),
+                completed,
+                [s.value for s in from_states],
+            )
+        return _record(row) if row else None
+
+    async def requeue(self, job_id: str, step: str) -> JobRecord | None:
+        """A running job back to the queue (a restart interrupted it); None if it was not running."""
+        async with self._db.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"""UPDATE jobs SET state = $2, step = $3, progress = 0, eta_seconds = NULL,
+                           frames_per_second = 0, frames_processed = 0, {_CHANGE}
+                    WHERE job_id = $1 AND state = $4 RETURNING *""",
+                uuid.UUID(job_id),
+                JobState.QUEUED.value,
+                step,
+                JobState.RUNNING.value,
+            )
+        return _record(row) if row else None
+
+    async def ids(self) -> set[str]:
+        async with self._db.pool.acquire() as conn:
+            return {str(r["job_id"]) for r in await conn.fetch("SELECT job_id FROM jobs")}
+
+    async def in_state(self, state: JobState) -> list[JobRecord]:
+        async with self._db.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT * FROM jobs WHERE state = $1 ORDER BY created_at", state.value)
+        return [_record(r) for r in rows]
+
+    async def delete(self, job_id: str, environment_id: str) -> list[str] | None:
+        """Delete a finished job's row and its tasks' rows; returns those task ids.
+
+        Refuses (None, nothing deleted) unless the job is finished, checked in the same
+        transaction as the delete.
+        """
+        async with self._db.pool.acquire() as conn, conn.transaction():
+            state = await conn.fetchval("SELECT state FROM jobs WHERE job_id = $1 FOR UPDATE", uuid.UUID(job_id))
+            if state is None or state in _UNFINISHED:
+                return None
+            ids = [
+                r["task_id"]
+                for r in await conn.fetch("SELECT task_id FROM tasks WHERE environment_id = $1", environment_id)
+            ]
+            await conn.execute("DELETE FROM track_points WHERE task_id = ANY($1::uuid[])", ids)
+            await conn.execute("DELETE FROM identity_embeddings WHERE task_id = ANY($1::uuid[])", ids)
+            await conn.execute("DELETE FROM tasks WHERE task_id = ANY($1::uuid[])", ids)
+            await conn.execute("DELETE FROM jobs WHERE job_id = $1", uuid.UUID(job_id))
+        return [str(i) for i in ids]
+
+
+def _record(row: asyncpg.Record) -> JobRecord:
+    return JobRecord(
+        job_id=str(row["job_id"]),
+        name=row["name"],
+        filename=row["filename"],
+        state=JobState(row["state"]),
+        step=row["step"],
+        error=row["error"],
+        progress=float(row["progress"]),
+        eta_seconds=row["eta_seconds"],
+        frames_per_second=float(row["frames_per_second"]),
+        frames_processed=int(row["frames_processed"]),
+        total_frames=int(row["total_frames"]),
+        size_bytes=int(row["size_bytes"]),
+        video=msgspec.json.decode(row["video"], type=VideoInfo),
+        options=msgspec.json.decode(row["options"], type=JobOptions),
+        environment_id=row["environment_id"],
+        camera_id=row["camera_id"],
+        task_id=str(row["task_id"]) if row["task_id"] else "",
+        results=tuple(msgspec.json.decode(row["results"], type=list[JobResult])),
+        attempts=int(row["attempts"]),
+        revision=int(row["revision"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
