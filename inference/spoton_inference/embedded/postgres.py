@@ -33,7 +33,7 @@ from spoton_inference.embedded.supervisor import (
     ChildProcess,
     ChildSpec,
     ChildStatus,
-    run_as_kwargs,
+    as_user,
 )
 from spoton_inference.settings import Settings
 
@@ -172,23 +172,29 @@ class EmbeddedPostgres:
             os.chown(staging, entry.pw_uid, entry.pw_gid)
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._log_path.open("ab") as log:
+            argv, run_as = as_user(
+                [
+                    str(self._bin / "initdb"),
+                    "-D",
+                    str(staging),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-instructions",
+                    # One syncfs() instead of an fsync per file: same durability, much faster.
+                    "--sync-method=syncfs",
+                ],
+                self._user,
+            )
             proc = await asyncio.create_subprocess_exec(
-                str(self._bin / "initdb"),
-                "-D",
-                str(staging),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-locale",
-                "--no-instructions",
-                # One syncfs() instead of an fsync per file: same durability, much faster.
-                "--sync-method=syncfs",
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 cwd=staging,
-                **run_as_kwargs(self._user),  # type: ignore[arg-type]
+                **run_as,  # type: ignore[arg-type]
             )
         code = await proc.wait()
         if code != 0:

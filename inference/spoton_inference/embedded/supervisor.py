@@ -26,7 +26,7 @@ import shlex
 import shutil
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from spoton_inference.embedded.pids import end_group, end_stale
@@ -153,6 +153,22 @@ def run_as_kwargs(user: str | None) -> dict[str, object]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
+def setpriv_user_flags(user: str | None) -> list[str]:
+    """``setpriv`` options that run the command as ``user`` (none for the current user)."""
+    if user is None:
+        return []
+    entry = pwd.getpwnam(user)
+    return ["--reuid", str(entry.pw_uid), "--regid", str(entry.pw_gid), "--clear-groups"]
+
+
+def as_user(argv: Sequence[str], user: str | None) -> tuple[list[str], dict[str, object]]:
+    """``argv`` and process-creation keyword arguments that run it as ``user``: through setpriv
+    where there is one (see :meth:`ChildProcess.start` for why), else by Popen's own switch."""
+    if user is None or _SETPRIV is None:
+        return list(argv), run_as_kwargs(user)
+    return [_SETPRIV, *setpriv_user_flags(user), "--", *argv], {}
+
+
 class ChildProcess:
     """One supervised child; :meth:`start` again after a stop or a failure restarts it."""
 
@@ -258,13 +274,15 @@ class ChildProcess:
             log.write(f"\n=== {stamp} starting {shlex.join(spec.argv)} ===\n".encode())
             log.flush()
             self._log_offset = log.tell()
-            argv, preexec = spec.argv, None
+            argv, preexec, run_as = spec.argv, None, run_as_kwargs(spec.user)
             if _SETPRIV is None:
                 preexec = _die_with_parent
             elif shutil.which(argv[0]) is None:
                 raise ChildStartError(self.name, f"could not run {argv[0]}: not found", spec.log_path, "")
             else:
-                argv = (_SETPRIV, "--pdeathsig", "KILL", "--", *argv)
+                # setpriv also switches the user: asked of Popen, that would rule out vfork, and a
+                # plain fork runs gRPC's at-fork handlers in the child, which crash now and then.
+                argv, run_as = (_SETPRIV, "--pdeathsig", "KILL", *setpriv_user_flags(spec.user), "--", *argv), {}
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *argv,
@@ -275,7 +293,7 @@ class ChildProcess:
                     cwd=spec.cwd,
                     start_new_session=True,
                     preexec_fn=preexec,
-                    **run_as_kwargs(spec.user),  # type: ignore[arg-type]
+                    **run_as,  # type: ignore[arg-type]
                 )
             except OSError as exc:
                 raise ChildStartError(self.name, f"could not run {spec.argv[0]}: {exc}", spec.log_path, "") from exc
