@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from spoton_inference.settings import Settings
 from spoton_inference.storage.embedding_store import EmbeddingStore
 from spoton_inference.storage.gallery import RedisGallery
 from spoton_inference.storage.identity_sync import IdentitySync
+from spoton_inference.storage.journal import Journal
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.redis_events import RedisEventLog
 from spoton_inference.storage.track_writer import TrackPointWriter
@@ -34,7 +36,12 @@ class InferenceApp:
         self.models = models
         # Deleting what an unfinished task uses is refused; tasks are built next, hence the lambda.
         self.catalog = Catalog(db, in_use=lambda environment_id: self.tasks.unfinished(environment_id))
-        self.writer = TrackPointWriter(db.copy_track_points)
+        self.writer = TrackPointWriter(
+            db.write_track_point_batch,
+            Journal(settings.data_dir / "journal" / "track_points.journal", settings.writer_journal_max_bytes),
+            batch_size=settings.writer_batch_size,
+            buffer_rows=settings.writer_buffer_rows,
+        )
         self.gallery = RedisGallery.from_url(
             settings.redis_url, max_size=settings.gallery_max_size, max_age_s=settings.gallery_max_age_s
         )
@@ -96,10 +103,35 @@ class InferenceApp:
         return out
 
     async def _probe_postgres(self) -> list[ComponentHealth]:
-        await self.db.ping()
-        c = self.writer.counters
-        status = HEALTHY if c.lost == 0 else DEGRADED
-        return [ComponentHealth("postgres", status, f"rows written {c.written}, retries {c.retries}, lost {c.lost}")]
+        # Tracking goes on without PostgreSQL (track points are held, task states retried):
+        # degraded, not failed, with what is held and what to do.
+        w, c = self.writer, self.writer.counters
+        held = f"{w.buffered} track points in memory and {w.journaled} in the journal {w.journal_path}"
+        try:
+            await self.db.ping()
+        except Exception as exc:
+            return [
+                ComponentHealth(
+                    "postgres",
+                    DEGRADED,
+                    f"unreachable at {_where(self.settings.postgres_dsn)} ({type(exc).__name__}: {exc}); "
+                    f"tracking goes on, {held} are written once it is back. Start PostgreSQL, or point "
+                    "SPOTON_POSTGRES_DSN at it",
+                )
+            ]
+        counts = (
+            f"track points written {c.written} (replayed {c.replayed}), spilled {c.spilled}, "
+            f"duplicates skipped {c.duplicates_skipped}, lost {c.lost}"
+        )
+        if c.lost:
+            detail = (
+                f"{c.lost} track points were lost (PostgreSQL away, memory and journal full); raise "
+                f"SPOTON_WRITER_BUFFER_ROWS / SPOTON_WRITER_JOURNAL_MAX_BYTES for longer outages; {counts}"
+            )
+            return [ComponentHealth("postgres", DEGRADED, detail)]
+        if not w.available or w.journaled:
+            return [ComponentHealth("postgres", DEGRADED, f"catching up on writes: {held}; {counts}")]
+        return [ComponentHealth("postgres", HEALTHY, counts)]
 
     async def _probe_redis(self) -> list[ComponentHealth]:
         await self.events.ping()
@@ -117,6 +149,12 @@ class InferenceApp:
     async def _probe_live(self) -> list[ComponentHealth]:
         # Drops are back-pressure working as designed, not a fault: reported, still healthy.
         return [ComponentHealth("live_streams", HEALTHY, self.live.describe())]
+
+
+def _where(dsn: str) -> str:
+    """host:port/database of a DSN, without credentials."""
+    url = urllib.parse.urlsplit(dsn)
+    return f"{url.hostname}:{url.port or 5432}{url.path}"
 
 
 async def wait_for_triton(models: TritonModels, timeout_s: float) -> None:

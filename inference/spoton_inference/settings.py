@@ -70,6 +70,15 @@ class Settings:
     # Idle seconds after which an SSE stream gets a heartbeat comment.
     sse_heartbeat_seconds: float = 15.0
 
+    # Track-point history (storage/track_writer.py): rows per COPY batch; rows kept in memory
+    # while PostgreSQL cannot take them, before whole batches spill to the journal under
+    # data_dir; the journal's size limit, past which track points are counted as lost.
+    writer_batch_size: int = 5000
+    writer_buffer_rows: int = 100_000
+    writer_journal_max_bytes: int = 1024**3
+    # Prometheus text metrics at http://<grpc_host>:<port>/metrics; 0 turns them off.
+    metrics_port: int = 0
+
     def __post_init__(self) -> None:
         if self.media_root == Path():
             object.__setattr__(self, "media_root", self.data_dir / "media")

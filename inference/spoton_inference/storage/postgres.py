@@ -213,8 +213,26 @@ class Database:
     # -- track points ------------------------------------------------------------------
 
     async def copy_track_points(self, rows: list[tuple]) -> None:
+        """Plain COPY, no ledger: for bulk loads (and the raw baseline of bench/storage.py)."""
         async with self.pool.acquire() as conn:
             await conn.copy_records_to_table("track_points", records=rows, columns=TRACK_POINT_COLUMNS)
+
+    async def write_track_point_batch(self, batch_id: uuid.UUID, rows: list[tuple]) -> bool:
+        """COPY ``rows`` and record ``batch_id`` in the ledger, in one transaction.
+
+        False, writing nothing, if the ledger already has ``batch_id``: the batch was committed
+        before and only its acknowledgement was lost.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "INSERT INTO track_point_batches (batch_id, row_count) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                batch_id,
+                len(rows),
+            )
+            if status == "INSERT 0 0":
+                return False
+            await conn.copy_records_to_table("track_points", records=rows, columns=TRACK_POINT_COLUMNS)
+        return True
 
     async def count_track_points(self, task_id: str) -> int:
         async with self.pool.acquire() as conn:
