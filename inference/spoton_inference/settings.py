@@ -73,7 +73,7 @@ class Settings:
     # Track-point history (storage/track_writer.py): rows per COPY batch; rows kept in memory
     # while PostgreSQL cannot take them, before whole batches spill to the journal under
     # data_dir; the journal's size limit, past which track points are counted as lost.
-    writer_batch_size: int = 5000
+    writer_batch_size: int = 10_000
     writer_buffer_rows: int = 100_000
     writer_journal_max_bytes: int = 1024**3
     # Prometheus text metrics at http://<grpc_host>:<port>/metrics; 0 turns them off.

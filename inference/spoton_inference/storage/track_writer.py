@@ -64,7 +64,7 @@ class TrackPointWriter:
         write_batch: WriteBatch,
         journal: Journal,
         *,
-        batch_size: int = 5000,
+        batch_size: int = 10_000,
         buffer_rows: int = 100_000,
         flush_interval_s: float = 0.25,
         write_timeout_s: float = 30.0,
