@@ -55,7 +55,7 @@ class TaskStateWriter:
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._retry(), name="task-state-retry")
 
-    async def close(self, timeout_s: float = 5.0) -> None:
+    async def close(self, timeout_s: float = 2.0) -> None:
         """Give waiting writes ``timeout_s`` more, then report what stays unwritten."""
         if self._task is not None and not self._task.done():
             done, _ = await asyncio.wait({self._task}, timeout=timeout_s)

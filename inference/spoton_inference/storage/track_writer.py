@@ -165,9 +165,9 @@ class TrackPointWriter:
                 lambda: self._opened and self._retired >= target and self._journal.batches == 0
             )
 
-    async def close(self, timeout_s: float = 10.0) -> None:
+    async def close(self, timeout_s: float = 3.0) -> None:
         """Write what is queued for at most ``timeout_s``, then spill the rest to the journal, for
-        the next start to replay."""
+        the next start to replay (short: a stopping service is killed after about 10 s)."""
         if self._task is None:
             return
         self._seal(len(self._pending))
