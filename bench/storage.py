@@ -114,7 +114,7 @@ async def _through_writer(bench: Bench, rows: list[tuple], journal_dir: Path) ->
         batch_size=s.writer_batch_size,
         buffer_rows=s.writer_buffer_rows,
     )
-    writer.start()
+    await writer.start()
     per_frame = CAMERAS * PEOPLE_PER_CAMERA
     start = time.perf_counter()
     for i in range(0, len(rows), per_frame):

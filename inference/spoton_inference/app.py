@@ -23,7 +23,7 @@ from spoton_inference.storage.identity_sync import IdentitySync
 from spoton_inference.storage.journal import Journal
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.redis_events import RedisEventLog
-from spoton_inference.storage.track_writer import TrackPointWriter
+from spoton_inference.storage.track_writer import JOURNAL_FILE, TrackPointWriter
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class InferenceApp:
         self.catalog = Catalog(db, in_use=lambda environment_id: self.tasks.unfinished(environment_id))
         self.writer = TrackPointWriter(
             db.write_track_point_batch,
-            Journal(settings.data_dir / "journal" / "track_points.journal", settings.writer_journal_max_bytes),
+            Journal(settings.data_dir / JOURNAL_FILE, settings.writer_journal_max_bytes),
             batch_size=settings.writer_batch_size,
             buffer_rows=settings.writer_buffer_rows,
         )
@@ -60,7 +60,7 @@ class InferenceApp:
         await events.ping()
         models = TritonModels(settings.triton_grpc_url, settings.detector_model, settings.reid_model)
         app = cls(settings, db, events, models)
-        app.writer.start()
+        await app.writer.start()
         app.identities.start()
         await app.catalog.load()
         await app.tasks.recover()

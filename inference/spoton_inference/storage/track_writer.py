@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from spoton_inference.storage.journal import Batch, Journal
 
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 # Write the batch; False if its id was already in the ledger (nothing written).
 WriteBatch = Callable[[uuid.UUID, list[tuple]], Awaitable[bool]]
+
+# The journal's place under the service's data directory.
+JOURNAL_FILE = Path("journal") / "track_points.journal"
 
 MIN_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
@@ -77,7 +81,6 @@ class TrackPointWriter:
         # many rows, add() then drops rows rather than let memory grow without bound.
         self._hard_limit = 2 * buffer_rows + batch_size
         self._in_write = False
-        self._opened = False  # the journal is indexed (what an earlier run left is known)
         self._flush_interval_s = flush_interval_s
         self._write_timeout_s = write_timeout_s
         self._pending: list[tuple] = []  # rows not yet cut into a batch
@@ -118,7 +121,16 @@ class TrackPointWriter:
     def journal_path(self) -> str:
         return str(self._journal.path)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Open the journal (a data directory that cannot hold it fails here, at start-up), then
+        write in the background, beginning with what an earlier run left in the journal."""
+        await asyncio.to_thread(self._journal.open)
+        if self._journal.torn_rows:
+            self.counters.lost += self._journal.torn_rows
+        if self._journal.batches:
+            log.warning(
+                "replaying %d track points left in %s by an earlier run", self._journal.rows, self._journal.path
+            )
         self._task = asyncio.create_task(self._run(), name="track-point-writer")
 
     def add(self, rows: list[tuple]) -> None:
@@ -161,9 +173,7 @@ class TrackPointWriter:
         target = self._sealed
         self._wake.set()
         async with self._changed:
-            await self._changed.wait_for(
-                lambda: self._opened and self._retired >= target and self._journal.batches == 0
-            )
+            await self._changed.wait_for(lambda: self._retired >= target and self._journal.batches == 0)
 
     async def close(self, timeout_s: float = 3.0) -> None:
         """Write what is queued for at most ``timeout_s``, then spill the rest to the journal, for
@@ -184,14 +194,6 @@ class TrackPointWriter:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self._journal.open)
-        self._opened = True
-        if self._journal.torn_rows:
-            self.counters.lost += self._journal.torn_rows
-        if self._journal.batches:
-            log.warning(
-                "replaying %d track points left in %s by an earlier run", self._journal.rows, self._journal.path
-            )
         backoff, retry_at = MIN_BACKOFF_S, 0.0
         while True:
             now = loop.time()

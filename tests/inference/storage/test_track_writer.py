@@ -10,9 +10,11 @@ from collections.abc import Callable
 
 import pytest
 
+from spoton_inference.app import InferenceApp
+from spoton_inference.settings import Settings
 from spoton_inference.storage.journal import Batch, Journal
 from spoton_inference.storage.postgres import Database
-from spoton_inference.storage.track_writer import TrackPointWriter
+from spoton_inference.storage.track_writer import JOURNAL_FILE, TrackPointWriter
 
 
 @pytest.fixture
@@ -50,10 +52,10 @@ def _rows(task: uuid.UUID, n: int, start: int = 0) -> list[tuple]:
     return [(now, task, "env", "c1", i, 1, 1, 0.0, 0.0, 10.0, 20.0, 0.9, 1.0, 2.0) for i in range(start, start + n)]
 
 
-def _writer(db: Database, journal_path, **kwargs) -> TrackPointWriter:
+async def _writer(db: Database, journal_path, **kwargs) -> TrackPointWriter:
     max_bytes = kwargs.pop("journal_max_bytes", 1 << 30)
     writer = TrackPointWriter(db.write_track_point_batch, Journal(journal_path, max_bytes), **kwargs)
-    writer.start()
+    await writer.start()
     return writer
 
 
@@ -70,7 +72,7 @@ async def _frame_indexes_in_commit_order(db: Database, task: uuid.UUID) -> list[
 
 async def test_every_row_is_written_once_in_batches(db, journal_path):
     task = uuid.uuid4()
-    writer = _writer(db, journal_path, batch_size=100)
+    writer = await _writer(db, journal_path, batch_size=100)
     for k in range(5):
         writer.add(_rows(task, 70, start=70 * k))
     await writer.close()
@@ -96,7 +98,7 @@ async def test_failed_writes_are_retried_not_lost(db, journal_path):
         return await db.write_track_point_batch(batch_id, rows)
 
     writer = TrackPointWriter(flaky, Journal(journal_path, 1 << 30), batch_size=50)
-    writer.start()
+    await writer.start()
     writer.add(_rows(task, 120))
     await writer.close()
     assert await db.count_track_points(str(task)) == 120
@@ -122,7 +124,7 @@ async def test_a_batch_whose_acknowledgement_was_lost_is_not_written_twice(db, j
         return written
 
     writer = TrackPointWriter(commit_then_lose_the_ack, Journal(journal_path, 1 << 30), batch_size=40)
-    writer.start()
+    await writer.start()
     writer.add(_rows(task, 100))
     await writer.close()
     assert await _frame_indexes_in_commit_order(db, task) == list(range(100))
@@ -134,7 +136,7 @@ async def test_an_outage_buffers_to_the_bound_spills_the_rest_and_replays_in_ord
     db, journal_path, stoppable_postgres
 ):
     task = uuid.uuid4()
-    writer = _writer(db, journal_path, batch_size=100, buffer_rows=300)
+    writer = await _writer(db, journal_path, batch_size=100, buffer_rows=300)
     async with postgres_down(stoppable_postgres):
         for k in range(10):
             writer.add(_rows(task, 100, start=100 * k))
@@ -153,7 +155,7 @@ async def test_an_outage_buffers_to_the_bound_spills_the_rest_and_replays_in_ord
 async def test_flush_returns_during_an_outage_once_the_rows_are_in_the_journal(db, journal_path, stoppable_postgres):
     """A task can end while PostgreSQL is away: its rows are durable locally, written later."""
     task = uuid.uuid4()
-    writer = _writer(db, journal_path, batch_size=100, buffer_rows=10_000)
+    writer = await _writer(db, journal_path, batch_size=100, buffer_rows=10_000)
     async with postgres_down(stoppable_postgres):
         writer.add(_rows(task, 250))
         await writer.flush()
@@ -166,13 +168,13 @@ async def test_flush_returns_during_an_outage_once_the_rows_are_in_the_journal(d
 async def test_a_restarted_service_replays_the_journal_left_behind(db, journal_path, stoppable_postgres):
     task = uuid.uuid4()
     async with postgres_down(stoppable_postgres):
-        before = _writer(db, journal_path, batch_size=100)
+        before = await _writer(db, journal_path, batch_size=100)
         before.add(_rows(task, 420))
         await before.close(timeout_s=0.5)  # cannot write: everything goes to the journal
         assert before.counters.spilled == 420 and before.counters.lost == 0
     assert await db.count_track_points(str(task)) == 0
 
-    after = _writer(db, journal_path, batch_size=100)
+    after = await _writer(db, journal_path, batch_size=100)
     await after.drain()
     assert await _frame_indexes_in_commit_order(db, task) == list(range(420))
     assert (after.counters.replayed, after.counters.written, after.journaled) == (420, 420, 0)
@@ -190,7 +192,7 @@ async def test_a_journaled_batch_already_committed_is_skipped_on_replay(db, jour
     journal.append(Batch(uuid.uuid4(), _rows(task, 20, start=80)))
     journal.close()
 
-    writer = _writer(db, journal_path)
+    writer = await _writer(db, journal_path)
     await writer.drain()
     assert await _frame_indexes_in_commit_order(db, task) == list(range(100))
     c = writer.counters
@@ -203,7 +205,7 @@ async def test_past_memory_and_journal_bounds_rows_are_counted_lost_and_the_rest
 ):
     task = uuid.uuid4()
     # Room for about two batches of 100 rows in the journal.
-    writer = _writer(db, journal_path, batch_size=100, buffer_rows=200, journal_max_bytes=12_000)
+    writer = await _writer(db, journal_path, batch_size=100, buffer_rows=200, journal_max_bytes=12_000)
     async with postgres_down(stoppable_postgres):
         for k in range(10):
             writer.add(_rows(task, 100, start=100 * k))
@@ -214,3 +216,28 @@ async def test_past_memory_and_journal_bounds_rows_are_counted_lost_and_the_rest
     await writer.drain()
     assert await db.count_track_points(str(task)) == 1000 - writer.counters.lost
     await writer.close()
+
+
+async def test_the_service_replays_a_journal_left_behind_when_it_starts(
+    stoppable_postgres, redis_server, make_data_dir
+):
+    settings = Settings(
+        data_dir=make_data_dir("app-journal"), postgres_dsn=stoppable_postgres.dsn, redis_url=redis_server.url
+    )
+    task = uuid.uuid4()
+    left = Journal(settings.data_dir / JOURNAL_FILE, 1 << 30)
+    left.open()
+    left.append(Batch(uuid.uuid4(), _rows(task, 60)))
+    left.close()
+
+    app = await InferenceApp.create(settings)
+    try:
+        await app.writer.drain()
+        assert await app.db.count_track_points(str(task)) == 60
+        assert app.writer.counters.replayed == 60
+        async with postgres_down(stoppable_postgres):
+            postgres = {c.name: c for c in (await app.health()).components}["postgres"]
+            assert postgres.status == "degraded"
+            assert "unreachable" in postgres.detail and "SPOTON_POSTGRES_DSN" in postgres.detail
+    finally:
+        await app.close()
