@@ -15,6 +15,7 @@ from spoton_inference.core.environment import Camera, Environment, FloorMap, Sub
 from spoton_inference.core.events import TaskState
 from spoton_inference.core.geometry import Homography
 from spoton_inference.storage.migrate import migrate
+from spoton_inference.storage.track_writer import BatchRejected
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -221,7 +222,8 @@ class Database:
         """COPY ``rows`` and record ``batch_id`` in the ledger, in one transaction.
 
         False, writing nothing, if the ledger already has ``batch_id``: the batch was committed
-        before and only its acknowledgement was lost.
+        before and only its acknowledgement was lost. BatchRejected if the rows themselves are
+        refused (retrying cannot help).
         """
         async with self.pool.acquire() as conn, conn.transaction():
             status = await conn.execute(
@@ -231,7 +233,10 @@ class Database:
             )
             if status == "INSERT 0 0":
                 return False
-            await conn.copy_records_to_table("track_points", records=rows, columns=TRACK_POINT_COLUMNS)
+            try:
+                await conn.copy_records_to_table("track_points", records=rows, columns=TRACK_POINT_COLUMNS)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                raise BatchRejected(f"{type(exc).__name__}: {exc}") from exc
         return True
 
     async def count_track_points(self, task_id: str) -> int:

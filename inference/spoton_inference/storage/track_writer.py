@@ -32,8 +32,15 @@ from spoton_inference.storage.journal import Batch, Journal
 
 log = logging.getLogger(__name__)
 
-# Write the batch; False if its id was already in the ledger (nothing written).
+# Write the batch; False if its id was already in the ledger (nothing written). Raises
+# BatchRejected when PostgreSQL refuses the rows themselves, anything else when it fails.
 WriteBatch = Callable[[uuid.UUID, list[tuple]], Awaitable[bool]]
+
+
+class BatchRejected(Exception):
+    """PostgreSQL refuses the batch's rows (bad data, a violated constraint): retrying cannot
+    help, and holding the batch would stop every later one behind it."""
+
 
 # The journal's place under the service's data directory.
 JOURNAL_FILE = Path("journal") / "track_points.journal"
@@ -52,7 +59,8 @@ class WriterCounters:
     spilled: int = 0
     # Rows of batches the ledger already held (committed before; the acknowledgement was lost).
     duplicates_skipped: int = 0
-    # Rows dropped: the journal was full (or unwritable) and memory at its bound.
+    # Rows dropped: the journal was full (or unwritable) and memory at its bound, or
+    # PostgreSQL rejected their data.
     lost: int = 0
     # Write attempts that failed.
     retries: int = 0
@@ -241,6 +249,10 @@ class TrackPointWriter:
         try:
             async with asyncio.timeout(timeout):
                 fresh = await self._write_batch(batch.batch_id, batch.rows)
+        except BatchRejected as exc:
+            self.counters.lost += len(batch.rows)
+            log.error("LOST %d track points: PostgreSQL rejects batch %s: %s", len(batch.rows), batch.batch_id, exc)
+            return True
         except Exception as exc:  # any database failure: the batch stays where it is
             self.counters.retries += 1
             if self.available:

@@ -241,3 +241,14 @@ async def test_the_service_replays_a_journal_left_behind_when_it_starts(
             assert "unreachable" in postgres.detail and "SPOTON_POSTGRES_DSN" in postgres.detail
     finally:
         await app.close()
+
+
+async def test_a_batch_postgres_rejects_is_counted_lost_and_does_not_block_the_next(db, journal_path):
+    task = uuid.uuid4()
+    writer = await _writer(db, journal_path, batch_size=10)
+    bad = [(*row[:3], None, *row[4:]) for row in _rows(task, 10)]  # camera_id is NOT NULL
+    writer.add(bad)
+    writer.add(_rows(task, 10, start=10))
+    await writer.close()
+    assert await _frame_indexes_in_commit_order(db, task) == list(range(10, 20))
+    assert (writer.counters.lost, writer.counters.written) == (10, 10)
