@@ -125,8 +125,9 @@ class InferenceApp:
         )
         if c.lost:
             detail = (
-                f"{c.lost} track points were lost (PostgreSQL away, memory and journal full); raise "
-                f"SPOTON_WRITER_BUFFER_ROWS / SPOTON_WRITER_JOURNAL_MAX_BYTES for longer outages; {counts}"
+                f"{c.lost} track points were lost (the log says why: memory and journal full during an "
+                "outage, or rows PostgreSQL rejected); for longer outages raise SPOTON_WRITER_BUFFER_ROWS "
+                f"and SPOTON_WRITER_JOURNAL_MAX_BYTES; {counts}"
             )
             return [ComponentHealth("postgres", DEGRADED, detail)]
         if not w.available or w.journaled:
