@@ -8,7 +8,7 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models browser demo serve test lint bench-latency bench-accuracy clean
+.PHONY: setup proto models browser demo serve test lint bench-latency bench-accuracy bench-storage clean
 
 setup: $(SETUP)
 
@@ -64,6 +64,9 @@ bench-accuracy: setup models $(BASELINE)/.setup-done
 
 bench-latency: setup models
 	$(BIN)/python bench/triton_latency.py
+
+bench-storage: setup
+	$(BIN)/python bench/storage.py
 
 clean:
 	rm -rf $(VENV) $(BASELINE) var proto/python proto/spoton.protoset $(MODELS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import urllib.parse
 
 import numpy as np
 
@@ -25,12 +26,13 @@ from spoton_inference.storage.event_outbox import EventOutbox
 from spoton_inference.storage.gallery import RedisGallery
 from spoton_inference.storage.history_writer import HistoryWriter
 from spoton_inference.storage.identity_sync import IdentitySync
+from spoton_inference.storage.journal import Journal
 from spoton_inference.storage.partitioning import maintain
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import RedisEventLog
 from spoton_inference.storage.replicas import ReplicaLease, replica_id
-from spoton_inference.storage.track_writer import TrackPointWriter
+from spoton_inference.storage.track_writer import JOURNAL_FILE, TrackPointWriter
 
 log = logging.getLogger(__name__)
 # Within the health check's own bound, so an unreachable Redis is reported with its detail.
@@ -49,7 +51,12 @@ class InferenceApp:
         self.catalog = Catalog(
             db, in_use=lambda environment_id: self.tasks.unfinished(environment_id), media=settings.media
         )
-        self.writer = TrackPointWriter(db.copy_track_points)
+        self.writer = TrackPointWriter(
+            db.write_track_point_batch,
+            Journal(settings.data_dir / JOURNAL_FILE, settings.writer_journal_max_bytes),
+            batch_size=settings.writer_batch_size,
+            buffer_rows=settings.writer_buffer_rows,
+        )
         self.gallery = RedisGallery.from_url(
             settings.redis_url, max_size=settings.gallery_max_size, max_age_s=settings.gallery_max_age_s
         )
@@ -86,7 +93,7 @@ class InferenceApp:
         await events.ping()
         models = TritonModels(settings.triton_grpc_url, settings.detector_model, settings.reid_model)
         app = cls(settings, db, events, models)
-        app.writer.start()
+        await app.writer.start()
         app.identities.start()
         await app.lease.start()
         app.history.start()
@@ -143,10 +150,36 @@ class InferenceApp:
         return out
 
     async def _probe_postgres(self) -> list[ComponentHealth]:
-        await self.db.ping()
-        c = self.writer.counters
-        status = HEALTHY if c.lost == 0 else DEGRADED
-        return [ComponentHealth("postgres", status, f"rows written {c.written}, retries {c.retries}, lost {c.lost}")]
+        # Tracking goes on without PostgreSQL (track points are held, task states retried):
+        # degraded, not failed, with what is held and what to do.
+        w, c = self.writer, self.writer.counters
+        held = f"{w.buffered} track points in memory and {w.journaled} in the journal {w.journal_path}"
+        try:
+            await self.db.ping()
+        except Exception as exc:
+            return [
+                ComponentHealth(
+                    "postgres",
+                    DEGRADED,
+                    f"unreachable at {_where(self.settings.postgres_dsn)} ({type(exc).__name__}: {exc}); "
+                    f"tracking goes on, {held} are written once it is back. Start PostgreSQL, or point "
+                    "SPOTON_POSTGRES_DSN at it",
+                )
+            ]
+        counts = (
+            f"track points written {c.written} (replayed {c.replayed}), spilled {c.spilled}, "
+            f"duplicates skipped {c.duplicates_skipped}, lost {c.lost}"
+        )
+        if c.lost:
+            detail = (
+                f"{c.lost} track points were lost (the log says why: memory and journal full during an "
+                "outage, or rows PostgreSQL rejected); for longer outages raise SPOTON_WRITER_BUFFER_ROWS "
+                f"and SPOTON_WRITER_JOURNAL_MAX_BYTES; {counts}"
+            )
+            return [ComponentHealth("postgres", DEGRADED, detail)]
+        if not w.available or w.journaled:
+            return [ComponentHealth("postgres", DEGRADED, f"catching up on writes: {held}; {counts}")]
+        return [ComponentHealth("postgres", HEALTHY, counts)]
 
     async def _probe_redis(self) -> list[ComponentHealth]:
         outbox = self.outbox
@@ -194,6 +227,12 @@ class InferenceApp:
     async def _probe_live(self) -> list[ComponentHealth]:
         # Drops are back-pressure working as designed, not a fault: reported, still healthy.
         return [ComponentHealth("live_streams", HEALTHY, self.live.describe())]
+
+
+def _where(dsn: str) -> str:
+    """host:port/database of a DSN, without credentials."""
+    url = urllib.parse.urlsplit(dsn)
+    return f"{url.hostname}:{url.port or 5432}{url.path}"
 
 
 async def wait_for_triton(models: TritonModels, timeout_s: float) -> None:

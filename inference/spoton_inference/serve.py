@@ -9,6 +9,7 @@ import signal
 
 from spoton_inference.app import InferenceApp, wait_for_triton
 from spoton_inference.grpc_api.server import build_server, publish_health
+from spoton_inference.metrics import start_metrics_server
 from spoton_inference.settings import Settings
 
 log = logging.getLogger("spoton_inference")
@@ -21,6 +22,10 @@ async def serve(settings: Settings) -> None:
     await server.start()
     log.info("gRPC listening on %s:%s (starting)", settings.grpc_host, settings.grpc_port)
     health_task = asyncio.create_task(publish_health(app, health))
+    metrics = None
+    if settings.metrics_port:
+        metrics = start_metrics_server(settings.grpc_host, settings.metrics_port, app.writer, app.live)
+        log.info("metrics at http://%s:%s/metrics", settings.grpc_host, settings.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -32,6 +37,8 @@ async def serve(settings: Settings) -> None:
     finally:
         log.info("shutting down")
         health_task.cancel()
+        if metrics is not None:
+            metrics.shutdown()
         await health.enter_graceful_shutdown()
         await server.stop(grace=2.0)
         await app.close()

@@ -88,6 +88,14 @@ class Settings:
     # Starts a job gets: a restart of the service runs its running jobs again from the start,
     # and fails (with the reason) a job that has been started this many times already.
     job_max_attempts: int = 3
+    # Track-point history (storage/track_writer.py): rows per COPY batch; rows kept in memory
+    # while PostgreSQL cannot take them, before whole batches spill to the journal under
+    # data_dir; the journal's size limit, past which track points are counted as lost.
+    writer_batch_size: int = 10_000
+    writer_buffer_rows: int = 100_000
+    writer_journal_max_bytes: int = 1024**3
+    # Prometheus text metrics at http://<grpc_host>:<port>/metrics; 0 turns them off.
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
         if self.media_root == Path():

@@ -44,6 +44,7 @@ from spoton_inference.storage.postgres import Database, TaskRecord
 from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import EventsExpired, RedisEventLog
 from spoton_inference.storage.replicas import ReplicaLease
+from spoton_inference.storage.task_states import TaskStateUpdate, TaskStateWriter
 from spoton_inference.storage.track_writer import TrackPointWriter
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,17 @@ class TaskManager:
         self._models = models
         self._writer = writer
         self._live: dict[str, _Live] = {}
+        # A task's state writes outlive a PostgreSQL outage (retried, latest wins) instead of failing it.
+        self._states = TaskStateWriter(
+            lambda u: db.update_task(
+                u.task_id,
+                state=u.state,
+                progress=u.progress,
+                step=u.step,
+                frames_processed=u.frames_processed,
+                error=u.error,
+            )
+        )
         # WatchTask streams being served right now; health reports it, tests check it drops to 0.
         self.open_watches = 0
 
@@ -333,7 +345,7 @@ class TaskManager:
                     yield event
                     if isinstance(event.payload, StatusUpdate) and event.payload.state.is_final:
                         return
-                if not events and (await self.get(task_id)).state.is_final:
+                if not events and await self._stored_final(task_id):
                     try:
                         caught_up = after >= await self._events.last_sequence(record.task_id)
                         if caught_up and await self._stream_over(record.task_id):
@@ -351,6 +363,16 @@ class TaskManager:
             return True
         owner = (await self._events.get_live_state(task_id)).get("replica", "")
         return not owner or not await self._lease.alive(owner)
+
+    async def _stored_final(self, task_id: str) -> bool:
+        """Whether the stored task has ended; False while PostgreSQL is away (watchers go on)."""
+        try:
+            return (await self.get(task_id)).state.is_final
+        except NotFound:
+            raise
+        except Exception as exc:  # any database failure
+            log.debug("cannot read task %s from PostgreSQL (%s); watching on", task_id, exc)
+            return False
 
     async def exports(self, task_id: str) -> list[ExportInfo]:
         record = await self.get(task_id)
@@ -381,6 +403,7 @@ class TaskManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._states.close()
 
     def _exports_dir(self, task_id: str) -> Path:
         return self._settings.media_root / "tasks" / task_id / "exports"
@@ -502,9 +525,7 @@ class TaskManager:
         progress = round(min(max(progress, 0.0), 1.0), 4)
         if live is not None:
             live.progress, live.frames = progress, frames
-        await self._db.update_task(
-            task_id, state=state, progress=progress, step=step, frames_processed=frames, error=error
-        )
+        await self._states.write(TaskStateUpdate(task_id, state, progress, step, frames, error))
         await self._outbox.set_live_state(
             task_id, {"state": state.value, "progress": progress, "step": step, "frames": frames}
         )

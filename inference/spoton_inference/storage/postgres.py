@@ -16,6 +16,7 @@ from spoton_inference.core.environment import Camera, Environment, FloorMap, Sub
 from spoton_inference.core.events import TaskState
 from spoton_inference.core.geometry import Homography
 from spoton_inference.storage.migrate import migrate
+from spoton_inference.storage.track_writer import BatchRejected
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -215,8 +216,30 @@ class Database:
     # -- track points ------------------------------------------------------------------
 
     async def copy_track_points(self, rows: list[tuple]) -> None:
+        """Plain COPY, no ledger: for bulk loads (and the raw baseline of bench/storage.py)."""
         async with self.pool.acquire() as conn:
             await conn.copy_records_to_table("track_points", records=rows, columns=TRACK_POINT_COLUMNS)
+
+    async def write_track_point_batch(self, batch_id: uuid.UUID, rows: list[tuple]) -> bool:
+        """COPY ``rows`` and record ``batch_id`` in the ledger, in one transaction.
+
+        False, writing nothing, if the ledger already has ``batch_id``: the batch was committed
+        before and only its acknowledgement was lost. BatchRejected if the rows themselves are
+        refused (retrying cannot help).
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "INSERT INTO track_point_batches (batch_id, row_count) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                batch_id,
+                len(rows),
+            )
+            if status == "INSERT 0 0":
+                return False
+            try:
+                await conn.copy_records_to_table("track_points", records=rows, columns=TRACK_POINT_COLUMNS)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                raise BatchRejected(f"{type(exc).__name__}: {exc}") from exc
+        return True
 
     async def count_track_points(self, task_id: str) -> int:
         async with self.pool.acquire() as conn:

@@ -28,3 +28,13 @@ async def redis_server(settings):
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest_asyncio.fixture(scope="package")
+async def stoppable_postgres(make_data_dir):
+    """A PostgreSQL of its own that outage tests stop and start again (same data, same port);
+    a test that stops it starts it again before it ends."""
+    server = EmbeddedPostgres(Settings(data_dir=make_data_dir("storage-outage")))
+    await server.start()
+    yield server
+    await server.stop()

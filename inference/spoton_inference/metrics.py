@@ -1,0 +1,67 @@
+"""Prometheus metrics of the inference service: ``http://<grpc_host>:<metrics_port>/metrics``.
+
+Values are read from the live counters at scrape time (the track-point writer's and the
+StreamFrames streams'), so nothing on the frame path updates a metric. The HTTP server is
+prometheus_client's, on a daemon thread; reading plain ints from there is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from spoton_inference.pipeline.live import LiveStats
+from spoton_inference.storage.track_writer import TrackPointWriter
+
+
+class ServiceCollector(Collector):
+    def __init__(self, writer: TrackPointWriter, live: LiveStats) -> None:
+        self._writer = writer
+        self._live = live
+
+    def collect(self) -> Iterator[Metric]:
+        w, c = self._writer, self._writer.counters
+        for name, value, doc in (
+            ("written", c.written, "Track points committed to PostgreSQL, journal replays included."),
+            ("replayed", c.replayed, "Track points committed from the local journal."),
+            ("spilled", c.spilled, "Track points moved to the local journal while PostgreSQL could not take them."),
+            (
+                "duplicates_skipped",
+                c.duplicates_skipped,
+                "Track points of batches already written (a lost acknowledgement), not written again.",
+            ),
+            ("lost", c.lost, "Track points dropped: PostgreSQL away, memory at its bound and the journal full."),
+        ):
+            yield CounterMetricFamily(f"spoton_track_points_{name}", doc, value=value)
+        yield CounterMetricFamily(
+            "spoton_track_point_write_retries", "Track-point batch writes that failed (retried).", value=c.retries
+        )
+        yield GaugeMetricFamily("spoton_track_points_buffered", "Track points in memory, not yet written.", w.buffered)
+        yield GaugeMetricFamily(
+            "spoton_track_points_journaled", "Track points in the local journal, not yet written.", w.journaled
+        )
+        yield GaugeMetricFamily("spoton_track_point_journal_bytes", "Size of the local journal file.", w.journal_bytes)
+        yield GaugeMetricFamily(
+            "spoton_postgres_writable", "1 if the last track-point write to PostgreSQL succeeded.", int(w.available)
+        )
+        live = self._live
+        yield GaugeMetricFamily("spoton_live_streams_open", "StreamFrames calls open now.", live.open_streams)
+        for name, value, doc in (
+            ("received", live.frames_received, "Frames received on StreamFrames calls."),
+            ("answered", live.frames_answered, "Frames answered on StreamFrames calls."),
+            ("dropped", live.frames_dropped, "Frames dropped by StreamFrames back-pressure (oldest first)."),
+        ):
+            yield CounterMetricFamily(f"spoton_live_frames_{name}", doc, value=value)
+
+
+def start_metrics_server(host: str, port: int, writer: TrackPointWriter, live: LiveStats) -> WSGIServer:
+    """Serve the metrics (and the process's own) until ``shutdown()`` is called on the result."""
+    registry = CollectorRegistry()
+    for collector in (ServiceCollector(writer, live), PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    server, _ = start_http_server(port, addr=host, registry=registry)
+    return server

@@ -1,0 +1,65 @@
+"""Task-state writes go on through a PostgreSQL outage: nothing raises, the newest state wins."""
+
+import asyncio
+import time
+
+import pytest
+
+from spoton_inference.core.events import TaskState
+from spoton_inference.storage.postgres import Database
+from spoton_inference.storage.task_states import TaskStateUpdate, TaskStateWriter
+
+
+@pytest.fixture
+async def db(stoppable_postgres):
+    database = await Database.connect(stoppable_postgres.dsn)
+    yield database
+    await database.close()
+
+
+def _writer(db: Database) -> TaskStateWriter:
+    return TaskStateWriter(
+        lambda u: db.update_task(
+            u.task_id,
+            state=u.state,
+            progress=u.progress,
+            step=u.step,
+            frames_processed=u.frames_processed,
+            error=u.error,
+        )
+    )
+
+
+async def _history(db: Database, task_id: str) -> list[str]:
+    async with db.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT state FROM task_state_history WHERE task_id = $1::uuid ORDER BY at", task_id)
+    return [r["state"] for r in rows]
+
+
+async def test_a_write_while_postgres_answers_is_visible_at_once(db):
+    record = await db.insert_task("env", ["c1"], 10)
+    writer = _writer(db)
+    await writer.write(TaskStateUpdate(record.task_id, TaskState.PROCESSING, 0.3, "batch 1", 3))
+    stored = await db.get_task(record.task_id)
+    assert (stored.state, stored.frames_processed) == (TaskState.PROCESSING, 3)
+    await writer.close()
+
+
+async def test_states_written_during_an_outage_land_once_it_ends_newest_last(db, stoppable_postgres):
+    record = await db.insert_task("env", ["c1"], 10)
+    writer = _writer(db)
+    await stoppable_postgres.stop()
+    try:
+        for frame in range(1, 10):
+            await writer.write(TaskStateUpdate(record.task_id, TaskState.PROCESSING, frame / 10, "batch 1", frame))
+        await writer.write(TaskStateUpdate(record.task_id, TaskState.COMPLETED, 1.0, "completed", 10))
+    finally:
+        await stoppable_postgres.start()
+    deadline = time.monotonic() + 30
+    while (stored := await db.get_task(record.task_id)).state is not TaskState.COMPLETED:
+        assert time.monotonic() < deadline, f"still {stored.state} after PostgreSQL came back"
+        await asyncio.sleep(0.05)
+    assert (stored.progress, stored.step, stored.frames_processed) == (1.0, "completed", 10)
+    # Progress in between coalesced: the record went from queued straight to its newest state.
+    assert await _history(db, record.task_id) == ["queued", "completed"]
+    await writer.close()
