@@ -9,6 +9,7 @@ import base64
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -18,9 +19,8 @@ from google.protobuf import descriptor_pb2
 
 PROTO = Path(__file__).resolve().parents[3] / "proto"
 PROTOSET = PROTO / "spoton.protoset"
-GRPCURL = shutil.which("grpcurl")
-
-pytestmark = pytest.mark.skipif(GRPCURL is None, reason="grpcurl is installed by requirements-dev.txt")
+# Installed into the venv by requirements-dev.txt: found beside this interpreter, PATH or not.
+GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which("grpcurl")
 
 SOURCES = {
     "reflection": [],
@@ -49,6 +49,7 @@ def _rpcs() -> list[tuple[str, str, bool]]:
 
 async def _grpcurl(target: str, *args: str, source: str = "reflection", data: str | None = None) -> tuple[str, str]:
     """Run grpcurl (off the event loop that serves the API); returns (stdout, status code name)."""
+    assert GRPCURL is not None, "grpcurl is missing: make setup installs it (requirements-dev.txt)"
     flags = ["-plaintext", "-max-time", "30", *SOURCES[source]]
     if data is not None:
         flags += ["-d", "@"]
