@@ -153,20 +153,18 @@ def run_as_kwargs(user: str | None) -> dict[str, object]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def setpriv_user_flags(user: str | None) -> list[str]:
-    """``setpriv`` options that run the command as ``user`` (none for the current user)."""
-    if user is None:
-        return []
-    entry = pwd.getpwnam(user)
-    return ["--reuid", str(entry.pw_uid), "--regid", str(entry.pw_gid), "--clear-groups"]
-
-
-def as_user(argv: Sequence[str], user: str | None) -> tuple[list[str], dict[str, object]]:
-    """``argv`` and process-creation keyword arguments that run it as ``user``: through setpriv
-    where there is one (see :meth:`ChildProcess.start` for why), else by Popen's own switch."""
-    if user is None or _SETPRIV is None:
+def as_user(argv: Sequence[str], user: str | None, *, die_with_parent: bool = False) -> tuple[list[str], dict]:
+    """``argv`` and process-creation keyword arguments that run it as ``user`` (and, through
+    setpriv, kill it with its parent). setpriv switches the user itself: asked of Popen, the
+    switch would rule out vfork, and a plain fork runs gRPC's at-fork handlers in the child,
+    which crash now and then. Without setpriv, Popen switches and there is no death signal."""
+    if _SETPRIV is None:
         return list(argv), run_as_kwargs(user)
-    return [_SETPRIV, *setpriv_user_flags(user), "--", *argv], {}
+    flags = ["--pdeathsig", "KILL"] if die_with_parent else []
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        flags += ["--reuid", str(entry.pw_uid), "--regid", str(entry.pw_gid), "--clear-groups"]
+    return ([_SETPRIV, *flags, "--", *argv] if flags else list(argv)), {}
 
 
 class ChildProcess:
@@ -274,15 +272,10 @@ class ChildProcess:
             log.write(f"\n=== {stamp} starting {shlex.join(spec.argv)} ===\n".encode())
             log.flush()
             self._log_offset = log.tell()
-            argv, preexec, run_as = spec.argv, None, run_as_kwargs(spec.user)
-            if _SETPRIV is None:
-                preexec = _die_with_parent
-            elif shutil.which(argv[0]) is None:
-                raise ChildStartError(self.name, f"could not run {argv[0]}: not found", spec.log_path, "")
-            else:
-                # setpriv also switches the user: asked of Popen, that would rule out vfork, and a
-                # plain fork runs gRPC's at-fork handlers in the child, which crash now and then.
-                argv, run_as = (_SETPRIV, "--pdeathsig", "KILL", *setpriv_user_flags(spec.user), "--", *argv), {}
+            if _SETPRIV is not None and shutil.which(spec.argv[0]) is None:
+                # setpriv would start and then fail to exec; say it plainly instead.
+                raise ChildStartError(self.name, f"could not run {spec.argv[0]}: not found", spec.log_path, "")
+            argv, run_as = as_user(spec.argv, spec.user, die_with_parent=True)
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *argv,
@@ -292,12 +285,12 @@ class ChildProcess:
                     env={**os.environ, **spec.env},
                     cwd=spec.cwd,
                     start_new_session=True,
-                    preexec_fn=preexec,
+                    preexec_fn=_die_with_parent if _SETPRIV is None else None,
                     **run_as,  # type: ignore[arg-type]
                 )
             except OSError as exc:
                 raise ChildStartError(self.name, f"could not run {spec.argv[0]}: {exc}", spec.log_path, "") from exc
-        if argv is not spec.argv:
+        if _SETPRIV is not None:
             await _armed(proc.pid)
         self._proc = proc
         self._watcher = asyncio.create_task(self._watch(proc), name=f"watch-{self.name}")

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import logging
 
+from spoton_inference.storage.periodic import PeriodicFlush
 from spoton_inference.storage.postgres import Database
 
 log = logging.getLogger(__name__)
@@ -53,19 +53,15 @@ class HistoryCounters:
         )
 
 
-class HistoryWriter:
+class HistoryWriter(PeriodicFlush):
     def __init__(self, db: Database, *, max_pending_events: int = 100_000, interval_s: float = 1.0) -> None:
         self._db = db
         self._max_pending = max_pending_events
-        self._interval_s = interval_s
+        super().__init__(interval_s, "history-writer")
         self._events: collections.deque[tuple] = collections.deque()
         self._identities: dict[tuple[object, int], tuple] = {}
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.counters = HistoryCounters()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="history-writer")
 
     def add_events(self, rows: list[tuple]) -> None:
         """Queue event rows (EVENT_COLUMNS); never blocks."""
@@ -110,19 +106,6 @@ class HistoryWriter:
                 return
             self.counters.events_written += len(events)
             self.counters.identities_written += len(identities)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.flush(), timeout=5.0)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self.flush()
 
 
 def _widen(old: tuple, new: tuple) -> tuple:

@@ -10,7 +10,6 @@ Neither store is needed for tracking: with both down, tracking goes on unchanged
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import uuid
@@ -19,6 +18,7 @@ from collections.abc import Sequence
 from spoton_inference.pipeline.associate import IdentityState
 from spoton_inference.storage.embedding_store import EmbeddingRow, EmbeddingStore
 from spoton_inference.storage.gallery import GalleryEntry, RedisGallery
+from spoton_inference.storage.periodic import PeriodicFlush
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def snapshot(
     return entries, rows
 
 
-class IdentitySync:
+class IdentitySync(PeriodicFlush):
     def __init__(
         self,
         gallery: RedisGallery | None,
@@ -59,16 +59,12 @@ class IdentitySync:
         self._gallery = gallery
         self._embeddings = embeddings
         self._max_pending = max_pending_embeddings
-        self._interval_s = interval_s
+        super().__init__(interval_s, "identity-sync")
         self._entries: dict[tuple[str, int], GalleryEntry] = {}
         self._rows: list[EmbeddingRow] = []
-        self._task: asyncio.Task[None] | None = None
         # One flush at a time: when flush() returns, everything offered before it is written.
         self._flushing = asyncio.Lock()
         self.counters = SyncCounters()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="identity-sync")
 
     def offer(self, scope: str, entries: Sequence[GalleryEntry], rows: Sequence[EmbeddingRow]) -> None:
         """Queue the newest state of some identities; never blocks."""
@@ -109,16 +105,3 @@ class IdentitySync:
                 self._entries.setdefault((scope, gid), entry)
             self._rows[:0] = rows
             self._bound_rows()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.flush(), timeout=5.0)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self.flush()
