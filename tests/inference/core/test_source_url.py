@@ -1,0 +1,20 @@
+from spoton_inference.core.source_url import mask_text, mask_url, with_credentials
+
+
+def test_credentials_round_trip_through_the_url_parser():
+    url = with_credentials("rtsp://cam:8554/a/b?x=1", "op@site", "p:w/d@#")
+    assert url.startswith("rtsp://op%40site:p%3Aw%2Fd%40%23@cam:8554/a/b?x=1")
+    assert "p:w/d@#" not in mask_url(url)
+    assert mask_url(url) == "rtsp://op%40site:****@cam:8554/a/b?x=1"
+
+
+def test_given_credentials_replace_those_in_the_url():
+    assert with_credentials("rtsp://old:pw@cam/x", "new", "") == "rtsp://new@cam/x"
+    assert with_credentials("rtsp://cam/x", "", "") == "rtsp://cam/x"
+
+
+def test_every_url_in_a_message_is_masked():
+    text = "a http://u:one@h1/ b rtsp://v:two@h2:554/s c"
+    masked = mask_text(text)
+    assert "one" not in masked and "two" not in masked
+    assert masked == "a http://u:****@h1/ b rtsp://v:****@h2:554/s c"
