@@ -135,4 +135,14 @@ class TaskHistory:
             kind,
             frame,
             json.dumps(payload),
+            event_key(kind, camera_id, gid, frame, payload.get("zone_id")),
         )
+
+
+def event_key(kind: str, camera_id: str, gid: int, frame: int, zone_id: object = None) -> str:
+    """What makes an event unique within its task, so that writing it twice stores it once.
+
+    >>> event_key("zone_enter", "c1", 7, 120, "door")
+    'zone_enter/c1/7/120/door'
+    """
+    return f"{kind}/{camera_id}/{gid}/{frame}/{zone_id or ''}"

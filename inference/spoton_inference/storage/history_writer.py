@@ -5,6 +5,10 @@ events in one COPY, identities in one upsert that widens each identity's first/l
 Identities coalesce per (task, global id) while a write is pending, so a slow database costs
 memory per identity, not per frame. Events are bounded: past ``max_pending_events`` the
 oldest are dropped and counted. A failed write is counted and retried on the next round.
+
+Writes are idempotent, so a retry whose first attempt did commit (the acknowledgement was
+lost) stores nothing twice: identities widen, and events carry a key (``event_key``,
+migration 0008) that skips one already stored.
 """
 
 from __future__ import annotations
@@ -28,7 +32,14 @@ EVENT_COLUMNS = (
     "kind",
     "global_frame_index",
     "payload",
+    "event_key",
 )
+_INSERT_EVENTS = """
+    INSERT INTO events (time, task_id, environment_id, camera_id, global_id, kind, global_frame_index, payload,
+                        event_key)
+    SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[],
+                         $7::bigint[], $8::jsonb[], $9::text[])
+    ON CONFLICT DO NOTHING"""
 _UPSERT_IDENTITIES = """
     INSERT INTO identities AS i (task_id, environment_id, global_id, first_seen, last_seen, last_camera_id)
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::text[])
@@ -42,13 +53,15 @@ _UPSERT_IDENTITIES = """
 @dataclasses.dataclass(slots=True)
 class HistoryCounters:
     events_written: int = 0
+    events_duplicate: int = 0  # already stored (a retried write whose first attempt committed)
     events_dropped: int = 0
     identities_written: int = 0
     failures: int = 0
 
     def describe(self) -> str:
         return (
-            f"events written {self.events_written}, dropped {self.events_dropped}; "
+            f"events written {self.events_written}, already stored {self.events_duplicate}, "
+            f"dropped {self.events_dropped}; "
             f"identity updates {self.identities_written}; failed writes {self.failures}"
         )
 
@@ -88,10 +101,12 @@ class HistoryWriter(PeriodicFlush):
             events = list(self._events)
             self._events.clear()
             identities, self._identities = self._identities, {}
+            inserted = 0
             try:
                 async with self._db.pool.acquire() as conn, conn.transaction():
                     if events:
-                        await conn.copy_records_to_table("events", records=events, columns=EVENT_COLUMNS)
+                        status = await conn.execute(_INSERT_EVENTS, *(list(c) for c in zip(*events, strict=True)))
+                        inserted = int(status.rsplit(" ", 1)[1])
                     if identities:
                         columns = zip(*identities.values(), strict=True)
                         await conn.execute(_UPSERT_IDENTITIES, *(list(c) for c in columns))
@@ -104,7 +119,8 @@ class HistoryWriter(PeriodicFlush):
                     newer = self._identities.get(key)
                     self._identities[key] = row if newer is None else _widen(row, newer)
                 return
-            self.counters.events_written += len(events)
+            self.counters.events_written += inserted
+            self.counters.events_duplicate += len(events) - inserted
             self.counters.identities_written += len(identities)
 
 

@@ -9,6 +9,7 @@ import uuid
 import asyncpg
 import pytest
 
+from spoton_inference.pipeline.history import event_key
 from spoton_inference.storage.history_writer import HistoryWriter
 from spoton_inference.storage.postgres import Database
 
@@ -28,7 +29,8 @@ def _identity(task: uuid.UUID, gid: int, first_s: float, last_s: float, camera: 
 
 def _event(task: uuid.UUID, kind: str, frame: int) -> tuple:
     payload = json.dumps({"zone_id": "door"})
-    return (T0 + dt.timedelta(seconds=frame / 10), task, "env", "c1", 3, kind, frame, payload)
+    key = event_key(kind, "c1", 3, frame, "door")
+    return (T0 + dt.timedelta(seconds=frame / 10), task, "env", "c1", 3, kind, frame, payload, key)
 
 
 async def test_events_and_identities_are_written_and_identities_widen(db):
@@ -84,6 +86,22 @@ async def test_a_failed_write_is_kept_for_the_next_round(db, postgres):
         frames = await conn.fetch("SELECT global_frame_index FROM events WHERE task_id = $1 ORDER BY 1", task)
         identities = await conn.fetchval("SELECT count(*) FROM identities WHERE task_id = $1", task)
     assert [r[0] for r in frames] == [1, 2, 3] and identities == 1
+
+
+async def test_an_event_written_twice_is_stored_once(db):
+    """A retry after a lost commit acknowledgement, or a resumed task, hands the same events
+    over again: what is stored is each event once, and the repeat is counted, not written."""
+    task = uuid.uuid4()
+    writer = HistoryWriter(db)
+    first = [_event(task, "appear", 1), _event(task, "zone_enter", 5)]
+    writer.add_events(first)
+    await writer.flush()
+    writer.add_events([*first, _event(task, "leave", 9)])
+    await writer.flush()
+    async with db.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT kind, global_frame_index FROM events WHERE task_id = $1 ORDER BY 2", task)
+    assert [tuple(r) for r in rows] == [("appear", 1), ("zone_enter", 5), ("leave", 9)]
+    assert writer.counters.events_written == 3 and writer.counters.events_duplicate == 2
 
 
 async def test_events_need_a_known_kind(db):
