@@ -8,7 +8,7 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models browser demo serve test lint bench-latency bench-accuracy bench-storage clean
+.PHONY: setup proto models browser demo serve test lint bench-latency bench-accuracy bench-storage bench-tiling clean
 
 setup: $(SETUP)
 
@@ -67,6 +67,9 @@ bench-latency: setup models
 
 bench-storage: setup
 	$(BIN)/python bench/storage.py
+
+bench-tiling: setup models
+	$(BIN)/python bench/detector_tiling.py
 
 clean:
 	rm -rf $(VENV) $(BASELINE) var proto/python proto/spoton.protoset $(MODELS)

@@ -32,6 +32,11 @@ def test_params_from_config(model: Any, built_repository: Path, make_args: Calla
         {"nms_iou": "0"},
         {"score_threshold": "1.5"},
         {"max_detections": "0"},
+        {"tiles": "0x1"},
+        {"tiles": "5x1"},
+        {"tiles": "2"},
+        {"tiles": "twoxone"},
+        {"tile_overlap": "1.0"},
     ],
 )
 def test_bad_params_are_rejected(model: Any, parameters: dict[str, str]) -> None:
@@ -122,3 +127,53 @@ def test_missing_onnx_fails_initialize_clearly(
     (model_dir / "config.pbtxt").write_text((built_repository / "detector" / "config.pbtxt").read_text())
     with pytest.raises(Exception, match=r"model\.onnx"):
         model.TritonPythonModel().initialize(make_args(model_dir))
+
+
+@pytest.mark.parametrize(("height", "width", "cols", "rows"), [(480, 640, 2, 1), (480, 640, 2, 2), (1080, 1920, 3, 2)])
+def test_tiles_cover_the_frame_and_overlap(model: Any, height: int, width: int, cols: int, rows: int) -> None:
+    tiles = model.tile_regions(height, width, cols, rows, 0.25)
+    assert len(tiles) == cols * rows
+    covered = np.zeros((height, width), np.int32)
+    for x1, y1, x2, y2 in tiles:
+        assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+        covered[y1:y2, x1:x2] += 1
+    assert covered.min() >= 1
+    # Neighbours share a band, so a person on a seam is whole in at least one tile.
+    assert covered[:, width // 2].min() >= (2 if cols % 2 == 0 else 1)
+
+
+def test_tiling_finds_small_people_the_whole_frame_misses(
+    model: Any, test_images: dict[str, Path], built_repository: Path
+) -> None:
+    """Two copies of the bus photo, small, on a wide frame: the squashed whole frame loses
+    people that the tiles, each seen at the network's full input size, find; nothing found on
+    the whole frame is lost, and a person on two tiles is reported once."""
+    import cv2
+
+    photo = cv2.cvtColor(cv2.imread(str(test_images["bus.jpg"])), cv2.COLOR_BGR2RGB)
+    small = cv2.resize(photo, (round(photo.shape[1] * 340 / photo.shape[0]), 340))
+    frame = np.full((540, 1280, 3), 114, np.uint8)
+    frame[100:440, 60 : 60 + small.shape[1]] = small
+    frame[100:440, 1220 - small.shape[1] : 1220] = small
+    onnx = built_repository / "detector" / "1" / "model.onnx"
+    whole, _ = model.Detector(onnx, model.DetectorParams()).detect(frame, 0.5)
+    tiled, scores = model.Detector(onnx, model.DetectorParams(tiles="2x1")).detect(frame, 0.5)
+
+    assert len(tiled) > len(whole)
+    assert np.all(np.diff(scores) <= 0)
+    for box in whole:
+        assert _iou(box[None], tiled).max() >= 0.5
+    for i, box in enumerate(tiled):
+        assert np.delete(_iou(box[None], tiled), i).max(initial=0.0) <= 0.6
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of one x1,y1,x2,y2 box (a[0]) with each of ``b``."""
+    x1, y1 = np.maximum(a[0, 0], b[:, 0]), np.maximum(a[0, 1], b[:, 1])
+    x2, y2 = np.minimum(a[0, 2], b[:, 2]), np.minimum(a[0, 3], b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    return inter / (_area(a[0]) + _area(b) - inter)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])

@@ -15,7 +15,16 @@ CONTRACT = {
         "max_batch_size": 0,
         "inputs": {"IMAGE": (mc.TYPE_UINT8, [-1, -1, 3], False), "SCORE_THRESHOLD": (mc.TYPE_FP32, [1], True)},
         "outputs": {"BOXES": (mc.TYPE_FP32, [-1, 4]), "SCORES": (mc.TYPE_FP32, [-1])},
-        "parameters": {"onnx_file", "format", "input_size", "score_threshold", "nms_iou", "max_detections"},
+        "parameters": {
+            "onnx_file",
+            "format",
+            "input_size",
+            "score_threshold",
+            "nms_iou",
+            "max_detections",
+            "tiles",
+            "tile_overlap",
+        },
     },
     "reid": {
         "max_batch_size": 64,

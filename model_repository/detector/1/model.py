@@ -15,6 +15,12 @@ Two ONNX formats, chosen by the ``format`` config parameter:
   in 0..1; ``[1, 4 + nc, N]`` out (cx, cy, w, h in input pixels, then class
   scores); a box counts as a person when class 0 is its best class.
 
+Optional tiling (``tiles`` = ``"CxR"``, e.g. ``"2x1"``): the frame is also cut into C x R
+overlapping tiles (``tile_overlap``), each run through the network at its full input size, so
+small, far-away people are seen at a higher scale; boxes cut by an inner tile edge are
+dropped (a neighbour or the whole frame sees them whole) and the rest merged by NMS. It
+multiplies the detector's cost by C x R + 1 (``bench/detector_tiling.py`` measures both).
+
 Greedy NMS runs here for both. This file imports only numpy, onnxruntime, cv2
 and (inside Triton) ``triton_python_backend_utils``, because the python-backend
 stub may not see the project's own packages. The pure functions and
@@ -70,6 +76,20 @@ class DetectorParams:
     score_threshold: float = 0.3
     nms_iou: float = 0.6
     max_detections: int = 100
+    # "CxR" tiles on top of the whole frame; "1x1" is the whole frame alone.
+    tiles: str = "1x1"
+    # Each tile is this much wider/taller than an even share of the frame.
+    tile_overlap: float = 0.25
+
+    @property
+    def tile_grid(self) -> tuple[int, int]:
+        """``tiles`` as (columns, rows).
+
+        >>> DetectorParams(tiles="2x1").tile_grid
+        (2, 1)
+        """
+        cols, _, rows = self.tiles.lower().partition("x")
+        return int(cols), int(rows)
 
     @classmethod
     def from_parameters(cls, parameters: dict[str, str]) -> DetectorParams:
@@ -87,8 +107,15 @@ class DetectorParams:
             or not 0.0 < params.nms_iou <= 1.0
             or not 0.0 <= params.score_threshold <= 1.0
             or params.max_detections < 1
+            or not 0.0 <= params.tile_overlap < 1.0
         ):
             raise ValueError(f"detector parameters out of range: {params}")
+        try:
+            cols, rows = params.tile_grid
+        except ValueError:
+            cols = rows = 0
+        if not (1 <= cols <= 4 and 1 <= rows <= 4):
+            raise ValueError(f"tiles must be 'CxR' with 1..4 columns and rows, got {params.tiles!r}")
         return params
 
 
@@ -236,6 +263,45 @@ def decode_yolo(
     return pixels[nonempty].astype(np.float32), person[candidates][kept][nonempty].astype(np.float32)
 
 
+def tile_regions(height: int, width: int, cols: int, rows: int, overlap: float) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles (x1, y1, x2, y2) covering a frame, ``cols`` x ``rows``, row by row.
+
+    >>> tile_regions(480, 640, 2, 1, 0.25)
+    [(0, 0, 400, 480), (240, 0, 640, 480)]
+    """
+    tile_w = min(width, round(width / cols * (1 + overlap)))
+    tile_h = min(height, round(height / rows * (1 + overlap)))
+    xs = [0] if cols == 1 else [round(c * (width - tile_w) / (cols - 1)) for c in range(cols)]
+    ys = [0] if rows == 1 else [round(r * (height - tile_h) / (rows - 1)) for r in range(rows)]
+    return [(x, y, x + tile_w, y + tile_h) for y in ys for x in xs]
+
+
+def whole_in_tile(
+    boxes: np.ndarray, tile: tuple[int, int, int, int], frame_hw: tuple[int, int], margin: float = 2.0
+) -> np.ndarray:
+    """Mask of boxes (frame pixels) not cut by one of the tile's *inner* edges.
+
+    A person cut by a tile edge is seen whole by a neighbouring tile or the whole frame;
+    the cut box would survive NMS beside the whole one (their IoU is low) as a false positive.
+    The frame's own edges cut nothing here.
+
+    >>> whole_in_tile(np.array([[10, 0, 50, 90], [360, 0, 400, 90]], np.float32), (0, 0, 400, 480), (480, 640))
+    array([ True, False])
+    """
+    x1, y1, x2, y2 = tile
+    height, width = frame_hw
+    keep = np.ones(len(boxes), bool)
+    if x1 > 0:
+        keep &= boxes[:, 0] > x1 + margin
+    if y1 > 0:
+        keep &= boxes[:, 1] > y1 + margin
+    if x2 < width:
+        keep &= boxes[:, 2] < x2 - margin
+    if y2 < height:
+        keep &= boxes[:, 3] < y2 - margin
+    return keep
+
+
 class Detector:
     """One ONNX detector session plus the pre/post-processing for its format."""
 
@@ -263,6 +329,24 @@ class Detector:
     def detect(self, frame: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """Person boxes ``[K, 4]`` (x1, y1, x2, y2 pixels) and scores ``[K]`` for one RGB frame."""
         frame = validate_frame(frame)
+        cols, rows = self.params.tile_grid
+        if cols * rows == 1:
+            return self._detect_whole(frame, threshold)
+        frame_hw = (frame.shape[0], frame.shape[1])
+        whole_boxes, whole_scores = self._detect_whole(frame, threshold)
+        all_boxes, all_scores = [whole_boxes], [whole_scores]
+        for tile in tile_regions(*frame_hw, cols, rows, self.params.tile_overlap):
+            x1, y1, x2, y2 = tile
+            boxes, scores = self._detect_whole(np.ascontiguousarray(frame[y1:y2, x1:x2]), threshold)
+            boxes = boxes + np.array([x1, y1, x1, y1], np.float32)
+            keep = whole_in_tile(boxes, tile, frame_hw)
+            all_boxes.append(boxes[keep])
+            all_scores.append(scores[keep])
+        boxes, scores = np.concatenate(all_boxes), np.concatenate(all_scores)
+        kept = nms(boxes, scores, self.params.nms_iou, self.params.max_detections)
+        return boxes[kept], scores[kept]
+
+    def _detect_whole(self, frame: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
         size = p.input_size
         frame_hw = (frame.shape[0], frame.shape[1])
