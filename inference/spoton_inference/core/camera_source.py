@@ -33,6 +33,21 @@ class CameraSource:
     # Kept out of repr so a logged camera never shows it.
     password: str = dataclasses.field(default="", repr=False)
 
+    @classmethod
+    def from_url(cls, url: str, username: str = "", password: str = "") -> CameraSource:
+        """A live source from its URL alone (the scheme gives the kind; credentials in it move out)."""
+        url = url.strip()
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        kind = next((k for k, schemes in SCHEMES.items() if scheme in schemes), None)
+        if kind is None:
+            raise _bad("source.url", "source.url must start with rtsp://, rtsps://, http:// or https://")
+        return resolve_source(SourceInput(kind, url, username, password or None), None)
+
+    @property
+    def is_live(self) -> bool:
+        """Pulled by the service (rtsp, http) rather than read from files or pushed."""
+        return self.kind in SCHEMES
+
     @property
     def password_set(self) -> bool:
         return bool(self.password)

@@ -44,3 +44,16 @@ def test_bad_sources_name_the_field_and_never_quote_the_url(given, field, messag
         resolve_source(given, None)
     assert err.value.errors[0][0] == field and message in str(err.value)
     assert "cam/live" not in str(err.value)
+
+
+def test_a_live_source_from_its_url_alone():
+    source = CameraSource.from_url("https://viewer:pw@cam.local/mjpeg")
+    assert (source.kind, source.is_live, source.url, source.username) == (
+        SourceKind.HTTP,
+        True,
+        "https://cam.local/mjpeg",
+        "viewer",
+    )
+    assert not CameraSource(SourceKind.PUSH).is_live
+    with pytest.raises(InvalidFields, match="must start with"):
+        CameraSource.from_url("ftp://cam/x")

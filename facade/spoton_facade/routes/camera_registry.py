@@ -19,7 +19,8 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from spoton.v1 import cameras_pb2
-from spoton_facade.camera_schemas import (
+from spoton_facade.camera_registry_client import CameraRegistryClient
+from spoton_facade.camera_registry_schemas import (
     CameraGroup,
     CameraGroupBody,
     CameraGroupList,
@@ -27,7 +28,6 @@ from spoton_facade.camera_schemas import (
     CameraSummary,
     ImportReport,
 )
-from spoton_facade.cameras_client import CameraRegistryClient
 from spoton_facade.convert import enum_number, message_to_json
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.schemas import from_proto
