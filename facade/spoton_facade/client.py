@@ -123,10 +123,12 @@ class InferenceClient:
             metadata=self._metadata,
         )
 
-    async def list_cameras(self, environment_id: str) -> catalog_pb2.ListCamerasResponse:
-        """CatalogService.ListCameras."""
+    async def list_cameras(
+        self, environment_id: str, group_id: str = "", enabled: bool | None = None
+    ) -> catalog_pb2.ListCamerasResponse:
+        """CatalogService.ListCameras; "" and None mean "no filter"."""
         return await self._catalog.ListCameras(
-            catalog_pb2.ListCamerasRequest(environment_id=environment_id),
+            catalog_pb2.ListCamerasRequest(environment_id=environment_id, group_id=group_id, enabled=enabled),
             timeout=UNARY_TIMEOUT_S,
             metadata=self._metadata,
         )

@@ -128,6 +128,21 @@ class Homography(msgspec.Struct):
     reprojection_error_m: float
 
 
+SourceKindName = Literal["file", "rtsp", "http", "push"]
+
+
+class CameraSource(msgspec.Struct):
+    """``spoton.v1.CameraSource`` as answered: never the password, only whether one is stored."""
+
+    kind: SourceKindName
+    # Without credentials.
+    url: str
+    username: str
+    password_set: bool
+    # The URL with the user name and "****" for the password, for display.
+    masked_url: str
+
+
 class Camera(msgspec.Struct):
     """``spoton.v1.Camera``."""
 
@@ -139,6 +154,13 @@ class Camera(msgspec.Struct):
     homography: Homography | None
     sub_videos: list[str]
     sub_video_frames: list[int]
+    # "" when in no group.
+    group_id: str = ""
+    source: CameraSource | None = None
+    # null: the server's default.
+    detection_threshold: float | None = None
+    location: str = ""
+    enabled: bool = True
 
 
 class CameraList(msgspec.Struct):
@@ -194,6 +216,17 @@ class HomographyBody(msgspec.Struct, forbid_unknown_fields=True):
     matrix: list[float] = msgspec.field(default_factory=list)
 
 
+class CameraSourceBody(msgspec.Struct, forbid_unknown_fields=True):
+    """A camera's source. Credentials in ``url`` (``rtsp://user:pass@host/...``) are moved into
+    ``username``/``password``; the password is stored and never returned. On update, an absent
+    (or null) ``password`` keeps the stored one and ``""`` removes it; an absent ``kind`` keeps the kind."""
+
+    kind: SourceKindName | None = None
+    url: str = ""
+    username: str = ""
+    password: str | None = None
+
+
 class CameraBody(msgspec.Struct, forbid_unknown_fields=True):
     """A new camera; zero ``fps``/``width``/``height`` are read from its sub-videos when it has some."""
 
@@ -203,6 +236,14 @@ class CameraBody(msgspec.Struct, forbid_unknown_fields=True):
     width: int = 0
     height: int = 0
     homography: HomographyBody | None = None
+    # A camera group of the environment; "" for none.
+    group_id: str = ""
+    # Absent: file when the camera has sub-videos, else push.
+    source: CameraSourceBody | None = None
+    # 0 to 1; absent: the server's default.
+    detection_threshold: float | None = None
+    location: str = ""
+    enabled: bool = True
 
 
 class EnvironmentBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -231,6 +272,15 @@ class CameraPatchBody(msgspec.Struct, forbid_unknown_fields=True):
     homography: HomographyBody | None = None
     # Remove the homography: the camera's tracks get no map coordinates.
     clear_homography: bool = False
+    # "" takes the camera out of any group.
+    group_id: str | None = None
+    # Replaces the source (see CameraSourceBody for the password).
+    source: CameraSourceBody | None = None
+    detection_threshold: float | None = None
+    # Back to the server's default detection threshold.
+    clear_detection_threshold: bool = False
+    location: str | None = None
+    enabled: bool | None = None
 
 
 class RegisterEnvironmentBody(msgspec.Struct, forbid_unknown_fields=True):

@@ -12,6 +12,7 @@ from spoton_facade.convert import enum_number
 from spoton_facade.schemas import (
     CameraBody,
     CameraPatchBody,
+    CameraSourceBody,
     ControlTaskBody,
     EnvironmentBody,
     EnvironmentPatchBody,
@@ -30,12 +31,31 @@ def homography(body: HomographyBody) -> catalog_pb2.Homography:
     )
 
 
+def camera_source(body: CameraSourceBody) -> catalog_pb2.CameraSource:
+    return catalog_pb2.CameraSource(
+        kind=enum_number(catalog_pb2.CameraSourceKind.DESCRIPTOR, body.kind) if body.kind else 0,
+        url=body.url,
+        username=body.username,
+        password=body.password,
+    )
+
+
 def camera(body: CameraBody) -> catalog_pb2.Camera:
     out = catalog_pb2.Camera(
-        camera_id=body.camera_id, name=body.name, fps=body.fps, width=body.width, height=body.height
+        camera_id=body.camera_id,
+        name=body.name,
+        fps=body.fps,
+        width=body.width,
+        height=body.height,
+        group_id=body.group_id,
+        detection_threshold=body.detection_threshold,
+        location=body.location,
+        enabled=body.enabled,
     )
     if body.homography is not None:
         out.homography.CopyFrom(homography(body.homography))
+    if body.source is not None:
+        out.source.CopyFrom(camera_source(body.source))
     return out
 
 
@@ -64,9 +84,16 @@ def camera_update(environment_id: str, camera_id: str, body: CameraPatchBody) ->
         width=body.width,
         height=body.height,
         clear_homography=body.clear_homography,
+        group_id=body.group_id,
+        detection_threshold=body.detection_threshold,
+        clear_detection_threshold=body.clear_detection_threshold,
+        location=body.location,
+        enabled=body.enabled,
     )
     if body.homography is not None:
         request.homography.CopyFrom(homography(body.homography))
+    if body.source is not None:
+        request.source.CopyFrom(camera_source(body.source))
     return request
 
 

@@ -59,6 +59,14 @@ async def test_every_route_is_in_the_schema(app: Litestar, client: AsyncTestClie
         ("/api/v1/environments/{environment_id}/zones/{zone_id}", "get"),
         ("/api/v1/environments/{environment_id}/zones/{zone_id}", "patch"),
         ("/api/v1/environments/{environment_id}/zones/{zone_id}", "delete"),
+        ("/api/v1/environments/{environment_id}/camera-groups", "get"),
+        ("/api/v1/environments/{environment_id}/camera-groups", "post"),
+        ("/api/v1/environments/{environment_id}/camera-groups/{group_id}", "get"),
+        ("/api/v1/environments/{environment_id}/camera-groups/{group_id}", "patch"),
+        ("/api/v1/environments/{environment_id}/camera-groups/{group_id}", "delete"),
+        ("/api/v1/environments/{environment_id}/cameras/import", "post"),
+        ("/api/v1/environments/{environment_id}/cameras/export", "get"),
+        ("/api/v1/cameras/summary", "get"),
     } <= expected
 
 
@@ -90,6 +98,12 @@ async def test_json_routes_have_typed_bodies(client: AsyncTestClient[Litestar]) 
         (environment + "/zones", "post", "201"): "Zone",
         (environment + "/zones/{zone_id}", "get", "200"): "Zone",
         (environment + "/zones/{zone_id}", "patch", "200"): "Zone",
+        (environment + "/camera-groups", "get", "200"): "CameraGroupList",
+        (environment + "/camera-groups", "post", "201"): "CameraGroup",
+        (environment + "/camera-groups/{group_id}", "get", "200"): "CameraGroup",
+        (environment + "/camera-groups/{group_id}", "patch", "200"): "CameraGroup",
+        (camera + "/import", "post", "200"): "ImportReport",
+        ("/api/v1/cameras/summary", "get", "200"): "CameraSummary",
     }
     for (path, method, status), name in typed.items():
         content = paths[path][method]["responses"][status]["content"]["application/json"]
@@ -104,6 +118,8 @@ async def test_json_routes_have_typed_bodies(client: AsyncTestClient[Litestar]) 
         (camera + "/{camera_id}", "patch"): "CameraPatchBody",
         (environment + "/zones", "post"): "ZoneBody",
         (environment + "/zones/{zone_id}", "patch"): "ZonePatchBody",
+        (environment + "/camera-groups", "post"): "CameraGroupBody",
+        (environment + "/camera-groups/{group_id}", "patch"): "CameraGroupPatchBody",
     }
     for (path, method), name in bodies.items():
         content = paths[path][method]["requestBody"]["content"]["application/json"]
@@ -112,6 +128,13 @@ async def test_json_routes_have_typed_bodies(client: AsyncTestClient[Litestar]) 
         assert "204" in paths[path]["delete"]["responses"]
     heatmap = paths["/api/v1/analytics/heatmap"]["get"]["responses"]["200"]["content"]
     assert heatmap["image/png"]["schema"] == {"type": "string", "format": "binary"}
+    assert set(paths[camera + "/import"]["post"]["requestBody"]["content"]) == {
+        "text/csv",
+        "application/json",
+        "multipart/form-data",
+    }
+    assert "422" in paths[camera + "/import"]["post"]["responses"]
+    assert "text/csv" in paths[camera + "/export"]["get"]["responses"]["200"]["content"]
     events = paths["/api/v1/processing-tasks/{task_id}/events"]["get"]["responses"]
     assert "text/event-stream" in events["200"]["content"]
     assert schema["components"]["schemas"]["TaskStateName"]["enum"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from spoton_facade import to_proto
 from spoton_facade.client import InferenceClient
@@ -99,10 +101,14 @@ class EnvironmentController(Controller):
 
     @get("/{environment_id:str}/cameras", summary="List an environment's cameras", responses=LOOKUP_PROBLEMS)
     async def list_cameras(
-        self, environment_id: FromPath[str], inference: NamedDependency[InferenceClient]
+        self,
+        environment_id: FromPath[str],
+        inference: NamedDependency[InferenceClient],
+        group_id: Annotated[str, QueryParameter(description="Only this camera group's cameras")] = "",
+        enabled: Annotated[bool | None, QueryParameter(description="Only enabled (true) or disabled (false)")] = None,
     ) -> CameraList:
         """CatalogService.ListCameras."""
-        return from_proto(await inference.list_cameras(environment_id), CameraList)
+        return from_proto(await inference.list_cameras(environment_id, group_id, enabled), CameraList)
 
     @post(
         "/{environment_id:str}/cameras",

@@ -12,18 +12,22 @@ import dataclasses
 import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
+from spoton_inference.core.camera_source import CameraSource, SourceInput, SourceKind, resolve_source
+from spoton_inference.core.camera_summary import CameraSummary, summarize
 from spoton_inference.core.environment import (
     Camera,
+    CameraGroup,
     Environment,
     FloorMap,
     load_environment_dir,
     require_id,
     scan_sub_videos,
 )
-from spoton_inference.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from spoton_inference.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, InvalidFields, NotFound
 from spoton_inference.core.geometry import Homography
 from spoton_inference.core.media import MediaRoot
 from spoton_inference.storage import catalog_store
@@ -31,6 +35,9 @@ from spoton_inference.storage.postgres import Database, TaskRecord
 
 # Unfinished tasks over an environment; deleting what they use is refused.
 InUse = Callable[[str], Awaitable[list[TaskRecord]]]
+T = TypeVar("T")
+MAX_LOCATION_CHARS = 500
+MAX_NAME_CHARS = 200
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,6 +76,13 @@ class CameraSpec:
     width: int = 0
     height: int = 0
     homography: HomographySpec | None = None
+    # "": in no group.
+    group_id: str = ""
+    # None: FILE when the camera has sub-videos, else PUSH.
+    source: SourceInput | None = None
+    detection_threshold: float | None = None
+    location: str = ""
+    enabled: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,6 +95,19 @@ class CameraPatch:
     height: int | None = None
     homography: HomographySpec | None = None
     clear_homography: bool = False
+    # "": out of any group.
+    group_id: str | None = None
+    source: SourceInput | None = None
+    detection_threshold: float | None = None
+    clear_detection_threshold: bool = False
+    location: str | None = None
+    enabled: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupPatch:
+    name: str | None = None
+    description: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,7 +139,11 @@ class Catalog:
         self.loaded = False
 
     async def load(self) -> None:
-        self._cache = {e.environment_id: self._with_map_url(e) for e in await self._db.list_environments()}
+        groups = await catalog_store.list_groups(self._db)
+        self._cache = {
+            e.environment_id: self._with_map_url(dataclasses.replace(e, groups=groups.get(e.environment_id, ())))
+            for e in await self._db.list_environments()
+        }
         self.loaded = True
 
     async def register_directory(self, path: str) -> Environment:
@@ -125,6 +156,10 @@ class Catalog:
         if env.num_batches == 0:
             raise InvalidArgument(f"{directory} has no cameras/<id>/sub_video_NN.mp4 files")
         async with self._lock:
+            previous = self._cache.get(env.environment_id)
+            # Groups are kept apart from the directory's contents: replacing the cameras keeps them.
+            if previous is not None:
+                env = dataclasses.replace(env, groups=previous.groups)
             return await self._save(env)
 
     def list(self) -> list[Environment]:
@@ -153,8 +188,8 @@ class Catalog:
         ids = [c.camera_id for c in spec.cameras]
         if len(set(ids)) != len(ids):
             raise InvalidArgument(f"camera ids must be unique within the environment, got {ids}")
-        cameras = tuple(_new_camera(c, None) for c in spec.cameras)
-        env = Environment(env_id, spec.name or env_id, FloorMap(None, metres_per_pixel), cameras)
+        env = Environment(env_id, spec.name or env_id, FloorMap(None, metres_per_pixel), ())
+        env = dataclasses.replace(env, cameras=tuple(new_camera(c, env) for c in spec.cameras))
         async with self._lock:
             if env_id in self._cache:
                 raise AlreadyExists(f"environment {env_id!r} already exists; update it or pick another id")
@@ -192,32 +227,14 @@ class Catalog:
                 raise AlreadyExists(
                     f"camera {spec.camera_id!r} already exists in environment {environment_id!r}; update it instead"
                 )
-            camera = _new_camera(spec, env.source_dir)
+            camera = new_camera(spec, env)
             await self._save(dataclasses.replace(env, cameras=(*env.cameras, camera)))
         return camera
 
     async def update_camera(self, environment_id: str, camera_id: str, patch: CameraPatch) -> Camera:
-        if patch.homography is not None and patch.clear_homography:
-            raise InvalidArgument("set either a new homography or clear_homography, not both")
         async with self._lock:
             env = self.get(environment_id)
-            camera = self.camera(environment_id, camera_id)
-            where = f"camera {camera_id!r}"
-            homography = camera.homography
-            if patch.clear_homography:
-                homography = None
-            elif patch.homography is not None:
-                homography = _homography(patch.homography, where)
-            if patch.name is not None and not patch.name.strip():
-                raise InvalidArgument(f"{where}: name must not be blank")
-            camera = dataclasses.replace(
-                camera,
-                name=patch.name or camera.name,
-                fps=_positive_fps(patch.fps, where) if patch.fps is not None else camera.fps,
-                width=_size(patch.width, "width", where) if patch.width is not None else camera.width,
-                height=_size(patch.height, "height", where) if patch.height is not None else camera.height,
-                homography=homography,
-            )
+            camera = patched_camera(self.camera(environment_id, camera_id), patch, env)
             cameras = tuple(camera if c.camera_id == camera_id else c for c in env.cameras)
             await self._save(dataclasses.replace(env, cameras=cameras))
         return camera
@@ -235,6 +252,73 @@ class Catalog:
             cameras = tuple(c for c in env.cameras if c.camera_id != camera_id)
             await self._save(dataclasses.replace(env, cameras=cameras))
 
+    async def edit_cameras(
+        self, environment_id: str, edit: Callable[[Environment], tuple[Camera, ...] | None]
+    ) -> Environment:
+        """Store the cameras ``edit`` makes of the environment, in one transaction (None: nothing).
+
+        ``edit`` runs under the catalogue's lock, so nothing changes the cameras in between.
+        """
+        async with self._lock:
+            env = self.get(environment_id)
+            cameras = edit(env)
+            if cameras is None:
+                return env
+            return await self._save(dataclasses.replace(env, cameras=cameras))
+
+    async def summary(self) -> CameraSummary:
+        """Camera counts per environment and group, with each camera's latest health status."""
+        return summarize(self.list(), await catalog_store.latest_camera_statuses(self._db))
+
+    # -- camera groups -------------------------------------------------------------------
+
+    def group(self, environment_id: str, group_id: str) -> CameraGroup:
+        env = self.get(environment_id)
+        group = env.group(group_id)
+        if group is None:
+            known = ", ".join(g.group_id for g in env.groups) or "none"
+            raise NotFound(f"camera group {group_id!r} not found in environment {environment_id!r} (known: {known})")
+        return group
+
+    async def create_group(self, environment_id: str, group: CameraGroup) -> CameraGroup:
+        group_id = require_id(group.group_id, "group_id")
+        group = CameraGroup(group_id, _group_name(group.name) or group_id, group.description)
+        async with self._lock:
+            env = self.get(environment_id)
+            if env.group(group_id) is not None:
+                raise AlreadyExists(
+                    f"camera group {group_id!r} already exists in environment {environment_id!r}; update it instead"
+                )
+            await catalog_store.upsert_group(self._db, environment_id, group)
+            self._cache[environment_id] = dataclasses.replace(env, groups=(*env.groups, group))
+        return group
+
+    async def update_group(self, environment_id: str, group_id: str, patch: GroupPatch) -> CameraGroup:
+        async with self._lock:
+            env = self.get(environment_id)
+            group = self.group(environment_id, group_id)
+            if patch.name is not None and not patch.name.strip():
+                raise InvalidArgument("name must not be blank")
+            group = dataclasses.replace(
+                group,
+                name=_group_name(patch.name) or group.name,
+                description=group.description if patch.description is None else patch.description,
+            )
+            await catalog_store.upsert_group(self._db, environment_id, group)
+            groups = tuple(group if g.group_id == group_id else g for g in env.groups)
+            self._cache[environment_id] = dataclasses.replace(env, groups=groups)
+        return group
+
+    async def delete_group(self, environment_id: str, group_id: str) -> None:
+        """Delete a group; its cameras stay, in no group (the database does the same: ON DELETE SET NULL)."""
+        async with self._lock:
+            env = self.get(environment_id)
+            self.group(environment_id, group_id)
+            await catalog_store.delete_group(self._db, environment_id, group_id)
+            cameras = tuple(dataclasses.replace(c, group_id=None) if c.group_id == group_id else c for c in env.cameras)
+            groups = tuple(g for g in env.groups if g.group_id != group_id)
+            self._cache[environment_id] = dataclasses.replace(env, cameras=cameras, groups=groups)
+
     async def _save(self, env: Environment) -> Environment:
         """Write through: PostgreSQL first, so the cache never holds what was not stored."""
         await self._db.upsert_environment(env)
@@ -251,34 +335,135 @@ class Catalog:
         return dataclasses.replace(env, floor_map=dataclasses.replace(env.floor_map, image_url=url))
 
 
-def _new_camera(spec: CameraSpec, source_dir: Path | None) -> Camera:
-    cam_id = require_id(spec.camera_id, "camera_id")
-    where = f"camera {cam_id!r}"
-    homography = _homography(spec.homography, where) if spec.homography is not None else None
-    sub_videos, probed = scan_sub_videos(source_dir, cam_id) if source_dir else ((), None)
-    width, height, fps = _size(spec.width, "width", where), _size(spec.height, "height", where), spec.fps
+class _Checks:
+    """Runs a camera's validations field by field, so one answer names every bad field."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, str]] = []
+
+    def run(self, field: str, check: Callable[..., T], *args: Any) -> T | None:
+        try:
+            return check(*args)
+        except InvalidFields as exc:
+            self.errors.extend(exc.errors)
+        except InvalidArgument as exc:
+            self.errors.append((field, str(exc)))
+        return None
+
+    def raise_for(self, camera_id: str) -> None:
+        if self.errors:
+            raise InvalidFields(f"camera {camera_id!r}", self.errors)
+
+
+def new_camera(spec: CameraSpec, env: Environment) -> Camera:
+    """Validate a new camera of ``env``; its sub-videos are found under the environment's directory."""
+    checks = _Checks()
+    cam_id = spec.camera_id
+    if checks.run("camera_id", require_id, cam_id, "camera_id") is None:
+        checks.raise_for(cam_id)
+    homography = checks.run("homography", HomographySpec.build, spec.homography) if spec.homography else None
+    found = checks.run("sub_videos", scan_sub_videos, env.source_dir, cam_id) if env.source_dir else None
+    sub_videos, probed = found or ((), None)
+    width, height, fps = spec.width, spec.height, spec.fps
     if probed is not None:
         width, height, fps = width or probed[0], height or probed[1], fps or probed[2]
-    return Camera(cam_id, spec.name or cam_id, _positive_fps(fps, where), width, height, homography, sub_videos)
+    default_source = CameraSource(SourceKind.FILE if sub_videos else SourceKind.PUSH)
+    camera = Camera(
+        cam_id,
+        spec.name or cam_id,
+        checks.run("fps", _positive_fps, fps) or 0.0,
+        checks.run("width", _size, width, "width") or 0,
+        checks.run("height", _size, height, "height") or 0,
+        homography,
+        sub_videos,
+        group_id=checks.run("group_id", _group_of, env, spec.group_id),
+        source=checks.run("source", resolve_source, spec.source, None) if spec.source else default_source,
+        detection_threshold=checks.run("detection_threshold", _threshold, spec.detection_threshold),
+        location=checks.run("location", _location, spec.location) or "",
+        enabled=spec.enabled,
+    )
+    checks.raise_for(cam_id)
+    return camera
 
 
-def _homography(spec: HomographySpec, where: str) -> Homography:
-    try:
-        return spec.build()
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"{where}: {exc}") from exc
+def patched_camera(camera: Camera, patch: CameraPatch, env: Environment) -> Camera:
+    """``camera`` of ``env`` with ``patch`` applied and validated."""
+    checks = _Checks()
+    if patch.homography is not None and patch.clear_homography:
+        checks.errors.append(("homography", "set either a new homography or clear_homography, not both"))
+    if patch.detection_threshold is not None and patch.clear_detection_threshold:
+        checks.errors.append(
+            ("detection_threshold", "set either a detection_threshold or clear_detection_threshold, not both")
+        )
+    if patch.name is not None and not patch.name.strip():
+        checks.errors.append(("name", "name must not be blank"))
+    changes: dict[str, Any] = {"name": patch.name or camera.name}
+    if patch.clear_homography:
+        changes["homography"] = None
+    elif patch.homography is not None:
+        changes["homography"] = checks.run("homography", HomographySpec.build, patch.homography)
+    if patch.fps is not None:
+        changes["fps"] = checks.run("fps", _positive_fps, patch.fps)
+    if patch.width is not None:
+        changes["width"] = checks.run("width", _size, patch.width, "width")
+    if patch.height is not None:
+        changes["height"] = checks.run("height", _size, patch.height, "height")
+    if patch.group_id is not None:
+        changes["group_id"] = checks.run("group_id", _group_of, env, patch.group_id)
+    if patch.source is not None:
+        changes["source"] = checks.run("source", resolve_source, patch.source, camera.source)
+    if patch.clear_detection_threshold:
+        changes["detection_threshold"] = None
+    elif patch.detection_threshold is not None:
+        changes["detection_threshold"] = checks.run("detection_threshold", _threshold, patch.detection_threshold)
+    if patch.location is not None:
+        changes["location"] = checks.run("location", _location, patch.location)
+    if patch.enabled is not None:
+        changes["enabled"] = patch.enabled
+    checks.raise_for(camera.camera_id)
+    return dataclasses.replace(camera, **changes)
 
 
-def _positive_fps(fps: float, where: str) -> float:
+def _group_of(env: Environment, group_id: str) -> str | None:
+    if not group_id:
+        return None
+    if env.group(group_id) is None:
+        known = ", ".join(g.group_id for g in env.groups) or "none"
+        raise InvalidArgument(
+            f"group_id {group_id!r} is not a camera group of environment {env.environment_id!r} "
+            f"(known: {known}); create the group first"
+        )
+    return group_id
+
+
+def _threshold(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and 0 <= value <= 1):
+        raise InvalidArgument(f"detection_threshold must be between 0 and 1, got {value}")
+    return value
+
+
+def _location(value: str) -> str:
+    if len(value) > MAX_LOCATION_CHARS:
+        raise InvalidArgument(f"location must be at most {MAX_LOCATION_CHARS} characters, got {len(value)}")
+    return value
+
+
+def _positive_fps(fps: float) -> float:
     if not (math.isfinite(fps) and fps > 0):
-        raise InvalidArgument(f"{where}: fps must be a number above 0, got {fps}")
+        raise InvalidArgument(f"fps must be a number above 0, got {fps}")
     return float(fps)
 
 
-def _size(value: int, what: str, where: str) -> int:
+def _size(value: int, what: str) -> int:
     if value < 0:
-        raise InvalidArgument(f"{where}: {what} must be 0 (unknown) or more pixels, got {value}")
+        raise InvalidArgument(f"{what} must be 0 (unknown) or more pixels, got {value}")
     return int(value)
+
+
+def _group_name(name: str | None) -> str | None:
+    if name is not None and len(name) > MAX_NAME_CHARS:
+        raise InvalidArgument(f"name must be at most {MAX_NAME_CHARS} characters, got {len(name)}")
+    return name
 
 
 def _non_negative(value: float, what: str) -> float:

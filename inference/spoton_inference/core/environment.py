@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 
+from spoton_inference.core.camera_source import CameraSource, SourceKind
 from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.core.geometry import Homography
 
@@ -41,6 +42,19 @@ class Camera:
     height: int
     homography: Homography | None
     sub_videos: tuple[SubVideo, ...] = ()
+    group_id: str | None = None
+    source: CameraSource = dataclasses.field(default_factory=CameraSource)
+    # None: the server's default.
+    detection_threshold: float | None = None
+    location: str = ""
+    enabled: bool = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CameraGroup:
+    group_id: str
+    name: str
+    description: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,9 +72,13 @@ class Environment:
     floor_map: FloorMap
     cameras: tuple[Camera, ...]
     source_dir: Path | None = None
+    groups: tuple[CameraGroup, ...] = ()
 
     def camera(self, camera_id: str) -> Camera | None:
         return next((c for c in self.cameras if c.camera_id == camera_id), None)
+
+    def group(self, group_id: str) -> CameraGroup | None:
+        return next((g for g in self.groups if g.group_id == group_id), None)
 
     @property
     def num_batches(self) -> int:
@@ -123,7 +141,8 @@ def _load_camera(env_dir: Path, doc: object, index: int) -> Camera:
         width, height, fps = width or probed[0], height or probed[1], fps or probed[2]
     if fps <= 0:
         raise InvalidArgument(f"{where}: fps is missing and could not be read from a video")
-    return Camera(cam_id, str(doc.get("name") or cam_id), fps, width, height, homography, sub_videos)
+    source = CameraSource(SourceKind.FILE if sub_videos else SourceKind.PUSH)
+    return Camera(cam_id, str(doc.get("name") or cam_id), fps, width, height, homography, sub_videos, source=source)
 
 
 def scan_sub_videos(env_dir: Path, camera_id: str) -> tuple[tuple[SubVideo, ...], tuple[int, int, float] | None]:

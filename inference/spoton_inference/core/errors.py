@@ -36,3 +36,12 @@ class FailedPrecondition(SpotOnError):
 
 class Unavailable(SpotOnError):
     """A dependency (Triton, PostgreSQL, Redis) cannot be reached right now."""
+
+
+class InvalidFields(InvalidArgument):
+    """Several fields of one item are wrong; ``errors`` lists (field, message) for each, so an
+    import can report them per row. The message joins them after ``where``."""
+
+    def __init__(self, where: str, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__(f"{where}: " + "; ".join(message for _, message in errors))

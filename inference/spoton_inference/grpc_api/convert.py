@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from spoton.v1 import catalog_pb2, common_pb2, system_pb2, tasks_pb2
+from spoton_inference.core.camera_source import SourceInput, SourceKind
 from spoton_inference.core.catalog import CameraPatch, CameraSpec, EnvironmentPatch, EnvironmentSpec, HomographySpec
 from spoton_inference.core.environment import Camera, Environment
 from spoton_inference.core.events import (
@@ -27,6 +28,8 @@ from spoton_inference.storage.postgres import TaskRecord
 
 STATE_TO_PROTO = {s: tasks_pb2.TaskState.Value(f"TASK_STATE_{s.name}") for s in TaskState}
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
+SOURCE_KIND_TO_PROTO = {k: catalog_pb2.CameraSourceKind.Value(f"CAMERA_SOURCE_KIND_{k.name}") for k in SourceKind}
+PROTO_TO_SOURCE_KIND = {v: k for k, v in SOURCE_KIND_TO_PROTO.items()}
 PROTO_TO_ACTION = {tasks_pb2.TaskAction.Value(f"TASK_ACTION_{a.name}"): a for a in TaskAction}
 
 
@@ -140,6 +143,18 @@ def camera(cam: Camera) -> catalog_pb2.Camera:
         height=cam.height,
         sub_videos=[s.filename for s in cam.sub_videos],
         sub_video_frames=[s.num_frames for s in cam.sub_videos],
+        group_id=cam.group_id or "",
+        # The password itself never leaves the service.
+        source=catalog_pb2.CameraSource(
+            kind=SOURCE_KIND_TO_PROTO[cam.source.kind],
+            url=cam.source.url,
+            username=cam.source.username,
+            password_set=cam.source.password_set,
+            masked_url=cam.source.masked_url,
+        ),
+        detection_threshold=cam.detection_threshold,
+        location=cam.location,
+        enabled=cam.enabled,
     )
     if cam.homography is not None:
         h = cam.homography
@@ -189,6 +204,11 @@ def camera_spec(cam: catalog_pb2.Camera) -> CameraSpec:
         width=cam.width,
         height=cam.height,
         homography=homography_spec(cam.homography) if cam.HasField("homography") else None,
+        group_id=cam.group_id,
+        source=source_input(cam.source) if cam.HasField("source") else None,
+        detection_threshold=cam.detection_threshold if cam.HasField("detection_threshold") else None,
+        location=cam.location,
+        enabled=cam.enabled if cam.HasField("enabled") else True,
     )
 
 
@@ -217,4 +237,19 @@ def camera_patch(request: catalog_pb2.UpdateCameraRequest) -> CameraPatch:
         height=optional("height"),
         homography=homography_spec(request.homography) if request.HasField("homography") else None,
         clear_homography=request.clear_homography,
+        group_id=optional("group_id"),
+        source=source_input(request.source) if request.HasField("source") else None,
+        detection_threshold=optional("detection_threshold"),
+        clear_detection_threshold=request.clear_detection_threshold,
+        location=optional("location"),
+        enabled=optional("enabled"),
+    )
+
+
+def source_input(source: catalog_pb2.CameraSource) -> SourceInput:
+    return SourceInput(
+        kind=PROTO_TO_SOURCE_KIND.get(source.kind),
+        url=source.url,
+        username=source.username,
+        password=source.password if source.HasField("password") else None,
     )

@@ -12,6 +12,8 @@ from grpc_health.v1._async import HealthServicer
 from spoton.v1 import (
     analytics_pb2,
     analytics_pb2_grpc,
+    cameras_pb2,
+    cameras_pb2_grpc,
     catalog_pb2,
     catalog_pb2_grpc,
     inference_pb2,
@@ -26,6 +28,7 @@ from spoton.v1 import (
 from spoton_inference.app import InferenceApp
 from spoton_inference.core.health import STARTING
 from spoton_inference.grpc_api.analytics import AnalyticsServicer
+from spoton_inference.grpc_api.cameras import CameraRegistryServicer
 from spoton_inference.grpc_api.jobs import JobServicer
 from spoton_inference.grpc_api.reflection import add_reflection
 from spoton_inference.grpc_api.servicers import CatalogServicer, SystemServicer, TaskServicer
@@ -42,6 +45,7 @@ SPOTON_SERVICES = tuple(
         (system_pb2, "SystemService"),
         (analytics_pb2, "AnalyticsService"),
         (jobs_pb2, "JobService"),
+        (cameras_pb2, "CameraRegistryService"),
     )
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -61,6 +65,7 @@ def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
     system_pb2_grpc.add_SystemServiceServicer_to_server(SystemServicer(app), server)
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(app), server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(app), server)
+    cameras_pb2_grpc.add_CameraRegistryServiceServicer_to_server(CameraRegistryServicer(app), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     add_reflection(server, [*SPOTON_SERVICES, HEALTH_SERVICE])

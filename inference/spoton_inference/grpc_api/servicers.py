@@ -65,7 +65,15 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     @unary
     async def ListCameras(self, request, context):
         env = self.app.catalog.get(request.environment_id)
-        return catalog_pb2.ListCamerasResponse(cameras=[convert.camera(c) for c in env.cameras])
+        if request.group_id:
+            self.app.catalog.group(request.environment_id, request.group_id)  # NOT_FOUND for an unknown group
+        cameras = [
+            c
+            for c in env.cameras
+            if (not request.group_id or c.group_id == request.group_id)
+            and (not request.HasField("enabled") or c.enabled == request.enabled)
+        ]
+        return catalog_pb2.ListCamerasResponse(cameras=[convert.camera(c) for c in cameras])
 
     @unary
     async def GetCamera(self, request, context):

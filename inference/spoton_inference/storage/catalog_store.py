@@ -1,11 +1,13 @@
-"""Catalogue writes that :class:`~spoton_inference.storage.postgres.Database` does not offer yet.
+"""Catalogue queries that :class:`~spoton_inference.storage.postgres.Database` does not offer:
+deletes, camera groups and the cameras' latest health status.
 
 Kept apart so the catalogue CRUD lands without touching the shared Database module; the
-cameras go with their environment through ``ON DELETE CASCADE``.
+cameras and groups go with their environment through ``ON DELETE CASCADE``.
 """
 
 from __future__ import annotations
 
+from spoton_inference.core.environment import CameraGroup
 from spoton_inference.storage.postgres import Database
 
 
@@ -14,3 +16,56 @@ async def delete_environment(db: Database, environment_id: str) -> bool:
     async with db.pool.acquire() as conn:
         status = await conn.execute("DELETE FROM environments WHERE environment_id = $1", environment_id)
     return status != "DELETE 0"
+
+
+async def list_groups(db: Database) -> dict[str, tuple[CameraGroup, ...]]:
+    """Every environment's camera groups, by environment id, in creation order."""
+    async with db.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT environment_id, group_id, name, description FROM camera_groups "
+            "ORDER BY environment_id, created_at, group_id"
+        )
+    groups: dict[str, list[CameraGroup]] = {}
+    for r in rows:
+        groups.setdefault(r["environment_id"], []).append(CameraGroup(r["group_id"], r["name"], r["description"]))
+    return {env_id: tuple(g) for env_id, g in groups.items()}
+
+
+async def upsert_group(db: Database, environment_id: str, group: CameraGroup) -> None:
+    async with db.pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO camera_groups (environment_id, group_id, name, description) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (environment_id, group_id) DO UPDATE SET name = $3, description = $4, updated_at = now()""",
+            environment_id,
+            group.group_id,
+            group.name,
+            group.description,
+        )
+
+
+async def delete_group(db: Database, environment_id: str, group_id: str) -> None:
+    """Delete a group; its cameras' group_id becomes NULL (the foreign key's ON DELETE SET NULL)."""
+    async with db.pool.acquire() as conn:
+        await conn.execute(
+            "DELETE FROM camera_groups WHERE environment_id = $1 AND group_id = $2", environment_id, group_id
+        )
+
+
+async def latest_camera_statuses(db: Database) -> dict[tuple[str, str], str]:
+    """Each camera's latest health status ('online', 'offline' or 'degraded'), by (environment_id,
+    camera_id), from the newest row per camera in ``camera_health_checks``.
+
+    That table comes with the periodic health checks; while it does not exist (checked with
+    ``to_regclass``) the answer is empty. A camera without a row is left out, and the summary
+    counts it as 'unknown'.
+    """
+    async with db.pool.acquire() as conn:
+        if await conn.fetchval("SELECT to_regclass('camera_health_checks')") is None:
+            return {}
+        rows = await conn.fetch(
+            """SELECT DISTINCT ON (h.environment_id, h.camera_id) h.environment_id, h.camera_id, h.status
+               FROM camera_health_checks h
+               JOIN cameras c USING (environment_id, camera_id)
+               ORDER BY h.environment_id, h.camera_id, h.checked_at DESC"""
+        )
+    return {(r["environment_id"], r["camera_id"]): r["status"] for r in rows}

@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 
+from spoton_inference.core.camera_source import CameraSource, SourceKind
 from spoton_inference.core.environment import Camera, Environment, FloorMap, SubVideo
 from spoton_inference.core.events import TaskState
 from spoton_inference.core.geometry import Homography
@@ -69,11 +70,23 @@ class Database:
                 str(env.floor_map.image) if env.floor_map.image else None,
                 env.floor_map.metres_per_pixel,
             )
-            await conn.execute("DELETE FROM cameras WHERE environment_id = $1", env.environment_id)
+            # Update in place rather than delete and insert again, so rows that refer to a camera
+            # (its health history) survive a change to it.
+            await conn.execute(
+                "DELETE FROM cameras WHERE environment_id = $1 AND NOT camera_id = ANY($2::text[])",
+                env.environment_id,
+                [c.camera_id for c in env.cameras],
+            )
             await conn.executemany(
                 """INSERT INTO cameras (environment_id, camera_id, name, fps, width, height,
-                                        homography, sub_videos, position)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                                        homography, sub_videos, position, group_id, source_kind, source_url,
+                                        source_username, source_password, detection_threshold, location, enabled)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                   ON CONFLICT (environment_id, camera_id) DO UPDATE SET
+                       name = $3, fps = $4, width = $5, height = $6, homography = $7, sub_videos = $8,
+                       position = $9, group_id = $10, source_kind = $11, source_url = $12,
+                       source_username = $13, source_password = $14, detection_threshold = $15,
+                       location = $16, enabled = $17""",
                 [
                     (
                         env.environment_id,
@@ -85,6 +98,14 @@ class Database:
                         json.dumps(_homography_doc(c.homography)) if c.homography else None,
                         json.dumps([{"path": str(s.path), "num_frames": s.num_frames} for s in c.sub_videos]),
                         i,
+                        c.group_id,
+                        str(c.source.kind),
+                        c.source.url,
+                        c.source.username,
+                        c.source.password,
+                        c.detection_threshold,
+                        c.location,
+                        c.enabled,
                     )
                     for i, c in enumerate(env.cameras)
                 ],
@@ -282,7 +303,23 @@ def _camera_from_row(row: asyncpg.Record) -> Camera:
             np.asarray(doc["map_points"]) if doc["map_points"] else None,
         )
     subs = tuple(SubVideo(Path(s["path"]), int(s["num_frames"])) for s in json.loads(row["sub_videos"]))
-    return Camera(row["camera_id"], row["name"], row["fps"], row["width"], row["height"], homography, subs)
+    source = CameraSource(
+        SourceKind(row["source_kind"]), row["source_url"], row["source_username"], row["source_password"]
+    )
+    return Camera(
+        row["camera_id"],
+        row["name"],
+        row["fps"],
+        row["width"],
+        row["height"],
+        homography,
+        subs,
+        group_id=row["group_id"],
+        source=source,
+        detection_threshold=row["detection_threshold"],
+        location=row["location"],
+        enabled=row["enabled"],
+    )
 
 
 def _task_from_row(row: asyncpg.Record) -> TaskRecord:
