@@ -1,9 +1,11 @@
 """A real task over a generated scene fills the history: identities with first/last seen equal to
-their track points, camera and zone events in the events table, zone events on the task's stream."""
+their track points, camera and zone events in the events table, zone events on the task's stream
+and in its events.json export."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -58,3 +60,8 @@ async def test_a_task_records_identities_and_events(live_service, make_data_dir)
         assert mine.count("zone_enter") == mine.count("zone_exit") >= 1
     announced = sorted(("zone_" + z.kind, z.global_id, z.global_frame_index) for z in streamed)
     assert announced == sorted(zone_rows)
+    # The export a job user downloads holds the same zone events (its frames count from 1).
+    exported = json.loads((await app.tasks.export_path(record.task_id, "events.json")).read_text())["events"]
+    zone_exports = [e for e in exported if e["type"].startswith("zone_")]
+    assert sorted((e["type"], e["global_id"], e["frame"] - 1) for e in zone_exports) == sorted(zone_rows)
+    assert all(e["zone_id"] == "west" and e["zone_name"] == "West" and len(e["map_xy"]) == 2 for e in zone_exports)

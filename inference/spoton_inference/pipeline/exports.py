@@ -4,7 +4,8 @@
   ``frame,id,x,y,w,h,conf,-1,-1,-1`` with frame = global frame index + 1, id the global or
   local track id;
 - ``trajectories.csv``: ``frame,global_id,map_x,map_y``;
-- ``events.json``: person appeared / left a camera, and hand-overs between cameras;
+- ``events.json``: person appeared / left a camera, hand-overs between cameras, and zone
+  entries and exits (``zone_enter`` / ``zone_exit``, with the zone and the map point);
 - ``<camera_id>.detections.txt``: every raw detection the tracker was given, in the
   MOTChallenge detection format (id -1), so other trackers can be run on exactly the same
   input (``bench/accuracy.py`` does).
@@ -76,6 +77,22 @@ class ExportWriter:
                 self._see(cam.camera_id, t.global_id, frame)
         self._expire(frame)
 
+    def add_zone_event(
+        self, kind: str, frame: int, camera_id: str, gid: int, zone_id: str, zone_name: str, map_xy: tuple[float, float]
+    ) -> None:
+        """A zone entry or exit (``kind`` ``zone_enter``/``zone_exit``, 0-based frame) for events.json.
+
+        Only the file: the history stores zone events itself.
+        """
+        self._events.append(
+            {
+                **self._event_fields(kind, frame, camera_id, gid),
+                "zone_id": zone_id,
+                "zone_name": zone_name,
+                "map_xy": [round(v, 4) for v in map_xy],
+            }
+        )
+
     def add_detections(self, camera_id: str, global_frame_index: int, boxes: np.ndarray, scores: np.ndarray) -> None:
         out = self._files[f"{camera_id}.detections"]
         for (x1, y1, x2, y2), score in zip(boxes.tolist(), scores.tolist(), strict=True):
@@ -90,7 +107,9 @@ class ExportWriter:
         self._present.clear()
         for f in [*self._files.values(), self._traj]:
             f.close()
-        self._events.sort(key=lambda e: (e["frame"], e["type"] != "left"))
+        # Within a frame: leaving before the rest, zone exits before entries.
+        order = {"left": 0, "zone_exit": 1}
+        self._events.sort(key=lambda e: (e["frame"], order.get(str(e["type"]), 2)))
         (self.out_dir / "events.json").write_text(json.dumps({"events": self._events}, indent=1))
         return sorted(self.out_dir.iterdir())
 
@@ -115,13 +134,13 @@ class ExportWriter:
     def _event(self, kind: str, frame: int, camera_id: str, gid: int, **extra: object) -> None:
         if self._on_event is not None:
             self._on_event(kind, frame, camera_id, gid, **extra)
-        self._events.append(
-            {
-                "type": kind,
-                "frame": frame + 1,
-                "time_s": round(frame / self._fps, 3),
-                "camera_id": camera_id,
-                "global_id": gid,
-                **extra,
-            }
-        )
+        self._events.append({**self._event_fields(kind, frame, camera_id, gid), **extra})
+
+    def _event_fields(self, kind: str, frame: int, camera_id: str, gid: int) -> dict[str, object]:
+        return {
+            "type": kind,
+            "frame": frame + 1,
+            "time_s": round(frame / self._fps, 3),
+            "camera_id": camera_id,
+            "global_id": gid,
+        }

@@ -262,6 +262,9 @@ class TaskRunner:
     async def _emit_zone_events(self, transitions: list[ZoneTransition]) -> None:
         for t in transitions:
             kind = "enter" if t.kind == ENTER else "exit"
+            self._exports.add_zone_event(
+                f"zone_{kind}", t.global_frame_index, t.camera_id, t.global_id, t.zone_id, t.zone_name, t.map_xy
+            )
             await self.ports.emit(
                 ZoneEvent(kind, t.zone_id, t.zone_name, t.global_id, t.global_frame_index, t.camera_id, t.map_xy)
             )

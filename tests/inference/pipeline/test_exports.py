@@ -46,3 +46,33 @@ def test_mot_files_trajectories_and_events(tmp_path):
     assert ("handover", "c2", 3) in kinds
     assert ("left", "c1", 2) in kinds
     assert ("left", "c2", 6) in kinds
+
+
+def test_zone_events_are_exported_in_frame_order(tmp_path):
+    writer = ExportWriter(tmp_path, ["c01"], fps=10.0)
+    writer.add_zone_event("zone_enter", 7, "c01", 3, "door", "Door", (1.23456, 2.0))
+    writer.add_zone_event("zone_exit", 4, "c01", 3, "door", "Door", (1.0, 2.0))
+    writer.close()
+    events = json.loads((tmp_path / "events.json").read_text())["events"]
+    assert events == [
+        {
+            "type": "zone_exit",
+            "frame": 5,
+            "time_s": 0.4,
+            "camera_id": "c01",
+            "global_id": 3,
+            "zone_id": "door",
+            "zone_name": "Door",
+            "map_xy": [1.0, 2.0],
+        },
+        {
+            "type": "zone_enter",
+            "frame": 8,
+            "time_s": 0.7,
+            "camera_id": "c01",
+            "global_id": 3,
+            "zone_id": "door",
+            "zone_name": "Door",
+            "map_xy": [1.2346, 2.0],
+        },
+    ]
