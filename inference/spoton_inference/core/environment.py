@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 
+from spoton_inference.core.camera_source import CameraSource
 from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.core.geometry import Homography
 
@@ -41,6 +42,8 @@ class Camera:
     height: int
     homography: Homography | None
     sub_videos: tuple[SubVideo, ...] = ()
+    # A live source the service pulls (rtsp/http); None: its sub-videos or client pushes.
+    source: CameraSource | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
