@@ -6,7 +6,7 @@ joins them only for the decoder, and :attr:`CameraSource.masked_url` is what may
 Example:
     >>> s = CameraSource("rtsp", "rtsp://10.0.0.5/live", "admin", "pw")
     >>> s.is_live, s.masked_url, s.decoder_url()
-    (True, 'rtsp://10.0.0.5/live', 'rtsp://admin:pw@10.0.0.5/live')
+    (True, 'rtsp://admin:****@10.0.0.5/live', 'rtsp://admin:pw@10.0.0.5/live')
     >>> CameraSource.from_url("http://cam/mjpeg").kind
     'http'
 """
@@ -51,7 +51,8 @@ class CameraSource:
 
     @property
     def masked_url(self) -> str:
-        return mask_url(self.url)
+        """The URL as it may be shown: with the user name, and ``****`` for a password."""
+        return mask_url(self.decoder_url())
 
     def decoder_url(self) -> str:
         """The URL with its credentials, for the decoder only: never log or return it."""
