@@ -25,6 +25,7 @@ from litestar.static_files import create_static_files_router
 from spoton_facade.client import InferenceClient, open_channel
 from spoton_facade.problems import EXCEPTION_HANDLERS
 from spoton_facade.routes.analytics import AnalyticsController, ZoneController
+from spoton_facade.routes.cameras import CameraOperationsController
 from spoton_facade.routes.dashboard import STATIC_DIR, DashboardController
 from spoton_facade.routes.environments import EnvironmentController
 from spoton_facade.routes.health import HealthController
@@ -49,6 +50,7 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
             AnalyticsController,
             ZoneController,
             JobController,
+            CameraOperationsController,
         ],
     )
     return Litestar(
