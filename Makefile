@@ -8,7 +8,7 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models browser demo serve test lint bench-latency bench-accuracy bench-storage bench-tiling clean
+.PHONY: setup proto models browser rtsp-server demo serve test lint bench-latency bench-accuracy bench-storage bench-tiling clean
 
 setup: $(SETUP)
 
@@ -45,7 +45,17 @@ browser:
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: setup models browser
+# Debian's gst-rtsp-server, for the live-camera tests' local RTSP stream (tests/support/rtsp_server.py).
+RTSP_CHECK := import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst; Gst.init(None); \
+  assert all(map(Gst.ElementFactory.find, ('videotestsrc', 'x264enc', 'rtph264pay')))
+rtsp-server:
+	@/usr/bin/python3 -c "$(RTSP_CHECK)" 2>/dev/null || { echo "installing gst-rtsp-server from Debian's packages"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	    gstreamer1.0-plugins-ugly >/dev/null; }
+
+test: setup models browser rtsp-server
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

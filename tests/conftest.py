@@ -214,3 +214,56 @@ async def jobs_service(service_settings, job_video) -> AsyncIterator[JobsService
     finally:
         await server.stop(grace=1.0)
         await app.close()
+
+
+# -- a local RTSP camera (Debian's gst-rtsp-server; `make rtsp-server` installs it) ------------
+
+
+class RtspCamera:
+    """A generated H.264 stream at ``url`` served by tests/support/rtsp_server.py, which a test
+    can stop and start again on the same port (to drop every client mid-stream)."""
+
+    SCRIPT = Path(__file__).parent / "support" / "rtsp_server.py"
+
+    def __init__(self, *, fps: int = 10, width: int = 320, height: int = 240, user: str = "", password: str = ""):
+        from spoton_inference.embedded.ports import pick_free_ports
+
+        self.port = pick_free_ports(1)[0]
+        self.fps, self.width, self.height = fps, width, height
+        self.user, self.password = user, password
+        self.url = f"rtsp://127.0.0.1:{self.port}/live"  # without credentials
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        args = ["--port", self.port, "--fps", self.fps, "--width", self.width, "--height", self.height]
+        if self.user:
+            args += ["--user", self.user, "--password", self.password]
+        self._proc = await asyncio.create_subprocess_exec(
+            "/usr/bin/python3", str(self.SCRIPT), *map(str, args), stdout=asyncio.subprocess.PIPE
+        )
+        line = await asyncio.wait_for(self._proc.stdout.readline(), 30)  # type: ignore[union-attr]
+        if line.strip() != b"ready":
+            await self.stop()
+            raise RuntimeError(f"RTSP server did not start (run `make rtsp-server`): {line!r}")
+
+    async def stop(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()  # abrupt, as a camera losing power: clients see the connection drop
+            await self._proc.wait()
+        self._proc = None
+
+
+@pytest_asyncio.fixture
+async def rtsp_camera() -> AsyncIterator[Callable[..., Any]]:
+    """``await rtsp_camera(**options)``: a started :class:`RtspCamera`, stopped after the test."""
+    cameras: list[RtspCamera] = []
+
+    async def start(**options: Any) -> RtspCamera:
+        camera = RtspCamera(**options)
+        cameras.append(camera)
+        await camera.start()
+        return camera
+
+    yield start
+    for camera in cameras:
+        await camera.stop()

@@ -26,6 +26,7 @@ from spoton_facade.client import InferenceClient, open_channel
 from spoton_facade.problems import EXCEPTION_HANDLERS
 from spoton_facade.routes.analytics import AnalyticsController, ZoneController
 from spoton_facade.routes.camera_registry import CameraRegistryController, CameraSummaryController
+from spoton_facade.routes.cameras import CameraOperationsController
 from spoton_facade.routes.dashboard import STATIC_DIR, DashboardController
 from spoton_facade.routes.environments import EnvironmentController
 from spoton_facade.routes.health import HealthController
@@ -52,6 +53,7 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
             JobController,
             CameraRegistryController,
             CameraSummaryController,
+            CameraOperationsController,
         ],
     )
     return Litestar(

@@ -13,11 +13,14 @@ import urllib.parse
 import numpy as np
 
 from spoton_inference.core.analytics import Analytics
+from spoton_inference.core.camera_health import CameraHealthMonitor
+from spoton_inference.core.camera_ops import CameraOperations
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.health import DEGRADED, FAILED, HEALTHY, STARTING, ComponentHealth, HealthReport, check
 from spoton_inference.core.jobs import JobManager
 from spoton_inference.core.tasks import TaskManager
 from spoton_inference.pipeline.live import LiveStats
+from spoton_inference.pipeline.live_pull import LivePull
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
 from spoton_inference.settings import Settings
 from spoton_inference.storage.analytics_store import AnalyticsStore
@@ -83,6 +86,10 @@ class InferenceApp:
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
         self.live = LiveStats()
+        # Live cameras being pulled, by (environment id, camera id); snapshots take their newest frame.
+        self.live_pulls: dict[tuple[str, str], LivePull] = {}
+        self.camera_ops = CameraOperations(settings, self.catalog, models, self.live_pulls)
+        self.camera_health = CameraHealthMonitor(settings, db, self.catalog)
 
     @classmethod
     async def create(cls, settings: Settings) -> InferenceApp:
@@ -101,6 +108,7 @@ class InferenceApp:
         await app.catalog.load()
         await app.tasks.recover()
         await app.jobs.recover()
+        app.camera_health.start()
         return app
 
     async def warm_up(self) -> None:
@@ -115,6 +123,7 @@ class InferenceApp:
     async def close(self) -> None:
         await self.jobs.close()  # first: running jobs stay RUNNING, to be run again after a restart
         await self.tasks.shutdown()
+        await self.camera_health.close()
         await self.outbox.close()
         await self.lease.close()
         if self._maintenance is not None:

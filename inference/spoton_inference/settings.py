@@ -96,6 +96,15 @@ class Settings:
     writer_journal_max_bytes: int = 1024**3
     # Prometheus text metrics at http://<grpc_host>:<port>/metrics; 0 turns them off.
     metrics_port: int = 0
+    # Live cameras (RTSP/HTTP sources the service pulls): the bound on opening a source and on
+    # each read after, and the longest wait between reconnect attempts (back-off doubles up to it).
+    source_connect_timeout_s: float = 10.0
+    source_reconnect_max_s: float = 30.0
+    # Seconds between health checks of every live camera (0 turns them off), checks at once,
+    # and days of check history kept in PostgreSQL (0 keeps all).
+    camera_health_interval_s: float = 60.0
+    camera_health_concurrency: int = 4
+    camera_health_retention_days: int = 7
 
     def __post_init__(self) -> None:
         if self.media_root == Path():

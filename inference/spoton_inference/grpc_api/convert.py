@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from spoton.v1 import catalog_pb2, common_pb2, system_pb2, tasks_pb2
 from spoton_inference.core.camera_source import SourceInput, SourceKind
+from spoton_inference.core.camera_health import CameraHealthReport
 from spoton_inference.core.catalog import CameraPatch, CameraSpec, EnvironmentPatch, EnvironmentSpec, HomographySpec
 from spoton_inference.core.environment import Camera, Environment
 from spoton_inference.core.events import (
@@ -24,6 +25,7 @@ from spoton_inference.core.events import (
 )
 from spoton_inference.core.health import HealthReport
 from spoton_inference.core.tasks import TaskAction
+from spoton_inference.pipeline.source_probe import ProbeResult
 from spoton_inference.storage.postgres import TaskRecord
 
 STATE_TO_PROTO = {s: tasks_pb2.TaskState.Value(f"TASK_STATE_{s.name}") for s in TaskState}
@@ -252,4 +254,36 @@ def source_input(source: catalog_pb2.CameraSource) -> SourceInput:
         url=source.url,
         username=source.username,
         password=source.password if source.HasField("password") else None,
+    )
+
+
+def connection_test(result: ProbeResult, masked_url: str) -> catalog_pb2.TestCameraConnectionResponse:
+    return catalog_pb2.TestCameraConnectionResponse(
+        ok=result.ok,
+        reason=result.reason,
+        error_kind=result.error_kind,
+        codec=result.codec,
+        width=result.width,
+        height=result.height,
+        fps=result.fps,
+        time_to_first_frame_ms=result.first_frame_ms,
+        source_url=masked_url,
+    )
+
+
+def camera_health(report: CameraHealthReport) -> catalog_pb2.ListCameraHealthResponse:
+    return catalog_pb2.ListCameraHealthResponse(
+        status=report.status,
+        checks=[
+            catalog_pb2.CameraHealthCheck(
+                checked_at=timestamp(c.checked_at),
+                status=c.status,
+                latency_ms=c.latency_ms or 0.0,
+                fps=c.fps,
+                width=c.width,
+                height=c.height,
+                error=c.error,
+            )
+            for c in report.checks
+        ],
     )

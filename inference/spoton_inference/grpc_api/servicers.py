@@ -19,6 +19,7 @@ from spoton.v1 import (
     tasks_pb2_grpc,
 )
 from spoton_inference.app import InferenceApp
+from spoton_inference.core.camera_source import CameraSource
 from spoton_inference.core.detection import decode_encoded, decode_raw, detect_image
 from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.grpc_api import convert
@@ -93,6 +94,39 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def DeleteCamera(self, request, context):
         await self.app.catalog.delete_camera(request.environment_id, request.camera_id)
         return catalog_pb2.DeleteCameraResponse()
+
+    @unary
+    async def TestCameraConnection(self, request, context):
+        ops = self.app.camera_ops
+        if request.source_url:
+            source = CameraSource.from_url(request.source_url, request.username, request.password)
+            result = await ops.test_source(source)
+        elif request.environment_id and request.camera_id:
+            source = self.app.catalog.camera(request.environment_id, request.camera_id).source
+            result = await ops.test_camera(request.environment_id, request.camera_id)
+        else:
+            raise InvalidArgument("give environment_id and camera_id of a registered camera, or a source_url to try")
+        return convert.connection_test(result, source.masked_url if source else "")
+
+    @unary
+    async def GetCameraSnapshot(self, request, context):
+        snap = await self.app.camera_ops.snapshot(
+            request.environment_id, request.camera_id, draw_detections=request.draw_detections
+        )
+        return catalog_pb2.CameraSnapshot(
+            jpeg=snap.jpeg,
+            width=snap.width,
+            height=snap.height,
+            captured_at=convert.timestamp(snap.captured_at),
+            detections=snap.detections,
+        )
+
+    @unary
+    async def ListCameraHealth(self, request, context):
+        if request.limit < 0:
+            raise InvalidArgument("limit must not be negative")
+        report = await self.app.camera_health.report(request.environment_id, request.camera_id, request.limit)
+        return convert.camera_health(report)
 
 
 class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):

@@ -1,0 +1,87 @@
+"""``/api/v1/environments/{env}/cameras/{cam}/…``: test a camera's connection, take a snapshot,
+read its health (CatalogService)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, QueryParameter
+
+from spoton_facade.camera_schemas import CameraHealth, ConnectionTest
+from spoton_facade.cameras_client import CameraClient
+from spoton_facade.problems import LOOKUP_PROBLEMS, problem_responses
+from spoton_facade.schemas import from_proto
+
+JPEG = "image/jpeg"
+# 409: the camera has no live source (test) or no frames at all (snapshot); 503: it gave none now.
+CAMERA_PROBLEMS = {**problem_responses(409), **LOOKUP_PROBLEMS}
+
+
+def _provide_cameras(state: State, request: Request[Any, Any, Any]) -> CameraClient:
+    authorization = request.headers.get("authorization")
+    return CameraClient(state.inference_channel, [("authorization", authorization)] if authorization else [])
+
+
+class CameraOperationsController(Controller):
+    path = "/environments/{environment_id:str}/cameras/{camera_id:str}"
+    tags = ("cameras",)
+    dependencies = {"cameras": Provide(_provide_cameras, sync_to_thread=False)}  # noqa: RUF012
+
+    @post(
+        "/test-connection",
+        summary="Test a camera's live source",
+        description="Opens the camera's RTSP/HTTP source within the service's connect timeout and decodes one "
+        "frame. A camera that is down is a 200 with `ok: false` and a `reason` (credentials masked); 409 for a "
+        "camera without a live source.",
+        status_code=200,
+        responses=CAMERA_PROBLEMS,
+    )
+    async def test_connection(
+        self, environment_id: FromPath[str], camera_id: FromPath[str], cameras: NamedDependency[CameraClient]
+    ) -> ConnectionTest:
+        """CatalogService.TestCameraConnection."""
+        return from_proto(await cameras.test_connection(environment_id, camera_id), ConnectionTest)
+
+    @get(
+        "/snapshot",
+        summary="The camera's current frame as JPEG",
+        description="The newest frame of a running live pull, else one grabbed from the source, else the first "
+        "frame of the first sub-video. `detections=true` draws the detector's person boxes with their scores.",
+        media_type=JPEG,
+        responses={
+            200: ResponseSpec(bytes, description="JPEG image", media_type=JPEG, generate_examples=False),
+            **CAMERA_PROBLEMS,
+        },
+    )
+    async def snapshot(
+        self,
+        environment_id: FromPath[str],
+        camera_id: FromPath[str],
+        cameras: NamedDependency[CameraClient],
+        detections: Annotated[bool, QueryParameter(description="Draw detected people")] = False,
+    ) -> Response[bytes]:
+        """CatalogService.GetCameraSnapshot."""
+        snap = await cameras.snapshot(environment_id, camera_id, detections)
+        headers = {"Cache-Control": "no-store", "X-Captured-At": snap.captured_at.ToJsonString()}
+        return Response(snap.jpeg, media_type=JPEG, headers=headers)
+
+    @get(
+        "/health",
+        summary="A camera's health checks and status",
+        description="Checks newest first; `status` is the newest check's (unknown before the first). online: "
+        "frames at 50% or more of the expected fps; degraded: connected but slower; offline: unreachable.",
+        responses=LOOKUP_PROBLEMS,
+    )
+    async def health(
+        self,
+        environment_id: FromPath[str],
+        camera_id: FromPath[str],
+        cameras: NamedDependency[CameraClient],
+        limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Newest checks to return")] = 50,
+    ) -> CameraHealth:
+        """CatalogService.ListCameraHealth."""
+        return from_proto(await cameras.health(environment_id, camera_id, limit), CameraHealth)

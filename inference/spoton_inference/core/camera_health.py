@@ -1,0 +1,135 @@
+"""Periodic health checks of live cameras, kept in PostgreSQL.
+
+Every ``SPOTON_CAMERA_HEALTH_INTERVAL_S`` each camera with a live source (rtsp/http) is
+probed, a few at a time: opened within ``SPOTON_SOURCE_CONNECT_TIMEOUT_S``, then decoded for
+:data:`SAMPLE_S` to measure the rate frames arrive at. The result is stored; a camera's
+status is its newest check. Checks older than ``SPOTON_CAMERA_HEALTH_RETENTION_DAYS`` are
+deleted by the same loop.
+
+Status rules:
+- ``online``: frames arrive at 50% or more of the expected rate (the camera's configured fps,
+  else what the stream declares);
+- ``degraded``: it connects and sends frames, but slower than that;
+- ``offline``: it cannot be opened or sends no frame (the error says why, masked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+
+from spoton_inference.core.catalog import Catalog
+from spoton_inference.core.environment import Camera
+from spoton_inference.pipeline.source_probe import ProbeResult, probe_source
+from spoton_inference.settings import Settings
+from spoton_inference.storage import camera_health_store as store
+from spoton_inference.storage.camera_health_store import HealthCheck
+from spoton_inference.storage.postgres import Database
+
+log = logging.getLogger(__name__)
+ONLINE, DEGRADED, OFFLINE, UNKNOWN = "online", "degraded", "offline", "unknown"
+# Share of the expected frame rate below which a camera is degraded.
+MIN_FPS_RATIO = 0.5
+# Seconds each check decodes to measure the frame rate.
+SAMPLE_S = 1.0
+MAX_HISTORY = 1000
+
+
+def status_of(result: ProbeResult, expected_fps: float) -> tuple[str, str]:
+    """The status of one probe, and why it is not online ('' when it is)."""
+    if not result.ok:
+        return OFFLINE, result.reason
+    expected = expected_fps or result.fps
+    if expected > 0 and result.measured_fps < MIN_FPS_RATIO * expected:
+        share = f"{MIN_FPS_RATIO:.0%} of the expected {expected:g} fps"
+        return DEGRADED, f"frames arrive at {result.measured_fps:.1f} fps, under {share}"
+    return ONLINE, ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CameraHealthReport:
+    status: str  # the newest check's, or unknown before the first
+    checks: list[HealthCheck]  # newest first
+
+
+class CameraHealthMonitor:
+    def __init__(self, settings: Settings, db: Database, catalog: Catalog) -> None:
+        self._settings = settings
+        self._db = db
+        self._catalog = catalog
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """The periodic loop, unless SPOTON_CAMERA_HEALTH_INTERVAL_S is 0."""
+        if self._settings.camera_health_interval_s > 0:
+            self._task = asyncio.create_task(self._loop(), name="camera-health")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def check(self, environment_id: str, camera: Camera) -> HealthCheck:
+        """Probe one live camera now and store the result."""
+        assert camera.source is not None and camera.source.is_live
+        result = await asyncio.to_thread(probe_source, camera.source, self._settings.source_connect_timeout_s, SAMPLE_S)
+        status, error = status_of(result, camera.fps)
+        row = HealthCheck(
+            environment_id,
+            camera.camera_id,
+            dt.datetime.now(dt.UTC),
+            status,
+            result.first_frame_ms if result.ok else None,
+            result.measured_fps,
+            result.width,
+            result.height,
+            error,
+        )
+        await store.insert(self._db, row)
+        return row
+
+    async def check_all(self) -> list[HealthCheck]:
+        """Every camera with a live source, at most SPOTON_CAMERA_HEALTH_CONCURRENCY at once."""
+        limit = asyncio.Semaphore(max(1, self._settings.camera_health_concurrency))
+
+        async def one(environment_id: str, camera: Camera) -> HealthCheck | None:
+            async with limit:
+                try:
+                    return await self.check(environment_id, camera)
+                except Exception as exc:  # the database: the next round tries again
+                    log.warning("health check of camera %s/%s not stored: %s", environment_id, camera.camera_id, exc)
+                    return None
+
+        live = [
+            (env.environment_id, cam)
+            for env in self._catalog.list()
+            for cam in env.cameras
+            if cam.source is not None and cam.source.is_live
+        ]
+        done = await asyncio.gather(*(one(e, c) for e, c in live))
+        return [c for c in done if c is not None]
+
+    async def report(self, environment_id: str, camera_id: str, limit: int) -> CameraHealthReport:
+        self._catalog.camera(environment_id, camera_id)  # NotFound for an unknown camera
+        checks = await store.history(self._db, environment_id, camera_id, min(max(limit or 50, 1), MAX_HISTORY))
+        return CameraHealthReport(checks[0].status if checks else UNKNOWN, checks)
+
+    async def prune(self) -> int:
+        days = self._settings.camera_health_retention_days
+        if days <= 0:
+            return 0
+        return await store.prune(self._db, dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                checks = await self.check_all()
+                await self.prune()
+                log.debug("camera health: %d cameras checked", len(checks))
+            except Exception as exc:
+                log.warning("camera health round failed, retrying next interval: %s", exc)
+            await asyncio.sleep(self._settings.camera_health_interval_s)

@@ -1,0 +1,184 @@
+"""Camera operations over gRPC against a real RTSP camera: connection test, snapshot, health."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+
+from spoton.v1 import catalog_pb2
+from spoton_inference.core.camera_health import OFFLINE, ONLINE, CameraHealthMonitor
+from spoton_inference.core.camera_source import CameraSource
+from spoton_inference.storage import camera_health_store
+from spoton_inference.storage.camera_health_store import HealthCheck
+
+pytestmark = pytest.mark.timeout(180)
+PASSWORD = "pw-never-shown-42"
+
+
+def attach_source(app, environment_id: str, camera_id: str, source: CameraSource) -> None:
+    """Give a registered camera a live source. The registry's columns come with another change;
+    until then the catalogue's cache is where a camera's source lives."""
+    env = app.catalog.get(environment_id)
+    cameras = tuple(dataclasses.replace(c, source=source) if c.camera_id == camera_id else c for c in env.cameras)
+    app.catalog._cache[environment_id] = dataclasses.replace(env, cameras=cameras)
+
+
+async def until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def _code(call) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call
+    return err.value.code(), err.value.details()
+
+
+def _jpeg(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "not a decodable JPEG"
+    return image
+
+
+async def test_connection_test_finds_codec_resolution_and_fps(live_service, catalog, register, rtsp_camera):
+    cam = await rtsp_camera(width=320, height=240, fps=10, user="admin", password=PASSWORD)
+    await register("cam-test")
+    attach_source(live_service.app, "cam-test", "c1", CameraSource.from_url(cam.url, "admin", PASSWORD))
+    got = await catalog.TestCameraConnection(
+        catalog_pb2.TestCameraConnectionRequest(environment_id="cam-test", camera_id="c1")
+    )
+    assert got.ok and not got.reason
+    assert (got.codec, got.width, got.height, got.fps) == ("h264", 320, 240, 10)
+    assert got.time_to_first_frame_ms > 0
+    assert got.source_url == cam.url.replace("//", "//admin:****@")  # the password is never shown
+
+
+async def test_connection_failures_are_results_with_masked_reasons(live_service, catalog, rtsp_camera, caplog):
+    caplog.set_level(logging.DEBUG)
+    cam = await rtsp_camera(user="admin", password="the-right-one")
+    wrong = await catalog.TestCameraConnection(
+        catalog_pb2.TestCameraConnectionRequest(source_url=cam.url, username="admin", password=PASSWORD)
+    )
+    assert not wrong.ok and wrong.error_kind == "auth" and "user name and password" in wrong.reason
+    inline = cam.url.replace("rtsp://", f"rtsp://admin:{PASSWORD}@")
+    wrong = await catalog.TestCameraConnection(catalog_pb2.TestCameraConnectionRequest(source_url=inline))
+    assert not wrong.ok and wrong.error_kind == "auth" and wrong.source_url == cam.url.replace("//", "//admin:****@")
+    await cam.stop()
+    refused = await catalog.TestCameraConnection(catalog_pb2.TestCameraConnectionRequest(source_url=inline))
+    assert not refused.ok and refused.error_kind == "refused"
+    assert PASSWORD not in f"{wrong} {refused} {caplog.text}"
+
+    code, details = await _code(
+        catalog.TestCameraConnection(catalog_pb2.TestCameraConnectionRequest(source_url=f"ftp://u:{PASSWORD}@x/y"))
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and PASSWORD not in details and "rtsp://" in details
+    code, _ = await _code(catalog.TestCameraConnection(catalog_pb2.TestCameraConnectionRequest()))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_camera_without_live_source_cannot_be_tested(catalog, register):
+    await register("cam-files")
+    code, details = await _code(
+        catalog.TestCameraConnection(
+            catalog_pb2.TestCameraConnectionRequest(environment_id="cam-files", camera_id="c1")
+        )
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "RTSP or HTTP" in details
+
+
+async def test_snapshot_of_a_live_camera_and_of_a_file_camera(live_service, catalog, register, rtsp_camera):
+    cam = await rtsp_camera(width=320, height=240)
+    await register("cam-snap")
+    attach_source(live_service.app, "cam-snap", "c1", CameraSource.from_url(cam.url))
+    for draw in (False, True):
+        snap = await catalog.GetCameraSnapshot(
+            catalog_pb2.GetCameraSnapshotRequest(environment_id="cam-snap", camera_id="c1", draw_detections=draw)
+        )
+        assert _jpeg(snap.jpeg).shape == (240, 320, 3) and (snap.width, snap.height) == (320, 240)
+        assert abs(snap.captured_at.ToDatetime(dt.UTC) - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+    # A file camera shows its first sub-video's first frame.
+    snap = await catalog.GetCameraSnapshot(
+        catalog_pb2.GetCameraSnapshotRequest(environment_id="cam-snap", camera_id="c2")
+    )
+    assert _jpeg(snap.jpeg).shape == (120, 160, 3)
+    # A live camera that is down says so.
+    await cam.stop()
+    code, details = await _code(
+        catalog.GetCameraSnapshot(catalog_pb2.GetCameraSnapshotRequest(environment_id="cam-snap", camera_id="c1"))
+    )
+    assert code == grpc.StatusCode.UNAVAILABLE and "refused" in details
+
+
+async def test_snapshot_draws_the_detected_people(live_service, catalog, job_video, tmp_path):
+    from spoton_inference.core.catalog import CameraSpec, EnvironmentSpec
+
+    (tmp_path / "cameras" / "hall").mkdir(parents=True)
+    (tmp_path / "cameras" / "hall" / "sub_video_01.mp4").symlink_to(job_video)
+    app = live_service.app
+    await app.catalog.create_environment(EnvironmentSpec("cam-people"))
+    env = app.catalog.get("cam-people")
+    app.catalog._cache["cam-people"] = dataclasses.replace(env, source_dir=tmp_path)
+    await app.catalog.create_camera("cam-people", CameraSpec("hall"))
+    request = catalog_pb2.GetCameraSnapshotRequest(environment_id="cam-people", camera_id="hall")
+    plain = await catalog.GetCameraSnapshot(request)
+    request.draw_detections = True
+    drawn = await catalog.GetCameraSnapshot(request)
+    assert plain.detections == 0 and drawn.detections >= 1
+    assert _jpeg(drawn.jpeg).shape == _jpeg(plain.jpeg).shape == (480, 640, 3)
+    assert np.abs(_jpeg(drawn.jpeg).astype(int) - _jpeg(plain.jpeg)).max() > 100  # boxes are drawn
+
+
+async def test_health_loop_stores_checks_and_flips_online_to_offline(live_service, catalog, register, rtsp_camera):
+    app = live_service.app
+    cam = await rtsp_camera(fps=10)
+    await register("cam-health")
+    attach_source(app, "cam-health", "c1", CameraSource.from_url(cam.url))
+    settings = dataclasses.replace(live_service.settings, camera_health_interval_s=0.2, source_connect_timeout_s=3)
+    monitor = CameraHealthMonitor(settings, app.db, app.catalog)
+    request = catalog_pb2.ListCameraHealthRequest(environment_id="cam-health", camera_id="c1", limit=100)
+
+    async def status_is(status: str) -> bool:
+        return (await catalog.ListCameraHealth(request)).status == status
+
+    monitor.start()
+    try:
+        await until(lambda: status_is(ONLINE))
+        await cam.stop()
+        await until(lambda: status_is(OFFLINE))
+    finally:
+        await monitor.close()
+    got = await catalog.ListCameraHealth(request)
+    times = [c.checked_at.ToDatetime() for c in got.checks]
+    assert times == sorted(times, reverse=True)  # newest first
+    online = next(c for c in got.checks if c.status == ONLINE)
+    assert (online.width, online.height) == (320, 240) and online.fps > 5 and online.latency_ms > 0
+    assert got.checks[0].status == OFFLINE and "refused" in got.checks[0].error and got.checks[0].latency_ms == 0
+    request.limit = 1
+    assert list((await catalog.ListCameraHealth(request)).checks) == [got.checks[0]]
+
+
+async def test_health_history_is_pruned_after_the_retention(live_service):
+    app = live_service.app
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
+    await camera_health_store.insert(app.db, HealthCheck("cam-prune", "c1", old, OFFLINE, None, 0, 0, 0, "x"))
+    monitor = CameraHealthMonitor(
+        dataclasses.replace(live_service.settings, camera_health_retention_days=7), app.db, app.catalog
+    )
+    assert await monitor.prune() >= 1
+    assert await camera_health_store.history(app.db, "cam-prune", "c1", 10) == []
+
+
+async def test_health_of_unknown_camera_is_not_found(catalog):
+    code, _ = await _code(catalog.ListCameraHealth(catalog_pb2.ListCameraHealthRequest()))
+    assert code == grpc.StatusCode.NOT_FOUND

@@ -1,0 +1,92 @@
+"""A live task over two real RTSP cameras and real Triton: one session, reconnects, until cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from spoton_inference.core.camera_source import CameraSource
+from spoton_inference.core.environment import Camera, Environment, FloorMap
+from spoton_inference.core.events import TrackingUpdate
+from spoton_inference.pipeline.live_pull import PullOptions
+from spoton_inference.pipeline.live_runner import LIVE_STEP, LiveTaskRunner
+from spoton_inference.pipeline.runner import RunnerPorts
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_live_task_tracks_all_cameras_in_one_session_across_a_reconnect(live_service, rtsp_camera, tmp_path):
+    a, b = await rtsp_camera(), await rtsp_camera()
+    cameras = tuple(
+        Camera(cid, cid, 10.0, 320, 240, None, source=CameraSource.from_url(cam.url))
+        for cid, cam in (("a", a), ("b", b))
+    )
+    env = Environment("live-env", "live", FloorMap(), (*cameras, Camera("files", "files", 10.0, 0, 0, None)))
+    updates: list[TrackingUpdate] = []
+    steps: list[str] = []
+    points: list[tuple] = []
+
+    async def emit(payload) -> None:
+        updates.append(payload)
+
+    async def progress(frames: int, step: str) -> None:
+        steps.append(step)
+
+    async def go_on() -> None:
+        return None
+
+    ports = RunnerPorts(
+        models=live_service.app.models,
+        emit=emit,
+        store_points=points.extend,
+        report_progress=progress,
+        media=live_service.settings.media,
+        exports_dir=tmp_path,
+        score_threshold=0.45,
+        wait_if_paused=go_on,
+    )
+    active: dict = {}
+    runner = LiveTaskRunner(
+        "00000000-0000-0000-0000-000000000001",
+        env,
+        ports,
+        PullOptions(timeout_s=5, reconnect_initial_s=0.2, reconnect_max_s=1),
+        active,
+    )
+    session = runner.session
+    task = asyncio.create_task(runner.run())
+
+    def seen(camera: str) -> list[int]:
+        return [u.global_frame_index for u in updates if u.cameras[0].camera_id == camera]
+
+    try:
+        await until(lambda: len(seen("a")) >= 3 and len(seen("b")) >= 3)
+        assert set(active) == {("live-env", "a"), ("live-env", "b")}  # the file camera is not pulled
+        await a.stop()
+        pull_a = active[("live-env", "a")]
+        await until(lambda: not pull_a.state.connected)
+        before = len(seen("a"))
+        last_index = max(u.global_frame_index for u in updates)
+        await until(lambda: len(seen("b")) >= before + 5)  # b goes on while a is down
+        await a.start()
+        await until(lambda: len(seen("a")) >= before + 3)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert pull_a.state.reconnects >= 1
+    assert runner.session is session  # one tracker state all along
+    assert seen("a")[-1] > last_index  # the session's clock went on across the gap
+    assert steps[0] == LIVE_STEP and set(steps) == {LIVE_STEP}
+    assert active == {}  # pulls are unlisted (and stopped) once the task ends
+    assert not any(p.running for p in runner.pulls)
+    assert session.stats.open_streams == 0
