@@ -220,16 +220,26 @@ async def jobs_service(service_settings, job_video) -> AsyncIterator[JobsService
 
 
 class RtspCamera:
-    """A generated H.264 stream at ``url`` served by tests/support/rtsp_server.py, which a test
+    """An H.264 stream at ``url`` served by tests/support/rtsp_server.py, which a test
     can stop and start again on the same port (to drop every client mid-stream)."""
 
     SCRIPT = Path(__file__).parent / "support" / "rtsp_server.py"
 
-    def __init__(self, *, fps: int = 10, width: int = 320, height: int = 240, user: str = "", password: str = ""):
+    def __init__(
+        self,
+        *,
+        fps: int = 10,
+        width: int = 320,
+        height: int = 240,
+        user: str = "",
+        password: str = "",
+        video: Path | None = None,
+    ):
+        """``video``: an H.264 MP4 to stream (once, in real time) instead of the generated pattern."""
         from spoton_inference.embedded.ports import pick_free_ports
 
         self.port = pick_free_ports(1)[0]
-        self.fps, self.width, self.height = fps, width, height
+        self.fps, self.width, self.height, self.video = fps, width, height, video
         self.user, self.password = user, password
         self.url = f"rtsp://127.0.0.1:{self.port}/live"  # without credentials
         self._proc: asyncio.subprocess.Process | None = None
@@ -238,6 +248,8 @@ class RtspCamera:
         args = ["--port", self.port, "--fps", self.fps, "--width", self.width, "--height", self.height]
         if self.user:
             args += ["--user", self.user, "--password", self.password]
+        if self.video is not None:
+            args += ["--video", self.video]
         self._proc = await asyncio.create_subprocess_exec(
             "/usr/bin/python3", str(self.SCRIPT), *map(str, args), stdout=asyncio.subprocess.PIPE
         )

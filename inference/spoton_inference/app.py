@@ -68,6 +68,8 @@ class InferenceApp:
         self.lease = ReplicaLease(events.client, replica_id(settings))
         self.analytics = Analytics(AnalyticsStore(db), self.catalog, db)
         self.history = HistoryWriter(db)
+        # Live cameras being pulled, by (environment id, camera id); snapshots take their newest frame.
+        self.live_pulls: dict[tuple[str, str], LivePull] = {}
         self.tasks = TaskManager(
             settings,
             db,
@@ -80,14 +82,13 @@ class InferenceApp:
             lease=self.lease,
             history=self.history,
             zones=self.analytics.list_zones,
+            live_pulls=self.live_pulls,
         )
         self._maintenance: asyncio.Task[None] | None = None
         self.jobs = JobManager(settings, db, self.catalog, self.tasks, events, self.gallery, self.identities)
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
         self.live = LiveStats()
-        # Live cameras being pulled, by (environment id, camera id); snapshots take their newest frame.
-        self.live_pulls: dict[tuple[str, str], LivePull] = {}
         self.camera_ops = CameraOperations(settings, self.catalog, models, self.live_pulls)
         self.camera_health = CameraHealthMonitor(settings, db, self.catalog)
 

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import cv2
 import httpx
 import numpy as np
 
-from spoton_inference.core.camera_source import CameraSource
+from spoton_inference.core.camera_source import SourceInput, SourceKind
+from spoton_inference.core.catalog import CameraPatch
 
 BASE = "/api/v1/environments"
 PASSWORD = "rest-secret-77"
 
 
-def _attach_source(app, environment_id: str, camera_id: str, source: CameraSource) -> None:
-    """The registry's source columns come with another change; until then the catalogue's cache
-    is where a camera's source lives."""
-    env = app.catalog.get(environment_id)
-    cameras = tuple(dataclasses.replace(c, source=source) if c.camera_id == camera_id else c for c in env.cameras)
-    app.catalog._cache[environment_id] = dataclasses.replace(env, cameras=cameras)
+async def _attach_source(
+    app, environment_id: str, camera_id: str, url: str, username: str = "", password: str = ""
+) -> None:
+    """Give a registered camera an RTSP source, as an operator does (UpdateCamera)."""
+    source = SourceInput(SourceKind.RTSP, url, username, password)
+    await app.catalog.update_camera(environment_id, camera_id, CameraPatch(source=source))
 
 
 async def test_connection_snapshot_and_health(live_service, live_client: httpx.AsyncClient, registered, rtsp_camera):
     cam = await rtsp_camera(width=320, height=240, fps=10, user="admin", password=PASSWORD)
     env = await registered("rest-cams")
-    _attach_source(live_service.app, env, "c1", CameraSource.from_url(cam.url, "admin", PASSWORD))
+    await _attach_source(live_service.app, env, "c1", cam.url, "admin", PASSWORD)
     camera = f"{BASE}/{env}/cameras/c1"
 
     tested = await live_client.post(f"{camera}/test-connection")

@@ -4,6 +4,7 @@ Runs under the system Python (``/usr/bin/python3``, which has PyGObject), not th
 ``make rtsp-server`` installs the packages. Prints ``ready`` once it listens; stops on SIGTERM.
 
     /usr/bin/python3 tests/support/rtsp_server.py --port 8554 --path /live [--user u --password p]
+                                                  [--video people.mp4]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
+    parser.add_argument("--video", help="an H.264 MP4 to serve instead of the generated pattern")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -35,12 +37,18 @@ def main() -> None:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    # A moving ball, so a decoder sees real motion; a key frame every second.
-    factory.set_launch(
-        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={args.width},height={args.height},"
-        f"framerate={args.fps}/1 ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast "
-        f"key-int-max={args.fps} ! rtph264pay name=pay0 pt=96 config-interval=1 )"
-    )
+    if args.video:
+        # The file's own H.264, unchanged (qtdemux gives AVC, which rtph264pay takes), in real time.
+        factory.set_launch(
+            f"( filesrc location={args.video} ! qtdemux ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
+    else:
+        # A moving ball, so a decoder sees real motion; a key frame every second.
+        factory.set_launch(
+            f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={args.width},height={args.height},"
+            f"framerate={args.fps}/1 ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast "
+            f"key-int-max={args.fps} ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
     factory.set_shared(True)
     if args.user:
         auth = GstRtspServer.RTSPAuth()

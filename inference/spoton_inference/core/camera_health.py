@@ -1,6 +1,6 @@
 """Periodic health checks of live cameras, kept in PostgreSQL.
 
-Every ``SPOTON_CAMERA_HEALTH_INTERVAL_S`` each camera with a live source (rtsp/http) is
+Every ``SPOTON_CAMERA_HEALTH_INTERVAL_S`` each enabled camera with a live source (rtsp/http) is
 probed, a few at a time: opened within ``SPOTON_SOURCE_CONNECT_TIMEOUT_S``, then decoded for
 :data:`SAMPLE_S` to measure the rate frames arrive at. The result is stored; a camera's
 status is its newest check. Checks older than ``SPOTON_CAMERA_HEALTH_RETENTION_DAYS`` are
@@ -75,7 +75,7 @@ class CameraHealthMonitor:
 
     async def check(self, environment_id: str, camera: Camera) -> HealthCheck:
         """Probe one live camera now and store the result."""
-        assert camera.source is not None and camera.source.is_live
+        assert camera.source.is_live
         result = await asyncio.to_thread(probe_source, camera.source, self._settings.source_connect_timeout_s, SAMPLE_S)
         status, error = status_of(result, camera.fps)
         row = HealthCheck(
@@ -93,7 +93,7 @@ class CameraHealthMonitor:
         return row
 
     async def check_all(self) -> list[HealthCheck]:
-        """Every camera with a live source, at most SPOTON_CAMERA_HEALTH_CONCURRENCY at once."""
+        """Every enabled camera with a live source, at most SPOTON_CAMERA_HEALTH_CONCURRENCY at once."""
         limit = asyncio.Semaphore(max(1, self._settings.camera_health_concurrency))
 
         async def one(environment_id: str, camera: Camera) -> HealthCheck | None:
@@ -108,7 +108,7 @@ class CameraHealthMonitor:
             (env.environment_id, cam)
             for env in self._catalog.list()
             for cam in env.cameras
-            if cam.source is not None and cam.source.is_live
+            if cam.enabled and cam.source.is_live
         ]
         done = await asyncio.gather(*(one(e, c) for e, c in live))
         return [c for c in done if c is not None]

@@ -77,7 +77,7 @@ class CameraOperations:
         pull = self._pulls.get((environment_id, camera.camera_id))
         if pull is not None and pull.latest is not None and pull.state.last_frame_at is not None:
             return pull.latest, dt.datetime.fromtimestamp(pull.state.last_frame_at, dt.UTC)
-        if camera.source is not None and camera.source.is_live:
+        if camera.source.is_live:
             result = await asyncio.to_thread(probe_source, camera.source, self._settings.source_connect_timeout_s)
             if not result.ok or result.frame is None:
                 raise Unavailable(f"camera {camera.camera_id!r} gave no frame: {result.reason}")
@@ -116,8 +116,8 @@ def _first_frame(camera: Camera) -> np.ndarray:
 
 
 def _live_source(environment_id: str, camera: Camera, to: str) -> CameraSource:
-    if camera.source is None or not camera.source.is_live:
-        kind = camera.source.kind if camera.source is not None else "file or push"
+    if not camera.source.is_live:
+        kind = camera.source.kind
         raise FailedPrecondition(
             f"camera {camera.camera_id!r} of environment {environment_id!r} has a {kind} source, not an "
             f"RTSP or HTTP URL: there is nothing to {to}"

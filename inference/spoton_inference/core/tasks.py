@@ -24,15 +24,18 @@ import enum
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 
 from spoton_inference.core.catalog import Catalog
+from spoton_inference.core.environment import Camera
 from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from spoton_inference.core.events import FocusUpdate, StatusUpdate, TaskEvent, TaskEventPayload, TaskState
 from spoton_inference.core.zones import Zone
 from spoton_inference.pipeline.associate import IdentityState
 from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES
+from spoton_inference.pipeline.live_pull import LivePull, PullOptions
+from spoton_inference.pipeline.live_runner import LiveTaskRunner
 from spoton_inference.pipeline.multicam import tracking_configs
 from spoton_inference.pipeline.runner import RunnerPorts, TaskPlan, TaskRunner, batch_lengths
 from spoton_inference.pipeline.triton_models import TritonModels
@@ -128,8 +131,11 @@ class TaskManager:
         lease: ReplicaLease,
         history: HistoryWriter | None = None,
         zones: Callable[[str], Awaitable[list[Zone]]] | None = None,
+        live_pulls: MutableMapping[tuple[str, str], LivePull] | None = None,
     ) -> None:
         self._settings = settings
+        # Pulls of running live tasks, by (environment id, camera id): snapshots read them.
+        self._live_pulls = live_pulls if live_pulls is not None else {}
         self._outbox = outbox
         self._lease = lease
         self._identities = identities
@@ -201,11 +207,12 @@ class TaskManager:
                     f"(it has {[c.camera_id for c in env.cameras]})"
                 )
             cameras = tuple(c for c in env.cameras if c.camera_id in camera_ids)
+            disabled = [c.camera_id for c in cameras if not c.enabled]
+            if disabled:
+                raise FailedPrecondition(f"cameras {disabled} are disabled; enable them or leave them out")
         else:
-            cameras = env.cameras
-        cameras = tuple(c for c in cameras if c.sub_videos)
-        if not cameras:
-            raise FailedPrecondition(f"environment {environment_id!r} has no sub-videos to process")
+            cameras = tuple(c for c in env.cameras if c.enabled)
+        cameras = _task_cameras(environment_id, cameras, explicit=bool(camera_ids))
 
         zones = tuple(await self._zones(environment_id)) if self._zones is not None else ()
         total = sum(batch_lengths(cameras))
@@ -454,7 +461,10 @@ class TaskManager:
 
     async def _run(self, plan: TaskPlan, live: _Live, zones: tuple[Zone, ...], settings: Settings) -> None:
         task_id = plan.task_id
-        total = max(plan.total_frames, 1)
+        total = plan.total_frames  # 0 for a live task: its progress stays 0 until it is cancelled
+
+        def fraction(frames: int) -> float:
+            return frames / total if total else 0.0
 
         async def progress(frames: int, step: str) -> None:
             state = TaskState.PREPARING if step.startswith("preparing") else TaskState.PROCESSING
@@ -462,34 +472,40 @@ class TaskManager:
                 live.state, live.step = state, step
                 if live.paused:  # a frame that was in flight when the pause came: stay PAUSED
                     state, step = TaskState.PAUSED, "paused"
-                await self._set_state(task_id, state, frames / total, step, frames, live=live)
+                await self._set_state(task_id, state, fraction(frames), step, frames, live=live)
 
         async def wait_if_paused() -> None:
             raise_if_cancel_was_swallowed()  # checked once per frame
             await live.running.wait()
 
         async def finish(state: TaskState, step: str, frames: int, error: str = "") -> None:
-            done = 1.0 if state is TaskState.COMPLETED else frames / total
+            done = 1.0 if state is TaskState.COMPLETED else fraction(frames)
             async with live.lock:
                 await self._set_state(task_id, state, done, step, frames, error, live=live)
 
-        runner = TaskRunner(
-            plan,
-            RunnerPorts(
-                models=self._models,
-                emit=lambda payload: self._emit(task_id, payload),
-                store_points=self._writer.add,
-                report_progress=progress,
-                media=self._settings.media,
-                exports_dir=self._exports_dir(task_id),
-                score_threshold=settings.detection_threshold,
-                wait_if_paused=wait_if_paused,
-                identities_seen=self._identity_mirror(plan),
-                tracking=functools.partial(tracking_configs, settings),
-                history=self._history,
-                zones=zones,
-            ),
+        ports = RunnerPorts(
+            models=self._models,
+            emit=lambda payload: self._emit(task_id, payload),
+            store_points=self._writer.add,
+            report_progress=progress,
+            media=self._settings.media,
+            exports_dir=self._exports_dir(task_id),
+            score_threshold=settings.detection_threshold,
+            wait_if_paused=wait_if_paused,
+            identities_seen=self._identity_mirror(plan),
+            tracking=functools.partial(tracking_configs, settings),
+            history=self._history,
+            zones=zones,
         )
+        runner: TaskRunner | LiveTaskRunner
+        if plan.is_live:
+            options = PullOptions(
+                timeout_s=settings.source_connect_timeout_s, reconnect_max_s=settings.source_reconnect_max_s
+            )
+            environment = dataclasses.replace(plan.environment, cameras=plan.cameras)
+            runner = LiveTaskRunner(task_id, environment, ports, options, self._live_pulls)
+        else:
+            runner = TaskRunner(plan, ports)
         try:
             try:
                 await runner.run()
@@ -530,6 +546,26 @@ class TaskManager:
             task_id, {"state": state.value, "progress": progress, "step": step, "frames": frames}
         )
         await self._emit(task_id, StatusUpdate(state, progress, step, error))
+
+
+def _task_cameras(environment_id: str, cameras: tuple[Camera, ...], *, explicit: bool) -> tuple[Camera, ...]:
+    """The cameras a task runs over: recorded ones (sub-videos), else live ones (RTSP/HTTP).
+
+    A task is one or the other: recorded batches are processed to their end, live pulls go on
+    until the task is cancelled. Without an explicit selection, recorded cameras come first.
+    """
+    recorded = tuple(c for c in cameras if c.sub_videos)
+    pulled = tuple(c for c in cameras if c.source.is_live and not c.sub_videos)
+    if explicit and recorded and pulled:
+        raise InvalidArgument(
+            f"cameras {[c.camera_id for c in recorded]} are recorded and {[c.camera_id for c in pulled]} are live; "
+            "a task runs over one kind: start one task for each"
+        )
+    if recorded or pulled:
+        return recorded or pulled
+    raise FailedPrecondition(
+        f"environment {environment_id!r} has no enabled cameras with sub-videos or a live (RTSP/HTTP) source"
+    )
 
 
 def _parse_task_id(task_id: str) -> str:

@@ -9,8 +9,8 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from spoton.v1 import catalog_pb2, common_pb2, system_pb2, tasks_pb2
-from spoton_inference.core.camera_source import SourceInput, SourceKind
 from spoton_inference.core.camera_health import CameraHealthReport
+from spoton_inference.core.camera_source import SourceInput, SourceKind
 from spoton_inference.core.catalog import CameraPatch, CameraSpec, EnvironmentPatch, EnvironmentSpec, HomographySpec
 from spoton_inference.core.environment import Camera, Environment
 from spoton_inference.core.events import (

@@ -35,7 +35,7 @@ class LiveTaskRunner:
         options: PullOptions,
         active: MutableMapping[tuple[str, str], LivePull] | None = None,
     ) -> None:
-        cameras = tuple(c for c in environment.cameras if c.source is not None and c.source.is_live)
+        cameras = tuple(c for c in environment.cameras if c.source.is_live)
         if not cameras:
             raise ValueError(f"environment {environment.environment_id!r} has no live cameras")
         self.environment = environment

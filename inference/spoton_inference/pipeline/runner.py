@@ -56,7 +56,13 @@ class TaskPlan:
 
     @property
     def total_frames(self) -> int:
+        """Global frames to process; 0 for a live task, which runs until cancelled."""
         return sum(batch_lengths(self.cameras))
+
+    @property
+    def is_live(self) -> bool:
+        """Over cameras the service pulls (RTSP/HTTP) rather than recorded sub-videos."""
+        return bool(self.cameras) and all(c.source.is_live and not c.sub_videos for c in self.cameras)
 
 
 def batch_lengths(cameras: tuple[Camera, ...]) -> list[int]:

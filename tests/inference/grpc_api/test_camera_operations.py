@@ -16,7 +16,8 @@ import pytest
 
 from spoton.v1 import catalog_pb2
 from spoton_inference.core.camera_health import OFFLINE, ONLINE, CameraHealthMonitor
-from spoton_inference.core.camera_source import CameraSource
+from spoton_inference.core.camera_source import SourceInput, SourceKind
+from spoton_inference.core.catalog import CameraPatch
 from spoton_inference.storage import camera_health_store
 from spoton_inference.storage.camera_health_store import HealthCheck
 
@@ -24,12 +25,12 @@ pytestmark = pytest.mark.timeout(180)
 PASSWORD = "pw-never-shown-42"
 
 
-def attach_source(app, environment_id: str, camera_id: str, source: CameraSource) -> None:
-    """Give a registered camera a live source. The registry's columns come with another change;
-    until then the catalogue's cache is where a camera's source lives."""
-    env = app.catalog.get(environment_id)
-    cameras = tuple(dataclasses.replace(c, source=source) if c.camera_id == camera_id else c for c in env.cameras)
-    app.catalog._cache[environment_id] = dataclasses.replace(env, cameras=cameras)
+async def attach_source(
+    app, environment_id: str, camera_id: str, url: str, username: str = "", password: str = ""
+) -> None:
+    """Give a registered camera an RTSP source, as an operator does (UpdateCamera)."""
+    source = SourceInput(SourceKind.RTSP, url, username, password)
+    await app.catalog.update_camera(environment_id, camera_id, CameraPatch(source=source))
 
 
 async def until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
@@ -54,7 +55,7 @@ def _jpeg(data: bytes) -> np.ndarray:
 async def test_connection_test_finds_codec_resolution_and_fps(live_service, catalog, register, rtsp_camera):
     cam = await rtsp_camera(width=320, height=240, fps=10, user="admin", password=PASSWORD)
     await register("cam-test")
-    attach_source(live_service.app, "cam-test", "c1", CameraSource.from_url(cam.url, "admin", PASSWORD))
+    await attach_source(live_service.app, "cam-test", "c1", cam.url, "admin", PASSWORD)
     got = await catalog.TestCameraConnection(
         catalog_pb2.TestCameraConnectionRequest(environment_id="cam-test", camera_id="c1")
     )
@@ -100,7 +101,7 @@ async def test_camera_without_live_source_cannot_be_tested(catalog, register):
 async def test_snapshot_of_a_live_camera_and_of_a_file_camera(live_service, catalog, register, rtsp_camera):
     cam = await rtsp_camera(width=320, height=240)
     await register("cam-snap")
-    attach_source(live_service.app, "cam-snap", "c1", CameraSource.from_url(cam.url))
+    await attach_source(live_service.app, "cam-snap", "c1", cam.url)
     for draw in (False, True):
         snap = await catalog.GetCameraSnapshot(
             catalog_pb2.GetCameraSnapshotRequest(environment_id="cam-snap", camera_id="c1", draw_detections=draw)
@@ -143,7 +144,7 @@ async def test_health_loop_stores_checks_and_flips_online_to_offline(live_servic
     app = live_service.app
     cam = await rtsp_camera(fps=10)
     await register("cam-health")
-    attach_source(app, "cam-health", "c1", CameraSource.from_url(cam.url))
+    await attach_source(app, "cam-health", "c1", cam.url)
     settings = dataclasses.replace(live_service.settings, camera_health_interval_s=0.2, source_connect_timeout_s=3)
     monitor = CameraHealthMonitor(settings, app.db, app.catalog)
     request = catalog_pb2.ListCameraHealthRequest(environment_id="cam-health", camera_id="c1", limit=100)
