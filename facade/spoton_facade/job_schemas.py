@@ -10,6 +10,8 @@ import enum
 
 import msgspec
 
+from spoton_facade.analytics_schemas import Zone
+
 
 class JobStateName(enum.StrEnum):
     """``spoton.v1.JobState`` without its prefix; a test keeps the two in step."""
@@ -85,6 +87,8 @@ class Job(msgspec.Struct):
     eta_seconds: float | None = None
     fps_override: float | None = None
     detection_threshold: float | None = None
+    # The zones given at upload; their entries and exits are in the events JSON.
+    zones: list[Zone] = []
 
 
 class JobPage(msgspec.Struct):

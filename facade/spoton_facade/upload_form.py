@@ -15,7 +15,7 @@ from litestar.exceptions import ClientException, HTTPException
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
 
 FILE_FIELD = "file"
-TEXT_FIELDS = ("name", "fps", "detection_threshold", "homography")
+TEXT_FIELDS = ("name", "fps", "detection_threshold", "homography", "zones")
 MAX_FIELD_BYTES = 64 * 1024
 # Part headers and text fields on top of the file: what a Content-Length may exceed the limit by.
 FORM_OVERHEAD_BYTES = 1024 * 1024

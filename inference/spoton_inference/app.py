@@ -85,7 +85,9 @@ class InferenceApp:
             live_pulls=self.live_pulls,
         )
         self._maintenance: asyncio.Task[None] | None = None
-        self.jobs = JobManager(settings, db, self.catalog, self.tasks, events, self.gallery, self.identities)
+        self.jobs = JobManager(
+            settings, db, self.catalog, self.tasks, events, self.gallery, self.identities, analytics=self.analytics
+        )
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
         self.live = LiveStats()

@@ -1,6 +1,7 @@
 """``/api/v1/jobs`` over the real inference service: a multipart upload of a generated video,
 progress over SSE, Range downloads of the annotated video (decoded with PyAV), the events
-JSON and MOT tracks, refusals (415, 413) that leave no file, listing, cancel and delete."""
+JSON and MOT tracks, zones given as a form field, refusals (415, 413, bad fields) that leave no
+file, listing, cancel and delete."""
 
 from __future__ import annotations
 
@@ -220,3 +221,44 @@ async def test_list_cancel_and_delete(live_client, jobs_service, completed):
     gone = await live_client.get(f"/api/v1/jobs/{job['job_id']}")
     assert gone.status_code == 404 and gone.headers["content-type"] == "application/problem+json"
     assert (await live_client.get(f"/api/v1/jobs/{job['job_id']}/video")).status_code == 404
+
+
+FLOOR = json.dumps(
+    {"image_points": [[0, 480], [640, 480], [640, 200], [0, 200]], "map_points": [[0, 0], [10, 0], [10, 10], [0, 10]]}
+)
+
+
+async def test_zones_as_a_form_field_come_back_in_the_job_and_their_events_in_the_json(live_client, jobs_service):
+    zones = json.dumps([{"zone_id": "left", "name": "Left half", "polygon": [[0, 0], [5, 0], [5, 10], [0, 10]]}])
+    response = await _post(live_client, jobs_service.video.read_bytes(), homography=FLOOR, zones=zones)
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert [(z["zone_id"], z["name"], z["polygon"]) for z in job["zones"]] == [
+        ("left", "Left half", [[0, 0], [5, 0], [5, 10], [0, 10]])
+    ]
+    async with asyncio.timeout(120):
+        while job["state"] not in ("completed", "failed", "cancelled"):
+            await asyncio.sleep(0.05)
+            job = (await live_client.get(f"/api/v1/jobs/{job['job_id']}")).json()
+    assert job["state"] == "completed", job["error"]
+    events = (await live_client.get(f"/api/v1/jobs/{job['job_id']}/events")).json()["events"]
+    crossings = [e for e in events if e.get("zone_id") == "left"]
+    assert {e["type"] for e in crossings} == {"zone_enter", "zone_exit"}
+    assert all(e["frame"] >= 1 and e["time_s"] >= 0 for e in crossings)
+
+
+async def test_bad_zones_get_a_problem_with_the_reason_and_leave_no_file(live_client, jobs_service):
+    square = [[0, 0], [4, 0], [4, 4], [0, 4]]
+    cases = [
+        ({"zones": "not json"}, "zones is not valid"),
+        ({"zones": json.dumps([{"polygon": [[0, 0], [1]]}])}, "zones is not valid"),
+        ({"zones": json.dumps([{"polygon": square, "colour": "red"}])}, "colour"),
+        ({"zones": json.dumps([{"polygon": square}])}, "zones need a homography"),
+        ({"zones": json.dumps([{"polygon": square[:2]}]), "homography": FLOOR}, "at least 3 points"),
+    ]
+    for fields, reason in cases:
+        response = await _post(live_client, jobs_service.video.read_bytes(), **fields)
+        assert response.status_code == 400, (fields, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert reason in response.json()["detail"], response.json()
+    assert await _uploads_left(jobs_service) == []

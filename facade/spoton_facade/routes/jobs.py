@@ -26,6 +26,7 @@ from litestar.response import Stream
 
 from spoton.v1 import jobs_pb2
 from spoton_facade import to_proto
+from spoton_facade.analytics_schemas import ZoneBody
 from spoton_facade.convert import enum_number
 from spoton_facade.job_schemas import Job, JobPage, JobStateName
 from spoton_facade.jobs_client import JobClient
@@ -84,6 +85,12 @@ class _UploadOperation(Operation):
                                 text,
                                 description='JSON: {"image_points": [[u, v], ...], "map_points": [[x, y], ...]} '
                                 'and/or {"matrix": [9 values]}; without it tracks have no map coordinates',
+                            ),
+                            "zones": dataclasses.replace(
+                                text,
+                                description='JSON: [{"zone_id": "door", "name": "Door", "polygon": [[x, y], ...]}, '
+                                "...], polygons in map metres (3 or more points, ids unique, generated when "
+                                "empty); needs `homography`. Entries and exits go into the events JSON",
                             ),
                         },
                     )
@@ -249,7 +256,8 @@ class JobController(Controller):
             "(as `GET /api/v1/jobs/{job_id}`); `: heartbeat` comments while idle; `Last-Event-ID` resumes; "
             "the stream ends after the job's final state; 204 when it is over and nothing follows. "
             'Otherwise: the events JSON (`{"events": [{"type": "appeared" | "left", "frame", '
-            '"time_s", "camera_id", "global_id"}]}`) with Range and ETag; 404 until completed.'
+            '"time_s", "camera_id", "global_id"}]}`; with zones also `zone_enter` / `zone_exit` with '
+            "`zone_id`, `zone_name` and `map_xy`) with Range and ETag; 404 until completed."
         ),
         media_type="application/json",
         responses={
@@ -317,6 +325,14 @@ def _metadata(form: SpooledForm) -> jobs_pb2.JobUploadMetadata:
         except msgspec.MsgspecError as exc:
             raise ClientException(f"homography is not valid: {exc}") from exc
         out.homography.CopyFrom(to_proto.homography(body))
+    if zones := form.fields.get("zones", "").strip():
+        try:
+            bodies = msgspec.json.decode(zones, type=list[ZoneBody])
+        except msgspec.MsgspecError as exc:
+            raise ClientException(
+                f'zones is not valid: {exc}; send a JSON list of {{"zone_id", "name", "polygon": [[x, y], ...]}}'
+            ) from exc
+        out.zones.extend(to_proto.zone(b) for b in bodies)
     return out
 
 

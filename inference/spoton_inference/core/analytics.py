@@ -20,9 +20,9 @@ import numpy as np
 
 from spoton_inference.core import heatmap_png
 from spoton_inference.core.catalog import Catalog
-from spoton_inference.core.environment import Environment, require_id
+from spoton_inference.core.environment import Environment
 from spoton_inference.core.errors import AlreadyExists, InvalidArgument, NotFound
-from spoton_inference.core.zones import Zone, validate_polygon
+from spoton_inference.core.zones import Zone, new_zone, validate_polygon
 from spoton_inference.storage.analytics_store import AnalyticsStore, HistoryFilter, TrajectoryRow
 from spoton_inference.storage.postgres import Database
 
@@ -262,9 +262,8 @@ class Analytics:
         self, environment_id: str, *, zone_id: str, name: str, polygon: Sequence[Sequence[float]]
     ) -> Zone:
         self._catalog.get(environment_id)
-        zone_id = require_id(zone_id, "zone id") if zone_id else f"zone-{uuid.uuid4().hex[:8]}"
-        shape = validate_polygon(polygon)
-        zone = await self._store.insert_zone(environment_id, zone_id, name or zone_id, shape)
+        zone_id, name, shape = new_zone(zone_id, name, polygon)
+        zone = await self._store.insert_zone(environment_id, zone_id, name, shape)
         if zone is None:
             raise AlreadyExists(f"zone {zone_id!r} already exists in environment {environment_id!r}; update it instead")
         return zone

@@ -56,12 +56,21 @@ class HomographyOptions(msgspec.Struct, frozen=True):
         return HomographySpec(tuple(self.image_points), tuple(self.map_points), tuple(self.matrix))
 
 
+class JobZone(msgspec.Struct, frozen=True):
+    """A zone given at upload (polygon in map metres), created on the job's environment when it runs."""
+
+    zone_id: str
+    name: str
+    polygon: tuple[tuple[float, float], ...]
+
+
 class JobOptions(msgspec.Struct, frozen=True):
     """What the uploader asked for; ``None`` means the service's default."""
 
     fps: float | None = None
     detection_threshold: float | None = None
     homography: HomographyOptions | None = None
+    zones: tuple[JobZone, ...] = ()
 
 
 class JobResult(msgspec.Struct, frozen=True):

@@ -9,7 +9,7 @@ no file.
 
 Queue. The jobs table is the queue: a dispatcher claims the oldest queued job whenever fewer
 than SPOTON_JOB_CONCURRENCY run here. A running job registers its directory as the
-environment ``job-<job_id>`` (with the homography, when one was given), starts a task over it
+environment ``job-<job_id>`` (with the homography and zones, when given), starts a task over it
 (:class:`TaskManager`), follows the task's progress, renders the annotated video from the
 task's MOT export in a worker thread, and publishes the results under
 ``<media_root>/jobs/<job_id>/``.
@@ -40,14 +40,16 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from spoton_inference.core.analytics import Analytics
 from spoton_inference.core.catalog import CameraPatch, Catalog, HomographySpec
-from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from spoton_inference.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from spoton_inference.core.events import TaskState
 from spoton_inference.core.job_progress import JobProgress, Snapshot
-from spoton_inference.core.job_types import HomographyOptions, JobOptions, JobResult, JobState, ResultKind
+from spoton_inference.core.job_types import HomographyOptions, JobOptions, JobResult, JobState, JobZone, ResultKind
 from spoton_inference.core.tasks import TaskAction, TaskManager
 from spoton_inference.core.uploads import receive_to_file
 from spoton_inference.core.video_probe import probe_video
+from spoton_inference.core.zones import new_zone
 from spoton_inference.pipeline.annotate import render_annotated
 from spoton_inference.settings import Settings
 from spoton_inference.storage.gallery import RedisGallery
@@ -62,6 +64,7 @@ CAMERA_ID = "camera"
 SUB_VIDEO = "sub_video_01.mp4"
 MAX_PAGE_SIZE = 200
 MAX_NAME_CHARS = 255
+MAX_ZONES = 100
 # How often a running job reads its task's progress and reports its own.
 PROGRESS_INTERVAL_S = 0.5
 # How long CancelJob waits for the job to stop before answering anyway.
@@ -88,6 +91,8 @@ class UploadRequest:
     homography: HomographySpec | None = None
     # The size the client announced, 0 if unknown: refused at once when over the limit.
     size_bytes: int = 0
+    # As sent: validated on upload (ids generated for those without one).
+    zones: tuple[JobZone, ...] = ()
 
 
 class _TaskCancelled(Exception):
@@ -119,8 +124,11 @@ class JobManager:
         events: RedisEventLog,
         gallery: RedisGallery | None = None,
         identities: IdentitySync | None = None,
+        *,
+        analytics: Analytics,
     ) -> None:
         self._settings = settings
+        self._analytics = analytics
         self._store = JobStore(db)
         self._catalog = catalog
         self._tasks = tasks
@@ -364,6 +372,12 @@ class JobManager:
             await self._catalog.update_camera(
                 env.environment_id, CAMERA_ID, CameraPatch(homography=job.options.homography.spec())
             )
+        for zone in job.options.zones:  # before the task starts: it reads the zones once
+            # AlreadyExists: a start before a restart of the service created it.
+            with contextlib.suppress(AlreadyExists):
+                await self._analytics.create_zone(
+                    env.environment_id, zone_id=zone.zone_id, name=zone.name, polygon=zone.polygon
+                )
         starting = asyncio.ensure_future(
             self._tasks.start(env.environment_id, [], detection_threshold=job.options.detection_threshold)
         )
@@ -496,7 +510,7 @@ class JobManager:
             except InvalidArgument as exc:
                 raise InvalidArgument(f"homography: {exc}") from exc
             homography = HomographyOptions.from_spec(request.homography)
-        return JobOptions(request.fps, threshold, homography), name
+        return JobOptions(request.fps, threshold, homography, _zones(request.zones, homography)), name
 
     def _remove_results(self, job_id: str, task_id: str) -> None:
         shutil.rmtree(self._results_dir(job_id), ignore_errors=True)
@@ -512,6 +526,30 @@ class JobManager:
 
     def _results_dir(self, job_id: str) -> Path:
         return self._settings.media_root / "jobs" / job_id
+
+
+def _zones(zones: tuple[JobZone, ...], homography: HomographyOptions | None) -> tuple[JobZone, ...]:
+    """The zones validated as CreateZone validates them, with unique ids."""
+    if not zones:
+        return ()
+    if homography is None:
+        raise InvalidArgument(
+            "zones need a homography: their polygons are in map metres, and without one the tracks "
+            "have no map positions; send `homography` (image points to map points) with the zones"
+        )
+    if len(zones) > MAX_ZONES:
+        raise InvalidArgument(f"a job may have at most {MAX_ZONES} zones, got {len(zones)}")
+    checked = []
+    for i, zone in enumerate(zones):
+        try:
+            checked.append(JobZone(*new_zone(zone.zone_id, zone.name, zone.polygon)))
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"zones[{i}]: {exc}") from exc
+    ids = [z.zone_id for z in checked]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise InvalidArgument(f"zone ids must be unique within a job; repeated: {repeated}")
+    return tuple(checked)
 
 
 def _environment_id(job_id: str) -> str:

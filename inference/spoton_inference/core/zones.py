@@ -15,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import uuid
 from collections.abc import Sequence
 
+from spoton_inference.core.environment import require_id
 from spoton_inference.core.errors import InvalidArgument
 
 Point = tuple[float, float]
@@ -32,6 +34,12 @@ class Zone:
     polygon: Polygon
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
+
+
+def new_zone(zone_id: str, name: str, polygon: Sequence[Sequence[float]]) -> tuple[str, str, Polygon]:
+    """A new zone's id (generated when empty), name (the id when empty) and validated polygon."""
+    zone_id = require_id(zone_id, "zone id") if zone_id else f"zone-{uuid.uuid4().hex[:8]}"
+    return zone_id, name or zone_id, validate_polygon(polygon)
 
 
 def validate_polygon(points: Sequence[Sequence[float]]) -> Polygon:

@@ -104,11 +104,11 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     @unary
     async def ListZones(self, request, context):
         zones = await self.analytics.list_zones(request.environment_id)
-        return analytics_pb2.ListZonesResponse(zones=[_zone(z) for z in zones])
+        return analytics_pb2.ListZonesResponse(zones=[zone_message(z) for z in zones])
 
     @unary
     async def GetZone(self, request, context):
-        return _zone(await self.analytics.get_zone(request.environment_id, request.zone_id))
+        return zone_message(await self.analytics.get_zone(request.environment_id, request.zone_id))
 
     @unary
     async def CreateZone(self, request, context):
@@ -118,7 +118,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             name=request.zone.name,
             polygon=[(p.x, p.y) for p in request.zone.polygon],
         )
-        return _zone(zone)
+        return zone_message(zone)
 
     @unary
     async def UpdateZone(self, request, context):
@@ -128,7 +128,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             name=request.name if request.HasField("name") else None,
             polygon=[(p.x, p.y) for p in request.polygon] or None,
         )
-        return _zone(zone)
+        return zone_message(zone)
 
     @unary
     async def DeleteZone(self, request, context):
@@ -177,7 +177,7 @@ def _trajectory(t: Trajectory) -> analytics_pb2.Trajectory:
     )
 
 
-def _zone(z: Zone) -> analytics_pb2.Zone:
+def zone_message(z: Zone) -> analytics_pb2.Zone:
     out = analytics_pb2.Zone(
         environment_id=z.environment_id,
         zone_id=z.zone_id,

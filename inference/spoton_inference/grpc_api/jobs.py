@@ -10,9 +10,11 @@ import grpc
 from spoton.v1 import jobs_pb2, jobs_pb2_grpc
 from spoton_inference.app import InferenceApp
 from spoton_inference.core.errors import InvalidArgument
-from spoton_inference.core.job_types import JobState, ResultKind
+from spoton_inference.core.job_types import JobState, JobZone, ResultKind
 from spoton_inference.core.jobs import UploadRequest
+from spoton_inference.core.zones import Zone
 from spoton_inference.grpc_api import convert
+from spoton_inference.grpc_api.analytics import zone_message
 from spoton_inference.grpc_api.errors import streaming, unary
 from spoton_inference.storage.job_store import JobRecord
 
@@ -122,6 +124,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             ],
             attempts=r.attempts,
             revision=r.revision,
+            zones=[zone_message(Zone(r.environment_id, z.zone_id, z.name, z.polygon)) for z in r.options.zones],
             created_at=convert.timestamp(r.created_at),
             updated_at=convert.timestamp(r.updated_at),
         )
@@ -140,6 +143,7 @@ def upload_request(meta: jobs_pb2.JobUploadMetadata) -> UploadRequest:
         detection_threshold=meta.detection_threshold if meta.HasField("detection_threshold") else None,
         homography=convert.homography_spec(meta.homography) if meta.HasField("homography") else None,
         size_bytes=meta.size_bytes,
+        zones=tuple(JobZone(z.zone_id, z.name, tuple((p.x, p.y) for p in z.polygon)) for z in meta.zones),
     )
 
 

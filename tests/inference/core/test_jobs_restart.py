@@ -1,21 +1,28 @@
 """The job queue survives a restart of the inference service: stop one InferenceApp while a job
-runs and another waits, create a new one on the same PostgreSQL, and both jobs complete; a job
-interrupted on every allowed start fails, saying why. Real Triton, PostgreSQL and Redis."""
+runs and another waits, create a new one on the same PostgreSQL, and both jobs complete (the
+interrupted one still with its zones); a job interrupted on every allowed start fails, saying
+why. Real Triton, PostgreSQL and Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from spoton_inference.app import InferenceApp
+from spoton_inference.core.catalog import HomographySpec
 from spoton_inference.core.events import TaskState
-from spoton_inference.core.job_types import JobState
+from spoton_inference.core.job_types import JobState, JobZone, ResultKind
 from spoton_inference.core.jobs import UploadRequest
 
 pytestmark = pytest.mark.timeout(300)
+
+# The lower part of the 640x480 frame onto a 10 m x 10 m floor, and its left half as a zone.
+FLOOR = HomographySpec(((0, 480), (640, 480), (640, 200), (0, 200)), ((0, 0), (10, 0), (10, 10), (0, 10)))
+LEFT = JobZone("left", "Left half", ((0, 0), (5, 0), (5, 10), (0, 10)))
 
 
 async def _chunks(path: Path, size: int = 256 * 1024) -> AsyncIterator[bytes]:
@@ -38,7 +45,8 @@ async def test_queued_jobs_run_and_running_jobs_run_again_after_a_restart(servic
     first = await InferenceApp.create(settings)
     try:
         await first.warm_up()
-        running = await first.jobs.upload(UploadRequest("a.mp4", name="running at the restart"), _chunks(job_video))
+        request = UploadRequest("a.mp4", name="running at the restart", homography=FLOOR, zones=(LEFT,))
+        running = await first.jobs.upload(request, _chunks(job_video))
         waiting = await first.jobs.upload(UploadRequest("b.mp4", name="queued at the restart"), _chunks(job_video))
         running = await _wait(first, running.job_id, lambda j: j.state is JobState.RUNNING and j.task_id)
     finally:
@@ -62,6 +70,12 @@ async def test_queued_jobs_run_and_running_jobs_run_again_after_a_restart(servic
             assert all((settings.media_root / r.media_path).is_file() for r in done.results)
         # The interrupted start's partial exports are gone.
         assert not (settings.media_root / "tasks" / running.task_id).exists()
+        # Its zones were kept with the job, and the second start watched them.
+        resumed = await second.jobs.get(running.job_id)
+        assert resumed.options.zones == (LEFT,)
+        assert [z.zone_id for z in await second.analytics.list_zones(resumed.environment_id)] == ["left"]
+        events = json.loads((await second.jobs.result_path(resumed.job_id, ResultKind.EVENTS)).read_text())
+        assert {"zone_enter", "zone_exit"} <= {e["type"] for e in events["events"]}
     finally:
         await second.close()
 

@@ -19,12 +19,31 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from spoton.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2, jobs_pb2, jobs_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from spoton.v1 import (
+    analytics_pb2,
+    analytics_pb2_grpc,
+    catalog_pb2,
+    catalog_pb2_grpc,
+    common_pb2,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
 CHUNK = 64 * 1024
 FINAL = (jobs_pb2.JOB_STATE_COMPLETED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED)
+# The lower part of the 640x480 frame onto a 10 m x 10 m floor: the bottom edge is y = 0.
+FLOOR = catalog_pb2.Homography(
+    image_points=[common_pb2.MapPoint(x=u, y=v) for u, v in ((0, 480), (640, 480), (640, 200), (0, 200))],
+    map_points=[common_pb2.MapPoint(x=x, y=y) for x, y in ((0, 0), (10, 0), (10, 10), (0, 10))],
+)
+
+
+def _zone(zone_id: str, *corners: tuple[float, float], name: str = "") -> analytics_pb2.Zone:
+    return analytics_pb2.Zone(zone_id=zone_id, name=name, polygon=[common_pb2.MapPoint(x=x, y=y) for x, y in corners])
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -364,11 +383,7 @@ async def test_map_positions_only_with_a_homography(jobs, jobs_service, complete
     points, mapped = await _map_positions(jobs_service.settings, completed[0].task_id)
     assert points > 0 and mapped == 0
 
-    homography = catalog_pb2.Homography(
-        image_points=[common_pb2.MapPoint(x=u, y=v) for u, v in ((0, 480), (640, 480), (640, 200), (0, 200))],
-        map_points=[common_pb2.MapPoint(x=x, y=y) for x, y in ((0, 0), (10, 0), (10, 10), (0, 10))],
-    )
-    job = await _upload(jobs, jobs_service.video, homography=homography, detection_threshold=0.5)
+    job = await _upload(jobs, jobs_service.video, homography=FLOOR, detection_threshold=0.5)
     assert job.has_homography and job.detection_threshold == pytest.approx(0.5)
     job = await _wait(jobs, job.job_id, lambda j: j.state in FINAL)
     assert job.state == jobs_pb2.JOB_STATE_COMPLETED, job.error
@@ -378,3 +393,59 @@ async def test_map_positions_only_with_a_homography(jobs, jobs_service, complete
     assert env.cameras[0].homography.reprojection_error_m == pytest.approx(0, abs=1e-6)
     points, mapped = await _map_positions(jobs_service.settings, job.task_id)
     assert points > 0 and mapped == points
+
+
+async def test_zones_given_at_upload_put_closed_entries_and_exits_in_the_events_json(jobs, jobs_service, channel):
+    # The left half of the floor, and the whole floor (a zone without an id gets one).
+    left = _zone("left", (0, 0), (5, 0), (5, 10), (0, 10), name="Left half")
+    whole = _zone("", (0, 0), (10, 0), (10, 10), (0, 10), name="Floor")
+    job = await _upload(jobs, jobs_service.video, homography=FLOOR, zones=[left, whole])
+    generated = job.zones[1].zone_id
+    assert [(z.zone_id, z.name, len(z.polygon)) for z in job.zones] == [
+        ("left", "Left half", 4),
+        (generated, "Floor", 4),
+    ]
+    assert generated.startswith("zone-") and job.zones[1].environment_id == job.environment_id
+    job = await _wait(jobs, job.job_id, lambda j: j.state in FINAL)
+    assert job.state == jobs_pb2.JOB_STATE_COMPLETED, job.error
+    assert [z.zone_id for z in job.zones] == ["left", generated]
+    zones = await analytics_pb2_grpc.AnalyticsServiceStub(channel).ListZones(
+        analytics_pb2.ListZonesRequest(environment_id=job.environment_id)
+    )
+    assert sorted(z.zone_id for z in zones.zones) == sorted(["left", generated])
+
+    result = next(r for r in job.results if r.kind == jobs_pb2.JOB_RESULT_KIND_EVENTS)
+    events = json.loads((jobs_service.settings.media_root / result.media_path).read_text())["events"]
+    crossings = [e for e in events if e["type"] in ("zone_enter", "zone_exit")]
+    assert {e["type"] for e in crossings} == {"zone_enter", "zone_exit"}
+    assert {e["zone_id"] for e in crossings} == {"left", generated}
+    assert all(e["frame"] >= 1 and e["time_s"] == pytest.approx((e["frame"] - 1) / 10) for e in crossings)
+    # Per person and zone: enter, exit, enter, exit, ... in time order, every entry closed.
+    stays: dict[tuple[int, str], list[str]] = {}
+    for e in sorted(crossings, key=lambda e: e["frame"]):
+        stays.setdefault((e["global_id"], e["zone_id"]), []).append(e["type"])
+    for kinds in stays.values():
+        assert kinds == ["zone_enter", "zone_exit"] * (len(kinds) // 2), kinds
+    # Someone crossed the middle of the floor while the video ran, not only at its ends.
+    last = max(e["frame"] for e in events)
+    assert any(e["zone_id"] == "left" and 1 < e["frame"] < last for e in crossings), crossings
+
+
+async def test_bad_zones_are_refused_and_leave_no_file(jobs, jobs_service):
+    before = await jobs.ListJobs(jobs_pb2.ListJobsRequest(page_size=200))
+    files = _left_files(jobs_service.settings)
+    square = ((0, 0), (4, 0), (4, 4), (0, 4))
+    cases = [
+        ({"zones": [_zone("a", *square)]}, "zones need a homography: "),
+        ({"homography": FLOOR, "zones": [_zone("a", (0, 0), (4, 0))]}, "zones[0]: a zone polygon needs at least 3"),
+        ({"homography": FLOOR, "zones": [_zone("a", *square), _zone("a", *square)]}, "unique"),
+        ({"homography": FLOOR, "zones": [_zone("no spaces", *square)]}, "zone id"),
+    ]
+    for metadata, message in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await _upload(jobs, jobs_service.video, **metadata)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
+        assert message in err.value.details(), err.value.details()
+    assert _left_files(jobs_service.settings) == files
+    after = await jobs.ListJobs(jobs_pb2.ListJobsRequest(page_size=200))
+    assert [j.job_id for j in after.jobs] == [j.job_id for j in before.jobs]
