@@ -46,7 +46,7 @@ from spoton_inference.core.detection import decode_encoded, decode_raw
 from spoton_inference.core.environment import Environment
 from spoton_inference.core.errors import InvalidArgument, NotFound, Unavailable
 from spoton_inference.pipeline.associate import AssociationConfig
-from spoton_inference.pipeline.multicam import MultiCameraTracker
+from spoton_inference.pipeline.multicam import MultiCameraTracker, track_start_scores
 from spoton_inference.pipeline.track import FramePlan, TrackerConfig
 from spoton_inference.pipeline.triton_models import TritonModels, crop_people
 
@@ -218,6 +218,7 @@ class LiveSession:
             {c.camera_id: c.homography for c in environment.cameras},
             self._tracker_config,
             AssociationConfig(fps=self.fps),
+            track_start_scores(environment.cameras),
         )
         self._t0: float | None = None
         self._last_index = 0

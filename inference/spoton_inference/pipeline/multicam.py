@@ -14,10 +14,11 @@ A frame is two calls, with one batched embedding request between them:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from spoton_inference.core.environment import Camera
 from spoton_inference.core.geometry import Homography, foot_points
 from spoton_inference.pipeline.associate import AssociationConfig, GlobalIdentities, Observation
 from spoton_inference.pipeline.track import CameraTracker, FramePlan, TrackerConfig
@@ -44,6 +45,11 @@ def tracking_configs(settings: Settings, fps: float) -> tuple[TrackerConfig, Ass
     )
 
 
+def track_start_scores(cameras: Iterable[Camera]) -> dict[str, float]:
+    """The cameras' own detection thresholds, for those that have one."""
+    return {c.camera_id: c.detection_threshold for c in cameras if c.detection_threshold is not None}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class GlobalTrack:
     """One person in one camera at one frame, with their global id."""
@@ -62,8 +68,16 @@ class MultiCameraTracker:
         homographies: Mapping[str, Homography | None],
         tracker_config: TrackerConfig | None = None,
         association_config: AssociationConfig | None = None,
+        track_start_scores: Mapping[str, float] | None = None,
     ) -> None:
-        self._trackers = {c: CameraTracker(tracker_config) for c in camera_ids}
+        """``track_start_scores``: per-camera detection thresholds (a camera's own setting) over
+        ``tracker_config.high_score``."""
+        config = tracker_config or TrackerConfig()
+        scores = track_start_scores or {}
+        self._trackers = {
+            c: CameraTracker(dataclasses.replace(config, high_score=scores[c]) if c in scores else config)
+            for c in camera_ids
+        }
         self._homographies = dict(homographies)
         self.identities = GlobalIdentities(association_config)
         # (camera, global id) -> the local id that camera last gave the person.

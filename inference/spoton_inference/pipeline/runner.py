@@ -38,7 +38,7 @@ from spoton_inference.pipeline.associate import AssociationConfig, IdentityState
 from spoton_inference.pipeline.decode import read_frames_rgb
 from spoton_inference.pipeline.exports import ExportWriter
 from spoton_inference.pipeline.history import HistorySink, TaskHistory
-from spoton_inference.pipeline.multicam import MultiCameraTracker
+from spoton_inference.pipeline.multicam import MultiCameraTracker, track_start_scores
 from spoton_inference.pipeline.track import FramePlan, TrackerConfig
 from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
 from spoton_inference.pipeline.zones import ENTER, ZoneTransition
@@ -116,6 +116,7 @@ class TaskRunner:
             {c.camera_id: c.homography for c in plan.cameras},
             self._tracker_config,
             association,
+            track_start_scores(plan.cameras),
         )
         self._task_uuid = uuid.UUID(plan.task_id)
         self._history = (

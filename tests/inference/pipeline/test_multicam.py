@@ -36,3 +36,17 @@ def test_a_person_back_in_a_camera_gets_their_old_local_id():
         _frame(mc, f, {"c1": []})
     back = _frame(mc, 30, {"c1": [[150, 0, 190, 200]]}, {"c1": [red]})["c1"][0]
     assert (back.global_id, back.track_id) == (first.global_id, first.track_id)
+
+
+def test_a_camera_s_own_detection_threshold_decides_which_detections_start_tracks():
+    # The same person-sized box at score 0.6 on both cameras: c2's threshold of 0.8 refuses it.
+    mc = MultiCameraTracker(
+        ["c1", "c2"],
+        {"c1": SCALE, "c2": SCALE},
+        TrackerConfig(min_hits=1, high_score=0.45),
+        track_start_scores={"c2": 0.8},
+    )
+    box = np.array([[100, 0, 140, 200]], np.float32)
+    dets = {cam: (box, np.array([0.6], np.float32)) for cam in ("c1", "c2")}
+    out = mc.update(0, mc.plan(dets), {"c1": {}, "c2": {}})
+    assert len(out["c1"]) == 1 and out["c2"] == []
