@@ -1,13 +1,18 @@
-"""Live pulls against a real local RTSP server: frames, reconnects, drops, masked failures."""
+"""Live pulls against a real local RTSP server (and an MJPEG-over-HTTP one): frames, reconnects,
+drops, masked failures."""
 
 from __future__ import annotations
 
 import asyncio
+import http.server
 import logging
 import socket
+import socketserver
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import cv2
 import numpy as np
 import pytest
 
@@ -15,6 +20,7 @@ from spoton_inference.core.camera_source import CameraSource
 from spoton_inference.pipeline.av_source import AUTH, REFUSED, TIMEOUT, SourceError, open_source
 from spoton_inference.pipeline.live import RawPixels
 from spoton_inference.pipeline.live_pull import LivePull, PullOptions, backoff_s, pull_frames
+from spoton_inference.pipeline.source_probe import probe_source
 
 pytestmark = pytest.mark.timeout(120)
 FAST = PullOptions(timeout_s=5.0, reconnect_initial_s=0.2, reconnect_max_s=1.0)
@@ -39,6 +45,50 @@ async def test_pull_yields_bgr_frames_of_the_stream(rtsp_camera):
     assert pull.state.codec == "h264" and pull.state.fps == 10 and pull.state.frames >= 5
     assert pull.latest is not None and pull.latest.shape == (240, 320, 3)
     assert not pull.running  # closing the iterator stopped the thread
+
+
+class _MjpegCamera(http.server.BaseHTTPRequestHandler):
+    """What many IP cameras serve: JPEG frames as parts of one multipart/x-mixed-replace response."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        try:
+            for i in range(10_000):
+                image = np.full((240, 320, 3), (i * 8) % 256, np.uint8)
+                cv2.circle(image, (40 + (i * 5) % 240, 120), 20, (0, 0, 255), -1)
+                jpeg = cv2.imencode(".jpg", image)[1].tobytes()
+                head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                self.wfile.write(head + jpeg + b"\r\n")
+                time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def mjpeg_url() -> Iterator[str]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _MjpegCamera)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/video.mjpg"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_an_mjpeg_http_camera_is_pulled_and_probed(mjpeg_url):
+    source = CameraSource.from_url(mjpeg_url)
+    assert source.kind == "http"
+    pull = LivePull("c1", source, FAST)
+    frames = pull_frames([pull])
+    got = [await anext(frames) for _ in range(3)]
+    await frames.aclose()
+    assert all(isinstance(f.image, RawPixels) and (f.image.width, f.image.height) == (320, 240) for f in got)
+    probe = await asyncio.to_thread(probe_source, source, 5.0)
+    assert probe.ok and (probe.codec, probe.width, probe.height) == ("mjpeg", 320, 240)
 
 
 async def test_pull_reconnects_after_the_server_restarts(rtsp_camera):
