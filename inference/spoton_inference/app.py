@@ -24,6 +24,7 @@ from spoton_inference.pipeline.live_pull import LivePull
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
 from spoton_inference.settings import Settings
 from spoton_inference.storage.analytics_store import AnalyticsStore
+from spoton_inference.storage.catalog_sync import CatalogSync
 from spoton_inference.storage.embedding_store import EmbeddingStore
 from spoton_inference.storage.event_outbox import EventOutbox
 from spoton_inference.storage.gallery import RedisGallery
@@ -66,6 +67,8 @@ class InferenceApp:
         self.identities = IdentitySync(self.gallery, EmbeddingStore(db))
         self.outbox = EventOutbox(events, settings.event_outbox_max)
         self.lease = ReplicaLease(events.client, replica_id(settings))
+        self.catalog_sync = CatalogSync(events.client, self.lease.replica_id, self.catalog.reload)
+        self.catalog.on_change = self.catalog_sync.changed
         self.analytics = Analytics(AnalyticsStore(db), self.catalog, db)
         self.history = HistoryWriter(db)
         # Live cameras being pulled, by (environment id, camera id); snapshots take their newest frame.
@@ -109,6 +112,7 @@ class InferenceApp:
         app.history.start()
         app._maintenance = asyncio.create_task(app._maintain_history(), name="history-maintenance")
         await app.catalog.load()
+        app.catalog_sync.start()
         await app.tasks.recover()
         await app.jobs.recover()
         app.camera_health.start()
@@ -127,6 +131,7 @@ class InferenceApp:
         await self.jobs.close()  # first: running jobs stay RUNNING, to be run again after a restart
         await self.tasks.shutdown()
         await self.camera_health.close()
+        await self.catalog_sync.close()
         await self.outbox.close()
         await self.lease.close()
         if self._maintenance is not None:

@@ -129,8 +129,17 @@ async def _nothing_in_use(environment_id: str) -> list[TaskRecord]:
 
 
 class Catalog:
-    def __init__(self, db: Database, in_use: InUse = _nothing_in_use, media: MediaRoot | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        in_use: InUse = _nothing_in_use,
+        media: MediaRoot | None = None,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
         self._db = db
+        # Told the id of every environment this replica changed, once stored (other replicas
+        # reload: storage/catalog_sync.py).
+        self.on_change = on_change
         self._in_use = in_use
         # Floor-plan images are published here so browsers can load them; None: not served.
         self._media = media
@@ -145,6 +154,11 @@ class Catalog:
             for e in await self._db.list_environments()
         }
         self.loaded = True
+
+    async def reload(self) -> None:
+        """Re-read the catalogue from PostgreSQL (another replica changed it)."""
+        async with self._lock:
+            await self.load()
 
     async def register_directory(self, path: str) -> Environment:
         if not path:
@@ -219,6 +233,7 @@ class Catalog:
                 )
             await catalog_store.delete_environment(self._db, environment_id)
             del self._cache[environment_id]
+            self._announce(environment_id)
 
     async def create_camera(self, environment_id: str, spec: CameraSpec) -> Camera:
         async with self._lock:
@@ -290,7 +305,7 @@ class Catalog:
                     f"camera group {group_id!r} already exists in environment {environment_id!r}; update it instead"
                 )
             await catalog_store.upsert_group(self._db, environment_id, group)
-            self._cache[environment_id] = dataclasses.replace(env, groups=(*env.groups, group))
+            self._put(dataclasses.replace(env, groups=(*env.groups, group)))
         return group
 
     async def update_group(self, environment_id: str, group_id: str, patch: GroupPatch) -> CameraGroup:
@@ -306,7 +321,7 @@ class Catalog:
             )
             await catalog_store.upsert_group(self._db, environment_id, group)
             groups = tuple(group if g.group_id == group_id else g for g in env.groups)
-            self._cache[environment_id] = dataclasses.replace(env, groups=groups)
+            self._put(dataclasses.replace(env, groups=groups))
         return group
 
     async def delete_group(self, environment_id: str, group_id: str) -> None:
@@ -317,13 +332,22 @@ class Catalog:
             await catalog_store.delete_group(self._db, environment_id, group_id)
             cameras = tuple(dataclasses.replace(c, group_id=None) if c.group_id == group_id else c for c in env.cameras)
             groups = tuple(g for g in env.groups if g.group_id != group_id)
-            self._cache[environment_id] = dataclasses.replace(env, cameras=cameras, groups=groups)
+            self._put(dataclasses.replace(env, cameras=cameras, groups=groups))
 
     async def _save(self, env: Environment) -> Environment:
         """Write through: PostgreSQL first, so the cache never holds what was not stored."""
         await self._db.upsert_environment(env)
-        self._cache[env.environment_id] = env = self._with_map_url(env)
+        env = self._with_map_url(env)
+        self._put(env)
         return env
+
+    def _put(self, env: Environment) -> None:
+        self._cache[env.environment_id] = env
+        self._announce(env.environment_id)
+
+    def _announce(self, environment_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change(environment_id)
 
     def _with_map_url(self, env: Environment) -> Environment:
         """Publish the floor-plan image under the media root (replacing an older one)."""
