@@ -47,7 +47,7 @@ browser:
 
 # Debian's gst-rtsp-server, for the live-camera tests' local RTSP stream (tests/support/rtsp_server.py).
 RTSP_CHECK := import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst; Gst.init(None); \
-  assert all(map(Gst.ElementFactory.find, ('videotestsrc', 'x264enc', 'rtph264pay')))
+  assert all(map(Gst.ElementFactory.find, ('videotestsrc', 'x264enc', 'rtph264pay', 'qtdemux')))
 rtsp-server:
 	@/usr/bin/python3 -c "$(RTSP_CHECK)" 2>/dev/null || { echo "installing gst-rtsp-server from Debian's packages"; \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
