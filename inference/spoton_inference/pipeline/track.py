@@ -169,7 +169,8 @@ class CameraTracker:
                 needs.append(int(det))
                 continue
             track = self._tracks[int(np.argmax(iou[:, col]))]
-            if track.since_embedding + 1 >= cfg.refresh_every or track.hits < cfg.young_hits:
+            # A track back after a miss may have passed to someone else in an occlusion.
+            if track.since_embedding + 1 >= cfg.refresh_every or track.hits < cfg.young_hits or track.misses > 0:
                 needs.append(int(det))
         return FramePlan(boxes, scores, predicted, tuple(needs))
 

@@ -93,6 +93,14 @@ def test_overlapping_people_are_embedded_every_frame():
     assert overlapping[1:] == [(0, 1)] * 3
 
 
+def test_a_track_back_after_a_miss_is_embedded_again():
+    # Whoever steps out of an occlusion where a track was lost may be someone else: look.
+    tracker = CameraTracker(TrackerConfig(min_hits=1, refresh_every=100, young_hits=1))
+    assert _embedding_plans(tracker, [[10, 10, 50, 120]], 3)[1:] == [(), ()]
+    tracker.update(tracker.plan(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)), {})  # missed
+    assert _embedding_plans(tracker, [[10, 10, 50, 120]], 2) == [(0,), ()]
+
+
 def test_appearance_vetoes_an_iou_match_to_someone_else():
     tracker = CameraTracker(TrackerConfig(min_hits=1, young_hits=5))
     red, blue = _unit([1, 0, 0]), _unit([0, 1, 0])
