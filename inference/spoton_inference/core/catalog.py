@@ -379,11 +379,23 @@ class _Checks:
             raise InvalidFields(f"camera {camera_id!r}", self.errors)
 
 
+# Names of the REST routes beside /environments/{env}/cameras/{camera_id}: a camera by one of
+# these names could not be fetched there.
+RESERVED_CAMERA_IDS = frozenset({"import", "export"})
+
+
+def require_camera_id(value: object) -> str:
+    camera_id = require_id(value, "camera_id")
+    if camera_id in RESERVED_CAMERA_IDS:
+        raise InvalidArgument(f"camera_id {camera_id!r} is reserved (a REST route has that name); choose another")
+    return camera_id
+
+
 def new_camera(spec: CameraSpec, env: Environment) -> Camera:
     """Validate a new camera of ``env``; its sub-videos are found under the environment's directory."""
     checks = _Checks()
     cam_id = spec.camera_id
-    if checks.run("camera_id", require_id, cam_id, "camera_id") is None:
+    if checks.run("camera_id", require_camera_id, cam_id) is None:
         checks.raise_for(cam_id)
     homography = checks.run("homography", HomographySpec.build, spec.homography) if spec.homography else None
     found = checks.run("sub_videos", scan_sub_videos, env.source_dir, cam_id) if env.source_dir else None

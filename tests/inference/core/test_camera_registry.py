@@ -107,6 +107,13 @@ async def test_every_bad_field_is_named_in_one_answer(catalog):
     assert "camera 'c'" in str(err.value)
 
 
+async def test_route_names_are_not_camera_ids(catalog):
+    # GET /environments/{env}/cameras/export is the export: a camera named so could not be read.
+    await catalog.create_environment(EnvironmentSpec("reserved"))
+    with pytest.raises(InvalidArgument, match="'export' is reserved"):
+        await catalog.create_camera("reserved", CameraSpec("export", fps=10, width=320, height=240))
+
+
 def _csv(*rows: dict) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, list(rows[0]))
