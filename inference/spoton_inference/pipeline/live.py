@@ -37,7 +37,7 @@ import collections
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -199,10 +199,12 @@ class LiveSession:
         self,
         environment: Environment,
         models: TritonModels,
-        score_threshold: float,
+        tracking: Callable[[float], tuple[TrackerConfig, AssociationConfig]],
         stats: LiveStats | None = None,
         queue_frames: int = DEFAULT_QUEUE_FRAMES,
     ) -> None:
+        """``tracking(fps)``: the tracker's and associator's configuration, as tasks get it
+        (``multicam.tracking_configs`` over the service settings)."""
         if not environment.cameras:
             raise NotFound(f"environment {environment.environment_id!r} has no cameras to stream")
         self.environment = environment
@@ -212,12 +214,12 @@ class LiveSession:
         self._cameras = {c.camera_id: c for c in environment.cameras}
         # One clock for the stream, as a task uses its first camera's fps for the whole environment.
         self.fps = environment.cameras[0].fps
-        self._tracker_config = TrackerConfig(high_score=score_threshold)
+        self._tracker_config, association = tracking(self.fps)
         self._tracker = MultiCameraTracker(
             list(self._cameras),
             {c.camera_id: c.homography for c in environment.cameras},
             self._tracker_config,
-            AssociationConfig(fps=self.fps),
+            association,
             track_start_scores(environment.cameras),
         )
         self._t0: float | None = None

@@ -44,7 +44,7 @@ class LiveTaskRunner:
         self.session = LiveSession(
             Environment(environment.environment_id, environment.name, environment.floor_map, cameras),
             ports.models,
-            ports.score_threshold,
+            ports.tracking_configs,
         )
         self._task_uuid = uuid.UUID(task_id)
         self._active = active if active is not None else {}

@@ -93,6 +93,12 @@ class RunnerPorts:
     history: HistorySink | None = None
     zones: tuple[Zone, ...] = ()
 
+    def tracking_configs(self, fps: float) -> tuple[TrackerConfig, AssociationConfig]:
+        """``tracking(fps)``, or the defaults with this task's score threshold."""
+        if self.tracking is not None:
+            return self.tracking(fps)
+        return TrackerConfig(high_score=self.score_threshold), AssociationConfig(fps=fps)
+
 
 @dataclasses.dataclass(slots=True)
 class _Frame:
@@ -106,11 +112,7 @@ class TaskRunner:
         self.plan = plan
         self.ports = ports
         fps = plan.cameras[0].fps
-        if ports.tracking is not None:
-            self._tracker_config, association = ports.tracking(fps)
-        else:
-            self._tracker_config = TrackerConfig(high_score=ports.score_threshold)
-            association = AssociationConfig(fps=fps)
+        self._tracker_config, association = ports.tracking_configs(fps)
         self._tracker = MultiCameraTracker(
             [c.camera_id for c in plan.cameras],
             {c.camera_id: c.homography for c in plan.cameras},
