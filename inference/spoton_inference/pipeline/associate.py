@@ -10,8 +10,11 @@ A new local track is matched against the known identities on three cues:
 - time: evidence fades while an identity is unseen, so a recent hand-over beats an old one.
 
 All new tracks of one global frame are matched at once (Hungarian over tracks x
-identities), an identity takes at most one track per camera, and a local track keeps its
-global id for life, so an id that was emitted is never renumbered. Identities unseen for
+identities), and an identity takes at most one track per camera. A local track keeps its
+global id until evidence says it is someone else: it stands where its identity's other views
+are not (a split gives it a new identity), or its recent crops resemble another identity
+that could stand there clearly better (a review moves it to that one). Identities are never
+renumbered: an id that was emitted keeps meaning one person. Identities unseen for
 ``max_gap_s`` are forgotten and at most ``max_identities`` are kept, so memory is bounded
 however long a task runs.
 
@@ -66,6 +69,13 @@ class AssociationConfig:
     # Split: a track further than twice the tolerance from its identity's other views for
     # this many frames in a row is someone else.
     split_after_frames: int = 5
+    # Review: a track whose recent crops resemble another identity (one not in this camera
+    # now, and able to stand where the track is) closer than its own by this calibrated
+    # margin, at this many embeddings in a row, has passed to that person in an occlusion
+    # and moves to their identity. Recent crops are a running mean of this momentum.
+    review_margin: float = 0.1
+    review_after: int = 3
+    review_momentum: float = 0.5
 
     def appearance_cost(self, a: np.ndarray, b: np.ndarray) -> float:
         """Calibrated appearance distance of two unit embeddings, 0 (same person) .. 1 (not)."""
@@ -80,6 +90,8 @@ class Observation:
     map_xy: tuple[float, float] | None
     embedding: np.ndarray | None
     is_new: bool
+    # This frame's crop embedding (unsmoothed) of a known track, for the identity review.
+    crop: np.ndarray | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -107,6 +119,10 @@ class GlobalIdentities:
         self._together: dict[tuple[int, int], int] = {}
         self._apart: dict[tuple[str, int], int] = {}
         self._joined: dict[tuple[str, int], int] = {}  # frame a track took its id
+        # Review state per track: the frame of its last crop and a fast running mean of its
+        # crops; the identity those last favoured over its own, and how many times in a row.
+        self._recent: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
+        self._doubt: dict[tuple[str, int], tuple[int, int]] = {}
 
     @property
     def num_identities(self) -> int:
@@ -123,6 +139,8 @@ class GlobalIdentities:
         self._by_track[(camera_id, new_track_id)] = self._by_track.pop((camera_id, old_track_id))
         self._joined[(camera_id, new_track_id)] = self._joined.pop((camera_id, old_track_id))
         self._apart.pop((camera_id, old_track_id), None)
+        self._recent.pop((camera_id, old_track_id), None)
+        self._doubt.pop((camera_id, old_track_id), None)
 
     def assign(self, frame: int, observations: list[Observation]) -> dict[tuple[str, int], int]:
         """Global ids for this frame's observations, keyed by (camera_id, track_id)."""
@@ -149,6 +167,7 @@ class GlobalIdentities:
                 gid = self._new_identity(frame, obs)
             self._join(frame, obs, gid)
         self._split(frame, observations)
+        self._review(frame, known)
         self._merge(observations)
         self._forget(frame, {(o.camera_id, o.track_id) for o in observations})
         return {(o.camera_id, o.track_id): self._by_track[(o.camera_id, o.track_id)] for o in observations}
@@ -190,6 +209,71 @@ class GlobalIdentities:
             if self._apart[key] >= cfg.split_after_frames:
                 del ident.now_xy[obs.camera_id]
                 self._join(frame, obs, self._new_identity(frame, obs))
+
+    def _review(self, frame: int, known: list[Observation]) -> None:
+        """Move a track to the identity its recent crops resemble clearly better than its own.
+
+        Two people who pass close in one view often come out of it with their tracks
+        swapped or one track on the wrong person, while the IoU match never broke. Their
+        identities were learnt before, often in other cameras, so comparing the track's
+        recent crops with every identity that could be standing there finds the swap.
+        """
+        cfg = self.config
+        for obs in known:
+            if obs.crop is None:
+                continue
+            key = (obs.camera_id, obs.track_id)
+            _, previous = self._recent.get(key, (frame, None))
+            m = cfg.review_momentum
+            recent = obs.crop if previous is None else m * previous + (1 - m) * obs.crop
+            recent = recent / max(float(np.linalg.norm(recent)), 1e-9)
+            self._recent[key] = (frame, recent)
+            own = self._identities.get(self._by_track[key])
+            if own is None or own.embedding is None:
+                continue
+            best, best_cost = None, cfg.appearance_cost(recent, own.embedding) - cfg.review_margin
+            for ident in self._identities.values():
+                if ident is own or ident.embedding is None or obs.camera_id in ident.now_xy:
+                    continue
+                cost = cfg.appearance_cost(recent, ident.embedding)
+                if cost < best_cost and np.isfinite(self._geometry(frame, obs, ident)):
+                    best, best_cost = ident.global_id, cost
+            if best is None:
+                self._doubt.pop(key, None)
+                continue
+            favoured, times = self._doubt.get(key, (best, 0))
+            times = times + 1 if favoured == best else 1
+            self._doubt[key] = (best, times)
+            if times >= cfg.review_after:
+                del self._doubt[key]
+                own.now_xy.pop(obs.camera_id, None)
+                self._join(frame, obs, best)
+        # Tracks unseen for the time scale are over (or someone else when they come back).
+        horizon = frame - cfg.time_scale_s * cfg.fps
+        self._recent = {k: v for k, v in self._recent.items() if v[0] >= horizon}
+        self._doubt = {k: v for k, v in self._doubt.items() if k in self._recent}
+
+    def _geometry(self, frame: int, obs: Observation, ident: IdentityState) -> float:
+        """Map distance from the identity over how far it may be, 0..1; inf when out of reach.
+
+        Against the identity's positions in other cameras this frame when there are any (two
+        views of one person must agree), else against where it was last seen, with walking
+        speed over the time since. Neutral (0.5) when either side has no map position.
+        """
+        cfg = self.config
+        if obs.map_xy is None:
+            return 0.5
+        now = [xy for cam, xy in ident.now_xy.items() if xy is not None and cam != obs.camera_id]
+        if now:
+            dist = min(float(np.hypot(obs.map_xy[0] - x, obs.map_xy[1] - y)) for x, y in now)
+            reach = cfg.position_tolerance_m
+        elif ident.last_xy is not None:
+            dt = (frame - ident.last_frame) / cfg.fps
+            dist = float(np.hypot(obs.map_xy[0] - ident.last_xy[0], obs.map_xy[1] - ident.last_xy[1]))
+            reach = cfg.position_tolerance_m + cfg.max_speed_mps * dt
+        else:
+            return 0.5
+        return dist / reach if dist <= reach else np.inf
 
     def _merge(self, observations: list[Observation]) -> None:
         """Fold together two identities that keep standing on one spot in different cameras."""
@@ -244,20 +328,9 @@ class GlobalIdentities:
         dt = (frame - ident.last_frame) / cfg.fps
         if dt > cfg.max_gap_s:
             return np.inf
-        geo = 0.5  # neutral when either side has no map position
-        if obs.map_xy is not None:
-            now = [xy for xy in ident.now_xy.values() if xy is not None]
-            if now:  # seen elsewhere this very frame: the views must agree
-                dist = min(float(np.hypot(obs.map_xy[0] - x, obs.map_xy[1] - y)) for x, y in now)
-                reach = cfg.position_tolerance_m
-            elif ident.last_xy is not None:
-                dist = float(np.hypot(obs.map_xy[0] - ident.last_xy[0], obs.map_xy[1] - ident.last_xy[1]))
-                reach = cfg.position_tolerance_m + cfg.max_speed_mps * dt
-            else:
-                dist, reach = 0.5, 1.0
-            if dist > reach:
-                return np.inf
-            geo = dist / reach
+        geo = self._geometry(frame, obs, ident)
+        if not np.isfinite(geo):
+            return np.inf
         app = 0.5
         if obs.embedding is not None and ident.embedding is not None:
             app = cfg.appearance_cost(obs.embedding, ident.embedding)

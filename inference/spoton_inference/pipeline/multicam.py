@@ -101,7 +101,7 @@ class MultiCameraTracker:
             tracked[cam] = list(zip(tracks, xys, strict=True))
             for t, xy in tracked[cam]:
                 feature = t.feature if t.is_new or t.embedded_now else None
-                observations.append(Observation(cam, t.track_id, xy, feature, t.is_new))
+                observations.append(Observation(cam, t.track_id, xy, feature, t.is_new, t.crop))
         gids = self.identities.assign(frame, observations)
         out: dict[str, list[GlobalTrack]] = {}
         for cam, pairs in tracked.items():

@@ -85,6 +85,8 @@ class _Track:
     misses: int = 0
     since_embedding: int = 0
     reported: bool = False
+    # The crop embedding learnt this frame, if any.
+    crop: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class TrackedBox:
     feature: np.ndarray | None
     # Whether the feature was refreshed this frame.
     embedded_now: bool
+    # The crop embedding that refreshed it (unsmoothed), when it was.
+    crop: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -274,6 +278,7 @@ class CameraTracker:
         for i, track in enumerate(self._tracks):
             d = matched.get(i)
             track.since_embedding += 1
+            track.crop = None
             if d is None:
                 track.misses += 1
                 continue
@@ -287,6 +292,7 @@ class CameraTracker:
                 mixed = embedding if track.feature is None else m * track.feature + (1 - m) * embedding
                 track.feature = mixed / max(float(np.linalg.norm(mixed)), 1e-9)
                 track.since_embedding = 0
+                track.crop = embedding
         self._tracks = [t for t in self._tracks if t.misses <= self.config.max_age]
 
     def _report(self, embedded: set[int]) -> list[TrackedBox]:
@@ -301,6 +307,7 @@ class CameraTracker:
                         not track.reported,
                         track.feature,
                         track.track_id in embedded,
+                        track.crop,
                     )
                 )
                 track.reported = True

@@ -146,3 +146,46 @@ def test_a_track_that_keeps_disagreeing_with_its_identity_splits_off():
     ]
     assert seen[-1][("c1", 1)] == a  # the earlier track keeps the id
     assert seen[-1][("c2", 5)] not in (a, None)
+
+
+def _swap_scene(c3_b_xy: tuple[float, float]) -> tuple[GlobalIdentities, int, int, list[dict[tuple[str, int], int]]]:
+    """Red (a) and blue (b) are learnt in c1 and c2; c3's track starts on red, then its crops turn blue.
+
+    Blue last stood at (5, 2) in c2; c3's track stands at ``c3_b_xy`` once its crops turn blue.
+    """
+    g = GlobalIdentities(AssociationConfig(fps=10, review_after=3))
+    red, blue = _unit([1, 0, 0]), _unit([0, 1, 0])
+    a = g.assign(0, [Observation("c1", 1, (2.0, 2.0), red, True)])[("c1", 1)]
+    b = g.assign(1, [Observation("c1", 1, (2.0, 2.0), None, False), Observation("c2", 1, (5.0, 2.0), blue, True)])[
+        ("c2", 1)
+    ]
+    # red walks from c1 into c3; blue leaves c2
+    assert g.assign(2, [Observation("c3", 4, (2.2, 2.0), red, True)])[("c3", 4)] == a
+    seen = [
+        g.assign(f, [Observation("c3", 4, c3_b_xy, red if f < 5 else None, False, red if f < 5 else blue)])
+        for f in range(3, 10)
+    ]
+    return g, a, b, seen
+
+
+def test_a_track_whose_crops_turn_into_another_known_person_moves_to_that_identity():
+    _, a, b, seen = _swap_scene((4.5, 2.0))
+    assert [s[("c3", 4)] for s in seen[:3]] == [a, a, a]
+    assert seen[3][("c3", 4)] == a  # one look is not enough: crops of two people mix in an occlusion
+    assert seen[-1][("c3", 4)] == b
+
+
+def test_the_review_never_moves_a_track_to_someone_who_cannot_be_there():
+    # blue was last seen 9 m from where c3's track stands, 0.8 s ago: out of walking reach
+    _, a, _, seen = _swap_scene((-4.0, 2.0))
+    assert all(s[("c3", 4)] == a for s in seen)
+
+
+def test_the_review_never_moves_a_track_to_someone_this_camera_sees_elsewhere():
+    g = GlobalIdentities(AssociationConfig(fps=10, review_after=2))
+    red, blue = _unit([1, 0, 0]), _unit([0, 1, 0])
+    ids = g.assign(0, [Observation("c1", 1, (2.0, 2.0), red, True), Observation("c1", 2, (2.5, 2.0), blue, True)])
+    for f in range(1, 6):
+        # track 1's crops look blue (the two overlap), but blue's own track is right there
+        now = g.assign(f, [Observation("c1", t, xy, None, False, blue) for t, xy in ((1, (2.0, 2.0)), (2, (2.5, 2.0)))])
+    assert now == ids
