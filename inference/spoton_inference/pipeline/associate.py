@@ -123,6 +123,7 @@ class GlobalIdentities:
         # crops; the identity those last favoured over its own, and how many times in a row.
         self._recent: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
         self._doubt: dict[tuple[str, int], tuple[int, int]] = {}
+        self._swaps: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
 
     @property
     def num_identities(self) -> int:
@@ -248,10 +249,42 @@ class GlobalIdentities:
                 del self._doubt[key]
                 own.now_xy.pop(obs.camera_id, None)
                 self._join(frame, obs, best)
+        self._review_swaps(frame, [o for o in known if o.crop is not None], known)
         # Tracks unseen for the time scale are over (or someone else when they come back).
         horizon = frame - cfg.time_scale_s * cfg.fps
         self._recent = {k: v for k, v in self._recent.items() if v[0] >= horizon}
         self._doubt = {k: v for k, v in self._doubt.items() if k in self._recent}
+        self._swaps = {p: n for p, n in self._swaps.items() if p[0] in self._recent and p[1] in self._recent}
+
+    def _review_swaps(self, frame: int, refreshed: list[Observation], known: list[Observation]) -> None:
+        """Swap the identities of two tracks in one camera whose recent crops each favour the other's.
+
+        Two people crossing in a view can come out on each other's tracks; then neither
+        identity is free in that camera, so :meth:`_review` alone cannot undo it.
+        """
+        cfg = self.config
+        fresh = {(o.camera_id, o.track_id) for o in refreshed}
+        for i, a in enumerate(known):
+            for b in known[i + 1 :]:
+                ka, kb = (a.camera_id, a.track_id), (b.camera_id, b.track_id)
+                # Judged only when a new crop came in, so one look is not counted twice.
+                if a.camera_id != b.camera_id or not {ka, kb} & fresh or not {ka, kb} <= self._recent.keys():
+                    continue
+                x, y = self._identities.get(self._by_track[ka]), self._identities.get(self._by_track[kb])
+                if x is None or y is None or x.embedding is None or y.embedding is None:
+                    continue
+                ra, rb = self._recent[ka][1], self._recent[kb][1]
+                kept = cfg.appearance_cost(ra, x.embedding) + cfg.appearance_cost(rb, y.embedding)
+                swapped = cfg.appearance_cost(ra, y.embedding) + cfg.appearance_cost(rb, x.embedding)
+                pair = (ka, kb)
+                if swapped >= kept - 2 * cfg.review_margin:
+                    self._swaps.pop(pair, None)
+                    continue
+                self._swaps[pair] = self._swaps.get(pair, 0) + 1
+                if self._swaps[pair] >= cfg.review_after:
+                    del self._swaps[pair]
+                    self._join(frame, a, y.global_id)
+                    self._join(frame, b, x.global_id)
 
     def _geometry(self, frame: int, obs: Observation, ident: IdentityState) -> float:
         """Map distance from the identity over how far it may be, 0..1; inf when out of reach.

@@ -189,3 +189,18 @@ def test_the_review_never_moves_a_track_to_someone_this_camera_sees_elsewhere():
         # track 1's crops look blue (the two overlap), but blue's own track is right there
         now = g.assign(f, [Observation("c1", t, xy, None, False, blue) for t, xy in ((1, (2.0, 2.0)), (2, (2.5, 2.0)))])
     assert now == ids
+
+
+def test_two_tracks_that_came_out_of_a_crossing_on_each_others_person_swap_identities():
+    g = GlobalIdentities(AssociationConfig(fps=10, review_after=3))
+    red, blue = _unit([1, 0, 0]), _unit([0, 1, 0])
+    ids = g.assign(0, [Observation("c1", 1, (2.0, 2.0), red, True), Observation("c1", 2, (4.0, 2.0), blue, True)])
+    # they cross; the tracker's track 1 comes out on blue and track 2 on red
+    seen = [
+        g.assign(
+            f, [Observation("c1", 1, (4.0, 2.0), None, False, blue), Observation("c1", 2, (2.0, 2.0), None, False, red)]
+        )
+        for f in range(1, 5)
+    ]
+    assert seen[1] == ids  # not on one or two looks
+    assert seen[-1] == {("c1", 1): ids[("c1", 2)], ("c1", 2): ids[("c1", 1)]}
