@@ -136,12 +136,18 @@ class GlobalIdentities:
         return sorted(self._identities.values(), key=lambda i: -i.last_frame)
 
     def rename_track(self, camera_id: str, old_track_id: int, new_track_id: int) -> None:
-        """Follow a local track that its camera's tracker renumbered (see ``CameraTracker.relabel``)."""
-        self._by_track[(camera_id, new_track_id)] = self._by_track.pop((camera_id, old_track_id))
-        self._joined[(camera_id, new_track_id)] = self._joined.pop((camera_id, old_track_id))
-        self._apart.pop((camera_id, old_track_id), None)
-        self._recent.pop((camera_id, old_track_id), None)
-        self._doubt.pop((camera_id, old_track_id), None)
+        """Follow a local track that its camera's tracker renumbered (``CameraTracker.relabel`` and others)."""
+        old, new = (camera_id, old_track_id), (camera_id, new_track_id)
+        for state in (self._by_track, self._joined, self._apart, self._recent, self._doubt):
+            if old in state:
+                state[new] = state.pop(old)
+        self._swaps = {pair: n for pair, n in self._swaps.items() if old not in pair}
+
+    def exchange_tracks(self, camera_id: str, a: int, b: int) -> None:
+        """Follow two local tracks that exchanged ids."""
+        self.rename_track(camera_id, a, -1)
+        self.rename_track(camera_id, b, a)
+        self.rename_track(camera_id, -1, b)
 
     def assign(self, frame: int, observations: list[Observation]) -> dict[tuple[str, int], int]:
         """Global ids for this frame's observations, keyed by (camera_id, track_id)."""

@@ -82,6 +82,8 @@ class MultiCameraTracker:
         self.identities = GlobalIdentities(association_config)
         # (camera, global id) -> the local id that camera last gave the person.
         self._local_ids: dict[tuple[str, int], int] = {}
+        # (camera, local id) -> the global id it had last frame.
+        self._last_gid: dict[tuple[str, int], int] = {}
 
     def plan(self, detections: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, FramePlan]:
         """Predict every camera's tracks; each plan names the detections to embed."""
@@ -105,13 +107,41 @@ class MultiCameraTracker:
         gids = self.identities.assign(frame, observations)
         out: dict[str, list[GlobalTrack]] = {}
         for cam, pairs in tracked.items():
+            renamed = self._follow_moves(cam, {t.track_id: gids[(cam, t.track_id)] for t, _ in pairs if not t.is_new})
             out[cam] = []
             for t, xy in pairs:
-                gid, track_id = gids[(cam, t.track_id)], t.track_id
+                gid, track_id = gids[(cam, t.track_id)], renamed.get(t.track_id, t.track_id)
                 earlier = self._local_ids.get((cam, gid))
                 if t.is_new and earlier is not None and self._trackers[cam].relabel(track_id, earlier):
                     self.identities.rename_track(cam, track_id, earlier)
                     track_id = earlier
                 self._local_ids[(cam, gid)] = track_id
+                self._last_gid[(cam, track_id)] = gid
                 out[cam].append(GlobalTrack(track_id, gid, t.box, t.score, xy))
+            kept = self._trackers[cam].track_ids
+            self._last_gid = {k: g for k, g in self._last_gid.items() if k[0] != cam or k[1] in kept}
         return out
+
+    def _follow_moves(self, cam: str, gids: dict[int, int]) -> dict[int, int]:
+        """Renumber the local tracks the associator moved to another identity; old id -> new id.
+
+        A local id means one person, like a global one: two tracks that swapped identities
+        swap ids, and a track that moved to someone else takes a fresh id.
+        """
+        was = {
+            tid: self._last_gid[(cam, tid)] for tid, gid in gids.items() if self._last_gid.get((cam, tid), gid) != gid
+        }
+        tracker, renamed = self._trackers[cam], {}
+        for tid in was:
+            if tid in renamed:
+                continue
+            # the track that took this one's identity, if it took the other's in exchange
+            partner = next((p for p in was if p not in renamed and gids[p] == was[tid] and was[p] == gids[tid]), None)
+            if partner is not None:
+                tracker.exchange_ids(tid, partner)
+                self.identities.exchange_tracks(cam, tid, partner)
+                renamed[tid], renamed[partner] = partner, tid
+            else:
+                renamed[tid] = tracker.renumber(tid)
+                self.identities.rename_track(cam, tid, renamed[tid])
+        return renamed

@@ -246,6 +246,26 @@ class CameraTracker:
         track.track_id = new_id
         return True
 
+    def exchange_ids(self, a: int, b: int) -> None:
+        """Swap two tracks' ids: cross-camera review found each on the other's person."""
+        for track in self._tracks:
+            if track.track_id in (a, b):
+                track.track_id = b if track.track_id == a else a
+
+    def renumber(self, track_id: int) -> int:
+        """Give a track a fresh id: cross-camera review found it on someone else now."""
+        new_id = self._next_id
+        self._next_id += 1
+        for track in self._tracks:
+            if track.track_id == track_id:
+                track.track_id = new_id
+        return new_id
+
+    @property
+    def track_ids(self) -> set[int]:
+        """The ids of every track kept, lost ones included."""
+        return {t.track_id for t in self._tracks}
+
     def _refind_cost(
         self, lost: list[int], spare: np.ndarray, plan: FramePlan, embeddings: dict[int, np.ndarray]
     ) -> np.ndarray:

@@ -50,3 +50,22 @@ def test_a_camera_s_own_detection_threshold_decides_which_detections_start_track
     dets = {cam: (box, np.array([0.6], np.float32)) for cam in ("c1", "c2")}
     out = mc.update(0, mc.plan(dets), {"c1": {}, "c2": {}})
     assert len(out["c1"]) == 1 and out["c2"] == []
+
+
+def test_local_ids_follow_people_when_review_finds_two_tracks_swapped():
+    red, blue = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    # IoU alone keeps each track on its box, as after a crossing the tracker got wrong
+    tracker = TrackerConfig(min_hits=1, refresh_every=1, appearance_weight=0.0, max_appearance_cost=2.0)
+    mc = MultiCameraTracker(["c1"], {"c1": SCALE}, tracker, AssociationConfig(fps=10, review_after=3))
+    boxes = {"c1": [[100, 0, 140, 200], [300, 0, 340, 200]]}
+    left, right = _frame(mc, 0, boxes, {"c1": [red, blue]})["c1"]
+    # from now on the person in the left box is the blue one, and the right box is red
+    seen = [_frame(mc, f, boxes, {"c1": [blue, red]})["c1"] for f in range(1, 6)]
+    assert [(t.track_id, t.global_id) for t in seen[0]] == [
+        (left.track_id, left.global_id),
+        (right.track_id, right.global_id),
+    ]
+    assert [(t.track_id, t.global_id) for t in seen[-1]] == [
+        (right.track_id, right.global_id),
+        (left.track_id, left.global_id),
+    ]

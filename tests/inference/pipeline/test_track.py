@@ -138,3 +138,14 @@ def test_iou_matrix():
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
     assert np.allclose(iou_matrix(a, b), [[1.0, 1 / 3, 0.0]])
+
+
+def test_renumbering_and_exchanging_ids_keep_each_track_on_its_box():
+    tracker = CameraTracker(TrackerConfig(min_hits=1))
+    a, b = (t.track_id for t in _step(tracker, [[10, 10, 50, 120], [200, 10, 240, 120]], [0.9, 0.9]))
+    tracker.exchange_ids(a, b)
+    assert [t.track_id for t in _step(tracker, [[10, 10, 50, 120], [200, 10, 240, 120]], [0.9, 0.9])] == [b, a]
+    fresh = tracker.renumber(a)
+    assert fresh not in (a, b)
+    assert tracker.track_ids == {b, fresh}
+    assert [t.track_id for t in _step(tracker, [[10, 10, 50, 120], [200, 10, 240, 120]], [0.9, 0.9])] == [b, fresh]
