@@ -226,6 +226,7 @@ class GlobalIdentities:
         recent crops with every identity that could be standing there finds the swap.
         """
         cfg = self.config
+        gallery: tuple[list[IdentityState], np.ndarray] | None = None
         for obs in known:
             if obs.crop is None:
                 continue
@@ -238,13 +239,23 @@ class GlobalIdentities:
             own = self._identities.get(self._by_track[key])
             if own is None or own.embedding is None:
                 continue
-            best, best_cost = None, cfg.appearance_cost(recent, own.embedding) - cfg.review_margin
-            for ident in self._identities.values():
-                if ident is own or ident.embedding is None or obs.camera_id in ident.now_xy:
-                    continue
-                cost = cfg.appearance_cost(recent, ident.embedding)
-                if cost < best_cost and np.isfinite(self._geometry(frame, obs, ident)):
-                    best, best_cost = ident.global_id, cost
+            if gallery is None:  # one matrix product per crop, however large the gallery
+                idents = [i for i in self._identities.values() if i.embedding is not None]
+                gallery = idents, np.stack([i.embedding for i in idents])
+            idents, embeddings = gallery
+            costs = calibrated_distance(1.0 - embeddings @ recent, cfg.reid_same_distance, cfg.reid_different_distance)
+            best, bar = None, cfg.appearance_cost(recent, own.embedding) - cfg.review_margin
+            for i in np.argsort(costs, kind="stable"):
+                if costs[i] >= bar:
+                    break
+                ident = idents[i]
+                if (
+                    ident is not own
+                    and obs.camera_id not in ident.now_xy
+                    and np.isfinite(self._geometry(frame, obs, ident))
+                ):
+                    best = ident.global_id
+                    break
             if best is None:
                 self._doubt.pop(key, None)
                 continue
@@ -255,6 +266,7 @@ class GlobalIdentities:
                 del self._doubt[key]
                 own.now_xy.pop(obs.camera_id, None)
                 self._join(frame, obs, best)
+                gallery = None  # the join moved an embedding
         self._review_swaps(frame, [o for o in known if o.crop is not None], known)
         # Tracks unseen for the time scale are over (or someone else when they come back).
         horizon = frame - cfg.time_scale_s * cfg.fps
