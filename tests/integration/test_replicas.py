@@ -68,7 +68,7 @@ async def _sse(url: str, task_id: str, *, after: int | None = None, stop_after: 
         httpx.AsyncClient(base_url=url, timeout=60) as http,
         http.stream("GET", f"{BASE}/{task_id}/events", headers=headers) as response,
     ):
-        assert response.status_code == 200
+        assert response.status_code == 200, (await response.aread()).decode()
         block: dict[str, str] = {}
         async for line in response.aiter_lines():
             if line.startswith(":"):
