@@ -267,21 +267,21 @@ class GlobalIdentities:
                 own.now_xy.pop(obs.camera_id, None)
                 self._join(frame, obs, best)
                 gallery = None  # the join moved an embedding
-        self._review_swaps(frame, [o for o in known if o.crop is not None], known)
+        self._review_swaps(frame, known)
         # Tracks unseen for the time scale are over (or someone else when they come back).
         horizon = frame - cfg.time_scale_s * cfg.fps
         self._recent = {k: v for k, v in self._recent.items() if v[0] >= horizon}
         self._doubt = {k: v for k, v in self._doubt.items() if k in self._recent}
         self._swaps = {p: n for p, n in self._swaps.items() if p[0] in self._recent and p[1] in self._recent}
 
-    def _review_swaps(self, frame: int, refreshed: list[Observation], known: list[Observation]) -> None:
+    def _review_swaps(self, frame: int, known: list[Observation]) -> None:
         """Swap the identities of two tracks in one camera whose recent crops each favour the other's.
 
         Two people crossing in a view can come out on each other's tracks; then neither
         identity is free in that camera, so :meth:`_review` alone cannot undo it.
         """
         cfg = self.config
-        fresh = {(o.camera_id, o.track_id) for o in refreshed}
+        fresh = {(o.camera_id, o.track_id) for o in known if o.crop is not None}
         for i, a in enumerate(known):
             for b in known[i + 1 :]:
                 ka, kb = (a.camera_id, a.track_id), (b.camera_id, b.track_id)

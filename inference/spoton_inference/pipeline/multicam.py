@@ -102,7 +102,7 @@ class MultiCameraTracker:
             xys = [(float(feet[i, 0]), float(feet[i, 1])) if feet is not None else None for i in range(len(tracks))]
             tracked[cam] = list(zip(tracks, xys, strict=True))
             for t, xy in tracked[cam]:
-                feature = t.feature if t.is_new or t.embedded_now else None
+                feature = t.feature if t.is_new or t.crop is not None else None
                 observations.append(Observation(cam, t.track_id, xy, feature, t.is_new, t.crop))
         gids = self.identities.assign(frame, observations)
         out: dict[str, list[GlobalTrack]] = {}

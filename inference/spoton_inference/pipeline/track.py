@@ -100,9 +100,7 @@ class TrackedBox:
     is_new: bool
     # The track's smoothed appearance feature, None until one of its crops was embedded.
     feature: np.ndarray | None
-    # Whether the feature was refreshed this frame.
-    embedded_now: bool
-    # The crop embedding that refreshed it (unsmoothed), when it was.
+    # The crop embedding (unsmoothed) that refreshed the feature this frame, if one did.
     crop: np.ndarray | None = None
 
 
@@ -216,7 +214,7 @@ class CameraTracker:
         for d in high:
             if d not in matched:
                 self._start(boxes[d], float(scores[d]), embeddings.get(int(d)))
-        return self._report(embedded={t.track_id for t in self._tracks if t.since_embedding == 0})
+        return self._report()
 
     def _appearance_cost(self, features: list[np.ndarray | None], embeddings: list[np.ndarray | None]) -> np.ndarray:
         """Calibrated appearance cost, 0 (same person) .. 1 (not), where both sides are known; NaN elsewhere."""
@@ -287,7 +285,9 @@ class CameraTracker:
 
     def _start(self, box: np.ndarray, score: float, embedding: np.ndarray | None) -> None:
         due = 0 if embedding is not None else self.config.refresh_every
-        self._tracks.append(_Track(self._next_id, BoxKalman.start(box), box, score, embedding, since_embedding=due))
+        self._tracks.append(
+            _Track(self._next_id, BoxKalman.start(box), box, score, embedding, since_embedding=due, crop=embedding)
+        )
         self._next_id += 1
 
     def _apply(
@@ -315,7 +315,7 @@ class CameraTracker:
                 track.crop = embedding
         self._tracks = [t for t in self._tracks if t.misses <= self.config.max_age]
 
-    def _report(self, embedded: set[int]) -> list[TrackedBox]:
+    def _report(self) -> list[TrackedBox]:
         out: list[TrackedBox] = []
         for track in self._tracks:
             if track.misses == 0 and track.hits >= self.config.min_hits:
@@ -326,7 +326,6 @@ class CameraTracker:
                         track.score,
                         not track.reported,
                         track.feature,
-                        track.track_id in embedded,
                         track.crop,
                     )
                 )
