@@ -5,12 +5,20 @@
 completes, so a cancelled WatchTask or runner would carry on. Commands that must be bounded
 in time are bounded by their callers (XREAD's own ``block``, ``asyncio.timeout``); a dead
 server still fails at once on connect or on a reset connection.
+
+One retry, at once: after Redis restarts, every pooled connection is closed by the server
+and would fail its next command although Redis is back. The retry reconnects; while Redis
+is really down it fails too, so callers still see the outage. Retrying is safe: commands
+are idempotent, carry a deduplication token (event appends), or at worst leave a gap
+(a global-id reservation repeated after its reply was lost).
 """
 
 from __future__ import annotations
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 CONNECT_TIMEOUT_S = 5.0
 # What a call raises when Redis cannot be reached (down, restarting, loading its AOF, or a
@@ -24,4 +32,6 @@ UNREACHABLE: tuple[type[Exception], ...] = (
 
 
 def connect(url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, socket_timeout=None, socket_connect_timeout=CONNECT_TIMEOUT_S)
+    return aioredis.Redis.from_url(
+        url, socket_timeout=None, socket_connect_timeout=CONNECT_TIMEOUT_S, retry=Retry(NoBackoff(), 1)
+    )
