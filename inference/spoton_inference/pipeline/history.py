@@ -7,7 +7,8 @@ must not block (storage/history_writer.py queues them and writes them off the fr
   for the identities seen since the last hand-over (the runner calls :meth:`TaskHistory.sync`
   about once a second of video);
 * event rows ``(time, task_id, environment_id, camera_id, global_id, kind, global_frame_index,
-  payload)``: camera appear/leave/hand-over (from the export writer) and zone entry/exit.
+  payload, event_key)``: camera appear/leave/hand-over (from the export writer) and zone
+  entry/exit; ``event_key`` (:func:`event_key`) makes writing one event twice store it once.
 
 Times are video time: the task's start plus frame index over fps, as for track points.
 """
@@ -58,7 +59,8 @@ class TaskHistory:
         self._environment_id = environment_id
         self._start = start
         self._fps = fps
-        self._zones = ZoneTracker(zones, confirm_frames=max(1, round(fps * 0.3)))
+        # None without zones: then frames skip the map positions altogether.
+        self._zones = ZoneTracker(zones, confirm_frames=max(1, round(fps * 0.3))) if zones else None
         self._sink = sink
         self._spans: dict[int, _Span] = {}
         self._changed: set[int] = set()
@@ -76,8 +78,10 @@ class TaskHistory:
             else:
                 span.last_frame, span.last_camera = frame, camera_id
             self._changed.add(gid)
-            if xy is not None:
+            if xy is not None and self._zones is not None:
                 placed.setdefault(gid, (camera_id, []))[1].append(xy)
+        if self._zones is None:
+            return []
         # Seen by several cameras at once: the mean of their map positions.
         positions = {
             gid: (cam, (sum(p[0] for p in xys) / len(xys), sum(p[1] for p in xys) / len(xys)))
@@ -105,7 +109,7 @@ class TaskHistory:
 
     def close(self) -> list[ZoneTransition]:
         """End the task's history: open zone stays exit, identities are handed over."""
-        transitions = self._zones.close()
+        transitions = self._zones.close() if self._zones is not None else []
         self._store_zone_events(transitions)
         self.sync()
         return transitions

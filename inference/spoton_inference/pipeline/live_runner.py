@@ -12,6 +12,7 @@ snapshots take their newest frame from.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -21,7 +22,7 @@ from spoton_inference.core.environment import Environment
 from spoton_inference.core.events import CameraTracksOut, TrackingUpdate, TrackOut
 from spoton_inference.pipeline.live import LiveResult, LiveSession
 from spoton_inference.pipeline.live_pull import LivePull, PullOptions, pull_frames
-from spoton_inference.pipeline.runner import RunnerPorts
+from spoton_inference.pipeline.runner import RunnerPorts, track_point_row
 
 LIVE_STEP = "live"
 
@@ -42,7 +43,7 @@ class LiveTaskRunner:
         self.ports = ports
         self.pulls = [LivePull(c.camera_id, c.source, options) for c in cameras]  # type: ignore[arg-type]
         self.session = LiveSession(
-            Environment(environment.environment_id, environment.name, environment.floor_map, cameras),
+            dataclasses.replace(environment, cameras=cameras),
             ports.models,
             ports.tracking_configs,
         )
@@ -71,10 +72,9 @@ class LiveTaskRunner:
         when = dt.datetime.fromtimestamp(result.timestamp, dt.UTC)
         tracks, rows = [], []
         for t in result.tracks:
-            xy = t.map_xy
-            tracks.append(TrackOut(t.box, t.score, t.track_id, t.global_id, xy))
+            tracks.append(TrackOut(t.box, t.score, t.track_id, t.global_id, t.map_xy))
             rows.append(
-                (
+                track_point_row(
                     when,
                     self._task_uuid,
                     result.environment_id,
@@ -82,10 +82,9 @@ class LiveTaskRunner:
                     result.global_frame_index,
                     t.track_id,
                     t.global_id,
-                    *t.box,
+                    t.box,
                     t.score,
-                    xy[0] if xy else None,
-                    xy[1] if xy else None,
+                    t.map_xy,
                 )
             )
         # A live camera has no source file: frames are numbered by their place in the pull.

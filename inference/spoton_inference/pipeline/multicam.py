@@ -118,8 +118,9 @@ class MultiCameraTracker:
                 self._local_ids[(cam, gid)] = track_id
                 self._last_gid[(cam, track_id)] = gid
                 out[cam].append(GlobalTrack(track_id, gid, t.box, t.score, xy))
-            kept = self._trackers[cam].track_ids
-            self._last_gid = {k: g for k, g in self._last_gid.items() if k[0] != cam or k[1] in kept}
+        # Forget the local ids their cameras' trackers dropped (cameras not updated keep theirs).
+        kept = {cam: self._trackers[cam].track_ids for cam in tracked}
+        self._last_gid = {k: g for k, g in self._last_gid.items() if k[0] not in kept or k[1] in kept[k[0]]}
         return out
 
     def _follow_moves(self, cam: str, gids: dict[int, int]) -> dict[int, int]:

@@ -71,6 +71,23 @@ def batch_lengths(cameras: tuple[Camera, ...]) -> list[int]:
     return [max((c.sub_videos[k].num_frames for c in cameras if k < len(c.sub_videos)), default=0) for k in range(n)]
 
 
+def track_point_row(
+    when: dt.datetime,
+    task_id: uuid.UUID,
+    environment_id: str,
+    camera_id: str,
+    global_frame_index: int,
+    track_id: int,
+    global_id: int,
+    box: tuple[float, ...],
+    score: float,
+    map_xy: tuple[float, float] | None,
+) -> tuple:
+    """One track point as ``RunnerPorts.store_points`` takes it (storage/postgres.py TRACK_POINT_COLUMNS)."""
+    x, y = map_xy if map_xy else (None, None)
+    return (when, task_id, environment_id, camera_id, global_frame_index, track_id, global_id, *box, score, x, y)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunnerPorts:
     """What the runner needs from the outside world, so it knows nothing of gRPC or storage."""
@@ -141,6 +158,7 @@ class TaskRunner:
     async def run(self) -> list[Path]:
         """Process every batch; returns the export files. Cancellation stops it between frames."""
         start = 0
+        history_closed = False
         try:
             for k, length in enumerate(batch_lengths(self.plan.cameras)):
                 await self.ports.report_progress(self.frames_done, f"preparing batch {k + 1}")
@@ -149,12 +167,13 @@ class TaskRunner:
                 await self.ports.emit(BatchProcessingComplete(sub_video_batch_index=k))
                 start += length
             if self._history is not None:
-                await self._emit_zone_events(self._history.close())
+                transitions, history_closed = self._history.close(), True
+                await self._emit_zone_events(transitions)
         finally:
             files = self._exports.close()
             if self.ports.identities_seen is not None:
                 self._sync_identities()
-            if self._history is not None:
+            if self._history is not None and not history_closed:
                 self._history.close()  # after a failure or cancel: stored, not announced
         return files
 
@@ -232,6 +251,7 @@ class TaskRunner:
         rows: list[tuple] = []
         seen: list[tuple[str, int, tuple[float, float] | None]] = []
         when = self.plan.created_at + dt.timedelta(seconds=item.global_index / self.plan.cameras[0].fps)
+        env_id = self.plan.environment.environment_id
         for cam_id, (_, source, index_in_source) in item.frames.items():
             tracks_out = []
             for t in tracked[cam_id]:
@@ -240,22 +260,12 @@ class TaskRunner:
                 tracks_out.append(TrackOut(box, round(t.score, 4), t.track_id, gid, xy))  # type: ignore[arg-type]
                 seen.append((cam_id, gid, xy))
                 rows.append(
-                    (
-                        when,
-                        self._task_uuid,
-                        self.plan.environment.environment_id,
-                        cam_id,
-                        item.global_index,
-                        t.track_id,
-                        gid,
-                        *box,
-                        t.score,
-                        xy[0] if xy else None,
-                        xy[1] if xy else None,
+                    track_point_row(
+                        when, self._task_uuid, env_id, cam_id, item.global_index, t.track_id, gid, box, t.score, xy
                     )
                 )
             cameras_out.append(CameraTracksOut(cam_id, source, index_in_source, tracks_out))
-        update = TrackingUpdate(item.global_index, self.plan.environment.environment_id, time.time(), cameras_out)
+        update = TrackingUpdate(item.global_index, env_id, time.time(), cameras_out)
         self._exports.add(update)
         self.ports.store_points(rows)
         await self.ports.emit(update)
@@ -270,10 +280,10 @@ class TaskRunner:
 
     async def _emit_zone_events(self, transitions: list[ZoneTransition]) -> None:
         for t in transitions:
-            kind = "enter" if t.kind == ENTER else "exit"
             self._exports.add_zone_event(
-                f"zone_{kind}", t.global_frame_index, t.camera_id, t.global_id, t.zone_id, t.zone_name, t.map_xy
+                t.kind, t.global_frame_index, t.camera_id, t.global_id, t.zone_id, t.zone_name, t.map_xy
             )
+            kind = "enter" if t.kind == ENTER else "exit"  # the gRPC event names it without the "zone_" prefix
             await self.ports.emit(
                 ZoneEvent(kind, t.zone_id, t.zone_name, t.global_id, t.global_frame_index, t.camera_id, t.map_xy)
             )

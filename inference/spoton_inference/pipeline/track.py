@@ -39,6 +39,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from spoton_inference.pipeline.kalman import BoxKalman
+from spoton_inference.pipeline.reid_calibration import REID_DIFFERENT_DISTANCE, REID_SAME_DISTANCE
+
+
+def calibrated_distance(distance: np.ndarray, same: float, different: float) -> np.ndarray:
+    """Re-ID cosine distance mapped to 0 (typical of one person) .. 1 (typical of two), clipped."""
+    return np.clip((distance - same) / max(different - same, 1e-6), 0.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -51,10 +57,9 @@ class TrackerConfig:
     low_iou_threshold: float = 0.4
     # Weight of appearance against IoU distance when both are known.
     appearance_weight: float = 0.5
-    # Re-ID cosine distances typical of the same person and of two people (see
-    # AssociationConfig): appearance costs 0 at the first, 1 at the second.
-    reid_same_distance: float = 0.16
-    reid_different_distance: float = 0.39
+    # Re-ID calibration (see reid_calibration): appearance costs 0 at the first, 1 at the second.
+    reid_same_distance: float = REID_SAME_DISTANCE
+    reid_different_distance: float = REID_DIFFERENT_DISTANCE
     # Calibrated appearance cost above which a detection is not the track's person.
     max_appearance_cost: float = 0.95
     # A detection whose best IoU is below this, or within `ambiguity_margin` of its second
@@ -112,11 +117,6 @@ class FramePlan:
     scores: np.ndarray
     predicted: np.ndarray  # one predicted box per track, in track order
     needs_embedding: tuple[int, ...]  # detection indices to embed
-
-
-def calibrated_distance(distance: np.ndarray, same: float, different: float) -> np.ndarray:
-    """Re-ID cosine distance mapped to 0 (typical of one person) .. 1 (typical of two), clipped."""
-    return np.clip((distance - same) / max(different - same, 1e-6), 0.0, 1.0)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

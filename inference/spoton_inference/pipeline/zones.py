@@ -50,6 +50,7 @@ class ZoneTracker:
 
     def __init__(self, zones: Sequence[Zone], *, confirm_frames: int = 3, leave_after_frames: int = 10) -> None:
         self._zones = [(z, bounds(z.polygon)) for z in zones]
+        self._by_id = {z.zone_id: z for z in zones}
         self._confirm = max(1, confirm_frames)
         self._leave_after = leave_after_frames
         self._stays: dict[tuple[int, str], _Stay] = {}
@@ -100,14 +101,13 @@ class ZoneTracker:
         return self._end(gone)
 
     def _end(self, keys: list[tuple[int, str]]) -> list[ZoneTransition]:
-        zones = {z.zone_id: z for z, _ in self._zones}
         out = []
         for gid, zone_id in keys:
             stay = self._stays.pop((gid, zone_id))
             # Out since the streak began, else (vanished while inside) at the last sighting.
             at = stay.streak_start if stay.streak else stay.last_seen
             if stay.inside and at is not None:
-                out.append(_transition(EXIT, zones[zone_id], gid, at))
+                out.append(_transition(EXIT, self._by_id[zone_id], gid, at))
         return out
 
 
