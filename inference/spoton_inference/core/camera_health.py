@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import logging
 
+from spoton_inference.core.camera_summary import DEGRADED, OFFLINE, ONLINE, UNKNOWN
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.environment import Camera
 from spoton_inference.pipeline.source_probe import ProbeResult, probe_source
@@ -30,7 +31,6 @@ from spoton_inference.storage.camera_health_store import HealthCheck
 from spoton_inference.storage.postgres import Database
 
 log = logging.getLogger(__name__)
-ONLINE, DEGRADED, OFFLINE, UNKNOWN = "online", "degraded", "offline", "unknown"
 # Share of the expected frame rate below which a camera is degraded.
 MIN_FPS_RATIO = 0.5
 # Seconds each check decodes to measure the frame rate.

@@ -50,9 +50,15 @@ class CameraOperations:
         self._models = models
         self._pulls: ActivePulls = pulls if pulls is not None else {}
 
-    async def test_camera(self, environment_id: str, camera_id: str) -> ProbeResult:
+    def live_source(self, environment_id: str, camera_id: str) -> CameraSource:
+        """A registered camera's RTSP/HTTP source; FailedPrecondition for a camera without one."""
         camera = self._catalog.camera(environment_id, camera_id)
-        return await self.test_source(_live_source(environment_id, camera, "test its connection"))
+        if not camera.source.is_live:
+            raise FailedPrecondition(
+                f"camera {camera_id!r} of environment {environment_id!r} has a {camera.source.kind} source, not an "
+                "RTSP or HTTP URL: there is nothing to test its connection"
+            )
+        return camera.source
 
     async def test_source(self, source: CameraSource) -> ProbeResult:
         """Open ``source`` within SPOTON_SOURCE_CONNECT_TIMEOUT_S; what it sends, or why not."""
@@ -113,13 +119,3 @@ def _first_frame(camera: Camera) -> np.ndarray:
     if not ok:
         raise Unavailable(f"camera {camera.camera_id!r}: cannot read a frame from {path.name}")
     return frame
-
-
-def _live_source(environment_id: str, camera: Camera, to: str) -> CameraSource:
-    if not camera.source.is_live:
-        kind = camera.source.kind
-        raise FailedPrecondition(
-            f"camera {camera.camera_id!r} of environment {environment_id!r} has a {kind} source, not an "
-            f"RTSP or HTTP URL: there is nothing to {to}"
-        )
-    return camera.source

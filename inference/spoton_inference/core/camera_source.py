@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import urllib.parse
+from collections.abc import Sequence
 
 from spoton_inference.core.errors import InvalidFields
-from spoton_inference.core.source_url import mask_url, with_credentials
+from spoton_inference.core.source_url import mask_text, with_credentials
 
 
 class SourceKind(enum.StrEnum):
@@ -43,6 +44,11 @@ class CameraSource:
             raise _bad("source.url", "source.url must start with rtsp://, rtsps://, http:// or https://")
         return resolve_source(SourceInput(kind, url, username, password or None), None)
 
+    @classmethod
+    def default_for(cls, sub_videos: Sequence[object]) -> CameraSource:
+        """A camera's source when none is given: its sub-videos when it has any, else pushed frames."""
+        return cls(SourceKind.FILE if sub_videos else SourceKind.PUSH)
+
     @property
     def is_live(self) -> bool:
         """Pulled by the service (rtsp, http) rather than read from files or pushed."""
@@ -54,7 +60,7 @@ class CameraSource:
 
     @property
     def masked_url(self) -> str:
-        return mask_url(self.decoder_url()) if self.url else ""
+        return mask_text(self.decoder_url()) if self.url else ""
 
     def decoder_url(self) -> str:
         """The URL with its credentials, for the decoder only: never show or log it."""

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Mapping
 from spoton_inference.core.camera_source import SourceKind
 from spoton_inference.core.environment import Camera, Environment
 
-STATUSES = ("online", "offline", "degraded", "unknown")
-UNKNOWN = "unknown"
+# A camera's health status (core/camera_health.py); unknown before its first check.
+ONLINE, OFFLINE, DEGRADED, UNKNOWN = "online", "offline", "degraded", "unknown"
+STATUSES = (ONLINE, OFFLINE, DEGRADED, UNKNOWN)
 
 
 @dataclasses.dataclass(slots=True)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from spoton_inference.core.camera_source import CameraSource, SourceInput, SourceKind, resolve_source
+from spoton_inference.core.camera_source import CameraSource, SourceInput, resolve_source
 from spoton_inference.core.camera_summary import CameraSummary, summarize
 from spoton_inference.core.environment import (
     Camera,
@@ -30,7 +30,7 @@ from spoton_inference.core.environment import (
 from spoton_inference.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, InvalidFields, NotFound
 from spoton_inference.core.geometry import Homography
 from spoton_inference.core.media import MediaRoot
-from spoton_inference.storage import catalog_store
+from spoton_inference.storage import camera_health_store, catalog_store
 from spoton_inference.storage.postgres import Database, TaskRecord
 
 # Unfinished tasks over an environment; deleting what they use is refused.
@@ -134,12 +134,11 @@ class Catalog:
         db: Database,
         in_use: InUse = _nothing_in_use,
         media: MediaRoot | None = None,
-        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self._db = db
         # Told the id of every environment this replica changed, once stored (other replicas
-        # reload: storage/catalog_sync.py).
-        self.on_change = on_change
+        # reload: storage/catalog_sync.py); set by the app once its sync exists.
+        self.on_change: Callable[[str], None] | None = None
         self._in_use = in_use
         # Floor-plan images are published here so browsers can load them; None: not served.
         self._media = media
@@ -283,7 +282,7 @@ class Catalog:
 
     async def summary(self) -> CameraSummary:
         """Camera counts per environment and group, with each camera's latest health status."""
-        return summarize(self.list(), await catalog_store.latest_camera_statuses(self._db))
+        return summarize(self.list(), await camera_health_store.latest_statuses(self._db))
 
     # -- camera groups -------------------------------------------------------------------
 
@@ -350,9 +349,13 @@ class Catalog:
             self.on_change(environment_id)
 
     def _with_map_url(self, env: Environment) -> Environment:
-        """Publish the floor-plan image under the media root (replacing an older one)."""
+        """Publish the floor-plan image under the media root (replacing an older one).
+
+        An env that already has its URL (a cached one being edited) was published when it was
+        read or registered, so it is not copied again on every write.
+        """
         image = env.floor_map.image
-        if self._media is None or image is None or not image.is_file():
+        if self._media is None or image is None or env.floor_map.image_url or not image.is_file():
             return env
         rel = Path("environments", env.environment_id, "floor_map" + image.suffix.lower())
         url = self._media.publish(image, rel, replace=True)
@@ -403,7 +406,7 @@ def new_camera(spec: CameraSpec, env: Environment) -> Camera:
     width, height, fps = spec.width, spec.height, spec.fps
     if probed is not None:
         width, height, fps = width or probed[0], height or probed[1], fps or probed[2]
-    default_source = CameraSource(SourceKind.FILE if sub_videos else SourceKind.PUSH)
+    default_source = CameraSource.default_for(sub_videos)
     camera = Camera(
         cam_id,
         spec.name or cam_id,

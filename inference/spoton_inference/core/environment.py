@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cv2
 
-from spoton_inference.core.camera_source import CameraSource, SourceKind
+from spoton_inference.core.camera_source import CameraSource
 from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.core.geometry import Homography
 
@@ -141,7 +141,7 @@ def _load_camera(env_dir: Path, doc: object, index: int) -> Camera:
         width, height, fps = width or probed[0], height or probed[1], fps or probed[2]
     if fps <= 0:
         raise InvalidArgument(f"{where}: fps is missing and could not be read from a video")
-    source = CameraSource(SourceKind.FILE if sub_videos else SourceKind.PUSH)
+    source = CameraSource.default_for(sub_videos)
     return Camera(cam_id, str(doc.get("name") or cam_id), fps, width, height, homography, sub_videos, source=source)
 
 

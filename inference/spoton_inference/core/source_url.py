@@ -2,16 +2,16 @@
 
 A camera's RTSP/HTTP credentials are stored apart from its URL. :func:`with_credentials`
 puts them into the URL only at the moment a decoder opens it; anything shown to a user or
-written to a log goes through :func:`mask_url` first, so a password never leaves the
-process.
+written to a log goes through :func:`mask_text` first (the password masked, the user name
+kept: it helps support), so a password never leaves the process.
 
 Example:
     >>> url = with_credentials("rtsp://cam.local:554/live", "admin", "s3cr:t")
     >>> url
     'rtsp://admin:s3cr%3At@cam.local:554/live'
-    >>> mask_url(url)
+    >>> mask_text(url)
     'rtsp://admin:****@cam.local:554/live'
-    >>> mask_url("rtsp://cam.local/live")
+    >>> mask_text("rtsp://cam.local/live")
     'rtsp://cam.local/live'
 """
 
@@ -21,7 +21,6 @@ import re
 import urllib.parse
 
 MASK = "****"
-LIVE_SCHEMES = ("rtsp", "rtsps", "http", "https")
 
 # Credentials inside any URL in free text (an FFmpeg error message quotes the URL it opened).
 _USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^\s:/@]*):[^\s/@]*@")
@@ -37,11 +36,6 @@ def with_credentials(url: str, username: str, password: str) -> str:
     if password:
         userinfo += ":" + urllib.parse.quote(password, safe="")
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``****`` (the user name is kept: it helps support)."""
-    return mask_text(url)
 
 
 def mask_text(text: str) -> str:

@@ -100,13 +100,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         ops = self.app.camera_ops
         if request.source_url:
             source = CameraSource.from_url(request.source_url, request.username, request.password)
-            result = await ops.test_source(source)
         elif request.environment_id and request.camera_id:
-            source = self.app.catalog.camera(request.environment_id, request.camera_id).source
-            result = await ops.test_camera(request.environment_id, request.camera_id)
+            source = ops.live_source(request.environment_id, request.camera_id)
         else:
             raise InvalidArgument("give environment_id and camera_id of a registered camera, or a source_url to try")
-        return convert.connection_test(result, source.masked_url if source else "")
+        return convert.connection_test(await ops.test_source(source), source.masked_url)
 
     @unary
     async def GetCameraSnapshot(self, request, context):

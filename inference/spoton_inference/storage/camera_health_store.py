@@ -1,4 +1,4 @@
-"""Camera health checks in PostgreSQL (migration 0007): write, read newest first, prune."""
+"""Camera health checks in PostgreSQL (migration 0007): write, read newest first, latest status, prune."""
 
 from __future__ import annotations
 
@@ -43,6 +43,20 @@ async def history(db: Database, environment_id: str, camera_id: str, limit: int)
             limit,
         )
     return [HealthCheck(**dict(r)) for r in rows]
+
+
+async def latest_statuses(db: Database) -> dict[tuple[str, str], str]:
+    """Each camera's newest status ('online', 'offline' or 'degraded') by (environment_id, camera_id).
+
+    A camera never checked is left out (the summary counts it as unknown); rows of deleted cameras
+    (kept until pruned) come back too, and the caller ignores what it does not know.
+    """
+    async with db.pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT DISTINCT ON (environment_id, camera_id) environment_id, camera_id, status
+               FROM camera_health_checks ORDER BY environment_id, camera_id, checked_at DESC"""
+        )
+    return {(r["environment_id"], r["camera_id"]): r["status"] for r in rows}
 
 
 async def prune(db: Database, older_than: dt.datetime) -> int:

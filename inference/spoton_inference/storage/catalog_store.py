@@ -1,8 +1,7 @@
 """Catalogue queries that :class:`~spoton_inference.storage.postgres.Database` does not offer:
-deletes, camera groups and the cameras' latest health status.
+deleting an environment, and camera groups (migration 0006).
 
-Kept apart so the catalogue CRUD lands without touching the shared Database module; the
-cameras and groups go with their environment through ``ON DELETE CASCADE``.
+An environment's cameras and groups go with it through ``ON DELETE CASCADE``.
 """
 
 from __future__ import annotations
@@ -49,23 +48,3 @@ async def delete_group(db: Database, environment_id: str, group_id: str) -> None
         await conn.execute(
             "DELETE FROM camera_groups WHERE environment_id = $1 AND group_id = $2", environment_id, group_id
         )
-
-
-async def latest_camera_statuses(db: Database) -> dict[tuple[str, str], str]:
-    """Each camera's latest health status ('online', 'offline' or 'degraded'), by (environment_id,
-    camera_id), from the newest row per camera in ``camera_health_checks``.
-
-    That table comes with the periodic health checks; while it does not exist (checked with
-    ``to_regclass``) the answer is empty. A camera without a row is left out, and the summary
-    counts it as 'unknown'.
-    """
-    async with db.pool.acquire() as conn:
-        if await conn.fetchval("SELECT to_regclass('camera_health_checks')") is None:
-            return {}
-        rows = await conn.fetch(
-            """SELECT DISTINCT ON (h.environment_id, h.camera_id) h.environment_id, h.camera_id, h.status
-               FROM camera_health_checks h
-               JOIN cameras c USING (environment_id, camera_id)
-               ORDER BY h.environment_id, h.camera_id, h.checked_at DESC"""
-        )
-    return {(r["environment_id"], r["camera_id"]): r["status"] for r in rows}

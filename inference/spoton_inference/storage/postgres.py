@@ -70,8 +70,8 @@ class Database:
                 str(env.floor_map.image) if env.floor_map.image else None,
                 env.floor_map.metres_per_pixel,
             )
-            # Update in place rather than delete and insert again, so rows that refer to a camera
-            # (its health history) survive a change to it.
+            # Delete the cameras no longer listed, upsert the others. No foreign key points at a camera:
+            # its health checks are keyed by id alone and outlive a deleted camera until pruned.
             await conn.execute(
                 "DELETE FROM cameras WHERE environment_id = $1 AND NOT camera_id = ANY($2::text[])",
                 env.environment_id,

@@ -1,11 +1,11 @@
-from spoton_inference.core.source_url import mask_text, mask_url, with_credentials
+from spoton_inference.core.source_url import mask_text, with_credentials
 
 
 def test_credentials_round_trip_through_the_url_parser():
     url = with_credentials("rtsp://cam:8554/a/b?x=1", "op@site", "p:w/d@#")
     assert url.startswith("rtsp://op%40site:p%3Aw%2Fd%40%23@cam:8554/a/b?x=1")
-    assert "p:w/d@#" not in mask_url(url)
-    assert mask_url(url) == "rtsp://op%40site:****@cam:8554/a/b?x=1"
+    assert "p:w/d@#" not in mask_text(url)
+    assert mask_text(url) == "rtsp://op%40site:****@cam:8554/a/b?x=1"
 
 
 def test_given_credentials_replace_those_in_the_url():

@@ -1,5 +1,4 @@
-"""Migration 0006 on a database with cameras from before it, and the latest-status query with and
-without the health-check table."""
+"""Migration 0006 on a database with cameras from before it, and the cameras' latest health status."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
-from spoton_inference.storage import catalog_store
+from spoton_inference.storage import camera_health_store
 from spoton_inference.storage.migrate import MIGRATIONS_DIR, migrate
 from spoton_inference.storage.postgres import Database
 
@@ -54,7 +53,7 @@ async def test_cameras_from_before_the_registry_get_a_source_kind(dsn, tmp_path)
         await db.close()
 
 
-async def test_latest_status_per_camera_with_and_without_health_checks(dsn):
+async def test_latest_status_per_checked_camera(dsn):
     db = await Database.connect(dsn)
     try:
         async with db.pool.acquire() as conn:
@@ -63,22 +62,12 @@ async def test_latest_status_per_camera_with_and_without_health_checks(dsn):
                 """INSERT INTO cameras (environment_id, camera_id, name, fps, width, height, position)
                    VALUES ('e', 'a', 'A', 10, 0, 0, 0), ('e', 'b', 'B', 10, 0, 0, 1), ('e', 'c', 'C', 10, 0, 0, 2)"""
             )
-            has_table = await conn.fetchval("SELECT to_regclass('camera_health_checks')") is not None
-        if not has_table:
-            assert await catalog_store.latest_camera_statuses(db) == {}
-            # The columns the periodic health checks write (migration 0007 on their branch).
-            async with db.pool.acquire() as conn:
-                await conn.execute(
-                    """CREATE TABLE camera_health_checks (environment_id text NOT NULL, camera_id text NOT NULL,
-                           checked_at timestamptz NOT NULL, status text NOT NULL)"""
-                )
-        async with db.pool.acquire() as conn:
             await conn.execute(
                 """INSERT INTO camera_health_checks (environment_id, camera_id, checked_at, status) VALUES
                      ('e', 'a', now() - interval '2 minutes', 'offline'),
                      ('e', 'a', now() - interval '1 minute', 'online'),
                      ('e', 'b', now(), 'degraded')"""
             )
-        assert await catalog_store.latest_camera_statuses(db) == {("e", "a"): "online", ("e", "b"): "degraded"}
+        assert await camera_health_store.latest_statuses(db) == {("e", "a"): "online", ("e", "b"): "degraded"}
     finally:
         await db.close()
