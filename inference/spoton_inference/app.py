@@ -18,6 +18,7 @@ from spoton_inference.core.camera_ops import CameraOperations
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.health import DEGRADED, FAILED, HEALTHY, STARTING, ComponentHealth, HealthReport, check
 from spoton_inference.core.jobs import JobManager
+from spoton_inference.core.source_url import mask_text
 from spoton_inference.core.tasks import TaskManager
 from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.pipeline.live_pull import LivePull
@@ -69,7 +70,8 @@ class InferenceApp:
         self.lease = ReplicaLease(events.client, replica_id(settings))
         self.catalog_sync = CatalogSync(events.client, self.lease.replica_id, self.catalog.reload)
         self.catalog.on_change = self.catalog_sync.changed
-        self.analytics = Analytics(AnalyticsStore(db), self.catalog, db)
+        # Tasks are built below (they read the zones from here), hence the lambda.
+        self.analytics = Analytics(AnalyticsStore(db), self.catalog, lambda task_id: self.tasks.get(task_id))
         self.history = HistoryWriter(db)
         # Live cameras being pulled, by (environment id, camera id); snapshots take their newest frame.
         self.live_pulls: dict[tuple[str, str], LivePull] = {}
@@ -190,7 +192,8 @@ class InferenceApp:
         if c.lost:
             detail = (
                 f"{c.lost} track points were lost (the log says why: memory and journal full during an "
-                "outage, or rows PostgreSQL rejected); for longer outages raise SPOTON_WRITER_BUFFER_ROWS "
+                "outage, memory full while a write hung, rows PostgreSQL rejected, or a torn journal record "
+                "left by a crash); for longer outages raise SPOTON_WRITER_BUFFER_ROWS "
                 f"and SPOTON_WRITER_JOURNAL_MAX_BYTES; {counts}"
             )
             return [ComponentHealth("postgres", DEGRADED, detail)]
@@ -205,7 +208,7 @@ class InferenceApp:
                 await self.events.ping()
         except UNREACHABLE as exc:
             detail = (
-                f"unreachable at {self.settings.redis_url} ({type(exc).__name__}: {exc}); tracking goes on, "
+                f"unreachable at {mask_text(self.settings.redis_url)} ({type(exc).__name__}: {exc}); tracking goes on, "
                 f"{outbox.describe()}; live events resume once Redis is back: start it, or fix SPOTON_REDIS_URL"
             )
             return [ComponentHealth("redis", DEGRADED, detail)]

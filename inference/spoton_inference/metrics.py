@@ -34,7 +34,12 @@ class ServiceCollector(Collector):
                 c.duplicates_skipped,
                 "Track points of batches already written (a lost acknowledgement), not written again.",
             ),
-            ("lost", c.lost, "Track points dropped: PostgreSQL away, memory at its bound and the journal full."),
+            (
+                "lost",
+                c.lost,
+                "Track points dropped: memory and journal full while PostgreSQL was away, memory full while a "
+                "write hung, rows PostgreSQL rejected, or a torn journal record found at start.",
+            ),
         ):
             yield CounterMetricFamily(f"spoton_track_points_{name}", doc, value=value)
         yield CounterMetricFamily(

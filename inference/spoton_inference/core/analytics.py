@@ -9,12 +9,12 @@ segment saying which.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import itertools
 import math
-import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
@@ -22,9 +22,17 @@ from spoton_inference.core import heatmap_png
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.environment import Environment
 from spoton_inference.core.errors import AlreadyExists, InvalidArgument, NotFound
+from spoton_inference.core.request_args import known_cameras
 from spoton_inference.core.zones import Zone, new_zone, validate_polygon
-from spoton_inference.storage.analytics_store import AnalyticsStore, HistoryFilter, TrajectoryRow
-from spoton_inference.storage.postgres import Database
+from spoton_inference.storage.analytics_store import (
+    AnalyticsStore,
+    CountRow,
+    DwellRow,
+    HeatmapCells,
+    HistoryFilter,
+    TrajectoryRow,
+)
+from spoton_inference.storage.postgres import TaskRecord
 
 # A camera's sighting of a person more than this after the previous one starts a new segment.
 SEGMENT_GAP_S = 2.0
@@ -36,6 +44,8 @@ MIN_CELL_SIZE_M = 0.01
 # is 100 000), so it stays well inside the gRPC message limit.
 MAX_TRAJECTORY_POINTS = 200_000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# A task's record by id (TaskManager.get): InvalidArgument for a malformed id, NotFound for an unknown one.
+GetTask = Callable[[str], Awaitable[TaskRecord]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,42 +108,25 @@ class Heatmap:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Count:
-    bucket_start: dt.datetime
-    key: str
-    people: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class Counts:
     environment_id: str
     bucket_seconds: int
-    cameras: tuple[Count, ...]
-    zones: tuple[Count, ...]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DwellEntry:
-    zone_id: str
-    task_id: str
-    global_id: int
-    dwell_seconds: float
-    first_time: dt.datetime
-    last_time: dt.datetime
+    cameras: tuple[CountRow, ...]
+    zones: tuple[CountRow, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Dwell:
     environment_id: str
-    entries: tuple[DwellEntry, ...]
+    entries: tuple[DwellRow, ...]
     max_gap_s: float
 
 
 class Analytics:
-    def __init__(self, store: AnalyticsStore, catalog: Catalog, db: Database) -> None:
+    def __init__(self, store: AnalyticsStore, catalog: Catalog, get_task: GetTask) -> None:
         self._store = store
         self._catalog = catalog
-        self._db = db
+        self._get_task = get_task
 
     # -- queries -----------------------------------------------------------------------
 
@@ -190,16 +183,12 @@ class Analytics:
         if not math.isfinite(cell_size_m) or cell_size_m < MIN_CELL_SIZE_M:
             raise InvalidArgument(f"cell_size_m must be at least {MIN_CELL_SIZE_M} (metres), got {cell_size_m}")
         env = await self._scope(environment_id, task_id)
-        f = HistoryFilter(env.environment_id, span.check().start, span.end, task_id, _cameras(env, camera_ids))
+        f = HistoryFilter(env.environment_id, span.check().start, span.end, task_id, known_cameras(env, camera_ids))
         cells = await self._store.heatmap(f, cell_size_m)
         out = Heatmap(env.environment_id, cell_size_m, cells.ix, cells.iy, cells.count)
-        if render_png:
-            canvas = heatmap_png.floor_plan_canvas(env.floor_map.image, env.floor_map.metres_per_pixel)
-            if canvas is None:
-                canvas = heatmap_png.plain_canvas(_map_extent(env, cells.ix, cells.iy, cell_size_m))
-            png = heatmap_png.render(canvas, cells.ix, cells.iy, cells.count, cell_size_m)
-            height, width = canvas.image.shape[:2]
-            out = dataclasses.replace(out, png=png, png_size=(width, height))
+        if render_png:  # reading, scaling and encoding a large floor plan takes about a second
+            png, size = await asyncio.to_thread(_render_png, env, cells, cell_size_m)
+            out = dataclasses.replace(out, png=png, png_size=size)
         return out
 
     async def counts(
@@ -215,17 +204,12 @@ class Analytics:
         if bucket_seconds <= 0:
             raise InvalidArgument(f"bucket_seconds must be 1 or more, got {bucket_seconds}")
         env = await self._scope(environment_id, task_id)
-        f = HistoryFilter(env.environment_id, span.check().start, span.end, task_id, _cameras(env, camera_ids))
+        f = HistoryFilter(env.environment_id, span.check().start, span.end, task_id, known_cameras(env, camera_ids))
         zones = await self._zone_ids(env.environment_id, zone_ids)
         origin = span.start or EPOCH
         cameras = await self._store.counts_per_camera(f, bucket_seconds, origin)
         by_zone = await self._store.counts_per_zone(f, bucket_seconds, origin, zones)
-        return Counts(
-            env.environment_id,
-            bucket_seconds,
-            tuple(Count(r.bucket_start, r.key, r.people) for r in cameras),
-            tuple(Count(r.bucket_start, r.key, r.people) for r in by_zone),
-        )
+        return Counts(env.environment_id, bucket_seconds, tuple(cameras), tuple(by_zone))
 
     async def dwell(
         self,
@@ -242,8 +226,7 @@ class Analytics:
         f = HistoryFilter(env.environment_id, span.check().start, span.end, task_id)
         zones = await self._zone_ids(env.environment_id, zone_ids)
         rows = await self._store.dwell(f, zones, global_id, DWELL_MAX_GAP_S)
-        entries = (DwellEntry(r.zone_id, r.task_id, r.global_id, r.dwell_s, r.first_time, r.last_time) for r in rows)
-        return Dwell(env.environment_id, tuple(entries), DWELL_MAX_GAP_S)
+        return Dwell(env.environment_id, tuple(rows), DWELL_MAX_GAP_S)
 
     # -- zones -------------------------------------------------------------------------
 
@@ -293,13 +276,7 @@ class Analytics:
     async def _scope(self, environment_id: str, task_id: str) -> Environment:
         """The environment asked about, directly or through a task (both must agree)."""
         if task_id:
-            try:
-                task_uuid = str(uuid.UUID(task_id))
-            except ValueError:
-                raise InvalidArgument(f"task_id {task_id!r} is not a UUID") from None
-            record = await self._db.get_task(task_uuid)
-            if record is None:
-                raise NotFound(f"task {task_id!r} not found")
+            record = await self._get_task(task_id)
             if environment_id and environment_id != record.environment_id:
                 raise InvalidArgument(
                     f"task {task_id} ran over environment {record.environment_id!r}, not {environment_id!r}"
@@ -325,39 +302,31 @@ class Analytics:
         return f"zone {zone_id!r} not found in environment {environment_id!r} (it has: {known})"
 
 
-def _cameras(env: Environment, camera_ids: Sequence[str]) -> tuple[str, ...]:
-    unknown = sorted(c for c in set(camera_ids) if env.camera(c) is None)
-    if unknown:
-        raise InvalidArgument(
-            f"cameras {unknown} are not in environment {env.environment_id!r} "
-            f"(it has {[c.camera_id for c in env.cameras]})"
-        )
-    return tuple(camera_ids)
+def _render_png(env: Environment, cells: HeatmapCells, cell_size_m: float) -> tuple[bytes, tuple[int, int]]:
+    """The heatmap PNG over the floor plan (or a plain background) and its (width, height); blocking."""
+    canvas = heatmap_png.floor_plan_canvas(env.floor_map.image, env.floor_map.metres_per_pixel)
+    if canvas is None:
+        canvas = heatmap_png.plain_canvas(_map_extent(env, cells.ix, cells.iy, cell_size_m))
+    png = heatmap_png.render(canvas, cells.ix, cells.iy, cells.count, cell_size_m)
+    height, width = canvas.image.shape[:2]
+    return png, (width, height)
 
 
 def _merge_cameras(rows: list[TrajectoryRow]) -> list[TrajectoryPoint]:
     """One point per (task, frame): the mean of the cameras' positions. ``rows`` are in time order."""
     out: list[TrajectoryPoint] = []
-    i = 0
-    while i < len(rows):
-        j = i
-        while j < len(rows) and (rows[j].task_id, rows[j].global_frame_index) == (
-            rows[i].task_id,
-            rows[i].global_frame_index,
-        ):
-            j += 1
-        group = rows[i:j]
+    for (task_id, frame), grouped in itertools.groupby(rows, key=lambda r: (r.task_id, r.global_frame_index)):
+        group = list(grouped)
         out.append(
             TrajectoryPoint(
                 group[0].time,
-                group[0].global_frame_index,
+                frame,
                 sum(r.x for r in group) / len(group),
                 sum(r.y for r in group) / len(group),
                 tuple(r.camera_id for r in group),
-                group[0].task_id,
+                task_id,
             )
         )
-        i = j
     return out
 
 

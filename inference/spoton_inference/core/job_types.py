@@ -1,7 +1,7 @@
 """What a job is made of: its state, what was asked at upload, the video, its results.
 
-msgspec structs, so the stored JSON columns (``video``, ``options``, ``results``) decode back
-to these types.
+msgspec structs (and the catalog's HomographySpec dataclass, which msgspec handles alike), so
+the stored JSON columns (``video``, ``options``, ``results``) decode back to these types.
 """
 
 from __future__ import annotations
@@ -43,19 +43,6 @@ class VideoInfo(msgspec.Struct, frozen=True):
     frames: int
 
 
-class HomographyOptions(msgspec.Struct, frozen=True):
-    image_points: list[tuple[float, float]] = []
-    map_points: list[tuple[float, float]] = []
-    matrix: list[float] = []
-
-    @classmethod
-    def from_spec(cls, spec: HomographySpec) -> HomographyOptions:
-        return cls(list(spec.image_points), list(spec.map_points), list(spec.matrix))
-
-    def spec(self) -> HomographySpec:
-        return HomographySpec(tuple(self.image_points), tuple(self.map_points), tuple(self.matrix))
-
-
 class JobZone(msgspec.Struct, frozen=True):
     """A zone given at upload (polygon in map metres), created on the job's environment when it runs."""
 
@@ -69,7 +56,7 @@ class JobOptions(msgspec.Struct, frozen=True):
 
     fps: float | None = None
     detection_threshold: float | None = None
-    homography: HomographyOptions | None = None
+    homography: HomographySpec | None = None
     zones: tuple[JobZone, ...] = ()
 
 

@@ -26,10 +26,8 @@ Delete (finished jobs only) removes its files, environment, tasks, track points 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
-import datetime as dt
 import json
 import logging
 import math
@@ -45,7 +43,8 @@ from spoton_inference.core.catalog import CameraPatch, Catalog, HomographySpec
 from spoton_inference.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from spoton_inference.core.events import TaskState
 from spoton_inference.core.job_progress import JobProgress, Snapshot
-from spoton_inference.core.job_types import HomographyOptions, JobOptions, JobResult, JobState, JobZone, ResultKind
+from spoton_inference.core.job_types import JobOptions, JobResult, JobState, JobZone, ResultKind
+from spoton_inference.core.request_args import decode_token, encode_token, parse_uuid
 from spoton_inference.core.tasks import TaskAction, TaskManager
 from spoton_inference.core.uploads import receive_to_file
 from spoton_inference.core.video_probe import probe_video
@@ -103,7 +102,8 @@ class _TaskCancelled(Exception):
 class _Running:
     """A job this process runs."""
 
-    task: asyncio.Task[None] | None = None
+    # Set by the dispatcher right after creating the run, before anything can look at it.
+    task: asyncio.Task[None] = dataclasses.field(init=False)
     task_id: str = ""
     # The rendering thread, while it runs, and what stops it.
     render: asyncio.Future[int] | None = None
@@ -179,11 +179,11 @@ class JobManager:
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
-        runs = [r for r in self._running.values() if r.task is not None]
+        runs = list(self._running.values())
         for run in runs:
             run.shutting_down = True
-            run.task.cancel()  # type: ignore[union-attr]
-        await asyncio.gather(*(r.task for r in runs), return_exceptions=True)  # type: ignore[misc]
+            run.task.cancel()
+        await asyncio.gather(*(r.task for r in runs), return_exceptions=True)
 
     # -- requests ----------------------------------------------------------------------
 
@@ -215,7 +215,7 @@ class JobManager:
         return record
 
     async def get(self, job_id: str) -> JobRecord:
-        record = await self._store.get(_parse_id(job_id))
+        record = await self._store.get(parse_uuid(job_id, "job id"))
         if record is None:
             raise NotFound(f"job {job_id!r} not found")
         return record
@@ -225,9 +225,9 @@ class JobManager:
         if page_size < 0:
             raise InvalidArgument("page_size must not be negative")
         size = min(page_size or 50, MAX_PAGE_SIZE)
-        before = _decode_token(page_token) if page_token else None
+        before = decode_token(page_token) if page_token else None
         rows = await self._store.list(limit=size + 1, before=before, state=state)
-        token = _encode_token(rows[size - 1]) if len(rows) > size else ""
+        token = encode_token(rows[size - 1].created_at, rows[size - 1].job_id) if len(rows) > size else ""
         return rows[:size], token
 
     async def cancel(self, job_id: str) -> JobRecord:
@@ -246,7 +246,7 @@ class JobManager:
                 f"job {job_id} is {job.state.value}; only a queued or running job can be cancelled"
             )
         run = await self._running_here(job_id)
-        if run is None or run.task is None:
+        if run is None:
             raise FailedPrecondition(
                 f"job {job_id} is running in another instance of the service; send the cancel to that instance"
             )
@@ -306,7 +306,7 @@ class JobManager:
         )
 
     def result_url(self, result: JobResult) -> str:
-        return f"{self._settings.media_url_prefix}/{result.media_path}"
+        return self._settings.media.url(Path(result.media_path))
 
     # -- the queue ---------------------------------------------------------------------
 
@@ -344,21 +344,21 @@ class JobManager:
                 if not run.shutting_down:
                     run.ending = True
                     self._remove_results(job_id, run.task_id)
-                    await self._finish(job_id, JobState.CANCELLED, "cancelled")
+                    await self._finish(job_id, JobState.CANCELLED)
                 raise
             except _TaskCancelled as exc:
                 run.ending = True
                 self._remove_results(job_id, run.task_id)
-                await self._finish(job_id, JobState.CANCELLED, "cancelled", str(exc))
+                await self._finish(job_id, JobState.CANCELLED, str(exc))
             except Exception as exc:
                 run.ending = True
                 log.exception("job %s failed", job_id)
                 await self._stop(run, cancel_task=True)
                 self._remove_results(job_id, run.task_id)
-                await self._finish(job_id, JobState.FAILED, "failed", str(exc) or type(exc).__name__)
+                await self._finish(job_id, JobState.FAILED, str(exc) or type(exc).__name__)
             else:
                 run.ending = True
-                await self._finish(job_id, JobState.COMPLETED, "completed", results=results)
+                await self._finish(job_id, JobState.COMPLETED, results=results)
         finally:
             self._running.pop(job_id, None)
             self._wake.set()
@@ -370,7 +370,7 @@ class JobManager:
         env = await self._catalog.register_directory(str(self._job_dir(job_id)))
         if job.options.homography is not None:
             await self._catalog.update_camera(
-                env.environment_id, CAMERA_ID, CameraPatch(homography=job.options.homography.spec())
+                env.environment_id, CAMERA_ID, CameraPatch(homography=job.options.homography)
             )
         for zone in job.options.zones:  # before the task starts: it reads the zones once
             # AlreadyExists: a start before a restart of the service created it.
@@ -411,8 +411,9 @@ class JobManager:
         self, job: JobRecord, run: _Running, progress: JobProgress, fps: float
     ) -> tuple[JobResult, ...]:
         job_id, loop = job.job_id, asyncio.get_running_loop()
-        tracks = await self._tasks.export_path(run.task_id, f"{CAMERA_ID}.global.txt")
-        events = await self._tasks.export_path(run.task_id, "events.json")
+        exports = {e.name: e.path for e in await self._tasks.exports(run.task_id)}
+        tracks = _export(exports, run.task_id, f"{CAMERA_ID}.global.txt")
+        events = _export(exports, run.task_id, "events.json")
         out = self._results_dir(job_id)
         out.mkdir(parents=True, exist_ok=True)
         video_name = RESULT_FILES[ResultKind.VIDEO][0]
@@ -473,10 +474,8 @@ class JobManager:
         )
         self._notify()
 
-    async def _finish(
-        self, job_id: str, state: JobState, step: str, error: str = "", results: tuple[JobResult, ...] = ()
-    ) -> None:
-        await self._store.finish(job_id, state, step=step, error=error, results=results)
+    async def _finish(self, job_id: str, state: JobState, error: str = "", results: tuple[JobResult, ...] = ()) -> None:
+        await self._store.finish(job_id, state, step=state.value, error=error, results=results)
         self._notify()
         log.info("job %s %s%s", job_id, state.value, f": {error}" if error else "")
 
@@ -503,13 +502,12 @@ class JobManager:
         threshold = request.detection_threshold
         if threshold is not None and not (math.isfinite(threshold) and 0 < threshold < 1):
             raise InvalidArgument(f"detection_threshold must lie between 0 and 1, got {threshold}")
-        homography = None
-        if request.homography is not None:
+        homography = request.homography
+        if homography is not None:
             try:
-                request.homography.build()
+                homography.build()
             except InvalidArgument as exc:
                 raise InvalidArgument(f"homography: {exc}") from exc
-            homography = HomographyOptions.from_spec(request.homography)
         return JobOptions(request.fps, threshold, homography, _zones(request.zones, homography)), name
 
     def _remove_results(self, job_id: str, task_id: str) -> None:
@@ -528,7 +526,7 @@ class JobManager:
         return self._settings.media_root / "jobs" / job_id
 
 
-def _zones(zones: tuple[JobZone, ...], homography: HomographyOptions | None) -> tuple[JobZone, ...]:
+def _zones(zones: tuple[JobZone, ...], homography: HomographySpec | None) -> tuple[JobZone, ...]:
     """The zones validated as CreateZone validates them, with unique ids."""
     if not zones:
         return ()
@@ -556,20 +554,7 @@ def _environment_id(job_id: str) -> str:
     return f"job-{job_id}"
 
 
-def _parse_id(job_id: str) -> str:
-    try:
-        return str(uuid.UUID(job_id))
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidArgument(f"job id {job_id!r} is not a UUID") from None
-
-
-def _encode_token(row: JobRecord) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.job_id}".encode()).decode()
-
-
-def _decode_token(token: str) -> tuple[dt.datetime, str]:
-    try:
-        created, job_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        return dt.datetime.fromisoformat(created), str(uuid.UUID(job_id))
-    except ValueError:
-        raise InvalidArgument("page_token is not one this server issued") from None
+def _export(exports: dict[str, Path], task_id: str, name: str) -> Path:
+    if name not in exports:
+        raise NotFound(f"task {task_id} has no export {name!r}")
+    return exports[name]

@@ -17,7 +17,6 @@ announces it as a ``focus_update`` event.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import datetime as dt
 import enum
@@ -31,6 +30,7 @@ from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.environment import Camera
 from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from spoton_inference.core.events import FocusUpdate, StatusUpdate, TaskEvent, TaskEventPayload, TaskState
+from spoton_inference.core.request_args import decode_token, encode_token, known_cameras, parse_uuid
 from spoton_inference.core.zones import Zone
 from spoton_inference.pipeline.associate import IdentityState
 from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES
@@ -69,9 +69,10 @@ class TaskAction(enum.StrEnum):
 def raise_if_cancel_was_swallowed() -> None:
     """Re-raise a cancellation of the current task that a library swallowed.
 
-    redis-py writes every command under ``asyncio.wait_for``, which on Python 3.11 drops a
-    cancellation that lands while the write completes, so a cancelled watcher or runner would
-    carry on. ``Task.cancelling()`` still counts the request: loops call this between steps.
+    A safety net: ``storage/redis_client.py`` already keeps redis-py off ``asyncio.wait_for``
+    (which on Python 3.11 can drop a cancellation), but any library that swallows one would let
+    a cancelled watcher or runner carry on. ``Task.cancelling()`` still counts the request, so
+    loops call this between steps.
     """
     task = asyncio.current_task()
     if task is not None and task.cancelling():
@@ -174,7 +175,7 @@ class TaskManager:
         young = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self._lease.ttl_s)
         orphans = []
         for record in await self._all_unfinished():
-            owner = (await self._events.get_live_state(record.task_id)).get("replica", "")
+            owner = await self._owner(record.task_id)
             if owner == me or (not await self._lease.alive(owner) if owner else record.created_at < young):
                 orphans.append(record.task_id)
         for task_id in await self._db.fail_unfinished_tasks(reason, orphans):
@@ -200,12 +201,7 @@ class TaskManager:
             raise InvalidArgument("environment_id is required")
         env = self._catalog.get(environment_id)
         if camera_ids:
-            unknown = [c for c in camera_ids if env.camera(c) is None]
-            if unknown:
-                raise InvalidArgument(
-                    f"cameras {unknown} are not in environment {environment_id!r} "
-                    f"(it has {[c.camera_id for c in env.cameras]})"
-                )
+            known_cameras(env, camera_ids)
             cameras = tuple(c for c in env.cameras if c.camera_id in camera_ids)
             disabled = [c.camera_id for c in cameras if not c.enabled]
             if disabled:
@@ -229,7 +225,7 @@ class TaskManager:
         return record
 
     async def get(self, task_id: str) -> TaskRecord:
-        record = await self._db.get_task(_parse_task_id(task_id))
+        record = await self._db.get_task(parse_uuid(task_id, "task id"))
         if record is None:
             raise NotFound(f"task {task_id!r} not found")
         return record
@@ -274,7 +270,7 @@ class TaskManager:
         live = self._live.get(task_id)
         if live is None or live.task is None:
             try:
-                owner = (await self._events.get_live_state(task_id)).get("replica", "another replica")
+                owner = await self._owner(task_id) or "another replica"
             except UNREACHABLE:
                 owner = "another replica"
             raise FailedPrecondition(
@@ -294,11 +290,11 @@ class TaskManager:
     ) -> tuple[list[TaskRecord], str]:
         """A page of tasks, newest first, and the token of the next page ('' at the end)."""
         size = min(max(page_size or 50, 1), MAX_PAGE_SIZE)
-        before = _decode_token(page_token) if page_token else None
+        before = decode_token(page_token) if page_token else None
         rows = await self._db.list_tasks(limit=size + 1, before=before, environment_id=environment_id, state=state)
         more = len(rows) > size
         rows = rows[:size]
-        token = _encode_token(rows[-1]) if more else ""
+        token = encode_token(rows[-1].created_at, rows[-1].task_id) if more else ""
         return rows, token
 
     async def check_resume(self, task_id: str, after: int) -> bool:
@@ -368,8 +364,12 @@ class TaskManager:
         newest = await self._events.newest(task_id)
         if newest is not None and isinstance(newest.payload, StatusUpdate) and newest.payload.state.is_final:
             return True
-        owner = (await self._events.get_live_state(task_id)).get("replica", "")
+        owner = await self._owner(task_id)
         return not owner or not await self._lease.alive(owner)
+
+    async def _owner(self, task_id: str) -> str:
+        """The replica that runs (or ran) the task, from its live state; "" if none is recorded."""
+        return (await self._events.get_live_state(task_id)).get("replica", "")
 
     async def _stored_final(self, task_id: str) -> bool:
         """Whether the stored task has ended; False while PostgreSQL is away (watchers go on)."""
@@ -566,22 +566,3 @@ def _task_cameras(environment_id: str, cameras: tuple[Camera, ...], *, explicit:
     raise FailedPrecondition(
         f"environment {environment_id!r} has no enabled cameras with sub-videos or a live (RTSP/HTTP) source"
     )
-
-
-def _parse_task_id(task_id: str) -> str:
-    try:
-        return str(uuid.UUID(task_id))
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidArgument(f"task id {task_id!r} is not a UUID") from None
-
-
-def _encode_token(row: TaskRecord) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.task_id}".encode()).decode()
-
-
-def _decode_token(token: str) -> tuple[dt.datetime, str]:
-    try:
-        created, task_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        return dt.datetime.fromisoformat(created), str(uuid.UUID(task_id))
-    except ValueError:
-        raise InvalidArgument("page_token is not one this server issued") from None

@@ -157,7 +157,8 @@ def as_user(argv: Sequence[str], user: str | None, *, die_with_parent: bool = Fa
     """``argv`` and process-creation keyword arguments that run it as ``user`` (and, through
     setpriv, kill it with its parent). setpriv switches the user itself: asked of Popen, the
     switch would rule out vfork, and a plain fork runs gRPC's at-fork handlers in the child,
-    which crash now and then. Without setpriv, Popen switches and there is no death signal."""
+    which crash now and then. Without setpriv, Popen switches, and the death signal is the
+    caller's to set (:meth:`ChildProcess.start` passes a ``preexec_fn``)."""
     if _SETPRIV is None:
         return list(argv), run_as_kwargs(user)
     flags = ["--pdeathsig", "KILL"] if die_with_parent else []

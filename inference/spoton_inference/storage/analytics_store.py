@@ -17,6 +17,7 @@ import asyncpg
 import numpy as np
 
 from spoton_inference.core.zones import Polygon, Zone
+from spoton_inference.storage.partitioning import timescale_installed
 from spoton_inference.storage.postgres import Database
 
 
@@ -60,7 +61,7 @@ class DwellRow:
     zone_id: str
     task_id: str
     global_id: int
-    dwell_s: float
+    dwell_seconds: float
     first_time: dt.datetime
     last_time: dt.datetime
 
@@ -109,9 +110,7 @@ class AnalyticsStore:
         """Whether TimescaleDB is installed in the database (asked once)."""
         if self._timescale is None:
             async with self._db.pool.acquire() as conn:
-                self._timescale = bool(
-                    await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')")
-                )
+                self._timescale = await timescale_installed(conn)
         return self._timescale
 
     # -- queries -----------------------------------------------------------------------

@@ -13,7 +13,6 @@ migration 0008) that skips one already stored.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import logging
@@ -73,7 +72,6 @@ class HistoryWriter(PeriodicFlush):
         super().__init__(interval_s, "history-writer")
         self._events: collections.deque[tuple] = collections.deque()
         self._identities: dict[tuple[object, int], tuple] = {}
-        self._lock = asyncio.Lock()
         self.counters = HistoryCounters()
 
     def add_events(self, rows: list[tuple]) -> None:
@@ -95,33 +93,31 @@ class HistoryWriter(PeriodicFlush):
         if overflow > 0:
             self.counters.events_dropped += overflow
 
-    async def flush(self) -> None:
-        """Write everything queued now (the end of a task, and tests)."""
-        async with self._lock:
-            events = list(self._events)
-            self._events.clear()
-            identities, self._identities = self._identities, {}
-            inserted = 0
-            try:
-                async with self._db.pool.acquire() as conn, conn.transaction():
-                    if events:
-                        status = await conn.execute(_INSERT_EVENTS, *(list(c) for c in zip(*events, strict=True)))
-                        inserted = int(status.rsplit(" ", 1)[1])
-                    if identities:
-                        columns = zip(*identities.values(), strict=True)
-                        await conn.execute(_UPSERT_IDENTITIES, *(list(c) for c in columns))
-            except Exception as exc:  # the database may be away; keep the rows for the next round
-                self.counters.failures += 1
-                log.warning("history write failed, retrying later: %s", exc)
-                self._events.extendleft(reversed(events))
-                self._bound_events()
-                for key, row in identities.items():
-                    newer = self._identities.get(key)
-                    self._identities[key] = row if newer is None else _widen(row, newer)
-                return
-            self.counters.events_written += inserted
-            self.counters.events_duplicate += len(events) - inserted
-            self.counters.identities_written += len(identities)
+    async def _flush(self) -> None:
+        events = list(self._events)
+        self._events.clear()
+        identities, self._identities = self._identities, {}
+        inserted = 0
+        try:
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                if events:
+                    status = await conn.execute(_INSERT_EVENTS, *(list(c) for c in zip(*events, strict=True)))
+                    inserted = int(status.rsplit(" ", 1)[1])
+                if identities:
+                    columns = zip(*identities.values(), strict=True)
+                    await conn.execute(_UPSERT_IDENTITIES, *(list(c) for c in columns))
+        except Exception as exc:  # the database may be away; keep the rows for the next round
+            self.counters.failures += 1
+            log.warning("history write failed, retrying later: %s", exc)
+            self._events.extendleft(reversed(events))
+            self._bound_events()
+            for key, row in identities.items():
+                newer = self._identities.get(key)
+                self._identities[key] = row if newer is None else _widen(row, newer)
+            return
+        self.counters.events_written += inserted
+        self.counters.events_duplicate += len(events) - inserted
+        self.counters.identities_written += len(identities)
 
 
 def _widen(old: tuple, new: tuple) -> tuple:

@@ -9,7 +9,6 @@ Neither store is needed for tracking: with both down, tracking goes on unchanged
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import uuid
@@ -62,8 +61,6 @@ class IdentitySync(PeriodicFlush):
         super().__init__(interval_s, "identity-sync")
         self._entries: dict[tuple[str, int], GalleryEntry] = {}
         self._rows: list[EmbeddingRow] = []
-        # One flush at a time: when flush() returns, everything offered before it is written.
-        self._flushing = asyncio.Lock()
         self.counters = SyncCounters()
 
     def offer(self, scope: str, entries: Sequence[GalleryEntry], rows: Sequence[EmbeddingRow]) -> None:
@@ -78,11 +75,6 @@ class IdentitySync(PeriodicFlush):
         if overflow > 0:  # history is best effort; the oldest rows go first
             del self._rows[:overflow]
             self.counters.embeddings_dropped += overflow
-
-    async def flush(self) -> None:
-        """Write everything queued now (used at the end of a task and by tests)."""
-        async with self._flushing:
-            await self._flush()
 
     async def _flush(self) -> None:
         entries, self._entries = self._entries, {}

@@ -134,14 +134,14 @@ class JobStore:
         frames_processed: int,
         total_frames: int,
         task_id: str = "",
-    ) -> JobRecord | None:
-        """Progress of a running job; None (nothing written) when it is no longer running."""
+    ) -> None:
+        """Progress of a running job; nothing is written once it is no longer running."""
         async with self._db.pool.acquire() as conn:
-            row = await conn.fetchrow(
+            await conn.execute(
                 f"""UPDATE jobs SET step = $2, progress = $3, eta_seconds = $4, frames_per_second = $5,
                            frames_processed = $6, total_frames = $7,
                            task_id = COALESCE($8, task_id), {_CHANGE}
-                    WHERE job_id = $1 AND state = $9 RETURNING *""",
+                    WHERE job_id = $1 AND state = $9""",
                 uuid.UUID(job_id),
                 step,
                 progress,
@@ -152,7 +152,6 @@ class JobStore:
                 uuid.UUID(task_id) if task_id else None,
                 JobState.RUNNING.value,
             )
-        return _record(row) if row else None
 
     async def finish(
         self,
@@ -184,19 +183,18 @@ class JobStore:
             )
         return _record(row) if row else None
 
-    async def requeue(self, job_id: str, step: str) -> JobRecord | None:
-        """A running job back to the queue (a restart interrupted it); None if it was not running."""
+    async def requeue(self, job_id: str, step: str) -> None:
+        """A running job back to the queue (a restart interrupted it); nothing changes if it was not running."""
         async with self._db.pool.acquire() as conn:
-            row = await conn.fetchrow(
+            await conn.execute(
                 f"""UPDATE jobs SET state = $2, step = $3, progress = 0, eta_seconds = NULL,
                            frames_per_second = 0, frames_processed = 0, {_CHANGE}
-                    WHERE job_id = $1 AND state = $4 RETURNING *""",
+                    WHERE job_id = $1 AND state = $4""",
                 uuid.UUID(job_id),
                 JobState.QUEUED.value,
                 step,
                 JobState.RUNNING.value,
             )
-        return _record(row) if row else None
 
     async def ids(self) -> set[str]:
         async with self._db.pool.acquire() as conn:

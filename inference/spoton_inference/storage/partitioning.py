@@ -3,9 +3,9 @@
 Two layouts, chosen once by migration 0003 (:func:`convert_track_points`, run by migrate.py):
 
 * **TimescaleDB** (the production compose) when the server can load the extension: the table
-  becomes a hypertable with daily chunks and compression; the service sets the compression
-  and retention policies at start-up (:func:`timescale_policy_statements`), and TimescaleDB's
-  jobs apply them.
+  becomes a hypertable with daily chunks and compression; :func:`maintain`, called at start-up
+  and hourly, sets the compression and retention policies (:func:`timescale_policy_statements`),
+  and TimescaleDB's jobs apply them.
 * **Declarative partitioning** otherwise (the embedded PostgreSQL): one partition per UTC day,
   ``track_points_pYYYYMMDD``, plus a DEFAULT partition so that an insert never fails for lack of
   a partition. :func:`maintain`, called at start-up and hourly, creates the days ahead, moves
@@ -54,6 +54,11 @@ class MaintenanceReport:
 
 async def timescale_ready(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval(TIMESCALE_READY_SQL))
+
+
+async def timescale_installed(conn: asyncpg.Connection) -> bool:
+    """Whether the TimescaleDB extension is installed in this database (not merely available)."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"))
 
 
 def timescale_conversion_statements() -> list[str]:
@@ -125,7 +130,7 @@ async def maintain(
         kind = await conn.fetchval("SELECT relkind::text FROM pg_class WHERE oid = to_regclass('track_points')")
         if kind == "p":
             report = await _maintain_partitions(conn, today, retention_days)
-        elif await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"):
+        elif await timescale_installed(conn):
             for statement in timescale_policy_statements(retention_days, compress_after_days):
                 await conn.execute(statement)
             report = MaintenanceReport("timescaledb")

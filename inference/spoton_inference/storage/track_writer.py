@@ -59,8 +59,9 @@ class WriterCounters:
     spilled: int = 0
     # Rows of batches the ledger already held (committed before; the acknowledgement was lost).
     duplicates_skipped: int = 0
-    # Rows dropped: the journal was full (or unwritable) and memory at its bound, or
-    # PostgreSQL rejected their data.
+    # Rows dropped: memory at its bound and the journal full (or unwritable); memory at its hard
+    # limit while a write hung (add() drops new rows); data PostgreSQL rejected; or a torn record
+    # at the journal's end, left by a process that died mid-append.
     lost: int = 0
     # Write attempts that failed.
     retries: int = 0

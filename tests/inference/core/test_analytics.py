@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import re
 import uuid
 
@@ -16,7 +17,9 @@ from spoton_inference.core.analytics import Analytics, TimeRange
 from spoton_inference.core.catalog import CameraSpec, Catalog, EnvironmentSpec, HomographySpec
 from spoton_inference.core.environment import Environment, FloorMap
 from spoton_inference.core.errors import AlreadyExists, InvalidArgument, NotFound
+from spoton_inference.core.request_args import parse_uuid
 from spoton_inference.storage.analytics_store import AnalyticsStore
+from spoton_inference.storage.postgres import TaskRecord
 
 T0 = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
 SQUARE = ((0, 0), (640, 0), (640, 480), (0, 480))
@@ -27,13 +30,21 @@ def _camera(camera_id: str, x0: float) -> CameraSpec:
     return CameraSpec(camera_id, fps=10, width=640, height=480, homography=homography)
 
 
+async def _get_task(db, task_id: str) -> TaskRecord:
+    """TaskManager.get, without the rest of a TaskManager."""
+    record = await db.get_task(parse_uuid(task_id, "task id"))
+    if record is None:
+        raise NotFound(f"task {task_id!r} not found")
+    return record
+
+
 @pytest.fixture(scope="module")
 async def analytics(db):
     catalog = Catalog(db)
     await catalog.load()
     await catalog.create_environment(EnvironmentSpec("hall", cameras=(_camera("c1", 0), _camera("c2", 5))))
     await catalog.create_environment(EnvironmentSpec("other", cameras=(_camera("c1", 0),)))
-    return Analytics(AnalyticsStore(db), catalog, db)
+    return Analytics(AnalyticsStore(db), catalog, functools.partial(_get_task, db))
 
 
 async def _task(db, environment_id: str = "hall") -> str:
@@ -302,7 +313,7 @@ async def test_with_timescaledb_counts_use_time_bucket(db, analytics):
     task = await _task(db, "bucketed")
     await db.copy_track_points([_row(task, "c1", f * 50, 1 + f % 2, (1.0, 1.0), "bucketed") for f in range(20)])
 
-    timescale = Analytics(AnalyticsStore(db, timescale=True), analytics._catalog, db)
+    timescale = Analytics(AnalyticsStore(db, timescale=True), analytics._catalog, analytics._get_task)
     kwargs = {"bucket_seconds": 30, "span": TimeRange(T0)}
     assert await timescale.counts("bucketed", **kwargs) == await analytics.counts("bucketed", **kwargs)
     async with db.pool.acquire() as conn:

@@ -1,0 +1,44 @@
+"""Checks and encodings of request arguments that several services share: ids, page tokens,
+camera selections."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+
+from spoton_inference.core.environment import Environment
+from spoton_inference.core.errors import InvalidArgument
+
+
+def parse_uuid(value: str, what: str) -> str:
+    """``value`` in canonical form; InvalidArgument names it as ``what`` (e.g. "task id")."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidArgument(f"{what} {value!r} is not a UUID") from None
+
+
+def encode_token(created_at: dt.datetime, row_id: str) -> str:
+    """The page token after the row (created_at, row_id) of a newest-first keyset listing."""
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
+
+
+def decode_token(token: str) -> tuple[dt.datetime, str]:
+    try:
+        created, row_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
+        return dt.datetime.fromisoformat(created), str(uuid.UUID(row_id))
+    except ValueError:
+        raise InvalidArgument("page_token is not one this server issued") from None
+
+
+def known_cameras(env: Environment, camera_ids: Sequence[str]) -> tuple[str, ...]:
+    """``camera_ids``, once each is known to be a camera of ``env``."""
+    unknown = sorted(c for c in set(camera_ids) if env.camera(c) is None)
+    if unknown:
+        raise InvalidArgument(
+            f"cameras {unknown} are not in environment {env.environment_id!r} "
+            f"(it has {[c.camera_id for c in env.cameras]})"
+        )
+    return tuple(camera_ids)
