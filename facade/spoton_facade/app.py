@@ -22,7 +22,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
-from spoton_facade.client import InferenceClient, open_channel
+from spoton_facade.client import InferenceClient, open_channel, request_metadata
 from spoton_facade.problems import EXCEPTION_HANDLERS
 from spoton_facade.routes.analytics import AnalyticsController, ZoneController
 from spoton_facade.routes.camera_registry import CameraRegistryController, CameraSummaryController
@@ -97,9 +97,7 @@ def _provide_settings(state: State) -> FacadeSettings:
 
 
 def _provide_inference(state: State, request: Request[Any, Any, Any]) -> InferenceClient:
-    authorization = request.headers.get("authorization")
-    metadata = [("authorization", authorization)] if authorization else []
-    return InferenceClient(state.inference_channel, metadata)
+    return InferenceClient(state.inference_channel, request_metadata(request))
 
 
 def _provide_event_streams(state: State) -> EventStreams:

@@ -7,6 +7,7 @@ against a real service with nothing but a channel.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -22,6 +23,9 @@ from spoton.v1 import (
 )
 from spoton_facade.settings import FacadeSettings
 
+if TYPE_CHECKING:
+    from litestar import Request
+
 # Unary calls are lookups or enqueues on the service side; anything slower is a fault to report
 # (504) rather than to wait out.
 UNARY_TIMEOUT_S = 10.0
@@ -31,8 +35,17 @@ HEALTH_TIMEOUT_S = 2.0
 REGISTER_TIMEOUT_S = 120.0
 # Analytics aggregate history in PostgreSQL; a long range over a busy site takes a while.
 ANALYTICS_TIMEOUT_S = 60.0
+# A connection test or snapshot opens the camera (SPOTON_SOURCE_CONNECT_TIMEOUT_S on the service
+# side) and a snapshot may run the detector: more than a lookup, still bounded.
+CAMERA_PROBE_TIMEOUT_S = 60.0
 
 Metadata = Sequence[tuple[str, str]]
+
+
+def request_metadata(request: Request[Any, Any, Any]) -> Metadata:
+    """The gRPC metadata a request's calls carry: its ``Authorization`` header, if any."""
+    authorization = request.headers.get("authorization")
+    return [("authorization", authorization)] if authorization else []
 
 
 def open_channel(settings: FacadeSettings) -> grpc.aio.Channel:
@@ -186,6 +199,38 @@ class InferenceClient:
         """CatalogService.DeleteCamera."""
         await self._catalog.DeleteCamera(
             catalog_pb2.DeleteCameraRequest(environment_id=environment_id, camera_id=camera_id),
+            timeout=UNARY_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def test_camera_connection(
+        self, environment_id: str, camera_id: str
+    ) -> catalog_pb2.TestCameraConnectionResponse:
+        """CatalogService.TestCameraConnection for a registered camera."""
+        return await self._catalog.TestCameraConnection(
+            catalog_pb2.TestCameraConnectionRequest(environment_id=environment_id, camera_id=camera_id),
+            timeout=CAMERA_PROBE_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def get_camera_snapshot(
+        self, environment_id: str, camera_id: str, detections: bool
+    ) -> catalog_pb2.CameraSnapshot:
+        """CatalogService.GetCameraSnapshot."""
+        return await self._catalog.GetCameraSnapshot(
+            catalog_pb2.GetCameraSnapshotRequest(
+                environment_id=environment_id, camera_id=camera_id, draw_detections=detections
+            ),
+            timeout=CAMERA_PROBE_TIMEOUT_S,
+            metadata=self._metadata,
+        )
+
+    async def list_camera_health(
+        self, environment_id: str, camera_id: str, limit: int
+    ) -> catalog_pb2.ListCameraHealthResponse:
+        """CatalogService.ListCameraHealth."""
+        return await self._catalog.ListCameraHealth(
+            catalog_pb2.ListCameraHealthRequest(environment_id=environment_id, camera_id=camera_id, limit=limit),
             timeout=UNARY_TIMEOUT_S,
             metadata=self._metadata,
         )

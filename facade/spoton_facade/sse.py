@@ -1,12 +1,13 @@
-"""A task's WatchTask stream as ``text/event-stream``.
+"""A watch stream (WatchTask or WatchJob) as ``text/event-stream``.
 
-Each ``TaskEvent`` becomes one SSE block::
+Each ``TaskEvent`` of WatchTask becomes one SSE block (WatchJob's ``Job`` messages are rendered
+by ``routes/jobs.py``, with the job's revision as the ``id``)::
 
     id: <sequence>
     event: <status_update|media_available|tracking_update|batch_processing_complete>
     data: <payload JSON, plus sequence, task_id and emitted_at>
 
-``id`` lets a browser's ``EventSource`` resume with ``Last-Event-ID``. While the task is idle a
+``id`` lets a browser's ``EventSource`` resume with ``Last-Event-ID``. While nothing changes a
 ``: heartbeat`` comment keeps proxies from closing the connection. A gRPC error after the
 stream has started becomes an ``event: problem`` block (RFC 9457 JSON) and ends the stream, so
 the browser reconnects and resumes; an error before the first event is raised instead, so the
@@ -27,6 +28,9 @@ from spoton_facade.convert import message_to_json, timestamp_to_json
 from spoton_facade.problems import Problem, problem_for_rpc
 
 HEARTBEAT = b": heartbeat\n\n"
+# How long an events request waits for its Watch call to fail or deliver before committing
+# to a 200 stream; failures within it get a real HTTP status instead of an in-stream problem.
+PREFLIGHT_S = 1.0
 PROBLEM_EVENT = "problem"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -85,7 +89,7 @@ class Blocks(Protocol):
 
 
 class WatchCall(Protocol):
-    """The parts of a ``grpc.aio`` WatchTask call that :class:`TaskEventStream` uses."""
+    """The parts of a ``grpc.aio`` WatchTask or WatchJob call that :class:`TaskEventStream` uses."""
 
     async def read(self) -> Any: ...
 
@@ -97,7 +101,7 @@ class WatchCall(Protocol):
 
 
 class TaskEventStream:
-    """Owns one WatchTask call and yields it as SSE bytes.
+    """Owns one WatchTask or WatchJob call and yields it as SSE bytes.
 
     The call is cancelled as soon as the stream ends, fails, is drained, is cancelled (the
     client went away) or :meth:`aclose` is called, whichever comes first; :meth:`aclose` also
@@ -120,8 +124,8 @@ class TaskEventStream:
     async def preflight(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the call to either send something or fail.
 
-        Returns ``False`` when the call ended without any event (the task is over and nothing
-        follows the resume point). Raises the call's ``AioRpcError`` when it failed before its
+        Returns ``False`` when the call ended without any event (the task or job is over and
+        nothing follows the resume point). Raises the call's ``AioRpcError`` when it failed before its
         first event. The wait ends early when the service sends its response headers.
         """
         try:

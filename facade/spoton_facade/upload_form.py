@@ -25,7 +25,6 @@ FORM_OVERHEAD_BYTES = 1024 * 1024
 class SpooledForm:
     fields: dict[str, str]
     filename: str = ""
-    content_type: str = ""
     size_bytes: int = 0
     has_file: bool = False
 
@@ -75,7 +74,6 @@ def _start(segment: MultipartSegment, form: SpooledForm) -> MultipartSegment:
             raise ClientException(f"send one `{FILE_FIELD}` part, not several")
         form.has_file = True
         form.filename = segment.filename or ""
-        form.content_type = segment.content_type or ""
     elif segment.name not in TEXT_FIELDS:
         raise ClientException(
             f"unknown form field {segment.name!r}; expected `{FILE_FIELD}` and optionally {', '.join(TEXT_FIELDS)}"

@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.openapi.spec import (
@@ -30,20 +29,13 @@ PNG = "image/png"
 WRITE_PROBLEMS = {**problem_responses(404, 409), **UPSTREAM_PROBLEMS}
 ZONE = "/{zone_id:str}"
 
+# Given to the protobuf requests as they are: Timestamp fields take a datetime, a naive one as UTC.
 Start = Annotated[dt.datetime | None, QueryParameter(description="From this time (ISO 8601, UTC if no offset)")]
 End = Annotated[dt.datetime | None, QueryParameter(description="Up to this time, excluded")]
 TaskFilter = Annotated[str, QueryParameter(description="Only this task's track points")]
 EnvironmentFilter = Annotated[str, QueryParameter(description="The environment (or give task_id)")]
 Cameras = Annotated[list[str] | None, QueryParameter(description="Only these cameras (repeat the parameter)")]
 Zones = Annotated[list[str] | None, QueryParameter(description="Only these zones (repeat the parameter)")]
-
-
-def _ts(value: dt.datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
-    return ts
 
 
 @dataclasses.dataclass
@@ -87,8 +79,8 @@ class AnalyticsController(Controller):
             global_id=global_person_id,
             task_id=task_id,
             environment_id=environment_id,
-            start_time=_ts(start_time),
-            end_time=_ts(end_time),
+            start_time=start_time,
+            end_time=end_time,
             simplify_tolerance_m=simplify_tolerance_m,
         )
         return from_proto(await inference.get_trajectory(request), Trajectory)
@@ -123,8 +115,8 @@ class AnalyticsController(Controller):
             analytics_pb2.GetHeatmapRequest(
                 environment_id=environment_id,
                 cell_size_m=cell_size_m,
-                start_time=_ts(start_time),
-                end_time=_ts(end_time),
+                start_time=start_time,
+                end_time=end_time,
                 camera_ids=camera_ids or [],
                 task_id=task_id,
                 render_png=png,
@@ -155,8 +147,8 @@ class AnalyticsController(Controller):
         request = analytics_pb2.GetCountsRequest(
             environment_id=environment_id,
             bucket_seconds=bucket_seconds,
-            start_time=_ts(start_time),
-            end_time=_ts(end_time),
+            start_time=start_time,
+            end_time=end_time,
             camera_ids=camera_ids or [],
             zone_ids=zone_ids or [],
             task_id=task_id,
@@ -183,8 +175,8 @@ class AnalyticsController(Controller):
         """AnalyticsService.GetDwell."""
         request = analytics_pb2.GetDwellRequest(
             environment_id=environment_id,
-            start_time=_ts(start_time),
-            end_time=_ts(end_time),
+            start_time=start_time,
+            end_time=end_time,
             zone_ids=zone_ids or [],
             task_id=task_id,
             global_id=global_id,

@@ -28,6 +28,7 @@ from spoton_facade.camera_registry_schemas import (
     CameraSummary,
     ImportReport,
 )
+from spoton_facade.client import request_metadata
 from spoton_facade.convert import enum_number, message_to_json
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.schemas import from_proto
@@ -46,8 +47,7 @@ Format = Annotated[
 
 
 def _provide_cameras(state: State, request: Request[Any, Any, Any]) -> CameraRegistryClient:
-    authorization = request.headers.get("authorization")
-    return CameraRegistryClient(state.inference_channel, [("authorization", authorization)] if authorization else [])
+    return CameraRegistryClient(state.inference_channel, request_metadata(request))
 
 
 @dataclasses.dataclass

@@ -3,16 +3,15 @@ read its health (CatalogService)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
 from spoton_facade.camera_schemas import CameraHealth, ConnectionTest
-from spoton_facade.cameras_client import CameraClient
+from spoton_facade.client import InferenceClient
 from spoton_facade.problems import LOOKUP_PROBLEMS, problem_responses
 from spoton_facade.schemas import from_proto
 
@@ -21,15 +20,9 @@ JPEG = "image/jpeg"
 CAMERA_PROBLEMS = {**problem_responses(409), **LOOKUP_PROBLEMS}
 
 
-def _provide_cameras(state: State, request: Request[Any, Any, Any]) -> CameraClient:
-    authorization = request.headers.get("authorization")
-    return CameraClient(state.inference_channel, [("authorization", authorization)] if authorization else [])
-
-
 class CameraOperationsController(Controller):
     path = "/environments/{environment_id:str}/cameras/{camera_id:str}"
     tags = ("cameras",)
-    dependencies = {"cameras": Provide(_provide_cameras, sync_to_thread=False)}  # noqa: RUF012
 
     @post(
         "/test-connection",
@@ -41,10 +34,10 @@ class CameraOperationsController(Controller):
         responses=CAMERA_PROBLEMS,
     )
     async def test_connection(
-        self, environment_id: FromPath[str], camera_id: FromPath[str], cameras: NamedDependency[CameraClient]
+        self, environment_id: FromPath[str], camera_id: FromPath[str], inference: NamedDependency[InferenceClient]
     ) -> ConnectionTest:
         """CatalogService.TestCameraConnection."""
-        return from_proto(await cameras.test_connection(environment_id, camera_id), ConnectionTest)
+        return from_proto(await inference.test_camera_connection(environment_id, camera_id), ConnectionTest)
 
     @get(
         "/snapshot",
@@ -61,11 +54,11 @@ class CameraOperationsController(Controller):
         self,
         environment_id: FromPath[str],
         camera_id: FromPath[str],
-        cameras: NamedDependency[CameraClient],
+        inference: NamedDependency[InferenceClient],
         detections: Annotated[bool, QueryParameter(description="Draw detected people")] = False,
     ) -> Response[bytes]:
         """CatalogService.GetCameraSnapshot."""
-        snap = await cameras.snapshot(environment_id, camera_id, detections)
+        snap = await inference.get_camera_snapshot(environment_id, camera_id, detections)
         headers = {"Cache-Control": "no-store", "X-Captured-At": snap.captured_at.ToJsonString()}
         return Response(snap.jpeg, media_type=JPEG, headers=headers)
 
@@ -80,8 +73,8 @@ class CameraOperationsController(Controller):
         self,
         environment_id: FromPath[str],
         camera_id: FromPath[str],
-        cameras: NamedDependency[CameraClient],
+        inference: NamedDependency[InferenceClient],
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Newest checks to return")] = 50,
     ) -> CameraHealth:
         """CatalogService.ListCameraHealth."""
-        return from_proto(await cameras.health(environment_id, camera_id, limit), CameraHealth)
+        return from_proto(await inference.list_camera_health(environment_id, camera_id, limit), CameraHealth)

@@ -27,15 +27,15 @@ from litestar.response import Stream
 from spoton.v1 import jobs_pb2
 from spoton_facade import to_proto
 from spoton_facade.analytics_schemas import ZoneBody
+from spoton_facade.client import request_metadata
 from spoton_facade.convert import enum_number
 from spoton_facade.job_schemas import Job, JobPage, JobStateName
 from spoton_facade.jobs_client import JobClient
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.routes.media import serve_file
-from spoton_facade.routes.tasks import PREFLIGHT_S
 from spoton_facade.schemas import HomographyBody, from_proto
 from spoton_facade.settings import FacadeSettings
-from spoton_facade.sse import SSE_HEADERS, EventStreams
+from spoton_facade.sse import PREFLIGHT_S, SSE_HEADERS, EventStreams
 from spoton_facade.upload_form import FORM_OVERHEAD_BYTES, SpooledForm, spool_form
 
 # The reason the inference service gives (trailing metadata) for an upload that is no video.
@@ -55,8 +55,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 def _provide_jobs(state: State, request: Request[Any, Any, Any]) -> JobClient:
-    authorization = request.headers.get("authorization")
-    return JobClient(state.inference_channel, [("authorization", authorization)] if authorization else [])
+    return JobClient(state.inference_channel, request_metadata(request))
 
 
 @dataclasses.dataclass

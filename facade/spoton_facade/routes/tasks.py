@@ -26,11 +26,7 @@ from spoton_facade.schemas import (
     TaskStateName,
     from_proto,
 )
-from spoton_facade.sse import SSE_HEADERS, EventStreams
-
-# How long an events request waits for WatchTask to fail or deliver before committing to a
-# 200 stream; failures within it get a real HTTP status instead of an in-stream problem.
-PREFLIGHT_S = 1.0
+from spoton_facade.sse import PREFLIGHT_S, SSE_HEADERS, EventStreams
 
 
 class TaskController(Controller):

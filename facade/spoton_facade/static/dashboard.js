@@ -36,6 +36,7 @@
 import { CameraWall } from "./cameras.js";
 import { FloorMap } from "./floormap.js";
 import { HeatmapView } from "./heatmap.js";
+import { getJson } from "./http.js";
 import { TaskEventSource } from "./sse.js";
 import { TrackBuffer } from "./tracks.js";
 
@@ -58,14 +59,6 @@ let startedAt = 0;
 
 function emptyTask() {
   return { task_id: null, environment_id: null, state: null, progress: 0, step: "", error: "" };
-}
-
-async function getJson(url, init) {
-  const response = await fetch(url, init);
-  const body = await response.json().catch(() => ({}));
-  // Errors are RFC 9457 problem+json: `detail` says what went wrong.
-  if (!response.ok) throw new Error(body.detail || body.title || response.statusText);
-  return body;
 }
 
 function showError(message) {

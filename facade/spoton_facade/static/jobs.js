@@ -9,6 +9,8 @@
 //             video_width, video_height },
 // }
 
+import { getJson } from "./http.js";
+
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 2000;
 const FINAL = new Set(["completed", "failed", "cancelled"]);
@@ -16,14 +18,6 @@ const FINAL = new Set(["completed", "failed", "cancelled"]);
 let jobs = [];
 let upload = { state: "idle", job_id: null, error: null };
 let playing = null;
-
-async function request(url, init) {
-  const response = await fetch(url, init);
-  const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
-  // Errors are RFC 9457 problem+json: `detail` says what went wrong.
-  if (!response.ok) throw new Error(body.detail || body.title || response.statusText);
-  return body;
-}
 
 function showError(message) {
   $("job-error").hidden = !message;
@@ -85,7 +79,7 @@ function render() {
 
 async function refresh() {
   try {
-    ({ jobs } = await request("/api/v1/jobs?page_size=20"));
+    ({ jobs } = await getJson("/api/v1/jobs?page_size=20"));
     render();
   } catch (error) {
     showError(`Jobs: ${error.message}`);
@@ -109,7 +103,7 @@ async function submit(event) {
   $("job-upload-status").textContent = `uploading ${file.name}…`;
   showError("");
   try {
-    const job = await request("/api/v1/jobs", { method: "POST", body: form });
+    const job = await getJson("/api/v1/jobs", { method: "POST", body: form });
     upload = { state: "done", job_id: job.job_id, error: null };
     $("job-upload-status").textContent = `queued as ${job.job_id}`;
     await refresh();
@@ -136,8 +130,8 @@ async function act(target) {
   const { play: playId, cancel, delete: remove } = target.dataset;
   try {
     if (playId) play(playId);
-    if (cancel) await request(`/api/v1/jobs/${encodeURIComponent(cancel)}/cancel`, { method: "POST" });
-    if (remove) await request(`/api/v1/jobs/${encodeURIComponent(remove)}`, { method: "DELETE" });
+    if (cancel) await getJson(`/api/v1/jobs/${encodeURIComponent(cancel)}/cancel`, { method: "POST" });
+    if (remove) await getJson(`/api/v1/jobs/${encodeURIComponent(remove)}`, { method: "DELETE" });
     if (cancel || remove) await refresh();
   } catch (error) {
     showError(error.message);

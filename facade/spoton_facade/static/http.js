@@ -1,0 +1,11 @@
+// The API's JSON, shared by the dashboard's modules (a module of its own: dashboard.js awaits
+// /health at its top level, so importing from it would hold up every importer).
+
+/** The response body as JSON ({} when it has none, as a 204); throws when the status is an error. */
+export async function getJson(url, init) {
+  const response = await fetch(url, init);
+  const body = await response.json().catch(() => ({}));
+  // Errors are RFC 9457 problem+json: `detail` says what went wrong.
+  if (!response.ok) throw new Error(body.detail || body.title || response.statusText);
+  return body;
+}
