@@ -9,7 +9,7 @@ import itertools
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -77,21 +77,42 @@ def write_tiny_environment(directory: Path, environment_id: str, frames: int = 1
     return directory
 
 
+async def _until_serving(target: str, timeout_s: float = 30) -> None:
+    """Wait for grpc.health.v1 to report the spoton services SERVING, as a client would."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from spoton_inference.grpc_api.server import SPOTON_SERVICES
+
+    async with grpc.aio.insecure_channel(target) as channel, asyncio.timeout(timeout_s):
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in SPOTON_SERVICES:
+            while True:
+                with contextlib.suppress(grpc.aio.AioRpcError):  # NOT_FOUND until first published
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                await asyncio.sleep(0.1)
+
+
 @pytest_asyncio.fixture(scope="session")
 async def live_service(make_data_dir) -> AsyncIterator[LiveService]:
     from spoton_inference.app import InferenceApp, wait_for_triton
     from spoton_inference.embedded.stack import EmbeddedStack
-    from spoton_inference.grpc_api.server import build_server
+    from spoton_inference.grpc_api.server import build_server, publish_health
     from spoton_inference.settings import Settings
 
     envs = make_data_dir("live-envs")
     async with EmbeddedStack(Settings(data_dir=make_data_dir("live-service"))) as stack:
         app = await InferenceApp.create(stack.settings)
-        server, _ = build_server(app)
+        server, health = build_server(app)
         await server.start()
+        # As serve.py does: grpc.health.v1 follows the detailed health, per service.
+        publishing = asyncio.create_task(publish_health(app, health))
         try:
             await wait_for_triton(app.models, 300)
             await app.warm_up()
+            await _until_serving(stack.endpoints.grpc_target)
             yield LiveService(
                 app,
                 stack.settings,
@@ -100,8 +121,25 @@ async def live_service(make_data_dir) -> AsyncIterator[LiveService]:
                 stack.redis,
             )
         finally:
+            publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publishing
             await server.stop(grace=1.0)
             await app.close()
+
+
+@pytest.fixture(scope="session")
+def attach_source(live_service) -> Callable[..., Awaitable[None]]:
+    """``await attach_source(environment_id, camera_id, url, username="", password="")``: give a
+    camera registered on live_service an RTSP source, as an operator does (UpdateCamera)."""
+    from spoton_inference.core.camera_source import SourceInput, SourceKind
+    from spoton_inference.core.catalog import CameraPatch
+
+    async def attach(environment_id: str, camera_id: str, url: str, username: str = "", password: str = "") -> None:
+        source = SourceInput(SourceKind.RTSP, url, username, password)
+        await live_service.app.catalog.update_camera(environment_id, camera_id, CameraPatch(source=source))
+
+    return attach
 
 
 @pytest.fixture(scope="session")

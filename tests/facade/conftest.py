@@ -62,6 +62,23 @@ def write_media(media_root: Path) -> Callable[[str, bytes], Path]:
     return write
 
 
+@pytest.fixture(scope="session")
+def expect_problem() -> Callable[..., dict]:
+    """``body = expect_problem(response, status, grpc_status=None)``: assert ``response`` is an
+    RFC 9457 problem with that status (and gRPC status, when given); returns its body."""
+
+    def expect(response: httpx.Response, status: int, grpc_status: str | None = None) -> dict:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["status"] == status, body
+        if grpc_status is not None:
+            assert body["grpc_status"] == grpc_status, body
+        return body
+
+    return expect
+
+
 # -- the facade over the real inference service (``live_service`` in tests/conftest.py) -------
 
 

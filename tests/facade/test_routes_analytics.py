@@ -16,15 +16,6 @@ T0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
 ROOM = [[0, 0], [2, 0], [2, 2], [0, 2]]
 
 
-def _problem(response: httpx.Response, status: int, grpc_status: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    if grpc_status is not None:
-        assert body["grpc_status"] == grpc_status
-    return body
-
-
 @pytest.fixture
 async def walked(live_service, registered) -> tuple[str, str]:
     """A fresh environment and a task whose person 2 walks along y = 1 from x = 0 to 3.9 m at 10 fps."""
@@ -39,7 +30,7 @@ async def walked(live_service, registered) -> tuple[str, str]:
     return env_id, task
 
 
-async def test_zone_routes_round_trip(live_client: Client, walked) -> None:
+async def test_zone_routes_round_trip(live_client: Client, walked, expect_problem) -> None:
     env_id, _ = walked
     base = f"/api/v1/environments/{env_id}/zones"
     created = await live_client.post(base, json={"zone_id": "room", "name": "Room", "polygon": ROOM})
@@ -51,18 +42,18 @@ async def test_zone_routes_round_trip(live_client: Client, walked) -> None:
     assert patched.status_code == 200 and patched.json()["name"] == "Room" and len(patched.json()["polygon"]) == 3
     assert [z["zone_id"] for z in (await live_client.get(base)).json()["zones"]] == ["room"]
 
-    _problem(await live_client.post(base, json={"zone_id": "room", "polygon": ROOM}), 409, "ALREADY_EXISTS")
-    body = _problem(
+    expect_problem(await live_client.post(base, json={"zone_id": "room", "polygon": ROOM}), 409, "ALREADY_EXISTS")
+    body = expect_problem(
         await live_client.post(base, json={"polygon": [[0, 0], [2, 2], [2, 0], [0, 2]]}), 400, "INVALID_ARGUMENT"
     )
     assert "self-intersecting" in body["detail"]
-    body = _problem(await live_client.post(base, json={"polygon": [[0, 0], [1, 1]]}), 400, "INVALID_ARGUMENT")
+    body = expect_problem(await live_client.post(base, json={"polygon": [[0, 0], [1, 1]]}), 400, "INVALID_ARGUMENT")
     assert "at least 3 points" in body["detail"]
-    _problem(await live_client.post(base, json={"polygon": ROOM, "shape": "square"}), 400)  # unknown field
-    _problem(await live_client.get("/api/v1/environments/nowhere/zones"), 404, "NOT_FOUND")
+    expect_problem(await live_client.post(base, json={"polygon": ROOM, "shape": "square"}), 400)  # unknown field
+    expect_problem(await live_client.get("/api/v1/environments/nowhere/zones"), 404, "NOT_FOUND")
 
     assert (await live_client.delete(f"{base}/room")).status_code == 204
-    _problem(await live_client.get(f"{base}/room"), 404, "NOT_FOUND")
+    expect_problem(await live_client.get(f"{base}/room"), 404, "NOT_FOUND")
 
 
 async def test_trajectory_counts_and_dwell(live_client: Client, walked) -> None:
@@ -130,24 +121,24 @@ async def test_heatmap_as_json_and_as_png(live_client: Client, walked) -> None:
         ({"environment_id": "{env}", "format": "gif"}, 400, None),
     ],
 )
-async def test_heatmap_errors_are_problems(live_client: Client, walked, params, status, text) -> None:
+async def test_heatmap_errors_are_problems(live_client: Client, walked, params, status, text, expect_problem) -> None:
     env_id, _ = walked
     params = {k: v.replace("{env}", env_id) if isinstance(v, str) else v for k, v in params.items()}
-    body = _problem(await live_client.get("/api/v1/analytics/heatmap", params=params), status)
+    body = expect_problem(await live_client.get("/api/v1/analytics/heatmap", params=params), status)
     if text is not None:
         assert text in body["detail"]
 
 
-async def test_counts_and_trajectory_errors_are_problems(live_client: Client, walked) -> None:
+async def test_counts_and_trajectory_errors_are_problems(live_client: Client, walked, expect_problem) -> None:
     env_id, _ = walked
-    body = _problem(
+    body = expect_problem(
         await live_client.get("/api/v1/analytics/counts", params={"environment_id": env_id, "bucket_seconds": 0}),
         400,
         "INVALID_ARGUMENT",
     )
     assert "bucket_seconds" in body["detail"]
-    _problem(await live_client.get("/api/v1/analytics/trajectory/2"), 400, "INVALID_ARGUMENT")
-    _problem(
+    expect_problem(await live_client.get("/api/v1/analytics/trajectory/2"), 400, "INVALID_ARGUMENT")
+    expect_problem(
         await live_client.get("/api/v1/analytics/trajectory/2", params={"task_id": str(uuid.uuid4())}), 404, "NOT_FOUND"
     )
-    _problem(await live_client.get("/api/v1/analytics/trajectory/two"), 404)  # not a route: the id is a number
+    expect_problem(await live_client.get("/api/v1/analytics/trajectory/two"), 404)  # not a route: the id is a number

@@ -14,18 +14,14 @@ BASE = "/api/v1/environments"
 SECRET = "rest-Pa55word-77"
 
 
-def _problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    return response.json()
-
-
-async def test_groups_and_camera_fields_with_the_password_never_answered(live_client: Client, caplog) -> None:
+async def test_groups_and_camera_fields_with_the_password_never_answered(
+    live_client: Client, caplog, expect_problem
+) -> None:
     caplog.set_level(logging.DEBUG)
     assert (await live_client.post(BASE, json={"environment_id": "rest-reg"})).status_code == 201
     group = await live_client.post(f"{BASE}/rest-reg/camera-groups", json={"group_id": "hall", "name": "Hall"})
     assert group.status_code == 201 and group.json()["camera_ids"] == []
-    assert _problem(await live_client.post(f"{BASE}/rest-reg/camera-groups", json={"group_id": "hall"}), 409)
+    assert expect_problem(await live_client.post(f"{BASE}/rest-reg/camera-groups", json={"group_id": "hall"}), 409)
 
     body = {
         "camera_id": "cam-1",
@@ -69,12 +65,12 @@ async def test_groups_and_camera_fields_with_the_password_never_answered(live_cl
         "hall"
     ]
     assert (await live_client.delete(f"{BASE}/rest-reg/camera-groups/hall")).status_code == 204
-    assert _problem(await live_client.get(f"{BASE}/rest-reg/camera-groups/hall"), 404)["grpc_status"] == "NOT_FOUND"
+    expect_problem(await live_client.get(f"{BASE}/rest-reg/camera-groups/hall"), 404, "NOT_FOUND")
     assert (await live_client.get(f"{BASE}/rest-reg/cameras/cam-1")).json()["group_id"] == ""
     assert not [r for r in caplog.records if SECRET in r.getMessage() or SECRET in str(r.args)]
 
 
-async def test_import_with_bad_rows_is_422_and_applies_nothing(live_client: Client, caplog) -> None:
+async def test_import_with_bad_rows_is_422_and_applies_nothing(live_client: Client, caplog, expect_problem) -> None:
     caplog.set_level(logging.DEBUG)
     await live_client.post(BASE, json={"environment_id": "rest-import"})
     content = (
@@ -83,7 +79,7 @@ async def test_import_with_bad_rows_is_422_and_applies_nothing(live_client: Clie
     response = await live_client.post(
         f"{BASE}/rest-import/cameras/import", content=content, headers={"content-type": "text/csv"}
     )
-    problem = _problem(response, 422)
+    problem = expect_problem(response, 422)
     assert "nothing was imported" in problem["detail"]
     assert [(e["row"], e["camera_id"], e["field"]) for e in problem["errors"]] == [
         (2, "broken", "enabled"),
@@ -107,11 +103,13 @@ async def test_import_with_bad_rows_is_422_and_applies_nothing(live_client: Clie
     assert camera["source"]["password_set"] and SECRET not in str(camera)
 
     unknown = await live_client.post(f"{BASE}/rest-import/cameras/import", content=b"camera_id\nx\n")
-    assert _problem(unknown, 415)
+    assert expect_problem(unknown, 415)
     assert not [r for r in caplog.records if SECRET in r.getMessage() or SECRET in str(r.args)]
 
 
-async def test_export_is_an_attachment_without_passwords_and_the_summary_counts(live_client: Client) -> None:
+async def test_export_is_an_attachment_without_passwords_and_the_summary_counts(
+    live_client: Client, expect_problem
+) -> None:
     await live_client.post(BASE, json={"environment_id": "rest-export"})
     source = {"kind": "http", "url": "https://cam.example/mjpeg", "username": "viewer", "password": SECRET}
     await live_client.post(f"{BASE}/rest-export/cameras", json={"camera_id": "web", "fps": 5, "source": source})
@@ -129,7 +127,7 @@ async def test_export_is_an_attachment_without_passwords_and_the_summary_counts(
         f"{BASE}/rest-export/cameras/import", params={"format": "json"}, content=as_json.content
     )
     assert back.status_code == 200 and back.json()["updated_camera_ids"] == ["web"]
-    assert _problem(await live_client.get(f"{BASE}/nowhere/cameras/export"), 404)
+    assert expect_problem(await live_client.get(f"{BASE}/nowhere/cameras/export"), 404)
 
     summary = (await live_client.get("/api/v1/cameras/summary")).json()
     [env] = [e for e in summary["environments"] if e["environment_id"] == "rest-export"]

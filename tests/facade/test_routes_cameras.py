@@ -6,25 +6,16 @@ import cv2
 import httpx
 import numpy as np
 
-from spoton_inference.core.camera_source import SourceInput, SourceKind
-from spoton_inference.core.catalog import CameraPatch
-
 BASE = "/api/v1/environments"
 PASSWORD = "rest-secret-77"
 
 
-async def _attach_source(
-    app, environment_id: str, camera_id: str, url: str, username: str = "", password: str = ""
-) -> None:
-    """Give a registered camera an RTSP source, as an operator does (UpdateCamera)."""
-    source = SourceInput(SourceKind.RTSP, url, username, password)
-    await app.catalog.update_camera(environment_id, camera_id, CameraPatch(source=source))
-
-
-async def test_connection_snapshot_and_health(live_service, live_client: httpx.AsyncClient, registered, rtsp_camera):
+async def test_connection_snapshot_and_health(
+    live_service, live_client: httpx.AsyncClient, registered, rtsp_camera, attach_source
+):
     cam = await rtsp_camera(width=320, height=240, fps=10, user="admin", password=PASSWORD)
     env = await registered("rest-cams")
-    await _attach_source(live_service.app, env, "c1", cam.url, "admin", PASSWORD)
+    await attach_source(env, "c1", cam.url, "admin", PASSWORD)
     camera = f"{BASE}/{env}/cameras/c1"
 
     tested = await live_client.post(f"{camera}/test-connection")

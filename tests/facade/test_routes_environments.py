@@ -12,15 +12,7 @@ SQUARE = [[0, 0], [640, 0], [640, 480], [0, 480]]
 HOMOGRAPHY = {"image_points": SQUARE, "map_points": [[u / 100, v / 100] for u, v in SQUARE]}
 
 
-def _problem(response, status: int, grpc_status: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status and body["grpc_status"] == grpc_status
-    return body
-
-
-async def test_environment_and_camera_round_trip(live_client: Client) -> None:
+async def test_environment_and_camera_round_trip(live_client: Client, expect_problem) -> None:
     created = await live_client.post(
         BASE,
         json={
@@ -56,19 +48,19 @@ async def test_environment_and_camera_round_trip(live_client: Client) -> None:
 
     deleted = await live_client.delete(f"{BASE}/rest-site/cameras/south")
     assert deleted.status_code == 204 and not deleted.content
-    _problem(await live_client.get(f"{BASE}/rest-site/cameras/south"), 404, "NOT_FOUND")
+    expect_problem(await live_client.get(f"{BASE}/rest-site/cameras/south"), 404, "NOT_FOUND")
     assert (await live_client.delete(f"{BASE}/rest-site")).status_code == 204
-    _problem(await live_client.get(f"{BASE}/rest-site"), 404, "NOT_FOUND")
+    expect_problem(await live_client.get(f"{BASE}/rest-site"), 404, "NOT_FOUND")
 
 
-async def test_errors_are_problems_that_say_what_to_fix(live_client: Client) -> None:
+async def test_errors_are_problems_that_say_what_to_fix(live_client: Client, expect_problem) -> None:
     await live_client.post(BASE, json={"environment_id": "rest-errors"})
-    _problem(await live_client.post(BASE, json={"environment_id": "rest-errors"}), 409, "ALREADY_EXISTS")
+    expect_problem(await live_client.post(BASE, json={"environment_id": "rest-errors"}), 409, "ALREADY_EXISTS")
     bad = {"camera_id": "c1", "fps": 10, "homography": {"image_points": SQUARE[:3], "map_points": SQUARE[:3]}}
-    body = _problem(await live_client.post(f"{BASE}/rest-errors/cameras", json=bad), 400, "INVALID_ARGUMENT")
+    body = expect_problem(await live_client.post(f"{BASE}/rest-errors/cameras", json=bad), 400, "INVALID_ARGUMENT")
     assert "camera 'c1'" in body["detail"] and "at least 4 point pairs" in body["detail"]
-    _problem(await live_client.patch(f"{BASE}/nowhere", json={"name": "x"}), 404, "NOT_FOUND")
-    _problem(await live_client.delete(f"{BASE}/nowhere"), 404, "NOT_FOUND")
+    expect_problem(await live_client.patch(f"{BASE}/nowhere", json={"name": "x"}), 404, "NOT_FOUND")
+    expect_problem(await live_client.delete(f"{BASE}/nowhere"), 404, "NOT_FOUND")
 
 
 @pytest.mark.parametrize(
@@ -87,7 +79,7 @@ async def test_malformed_bodies_are_refused_before_any_call(live_client: Client,
     assert "grpc_status" not in response.json()
 
 
-async def test_register_a_directory(live_client: Client, live_service) -> None:
+async def test_register_a_directory(live_client: Client, live_service, expect_problem) -> None:
     path = live_service.make_environment("rest-registered")
     response = await live_client.post(f"{BASE}/:register", json={"path": str(path)})
     assert response.status_code == 200, response.text
@@ -95,4 +87,4 @@ async def test_register_a_directory(live_client: Client, live_service) -> None:
     assert env["environment_id"] == "rest-registered"
     assert [c["sub_videos"] for c in env["cameras"]] == [["sub_video_01.mp4", "sub_video_02.mp4"]] * 2
     missing = await live_client.post(f"{BASE}/:register", json={"path": str(path / "nope")})
-    _problem(missing, 404, "NOT_FOUND")
+    expect_problem(missing, 404, "NOT_FOUND")

@@ -4,6 +4,7 @@ and the summary; each checked again through a freshly loaded catalogue (a restar
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import logging
@@ -16,6 +17,8 @@ from spoton_inference.core.camera_source import SourceInput, SourceKind
 from spoton_inference.core.catalog import CameraPatch, CameraSpec, Catalog, EnvironmentSpec, GroupPatch
 from spoton_inference.core.environment import CameraGroup
 from spoton_inference.core.errors import AlreadyExists, InvalidArgument, NotFound
+from spoton_inference.storage import camera_health_store
+from spoton_inference.storage.camera_health_store import HealthCheck
 
 SECRET = "pa55-w0rd-xyz"
 SQUARE = [[0, 0], [100, 0], [100, 100], [0, 100]]
@@ -249,6 +252,11 @@ async def test_summary_counts_per_environment_group_kind_and_status(catalog, db)
     await catalog.create_camera("sum", CameraSpec("a", fps=10, group_id="north", source=rtsp))
     await catalog.create_camera("sum", CameraSpec("b", fps=10, group_id="north", enabled=False))
     await catalog.create_camera("sum", CameraSpec("c", fps=10))
+    # The summary counts each camera's latest health row: a is online again, b degraded, c never checked.
+    now = dt.datetime.now(dt.UTC)
+    for camera_id, age_s, status in (("a", 60, "offline"), ("a", 0, "online"), ("b", 30, "degraded")):
+        check = HealthCheck("sum", camera_id, now - dt.timedelta(seconds=age_s), status, None, 10.0, 320, 240, "")
+        await camera_health_store.insert(db, check)
 
     summary = await catalog.summary()
     [env] = [e for e in summary.environments if e.environment_id == "sum"]
@@ -256,6 +264,5 @@ async def test_summary_counts_per_environment_group_kind_and_status(catalog, db)
     assert env.counts.by_source == {SourceKind.FILE: 0, SourceKind.RTSP: 1, SourceKind.HTTP: 0, SourceKind.PUSH: 2}
     groups = {g.group_id: g.counts.total for g in env.groups}
     assert groups == {"north": 2, "empty": 0, "": 1}
-    # Health checks write camera_health_checks; the summary counts each camera's latest row.
-    assert env.counts.by_status["unknown"] == 3
+    assert env.counts.by_status == {"online": 1, "offline": 0, "degraded": 1, "unknown": 1}
     assert summary.counts.total == sum(e.counts.total for e in summary.environments)

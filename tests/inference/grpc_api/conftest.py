@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
+import pytest
 import pytest_asyncio
 
 from spoton.v1 import catalog_pb2, catalog_pb2_grpc, tasks_pb2, tasks_pb2_grpc
@@ -52,3 +53,15 @@ async def wait_for_task(tasks) -> Callable[..., object]:
                 await asyncio.sleep(0.05)
 
     return wait
+
+
+@pytest.fixture(scope="session")
+def rpc_error() -> Callable[[Awaitable[object]], Awaitable[tuple[grpc.StatusCode, str]]]:
+    """``code, details = await rpc_error(call)``: the status a call that must fail ends with."""
+
+    async def error(call: Awaitable[object]) -> tuple[grpc.StatusCode, str]:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        return err.value.code(), err.value.details()
+
+    return error

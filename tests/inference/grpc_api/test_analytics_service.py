@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
 from spoton.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
-from spoton_inference.grpc_api.server import SPOTON_SERVICES
 
 T0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
 ROOM = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)]
@@ -151,7 +151,9 @@ async def test_bad_requests_get_the_right_status(analytics, history, request_, c
 
 
 async def test_reflection_and_health_know_the_service(channel):
-    assert "spoton.v1.AnalyticsService" in SPOTON_SERVICES
+    health = health_pb2_grpc.HealthStub(channel)
+    reply = await health.Check(health_pb2.HealthCheckRequest(service="spoton.v1.AnalyticsService"))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
     call = channel.stream_stream(
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,21 +17,11 @@ import pytest
 
 from spoton.v1 import catalog_pb2
 from spoton_inference.core.camera_health import OFFLINE, ONLINE, CameraHealthMonitor
-from spoton_inference.core.camera_source import SourceInput, SourceKind
-from spoton_inference.core.catalog import CameraPatch
 from spoton_inference.storage import camera_health_store
 from spoton_inference.storage.camera_health_store import HealthCheck
 
 pytestmark = pytest.mark.timeout(180)
 PASSWORD = "pw-never-shown-42"
-
-
-async def attach_source(
-    app, environment_id: str, camera_id: str, url: str, username: str = "", password: str = ""
-) -> None:
-    """Give a registered camera an RTSP source, as an operator does (UpdateCamera)."""
-    source = SourceInput(SourceKind.RTSP, url, username, password)
-    await app.catalog.update_camera(environment_id, camera_id, CameraPatch(source=source))
 
 
 async def until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.0) -> None:
@@ -40,22 +31,16 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 30.
         await asyncio.sleep(0.1)
 
 
-async def _code(call) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await call
-    return err.value.code(), err.value.details()
-
-
 def _jpeg(data: bytes) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None, "not a decodable JPEG"
     return image
 
 
-async def test_connection_test_finds_codec_resolution_and_fps(live_service, catalog, register, rtsp_camera):
+async def test_connection_test_finds_codec_resolution_and_fps(catalog, register, rtsp_camera, attach_source):
     cam = await rtsp_camera(width=320, height=240, fps=10, user="admin", password=PASSWORD)
     await register("cam-test")
-    await attach_source(live_service.app, "cam-test", "c1", cam.url, "admin", PASSWORD)
+    await attach_source("cam-test", "c1", cam.url, "admin", PASSWORD)
     got = await catalog.TestCameraConnection(
         catalog_pb2.TestCameraConnectionRequest(environment_id="cam-test", camera_id="c1")
     )
@@ -65,7 +50,9 @@ async def test_connection_test_finds_codec_resolution_and_fps(live_service, cata
     assert got.source_url == cam.url.replace("//", "//admin:****@")  # the password is never shown
 
 
-async def test_connection_failures_are_results_with_masked_reasons(live_service, catalog, rtsp_camera, caplog):
+async def test_connection_failures_are_results_with_masked_reasons(
+    live_service, catalog, rtsp_camera, caplog, rpc_error
+):
     caplog.set_level(logging.DEBUG)
     cam = await rtsp_camera(user="admin", password="the-right-one")
     wrong = await catalog.TestCameraConnection(
@@ -80,17 +67,17 @@ async def test_connection_failures_are_results_with_masked_reasons(live_service,
     assert not refused.ok and refused.error_kind == "refused"
     assert PASSWORD not in f"{wrong} {refused} {caplog.text}"
 
-    code, details = await _code(
+    code, details = await rpc_error(
         catalog.TestCameraConnection(catalog_pb2.TestCameraConnectionRequest(source_url=f"ftp://u:{PASSWORD}@x/y"))
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and PASSWORD not in details and "rtsp://" in details
-    code, _ = await _code(catalog.TestCameraConnection(catalog_pb2.TestCameraConnectionRequest()))
+    code, _ = await rpc_error(catalog.TestCameraConnection(catalog_pb2.TestCameraConnectionRequest()))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_camera_without_live_source_cannot_be_tested(catalog, register):
+async def test_camera_without_live_source_cannot_be_tested(catalog, register, rpc_error):
     await register("cam-files")
-    code, details = await _code(
+    code, details = await rpc_error(
         catalog.TestCameraConnection(
             catalog_pb2.TestCameraConnectionRequest(environment_id="cam-files", camera_id="c1")
         )
@@ -98,10 +85,10 @@ async def test_camera_without_live_source_cannot_be_tested(catalog, register):
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "RTSP or HTTP" in details
 
 
-async def test_snapshot_of_a_live_camera_and_of_a_file_camera(live_service, catalog, register, rtsp_camera):
+async def test_snapshot_of_a_live_camera_and_of_a_file_camera(catalog, register, rtsp_camera, rpc_error, attach_source):
     cam = await rtsp_camera(width=320, height=240)
     await register("cam-snap")
-    await attach_source(live_service.app, "cam-snap", "c1", cam.url)
+    await attach_source("cam-snap", "c1", cam.url)
     for draw in (False, True):
         snap = await catalog.GetCameraSnapshot(
             catalog_pb2.GetCameraSnapshotRequest(environment_id="cam-snap", camera_id="c1", draw_detections=draw)
@@ -115,22 +102,19 @@ async def test_snapshot_of_a_live_camera_and_of_a_file_camera(live_service, cata
     assert _jpeg(snap.jpeg).shape == (120, 160, 3)
     # A live camera that is down says so.
     await cam.stop()
-    code, details = await _code(
+    code, details = await rpc_error(
         catalog.GetCameraSnapshot(catalog_pb2.GetCameraSnapshotRequest(environment_id="cam-snap", camera_id="c1"))
     )
     assert code == grpc.StatusCode.UNAVAILABLE and "refused" in details
 
 
-async def test_snapshot_draws_the_detected_people(live_service, catalog, job_video, tmp_path):
-    from spoton_inference.core.catalog import CameraSpec, EnvironmentSpec
-
+async def test_snapshot_draws_the_detected_people(catalog, job_video, tmp_path):
     (tmp_path / "cameras" / "hall").mkdir(parents=True)
     (tmp_path / "cameras" / "hall" / "sub_video_01.mp4").symlink_to(job_video)
-    app = live_service.app
-    await app.catalog.create_environment(EnvironmentSpec("cam-people"))
-    env = app.catalog.get("cam-people")
-    app.catalog._cache["cam-people"] = dataclasses.replace(env, source_dir=tmp_path)
-    await app.catalog.create_camera("cam-people", CameraSpec("hall"))
+    (tmp_path / "environment.json").write_text(json.dumps({"id": "cam-people", "cameras": [{"id": "hall"}]}))
+    await catalog.RegisterEnvironmentFromDirectory(
+        catalog_pb2.RegisterEnvironmentFromDirectoryRequest(path=str(tmp_path))
+    )
     request = catalog_pb2.GetCameraSnapshotRequest(environment_id="cam-people", camera_id="hall")
     plain = await catalog.GetCameraSnapshot(request)
     request.draw_detections = True
@@ -140,11 +124,13 @@ async def test_snapshot_draws_the_detected_people(live_service, catalog, job_vid
     assert np.abs(_jpeg(drawn.jpeg).astype(int) - _jpeg(plain.jpeg)).max() > 100  # boxes are drawn
 
 
-async def test_health_loop_stores_checks_and_flips_online_to_offline(live_service, catalog, register, rtsp_camera):
+async def test_health_loop_stores_checks_and_flips_online_to_offline(
+    live_service, catalog, register, rtsp_camera, attach_source
+):
     app = live_service.app
     cam = await rtsp_camera(fps=10)
     await register("cam-health")
-    await attach_source(app, "cam-health", "c1", cam.url)
+    await attach_source("cam-health", "c1", cam.url)
     settings = dataclasses.replace(live_service.settings, camera_health_interval_s=0.2, source_connect_timeout_s=3)
     monitor = CameraHealthMonitor(settings, app.db, app.catalog)
     request = catalog_pb2.ListCameraHealthRequest(environment_id="cam-health", camera_id="c1", limit=100)
@@ -176,10 +162,14 @@ async def test_health_history_is_pruned_after_the_retention(live_service):
     monitor = CameraHealthMonitor(
         dataclasses.replace(live_service.settings, camera_health_retention_days=7), app.db, app.catalog
     )
+    fresh = HealthCheck("cam-prune", "c1", dt.datetime.now(dt.UTC), ONLINE, 5.0, 10, 320, 240, "")
+    await camera_health_store.insert(app.db, fresh)
     assert await monitor.prune() >= 1
-    assert await camera_health_store.history(app.db, "cam-prune", "c1", 10) == []
+    assert await camera_health_store.history(app.db, "cam-prune", "c1", 10) == [fresh]  # only the old row went
 
 
-async def test_health_of_unknown_camera_is_not_found(catalog):
-    code, _ = await _code(catalog.ListCameraHealth(catalog_pb2.ListCameraHealthRequest()))
-    assert code == grpc.StatusCode.NOT_FOUND
+async def test_health_of_unknown_camera_is_not_found(catalog, register, rpc_error):
+    await register("cam-unknown")
+    request = catalog_pb2.ListCameraHealthRequest(environment_id="cam-unknown", camera_id="nope")
+    code, details = await rpc_error(catalog.ListCameraHealth(request))
+    assert code == grpc.StatusCode.NOT_FOUND and "'nope'" in details

@@ -7,7 +7,6 @@ import json
 import logging
 
 import grpc
-import pytest
 import pytest_asyncio
 
 from spoton.v1 import cameras_pb2, cameras_pb2_grpc, catalog_pb2
@@ -23,12 +22,6 @@ async def cameras(channel) -> cameras_pb2_grpc.CameraRegistryServiceStub:
     return cameras_pb2_grpc.CameraRegistryServiceStub(channel)
 
 
-async def _code(call) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await call
-    return err.value.code(), err.value.details()
-
-
 async def _environment(catalog, environment_id: str) -> None:
     env = catalog_pb2.Environment(environment_id=environment_id)
     await catalog.CreateEnvironment(catalog_pb2.CreateEnvironmentRequest(environment=env))
@@ -39,7 +32,7 @@ def _no_secret_logged(caplog) -> None:
     assert not leaked
 
 
-async def test_camera_fields_round_trip_with_the_password_masked(catalog, cameras, caplog):
+async def test_camera_fields_round_trip_with_the_password_masked(catalog, cameras, caplog, rpc_error):
     caplog.set_level(logging.DEBUG)
     await _environment(catalog, "reg-fields")
     group = cameras_pb2.CameraGroup(environment_id="reg-fields", group_id="lobby", name="Lobby")
@@ -91,10 +84,10 @@ async def test_camera_fields_round_trip_with_the_password_masked(catalog, camera
     disabled = catalog_pb2.ListCamerasRequest(environment_id="reg-fields", enabled=False)
     assert not (await catalog.ListCameras(disabled)).cameras
     unknown = catalog_pb2.ListCamerasRequest(environment_id="reg-fields", group_id="nowhere")
-    assert (await _code(catalog.ListCameras(unknown)))[0] == grpc.StatusCode.NOT_FOUND
+    assert (await rpc_error(catalog.ListCameras(unknown)))[0] == grpc.StatusCode.NOT_FOUND
 
 
-async def test_bad_camera_fields_are_invalid_arguments_naming_them(catalog):
+async def test_bad_camera_fields_are_invalid_arguments_naming_them(catalog, rpc_error):
     await _environment(catalog, "reg-bad")
     camera = catalog_pb2.Camera(
         camera_id="x",
@@ -103,7 +96,7 @@ async def test_bad_camera_fields_are_invalid_arguments_naming_them(catalog):
         detection_threshold=2,
         source=catalog_pb2.CameraSource(kind=RTSP, url=f"http://u:{SECRET}@cam/x"),
     )
-    code, details = await _code(
+    code, details = await rpc_error(
         catalog.CreateCamera(catalog_pb2.CreateCameraRequest(environment_id="reg-bad", camera=camera))
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
@@ -111,14 +104,14 @@ async def test_bad_camera_fields_are_invalid_arguments_naming_them(catalog):
     assert SECRET not in details
 
 
-async def test_group_lifecycle_and_status_codes(catalog, cameras):
+async def test_group_lifecycle_and_status_codes(catalog, cameras, rpc_error):
     await _environment(catalog, "reg-groups")
     request = cameras_pb2.CreateCameraGroupRequest(
         group=cameras_pb2.CameraGroup(environment_id="reg-groups", group_id="g1", description="East wing")
     )
     created = await cameras.CreateCameraGroup(request)
     assert (created.name, created.description, list(created.camera_ids)) == ("g1", "East wing", [])
-    assert (await _code(cameras.CreateCameraGroup(request)))[0] == grpc.StatusCode.ALREADY_EXISTS
+    assert (await rpc_error(cameras.CreateCameraGroup(request)))[0] == grpc.StatusCode.ALREADY_EXISTS
     await catalog.CreateCamera(
         catalog_pb2.CreateCameraRequest(
             environment_id="reg-groups", camera=catalog_pb2.Camera(camera_id="c", fps=5, group_id="g1")
@@ -133,16 +126,16 @@ async def test_group_lifecycle_and_status_codes(catalog, cameras):
 
     await cameras.DeleteCameraGroup(cameras_pb2.DeleteCameraGroupRequest(environment_id="reg-groups", group_id="g1"))
     get = cameras_pb2.GetCameraGroupRequest(environment_id="reg-groups", group_id="g1")
-    assert (await _code(cameras.GetCameraGroup(get)))[0] == grpc.StatusCode.NOT_FOUND
+    assert (await rpc_error(cameras.GetCameraGroup(get)))[0] == grpc.StatusCode.NOT_FOUND
     camera = await catalog.GetCamera(catalog_pb2.GetCameraRequest(environment_id="reg-groups", camera_id="c"))
     assert camera.group_id == ""
     bad = cameras_pb2.CreateCameraGroupRequest(group=cameras_pb2.CameraGroup(environment_id="reg-groups"))
-    assert (await _code(cameras.CreateCameraGroup(bad)))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await rpc_error(cameras.CreateCameraGroup(bad)))[0] == grpc.StatusCode.INVALID_ARGUMENT
     elsewhere = cameras_pb2.ListCameraGroupsRequest(environment_id="nowhere")
-    assert (await _code(cameras.ListCameraGroups(elsewhere)))[0] == grpc.StatusCode.NOT_FOUND
+    assert (await rpc_error(cameras.ListCameraGroups(elsewhere)))[0] == grpc.StatusCode.NOT_FOUND
 
 
-async def test_import_reports_every_bad_row_and_applies_nothing(catalog, cameras, caplog):
+async def test_import_reports_every_bad_row_and_applies_nothing(catalog, cameras, caplog, rpc_error):
     caplog.set_level(logging.DEBUG)
     await _environment(catalog, "reg-import")
     content = (
@@ -175,9 +168,9 @@ async def test_import_reports_every_bad_row_and_applies_nothing(catalog, cameras
     _no_secret_logged(caplog)
 
     no_format = cameras_pb2.ImportCamerasRequest(environment_id="reg-import", content=content)
-    assert (await _code(cameras.ImportCameras(no_format)))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await rpc_error(cameras.ImportCameras(no_format)))[0] == grpc.StatusCode.INVALID_ARGUMENT
     elsewhere = cameras_pb2.ImportCamerasRequest(environment_id="nowhere", content=content, format=CSV)
-    assert (await _code(cameras.ImportCameras(elsewhere)))[0] == grpc.StatusCode.NOT_FOUND
+    assert (await rpc_error(cameras.ImportCameras(elsewhere)))[0] == grpc.StatusCode.NOT_FOUND
 
 
 async def test_export_never_holds_the_password_and_imports_back(catalog, cameras):

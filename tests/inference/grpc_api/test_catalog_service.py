@@ -39,12 +39,6 @@ async def _create(catalog, environment_id: str, *cameras: catalog_pb2.Camera, **
     return await catalog.CreateEnvironment(catalog_pb2.CreateEnvironmentRequest(environment=env))
 
 
-async def _code(call) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await call
-    return err.value.code(), err.value.details()
-
-
 async def test_create_fits_the_homography_and_reports_its_error(catalog):
     env = await _create(
         catalog,
@@ -92,11 +86,11 @@ async def test_a_matrix_is_taken_as_given_and_measured_against_points(catalog):
         (catalog_pb2.Homography(), "homography is empty"),
     ],
 )
-async def test_degenerate_homographies_are_refused_with_the_reason(catalog, homography, message):
-    code, details = await _code(_create(catalog, "crud-bad", _camera("cam-7", homography=homography)))
+async def test_degenerate_homographies_are_refused_with_the_reason(catalog, homography, message, rpc_error):
+    code, details = await rpc_error(_create(catalog, "crud-bad", _camera("cam-7", homography=homography)))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert message in details and "cam-7" in details
-    assert (await _code(catalog.GetEnvironment(catalog_pb2.GetEnvironmentRequest(environment_id="crud-bad"))))[
+    assert (await rpc_error(catalog.GetEnvironment(catalog_pb2.GetEnvironmentRequest(environment_id="crud-bad"))))[
         0
     ] == grpc.StatusCode.NOT_FOUND  # nothing half-created
 
@@ -112,20 +106,20 @@ async def test_degenerate_homographies_are_refused_with_the_reason(catalog, homo
         (catalog_pb2.Environment(environment_id="ok", map=catalog_pb2.FloorMap(metres_per_pixel=-1)), "metres_per"),
     ],
 )
-async def test_bad_environments_are_invalid_arguments(catalog, environment, message):
-    code, details = await _code(
+async def test_bad_environments_are_invalid_arguments(catalog, environment, message, rpc_error):
+    code, details = await rpc_error(
         catalog.CreateEnvironment(catalog_pb2.CreateEnvironmentRequest(environment=environment))
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and message in details
 
 
-async def test_creating_twice_is_already_exists(catalog):
+async def test_creating_twice_is_already_exists(catalog, rpc_error):
     await _create(catalog, "crud-twice")
-    code, details = await _code(_create(catalog, "crud-twice"))
+    code, details = await rpc_error(_create(catalog, "crud-twice"))
     assert code == grpc.StatusCode.ALREADY_EXISTS and "crud-twice" in details
 
 
-async def test_update_environment_changes_only_the_fields_set(catalog):
+async def test_update_environment_changes_only_the_fields_set(catalog, rpc_error):
     await _create(catalog, "crud-update", _camera("a"), name="Old", map=catalog_pb2.FloorMap(metres_per_pixel=0.1))
     env = await catalog.UpdateEnvironment(
         catalog_pb2.UpdateEnvironmentRequest(environment_id="crud-update", name="New")
@@ -136,12 +130,12 @@ async def test_update_environment_changes_only_the_fields_set(catalog):
     )
     assert (env.name, env.map.metres_per_pixel) == ("New", 0.0)
     blank = catalog_pb2.UpdateEnvironmentRequest(environment_id="crud-update", name=" ")
-    assert (await _code(catalog.UpdateEnvironment(blank)))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await rpc_error(catalog.UpdateEnvironment(blank)))[0] == grpc.StatusCode.INVALID_ARGUMENT
     missing = catalog_pb2.UpdateEnvironmentRequest(environment_id="nowhere", name="x")
-    assert (await _code(catalog.UpdateEnvironment(missing)))[0] == grpc.StatusCode.NOT_FOUND
+    assert (await rpc_error(catalog.UpdateEnvironment(missing)))[0] == grpc.StatusCode.NOT_FOUND
 
 
-async def test_camera_lifecycle(catalog):
+async def test_camera_lifecycle(catalog, rpc_error):
     await _create(catalog, "crud-cams", _camera("a"))
     created = await catalog.CreateCamera(
         catalog_pb2.CreateCameraRequest(environment_id="crud-cams", camera=_camera("b", homography=_homography()))
@@ -150,7 +144,7 @@ async def test_camera_lifecycle(catalog):
     get = catalog_pb2.GetCameraRequest(environment_id="crud-cams", camera_id="b")
     assert await catalog.GetCamera(get) == created
     duplicate = catalog_pb2.CreateCameraRequest(environment_id="crud-cams", camera=_camera("b"))
-    assert (await _code(catalog.CreateCamera(duplicate)))[0] == grpc.StatusCode.ALREADY_EXISTS
+    assert (await rpc_error(catalog.CreateCamera(duplicate)))[0] == grpc.StatusCode.ALREADY_EXISTS
 
     updated = await catalog.UpdateCamera(
         catalog_pb2.UpdateCameraRequest(environment_id="crud-cams", camera_id="b", name="Back", fps=30, width=800)
@@ -162,18 +156,18 @@ async def test_camera_lifecycle(catalog):
     )
     assert not cleared.HasField("homography")
     bad = catalog_pb2.UpdateCameraRequest(environment_id="crud-cams", camera_id="b", homography=_homography(SQUARE[:2]))
-    code, details = await _code(catalog.UpdateCamera(bad))
+    code, details = await rpc_error(catalog.UpdateCamera(bad))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "camera 'b'" in details
 
     await catalog.DeleteCamera(catalog_pb2.DeleteCameraRequest(environment_id="crud-cams", camera_id="b"))
-    assert (await _code(catalog.GetCamera(get)))[0] == grpc.StatusCode.NOT_FOUND
+    assert (await rpc_error(catalog.GetCamera(get)))[0] == grpc.StatusCode.NOT_FOUND
     cams = await catalog.ListCameras(catalog_pb2.ListCamerasRequest(environment_id="crud-cams"))
     assert [c.camera_id for c in cams.cameras] == ["a"]
     gone = catalog_pb2.DeleteCameraRequest(environment_id="crud-cams", camera_id="b")
-    assert (await _code(catalog.DeleteCamera(gone)))[0] == grpc.StatusCode.NOT_FOUND
+    assert (await rpc_error(catalog.DeleteCamera(gone)))[0] == grpc.StatusCode.NOT_FOUND
 
 
-async def test_changes_persist_in_postgres(catalog, live_service):
+async def test_changes_persist_in_postgres(catalog, live_service, rpc_error):
     await _create(catalog, "crud-persist", _camera("a", homography=_homography()))
     await catalog.UpdateCamera(catalog_pb2.UpdateCameraRequest(environment_id="crud-persist", camera_id="a", fps=12))
     await _create(catalog, "crud-deleted")
@@ -185,7 +179,7 @@ async def test_changes_persist_in_postgres(catalog, live_service):
     assert cam.fps == 12 and cam.homography is not None and cam.homography.reprojection_error() < 1e-6
     assert "crud-deleted" not in {e.environment_id for e in reloaded.list()}
     gone = catalog_pb2.DeleteEnvironmentRequest(environment_id="crud-deleted")
-    assert (await _code(catalog.DeleteEnvironment(gone)))[0] == grpc.StatusCode.NOT_FOUND
+    assert (await rpc_error(catalog.DeleteEnvironment(gone)))[0] == grpc.StatusCode.NOT_FOUND
 
 
 async def test_a_new_camera_finds_its_sub_videos_in_the_environment_directory(catalog, register):
@@ -198,18 +192,18 @@ async def test_a_new_camera_finds_its_sub_videos_in_the_environment_directory(ca
     assert (cam.fps, cam.width, cam.height, list(cam.sub_video_frames)) == (10.0, 160, 120, [15, 15])
 
 
-async def test_what_an_unfinished_task_uses_cannot_be_deleted(catalog, tasks, register):
+async def test_what_an_unfinished_task_uses_cannot_be_deleted(catalog, tasks, register, rpc_error):
     await register("crud-busy")
     task = (await tasks.StartTask(tasks_pb2.StartTaskRequest(environment_id="crud-busy", camera_ids=["c1"]))).task
     control = tasks_pb2.ControlTaskRequest(task_id=task.task_id, action=tasks_pb2.TASK_ACTION_PAUSE)
     await tasks.ControlTask(control)
     try:
-        code, details = await _code(
+        code, details = await rpc_error(
             catalog.DeleteEnvironment(catalog_pb2.DeleteEnvironmentRequest(environment_id="crud-busy"))
         )
         assert code == grpc.StatusCode.FAILED_PRECONDITION and task.task_id in details
         used = catalog_pb2.DeleteCameraRequest(environment_id="crud-busy", camera_id="c1")
-        assert (await _code(catalog.DeleteCamera(used)))[0] == grpc.StatusCode.FAILED_PRECONDITION
+        assert (await rpc_error(catalog.DeleteCamera(used)))[0] == grpc.StatusCode.FAILED_PRECONDITION
         # The task does not use c2.
         await catalog.DeleteCamera(catalog_pb2.DeleteCameraRequest(environment_id="crud-busy", camera_id="c2"))
     finally:

@@ -77,8 +77,12 @@ async def test_reflection_lists_every_service_with_health(live_service) -> None:
     assert code == "OK"
     services = set(listed.split())
     assert {s for s, _, _ in _rpcs()} | {"grpc.health.v1.Health"} <= services
-    health, code = await _grpcurl(live_service.target, "grpc.health.v1.Health/Check", data="{}")
-    assert code == "OK" and json.loads(health) == {"status": "SERVING"}
+    # "" is SERVING by grpc's default; a named service is SERVING only once the health publisher says so.
+    for service in ("", "spoton.v1.TaskService"):
+        health, code = await _grpcurl(
+            live_service.target, "grpc.health.v1.Health/Check", data=json.dumps({"service": service})
+        )
+        assert code == "OK" and json.loads(health) == {"status": "SERVING"}, service
 
 
 @pytest.mark.parametrize("source", SOURCES)

@@ -5,6 +5,7 @@ cancel, delete, listing and WatchJob behave as documented."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import uuid
@@ -89,26 +90,36 @@ def _left_files(settings) -> list[str]:
     return sorted(str(p) for root in roots if root.exists() for p in root.rglob("*") if p.is_file())
 
 
+@dataclasses.dataclass(frozen=True)
+class Completed:
+    """One job run to completion: UploadJob's reply, its final state, and every snapshot
+    WatchJob sent on the way."""
+
+    uploaded: jobs_pb2.Job
+    final: jobs_pb2.Job
+    seen: list[jobs_pb2.Job]
+
+
 @pytest_asyncio.fixture(scope="module")
-async def completed(jobs, jobs_service) -> tuple[jobs_pb2.Job, list[jobs_pb2.Job]]:
-    """One job run to completion, and every snapshot WatchJob sent on the way."""
+async def completed(jobs, jobs_service) -> Completed:
     job = await _upload(jobs, jobs_service.video, name="Hall, south wall")
     seen = [m async for m in jobs.WatchJob(jobs_pb2.WatchJobRequest(job_id=job.job_id), timeout=180)]
-    return seen[-1], seen
+    return Completed(job, seen[-1], seen)
 
 
 async def test_upload_answers_a_queued_job_with_what_the_probe_found(completed, jobs_service):
-    _, seen = completed
-    first = seen[0]
-    assert first.name == "Hall, south wall" and first.filename == "hall.mp4"
-    assert first.size_bytes == jobs_service.video.stat().st_size
-    assert (first.video.codec, first.video.width, first.video.height) == ("h264", 640, 480)
-    assert first.video.fps == pytest.approx(10.0) and first.video.frames == 30
-    assert first.environment_id == f"job-{first.job_id}" and first.camera_id == "camera"
+    reply = completed.uploaded
+    assert reply.state == jobs_pb2.JOB_STATE_QUEUED and reply.job_id == completed.final.job_id
+    for job in (reply, completed.seen[0]):
+        assert job.name == "Hall, south wall" and job.filename == "hall.mp4"
+        assert job.size_bytes == jobs_service.video.stat().st_size
+        assert (job.video.codec, job.video.width, job.video.height) == ("h264", 640, 480)
+        assert job.video.fps == pytest.approx(10.0) and job.video.frames == 30
+        assert job.environment_id == f"job-{job.job_id}" and job.camera_id == "camera"
 
 
 async def test_progress_climbs_through_processing_and_rendering_with_an_eta(completed):
-    final, seen = completed
+    final, seen = completed.final, completed.seen
     assert final.state == jobs_pb2.JOB_STATE_COMPLETED, final.error
     assert final.progress == pytest.approx(1.0) and final.frames_processed == final.total_frames == 30
     revisions = [m.revision for m in seen]
@@ -124,7 +135,7 @@ async def test_progress_climbs_through_processing_and_rendering_with_an_eta(comp
 
 
 async def test_the_results_are_an_h264_video_events_and_mot_tracks(completed, jobs_service, jobs):
-    final, _ = completed
+    final = completed.final
     results = {r.kind: r for r in final.results}
     assert set(results) == {
         jobs_pb2.JOB_RESULT_KIND_VIDEO,
@@ -169,7 +180,7 @@ async def test_the_results_are_an_h264_video_events_and_mot_tracks(completed, jo
 
 
 async def test_the_job_is_a_single_camera_environment_and_a_task(completed, channel):
-    final, _ = completed
+    final = completed.final
     env = await catalog_pb2_grpc.CatalogServiceStub(channel).GetEnvironment(
         catalog_pb2.GetEnvironmentRequest(environment_id=final.environment_id)
     )
@@ -181,7 +192,7 @@ async def test_the_job_is_a_single_camera_environment_and_a_task(completed, chan
 
 
 async def test_watch_resumes_after_a_revision_and_ends_at_once_when_nothing_follows(completed, jobs):
-    final, _ = completed
+    final = completed.final
     rest = [m async for m in jobs.WatchJob(jobs_pb2.WatchJobRequest(job_id=final.job_id, after_revision=1))]
     assert [m.revision for m in rest] == [final.revision]  # a finished job: only its final state
     none = [
@@ -338,7 +349,7 @@ async def test_list_filters_by_state_and_pages_newest_first(jobs, completed):
     assert created == sorted(created, reverse=True)
     done = (await jobs.ListJobs(jobs_pb2.ListJobsRequest(state=jobs_pb2.JOB_STATE_COMPLETED))).jobs
     assert done and {j.state for j in done} == {jobs_pb2.JOB_STATE_COMPLETED}
-    assert completed[0].job_id in {j.job_id for j in done}
+    assert completed.final.job_id in {j.job_id for j in done}
     assert {j.job_id for j in done} == {j.job_id for j in everything if j.state == jobs_pb2.JOB_STATE_COMPLETED}
 
     paged, token = [], ""
@@ -392,7 +403,7 @@ async def _map_positions(settings, task_id: str) -> tuple[int, int]:
 
 
 async def test_map_positions_only_with_a_homography(jobs, jobs_service, completed, channel):
-    points, mapped = await _map_positions(jobs_service.settings, completed[0].task_id)
+    points, mapped = await _map_positions(jobs_service.settings, completed.final.task_id)
     assert points > 0 and mapped == 0
 
     job = await _upload(jobs, jobs_service.video, homography=FLOOR, detection_threshold=0.5)
@@ -454,10 +465,10 @@ async def test_bad_zones_are_refused_and_leave_no_file(jobs, jobs_service):
         ({"homography": FLOOR, "zones": [_zone("no spaces", *square)]}, "zone id"),
     ]
     for metadata, message in cases:
-        with pytest.raises(grpc.aio.AioRpcError) as err:
-            await _upload(jobs, jobs_service.video, **metadata)
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
-        assert message in err.value.details(), err.value.details()
+        requests = _requests(jobs_service.video.read_bytes(), **metadata)
+        error = await asyncio.to_thread(_refusal, jobs_service.target, requests)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
+        assert message in error.details(), error.details()
     assert _left_files(jobs_service.settings) == files
     after = await jobs.ListJobs(jobs_pb2.ListJobsRequest(page_size=200))
     assert [j.job_id for j in after.jobs] == [j.job_id for j in before.jobs]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +27,23 @@ async def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_live_task_tracks_all_cameras_in_one_session_across_a_reconnect(live_service, rtsp_camera, tmp_path):
-    a, b = await rtsp_camera(), await rtsp_camera()
+@pytest.fixture(scope="module")
+def people_video(make_data_dir) -> Path:
+    """A generated 10 s, 10 fps, 320x240 H.264 video of four people walking in a hall: long
+    enough to outlast the test's stop and restart of a camera, with people to track all along."""
+    from spoton_inference.scenes.config import demo_config
+    from spoton_inference.scenes.generate import generate
+
+    demo = demo_config(seed=7)
+    camera = dataclasses.replace(demo.cameras[1], width=320, height=240)
+    config = dataclasses.replace(demo, cameras=(camera,), n_people=4, frames_per_batch=100, n_batches=1)
+    return generate(config, make_data_dir("live-runner") / "site") / "cameras" / camera.id / "sub_video_01.mp4"
+
+
+async def test_live_task_tracks_all_cameras_in_one_session_across_a_reconnect(
+    live_service, rtsp_camera, people_video, tmp_path
+):
+    a, b = await rtsp_camera(video=people_video), await rtsp_camera(video=people_video)
     cameras = tuple(
         Camera(cid, cid, 10.0, 320, 240, None, source=CameraSource.from_url(cam.url))
         for cid, cam in (("a", a), ("b", b))
@@ -69,8 +86,14 @@ async def test_live_task_tracks_all_cameras_in_one_session_across_a_reconnect(li
     def seen(camera: str) -> list[int]:
         return [u.global_frame_index for u in updates if u.cameras[0].camera_id == camera]
 
+    def stored(camera: str, after: int = -1) -> bool:
+        """Whether track points of ``camera`` past global frame ``after`` went to store_points."""
+        # A row: (time, task, environment, camera, global frame index, ...).
+        return any(row[3] == camera and row[4] > after for row in points)
+
     try:
         await until(lambda: len(seen("a")) >= 3 and len(seen("b")) >= 3)
+        await until(lambda: stored("a") and stored("b"))
         assert set(active) == {("live-env", "a"), ("live-env", "b")}  # the file camera is not pulled
         await a.stop()
         pull_a = active[("live-env", "a")]
@@ -80,6 +103,7 @@ async def test_live_task_tracks_all_cameras_in_one_session_across_a_reconnect(li
         await until(lambda: len(seen("b")) >= before + 5)  # b goes on while a is down
         await a.start()
         await until(lambda: len(seen("a")) >= before + 3)
+        await until(lambda: stored("a", after=last_index))  # a is tracked again after the reconnect
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+import pytest
 import pytest_asyncio
 
 from spoton_inference.embedded.postgres import EmbeddedPostgres
@@ -38,3 +43,19 @@ async def stoppable_postgres(make_data_dir):
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture(scope="package")
+def postgres_down(stoppable_postgres) -> Callable[[], AbstractAsyncContextManager[None]]:
+    """``async with postgres_down():`` stoppable_postgres stopped for the block; started again
+    (same DSN) however the block ends."""
+
+    @contextlib.asynccontextmanager
+    async def down() -> AsyncIterator[None]:
+        await stoppable_postgres.stop()
+        try:
+            yield
+        finally:
+            await stoppable_postgres.start()
+
+    return down

@@ -45,16 +45,13 @@ async def test_a_write_while_postgres_answers_is_visible_at_once(db):
     await writer.close()
 
 
-async def test_states_written_during_an_outage_land_once_it_ends_newest_last(db, stoppable_postgres):
+async def test_states_written_during_an_outage_land_once_it_ends_newest_last(db, postgres_down):
     record = await db.insert_task("env", ["c1"], 10)
     writer = _writer(db)
-    await stoppable_postgres.stop()
-    try:
+    async with postgres_down():
         for frame in range(1, 10):
             await writer.write(TaskStateUpdate(record.task_id, TaskState.PROCESSING, frame / 10, "batch 1", frame))
         await writer.write(TaskStateUpdate(record.task_id, TaskState.COMPLETED, 1.0, "completed", 10))
-    finally:
-        await stoppable_postgres.start()
     deadline = time.monotonic() + 30
     while (stored := await db.get_task(record.task_id)).state is not TaskState.COMPLETED:
         assert time.monotonic() < deadline, f"still {stored.state} after PostgreSQL came back"

@@ -2,7 +2,6 @@
 again (same data directory and port) while rows keep coming."""
 
 import asyncio
-import contextlib
 import datetime as dt
 import time
 import uuid
@@ -27,16 +26,6 @@ async def db(stoppable_postgres):
 @pytest.fixture
 def journal_path(tmp_path):
     return tmp_path / "journal" / "track_points.journal"
-
-
-@contextlib.asynccontextmanager
-async def postgres_down(server):
-    """PostgreSQL stopped for the block; started again (same DSN) however the block ends."""
-    await server.stop()
-    try:
-        yield
-    finally:
-        await server.start()
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
@@ -132,12 +121,10 @@ async def test_a_batch_whose_acknowledgement_was_lost_is_not_written_twice(db, j
     assert (c.written, c.duplicates_skipped, c.retries, c.lost) == (60, 40, 1, 0)
 
 
-async def test_an_outage_buffers_to_the_bound_spills_the_rest_and_replays_in_order(
-    db, journal_path, stoppable_postgres
-):
+async def test_an_outage_buffers_to_the_bound_spills_the_rest_and_replays_in_order(db, journal_path, postgres_down):
     task = uuid.uuid4()
     writer = await _writer(db, journal_path, batch_size=100, buffer_rows=300)
-    async with postgres_down(stoppable_postgres):
+    async with postgres_down():
         for k in range(10):
             writer.add(_rows(task, 100, start=100 * k))
         await until(lambda: writer.counters.spilled == 700)
@@ -152,11 +139,11 @@ async def test_an_outage_buffers_to_the_bound_spills_the_rest_and_replays_in_ord
     await writer.close()
 
 
-async def test_flush_returns_during_an_outage_once_the_rows_are_in_the_journal(db, journal_path, stoppable_postgres):
+async def test_flush_returns_during_an_outage_once_the_rows_are_in_the_journal(db, journal_path, postgres_down):
     """A task can end while PostgreSQL is away: its rows are durable locally, written later."""
     task = uuid.uuid4()
     writer = await _writer(db, journal_path, batch_size=100, buffer_rows=10_000)
-    async with postgres_down(stoppable_postgres):
+    async with postgres_down():
         writer.add(_rows(task, 250))
         await writer.flush()
         assert (writer.buffered, writer.journaled) == (0, 250)
@@ -165,9 +152,9 @@ async def test_flush_returns_during_an_outage_once_the_rows_are_in_the_journal(d
     await writer.close()
 
 
-async def test_a_restarted_service_replays_the_journal_left_behind(db, journal_path, stoppable_postgres):
+async def test_a_restarted_service_replays_the_journal_left_behind(db, journal_path, postgres_down):
     task = uuid.uuid4()
-    async with postgres_down(stoppable_postgres):
+    async with postgres_down():
         before = await _writer(db, journal_path, batch_size=100)
         before.add(_rows(task, 420))
         await before.close(timeout_s=0.5)  # cannot write: everything goes to the journal
@@ -201,12 +188,12 @@ async def test_a_journaled_batch_already_committed_is_skipped_on_replay(db, jour
 
 
 async def test_past_memory_and_journal_bounds_rows_are_counted_lost_and_the_rest_written(
-    db, journal_path, stoppable_postgres
+    db, journal_path, postgres_down
 ):
     task = uuid.uuid4()
     # Room for about two batches of 100 rows in the journal.
     writer = await _writer(db, journal_path, batch_size=100, buffer_rows=200, journal_max_bytes=12_000)
-    async with postgres_down(stoppable_postgres):
+    async with postgres_down():
         for k in range(10):
             writer.add(_rows(task, 100, start=100 * k))
         await until(lambda: writer.counters.spilled + writer.counters.lost == 800)
@@ -219,7 +206,7 @@ async def test_past_memory_and_journal_bounds_rows_are_counted_lost_and_the_rest
 
 
 async def test_the_service_replays_a_journal_left_behind_when_it_starts(
-    stoppable_postgres, redis_server, make_data_dir
+    stoppable_postgres, postgres_down, redis_server, make_data_dir
 ):
     settings = Settings(
         data_dir=make_data_dir("app-journal"), postgres_dsn=stoppable_postgres.dsn, redis_url=redis_server.url
@@ -235,7 +222,7 @@ async def test_the_service_replays_a_journal_left_behind_when_it_starts(
         await app.writer.drain()
         assert await app.db.count_track_points(str(task)) == 60
         assert app.writer.counters.replayed == 60
-        async with postgres_down(stoppable_postgres):
+        async with postgres_down():
             postgres = {c.name: c for c in (await app.health()).components}["postgres"]
             assert postgres.status == "degraded"
             assert "unreachable" in postgres.detail and "SPOTON_POSTGRES_DSN" in postgres.detail
