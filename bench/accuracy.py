@@ -2,7 +2,7 @@
 generated scene suite.
 
     make bench-accuracy
-    .venv/bin/python bench/accuracy.py [--scenes NAME ...] [--out DIR]
+    .venv/bin/python bench/accuracy.py [--suite fixed|validation] [--scenes NAME ...] [--out DIR]
 
 For each scene of ``spoton_inference.scenes.suite`` (generated once into ``var/bench/scenes/``,
 regenerated when its config changes):
@@ -19,7 +19,8 @@ regenerated when its config changes):
    IDF1 over global ids), plus detection recall, map-position error and frames/s.
 
 It prints a table, PASS/FAIL per target and scene, writes ``DIR/accuracy.json`` (default
-``bench/results``) and ends with the one-line summary. The exit code is 0 whatever the
+``bench/results``; ``accuracy-validation.json`` for the validation suite, the one to tune
+on) and ends with the one-line summary. The exit code is 0 whatever the
 scores; only a crash (a failed task, say) is an error.
 """
 
@@ -41,7 +42,7 @@ from accuracy_lib.report import checks_text, machine_info, mean_cross_idf1, scen
 from accuracy_lib.service import process_scenes
 from accuracy_lib.targets import check_scene
 
-from spoton_inference.scenes.suite import EASY, build, describe, suite
+from spoton_inference.scenes.suite import SUITES, build, describe, is_easy
 from spoton_inference.settings import REPO_ROOT, Settings
 
 BENCH_VAR = REPO_ROOT / "var" / "bench"
@@ -50,10 +51,11 @@ DEFAULT_RESULTS = REPO_ROOT / "bench" / "results"
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="fixed", help="fixed (of record) or validation")
     parser.add_argument("--scenes", nargs="+", metavar="NAME", help="a subset of the suite (default: all)")
     parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="where accuracy.json goes")
     args = parser.parse_args(argv)
-    scenes = suite()
+    scenes = SUITES[args.suite]()
     if args.scenes:
         unknown = sorted(set(args.scenes) - {name for name, _ in scenes})
         if unknown:
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     started, load_start = time.monotonic(), os.getloadavg()[0]
-    for name, seconds in build(BENCH_VAR / "scenes", tuple(name for name, _ in scenes)).items():
+    for name, seconds in build(BENCH_VAR / "scenes", tuple(name for name, _ in scenes), scenes).items():
         print(f"scene {name}: {'cached' if seconds is None else f'generated in {seconds:.0f} s'}", flush=True)
     env_dirs = {name: BENCH_VAR / "scenes" / name for name, _ in scenes}
     run_dirs = {name: BENCH_VAR / "out" / name for name, _ in scenes}
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         evaluate_scene(
             name,
             describe(config),
-            name in EASY,
+            is_easy(name),
             env_dirs[name],
             run_dirs[name],
             runs[name],
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     checks = {r.name: check_scene(r) for r in results}
     wall_s, load_end = time.monotonic() - started, os.getloadavg()[0]
 
-    json_path = args.out / "accuracy.json"
+    json_path = args.out / ("accuracy.json" if args.suite == "fixed" else f"accuracy-{args.suite}.json")
     write_json(
         json_path,
         {
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
                 "track_start_score": settings.detection_threshold,
                 "iou_match": IOU_MATCH,
                 "baseline": _baseline_info(run_dirs[scenes[0][0]]),
-                "easy_scenes": list(EASY),
+                "suite": args.suite,
+                "easy_scenes": [name for name, _ in scenes if is_easy(name)],
             },
             "scenes": [scene_json(r, checks[r.name]) for r in results],
             "mean_cross_idf1": mean_cross_idf1(results),

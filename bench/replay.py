@@ -1,6 +1,6 @@
 """Replay the tracking core on the detections of the last ``make bench-accuracy`` run.
 
-    .venv/bin/python bench/replay.py [--scenes NAME ...] [--features model|ground-truth]
+    .venv/bin/python bench/replay.py [--suite fixed|validation] [--scenes NAME ...] [--features model|ground-truth]
                                      [--set tracker.min_hits=3 --set association.max_cost=0.6 ...]
 
 For tuning and diagnosis, in seconds per scene rather than a service run: the same
@@ -28,7 +28,7 @@ from spoton_inference.core.environment import load_environment_dir
 from spoton_inference.pipeline.associate import AssociationConfig
 from spoton_inference.pipeline.multicam import tracking_configs
 from spoton_inference.pipeline.track import TrackerConfig
-from spoton_inference.scenes.suite import suite
+from spoton_inference.scenes.suite import SUITES
 from spoton_inference.settings import REPO_ROOT, Settings
 
 BENCH_VAR = REPO_ROOT / "var" / "bench"
@@ -69,14 +69,15 @@ async def _features(kind: str, names: list[str]) -> dict[str, Features]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="fixed", help="validation is the one to tune on")
     parser.add_argument("--scenes", nargs="+", metavar="NAME")
     parser.add_argument("--features", choices=("model", "ground-truth"), default="model")
     parser.add_argument("--set", action="append", default=[], metavar="tracker.FIELD=V|association.FIELD=V")
     args = parser.parse_args(argv)
-    scenes = [(n, c) for n, c in suite() if not args.scenes or n in args.scenes]
+    scenes = [(n, c) for n, c in SUITES[args.suite]() if not args.scenes or n in args.scenes]
     missing = [n for n, _ in scenes if not (BENCH_VAR / "out" / n / "ours").is_dir()]
     if missing:
-        parser.error(f"no service run of {missing}: run make bench-accuracy first")
+        parser.error(f"no service run of {missing}: run bench/accuracy.py --suite {args.suite} first")
     features = asyncio.run(_features(args.features, [n for n, _ in scenes]))
     threshold = Settings().detection_threshold
     ratios, cross = [], []

@@ -118,3 +118,26 @@ def test_cli_prints_a_line_per_scene(tmp_path: Path, fake_generate: list[str], c
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["s1-easy-overlap", "s6-hard-crowd", "s1-easy-overlap"]
     assert "generated in" in lines[0] and "18 people" in lines[1] and "kept" in lines[2]
+
+
+def test_validation_suite_draws_every_recipe_again_with_other_seeds():
+    """Tuning on the validation draws must not touch the suite of record: same knobs, new seeds."""
+    fixed, validation = suite.suite(), suite.validation_suite()
+    assert len(validation) == len(suite.VALIDATION_DRAWS) * len(fixed)
+    seeds = [config.seed for _, config in fixed + validation]
+    assert len(set(seeds)) == len(seeds)
+    names = [name for name, _ in fixed + validation]
+    assert len(set(names)) == len(names)
+    recipes = dict(fixed)
+    for name, config in validation:
+        recipe = name.rsplit("-v", 1)[0]
+        assert config.env_id == name
+        assert replace(config, seed=0, env_id="", name="") == replace(recipes[recipe], seed=0, env_id="", name="")
+        assert suite.is_easy(name) == (recipe in suite.EASY)
+
+
+def test_cli_builds_the_validation_suite(tmp_path: Path, fake_generate: list[str]):
+    suite.main([str(tmp_path), "--suite", "validation", "--only", "s6-hard-crowd-v2"])
+    assert fake_generate == ["s6-hard-crowd-v2"]
+    with pytest.raises(ValueError, match="s6-hard-crowd"):
+        suite.build(tmp_path, only=("s6-hard-crowd",), scenes=suite.validation_suite())
