@@ -124,6 +124,8 @@ class GlobalIdentities:
         self._recent: dict[tuple[str, int], tuple[int, np.ndarray]] = {}
         self._doubt: dict[tuple[str, int], tuple[int, int]] = {}
         self._swaps: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
+        # Identities folded into another by the last assign(): gone id -> kept id.
+        self.folded: dict[int, int] = {}
 
     @property
     def num_identities(self) -> int:
@@ -153,6 +155,7 @@ class GlobalIdentities:
         """Global ids for this frame's observations, keyed by (camera_id, track_id)."""
         for ident in self._identities.values():
             ident.now_xy.clear()
+        self.folded = {}
         known = [o for o in observations if (o.camera_id, o.track_id) in self._by_track]
         fresh = [o for o in observations if (o.camera_id, o.track_id) not in self._by_track]
         # Known tracks first, so new ones are compared with where everyone is this frame.
@@ -355,6 +358,7 @@ class GlobalIdentities:
 
     def _fold(self, gid: int, into: int) -> None:
         gone, kept = self._identities.pop(gid), self._identities[into]
+        self.folded = {g: into if k == gid else k for g, k in self.folded.items()} | {gid: into}
         for key, g in self._by_track.items():
             if g == gid:
                 self._by_track[key] = into

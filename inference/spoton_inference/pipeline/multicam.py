@@ -129,8 +129,11 @@ class MultiCameraTracker:
         A local id means one person, like a global one: two tracks that swapped identities
         swap ids, and a track that moved to someone else takes a fresh id.
         """
+        folded = self.identities.folded
         was = {
-            tid: self._last_gid[(cam, tid)] for tid, gid in gids.items() if self._last_gid.get((cam, tid), gid) != gid
+            tid: last
+            for tid, gid in gids.items()
+            if (last := self._last_gid.get((cam, tid), gid)) != gid and folded.get(last) != gid
         }
         tracker, renamed = self._trackers[cam], {}
         for tid in was:

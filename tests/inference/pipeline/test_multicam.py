@@ -69,3 +69,20 @@ def test_local_ids_follow_people_when_review_finds_two_tracks_swapped():
         (right.track_id, right.global_id),
         (left.track_id, left.global_id),
     ]
+
+
+def test_a_merge_of_two_identities_keeps_every_local_id():
+    """A merge finds that two identities were one person all along: nobody's local id changes."""
+    mc = MultiCameraTracker(
+        ["c1", "c2"], {"c1": SCALE, "c2": SCALE}, TrackerConfig(min_hits=1), AssociationConfig(merge_after_frames=3)
+    )
+    # c2 sees the person standing at x = 3.5 m; c1 first sees them 1.5 m off (a bad foot point),
+    # then closer, 0.1 m a frame
+    seen = [
+        _frame(mc, f, {"c1": [[180 + 10 * f, 0, 220 + 10 * f, 200]], "c2": [[330, 0, 370, 200]]}) for f in range(20)
+    ]
+    (first1,), (first2,) = seen[0]["c1"], seen[0]["c2"]
+    (last1,), (last2,) = seen[-1]["c1"], seen[-1]["c2"]
+    assert first1.global_id != first2.global_id
+    assert last1.global_id == last2.global_id  # merged
+    assert (last1.track_id, last2.track_id) == (first1.track_id, first2.track_id)
