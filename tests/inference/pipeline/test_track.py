@@ -68,6 +68,19 @@ def test_weak_detections_extend_a_track_but_never_start_one():
     assert [t.track_id for t in partly_hidden] == [first]
 
 
+def test_a_weak_detection_of_someone_else_does_not_extend_a_track():
+    """The person behind a passer-by: the passer-by's partly hidden, low-score box stands where
+    the track is predicted, but looks like someone else, so the track waits instead."""
+    tracker = CameraTracker(TrackerConfig(min_hits=1, high_score=0.5, low_score=0.1))
+    red, pinkish, blue = _unit([1, 0, 0]), _unit([1, 0.2, 0]), _unit([0, 1, 0])
+    first = _step(tracker, [[10, 10, 50, 120]], [0.9], [red])[0].track_id
+    # a weak box looking like the track's person extends it; its partly hidden crop does not
+    # change what the track looks like
+    (extended,) = _step(tracker, [[11, 11, 51, 121]], [0.2], [pinkish])
+    assert extended.track_id == first and np.allclose(extended.feature, red)
+    assert _step(tracker, [[12, 11, 52, 121]], [0.2], [blue]) == []
+
+
 def _embedding_plans(tracker: CameraTracker, boxes: list, frames: int) -> list[tuple[int, ...]]:
     features = [_unit([1, i]) for i in range(len(boxes))]
     plans = []
