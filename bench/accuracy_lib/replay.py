@@ -41,8 +41,11 @@ PERFECT_REID_CALIBRATION = {"reid_same_distance": 0.0, "reid_different_distance"
 
 
 def perfect_reid_configs(start_score: float, fps: float) -> tuple[TrackerConfig, AssociationConfig]:
-    """The service's settings (environment included), calibrated for ground-truth features."""
-    settings = dataclasses.replace(Settings.from_env(), detection_threshold=start_score, **PERFECT_REID_CALIBRATION)
+    """The service's settings (environment included), calibrated for ground-truth features, with
+    the low-score veto a strong embedder is worth (``Settings.reid_low_score_veto``)."""
+    settings = dataclasses.replace(
+        Settings.from_env(), detection_threshold=start_score, reid_low_score_veto=True, **PERFECT_REID_CALIBRATION
+    )
     return tracking_configs(settings, fps)
 
 

@@ -19,3 +19,11 @@ def test_media_root_follows_the_data_dir_unless_set():
 def test_a_bad_value_names_the_variable():
     with pytest.raises(ValueError, match="SPOTON_GRPC_PORT"):
         Settings.from_env({"SPOTON_GRPC_PORT": "http"})
+
+
+def test_switches_read_the_usual_words_and_refuse_others():
+    assert Settings.from_env({"SPOTON_REID_LOW_SCORE_VETO": "true"}).reid_low_score_veto is True
+    assert Settings.from_env({"SPOTON_REID_LOW_SCORE_VETO": "0"}).reid_low_score_veto is False
+    assert Settings.from_env(Settings(reid_low_score_veto=True).to_env()).reid_low_score_veto is True
+    with pytest.raises(ValueError, match="SPOTON_REID_LOW_SCORE_VETO"):
+        Settings.from_env({"SPOTON_REID_LOW_SCORE_VETO": "maybe"})

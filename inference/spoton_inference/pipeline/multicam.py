@@ -32,7 +32,9 @@ def tracking_configs(settings: Settings, fps: float) -> tuple[TrackerConfig, Ass
         "reid_different_distance": settings.reid_different_distance,
     }
     return (
-        TrackerConfig(high_score=settings.detection_threshold, **calibration),
+        TrackerConfig(
+            high_score=settings.detection_threshold, low_score_veto=settings.reid_low_score_veto, **calibration
+        ),
         AssociationConfig(
             fps=fps,
             appearance_weight=settings.association_appearance_weight,

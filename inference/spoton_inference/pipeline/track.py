@@ -12,8 +12,8 @@ is two calls, so that the crops of every camera can be embedded in one Triton re
 
    a. tracks against confident detections, IoU fused with appearance;
    b. tracks seen last frame against low-score detections, by IoU, so a partly hidden
-      person keeps their track, unless the crop looks like someone else (those detections
-      are embedded too, but never teach a track its appearance);
+      person keeps their track; with ``low_score_veto``, unless the crop looks like someone
+      else (those detections are embedded too, but never teach a track its appearance);
    c. lost tracks against confident detections left over, near the predicted position
       and, when both have features, alike in appearance;
 
@@ -64,10 +64,11 @@ class TrackerConfig:
     reid_different_distance: float = REID_DIFFERENT_DISTANCE
     # Calibrated appearance cost above which a detection is not the track's person.
     max_appearance_cost: float = 0.95
-    # The same for stage b's low-score detections, unclipped (1 is the distance typical of two
-    # people): looser, since their crops are partly hidden. Measured on the validation suite
-    # with the default embedder: 1.1 keeps a passer-by off the track of the person behind
-    # (mean cross-camera IDF1 0.553 -> 0.561); with ground-truth features 0.760 -> 0.813.
+    # Stage b: embed the low-score detections that could extend a track (settings'
+    # reid_low_score_veto) and refuse those further from the track's feature than this,
+    # unclipped (1 is the distance typical of two people): looser than max_appearance_cost,
+    # since their crops are partly hidden.
+    low_score_veto: bool = False
     low_max_appearance_cost: float = 1.1
     # A detection whose best IoU is below this, or within `ambiguity_margin` of its second
     # best, or that overlaps another detection by `crowd_iou`, is an uncertain match and
@@ -184,7 +185,7 @@ class CameraTracker:
         # Low-score detections that stage b could give to a track with a known appearance.
         low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
         recent = [i for i, t in enumerate(self._tracks) if t.misses == 0 and t.feature is not None]
-        if recent and len(low):
+        if cfg.low_score_veto and recent and len(low):
             reachable = iou_matrix(predicted[recent], boxes[low]).max(axis=0) >= cfg.low_iou_threshold
             needs += [int(d) for d in low[reachable]]
         return FramePlan(boxes, scores, predicted, tuple(needs))

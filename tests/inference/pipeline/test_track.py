@@ -71,7 +71,7 @@ def test_weak_detections_extend_a_track_but_never_start_one():
 def test_a_weak_detection_of_someone_else_does_not_extend_a_track():
     """The person behind a passer-by: the passer-by's partly hidden, low-score box stands where
     the track is predicted, but looks like someone else, so the track waits instead."""
-    tracker = CameraTracker(TrackerConfig(min_hits=1, high_score=0.5, low_score=0.1))
+    tracker = CameraTracker(TrackerConfig(min_hits=1, high_score=0.5, low_score=0.1, low_score_veto=True))
     red, pinkish, blue = _unit([1, 0, 0]), _unit([1, 0.2, 0]), _unit([0, 1, 0])
     first = _step(tracker, [[10, 10, 50, 120]], [0.9], [red])[0].track_id
     # a weak box looking like the track's person extends it; its partly hidden crop does not
@@ -79,6 +79,15 @@ def test_a_weak_detection_of_someone_else_does_not_extend_a_track():
     (extended,) = _step(tracker, [[11, 11, 51, 121]], [0.2], [pinkish])
     assert extended.track_id == first and np.allclose(extended.feature, red)
     assert _step(tracker, [[12, 11, 52, 121]], [0.2], [blue]) == []
+
+
+def test_weak_detections_are_embedded_only_with_the_veto():
+    """The veto costs embeddings: off (the default), weak detections are never cropped."""
+    for veto, expected in ((False, ()), (True, (0,))):
+        tracker = CameraTracker(TrackerConfig(min_hits=1, high_score=0.5, low_score=0.1, low_score_veto=veto))
+        _step(tracker, [[10, 10, 50, 120]], [0.9], [_unit([1, 0])])
+        plan = tracker.plan(np.array([[11, 11, 51, 121]], np.float32), np.array([0.2], np.float32))
+        assert plan.needs_embedding == expected
 
 
 def _embedding_plans(tracker: CameraTracker, boxes: list, frames: int) -> list[tuple[int, ...]]:
