@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"scene {name}: {'cached' if seconds is None else f'generated in {seconds:.0f} s'}", flush=True)
     env_dirs = {name: BENCH_VAR / "scenes" / name for name, _ in scenes}
     run_dirs = {name: BENCH_VAR / "out" / name for name, _ in scenes}
-    settings = Settings(data_dir=BENCH_VAR / "data")
+    # SPOTON_* variables apply (a dropped-in embedder's calibration, say); the data stays the bench's own.
+    settings = Settings.from_env({**os.environ, "SPOTON_DATA_DIR": str(BENCH_VAR / "data")})
     runs = asyncio.run(process_scenes(env_dirs, {name: d / "ours" for name, d in run_dirs.items()}, settings))
     results = [
         evaluate_scene(

@@ -48,10 +48,11 @@ class Settings:
     reid_same_distance: float = REID_SAME_DISTANCE
     reid_different_distance: float = REID_DIFFERENT_DISTANCE
     # Embed the low-score detections that could extend a track and refuse those that look
-    # like someone else (a passer-by in front of the tracked person). Off by default: with
-    # the default embedder it gains little (validation suite, mean cross-camera IDF1 0.553
-    # -> 0.561) for up to 40 % of the frame rate in crowds; with ground-truth features it
-    # takes 0.760 -> 0.813, so turn it on with a real Re-ID model.
+    # like someone else (a passer-by in front of the tracked person); tracks lost for a
+    # frame or two may then be re-found by them. Off by default: with the default embedder
+    # it gains nothing (validation suite, mean cross-camera IDF1 0.553 -> 0.556) for about
+    # 30 % of the frame rate in crowds; with ground-truth features it takes 0.760 -> 0.830,
+    # so turn it on with a real Re-ID model.
     reid_low_score_veto: bool = False
     # Cross-camera cue weights (normalised): with a strong embedder, raise appearance.
     association_appearance_weight: float = 0.5

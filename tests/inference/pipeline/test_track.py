@@ -81,6 +81,16 @@ def test_a_weak_detection_of_someone_else_does_not_extend_a_track():
     assert _step(tracker, [[12, 11, 52, 121]], [0.2], [blue]) == []
 
 
+def test_with_the_veto_a_weak_detection_that_looks_right_re_finds_a_track_lost_for_a_frame():
+    red = _unit([1, 0, 0])
+    for veto in (False, True):
+        tracker = CameraTracker(TrackerConfig(min_hits=1, high_score=0.5, low_score=0.1, low_score_veto=veto))
+        first = _step(tracker, [[10, 10, 50, 120]], [0.9], [red])[0].track_id
+        assert _step(tracker, [], []) == []  # missed
+        back = _step(tracker, [[11, 11, 51, 121]], [0.2], [red])
+        assert [t.track_id for t in back] == ([first] if veto else [])
+
+
 def test_weak_detections_are_embedded_only_with_the_veto():
     """The veto costs embeddings: off (the default), weak detections are never cropped."""
     for veto, expected in ((False, ()), (True, (0,))):
