@@ -81,6 +81,17 @@ def test_a_weak_detection_of_someone_else_does_not_extend_a_track():
     assert _step(tracker, [[12, 11, 52, 121]], [0.2], [blue]) == []
 
 
+def test_a_lost_track_is_re_found_far_off_only_by_someone_who_looks_like_them():
+    red, half_like = _unit([1, 0]), _unit([0.725, 0.689])  # calibrated appearance cost about 0.5
+    for crop, refound in ((red, True), (half_like, False)):
+        tracker = CameraTracker(TrackerConfig(min_hits=1))
+        first = _step(tracker, [[10, 10, 50, 120]], [0.9], [red])[0].track_id
+        assert _step(tracker, [], []) == []  # missed
+        # 30 px off: too far for IoU, within the re-find reach
+        (back,) = _step(tracker, [[40, 10, 80, 120]], [0.9], [crop])
+        assert (back.track_id == first) is refound
+
+
 def test_with_the_veto_a_weak_detection_that_looks_right_re_finds_a_track_lost_for_a_frame():
     red = _unit([1, 0, 0])
     for veto in (False, True):
