@@ -193,13 +193,15 @@ class CameraTracker:
             # A track back after a miss may have passed to someone else in an occlusion.
             if track.since_embedding + 1 >= cfg.refresh_every or track.hits < cfg.young_hits or track.misses > 0:
                 needs.append(int(det))
-        # Low-score detections that stage b could give to a track with a known appearance.
-        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
-        reach = cfg.veto_lost_frames if cfg.low_score_veto else 0
-        recent = [i for i, t in enumerate(self._tracks) if t.misses <= reach and t.feature is not None]
-        if cfg.low_score_veto and recent and len(low):
-            reachable = iou_matrix(predicted[recent], boxes[low]).max(axis=0) >= cfg.low_iou_threshold
-            needs += [int(d) for d in low[reachable]]
+        if cfg.low_score_veto:
+            # Low-score detections that stage b could give to a track with a known appearance.
+            low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
+            recent = [
+                i for i, t in enumerate(self._tracks) if t.misses <= cfg.veto_lost_frames and t.feature is not None
+            ]
+            if recent and len(low):
+                reachable = iou_matrix(predicted[recent], boxes[low]).max(axis=0) >= cfg.low_iou_threshold
+                needs += [int(d) for d in low[reachable]]
         return FramePlan(boxes, scores, predicted, tuple(needs))
 
     def update(self, plan: FramePlan, embeddings: dict[int, np.ndarray]) -> list[TrackedBox]:
@@ -225,8 +227,8 @@ class CameraTracker:
         taken_t = {t for t, _ in matches}
 
         # b. low-score detections keep tracks that were seen last frame (or lately, with the veto)
-        reach = cfg.veto_lost_frames if cfg.low_score_veto else 0
-        recent = [t for t in tracks if t not in taken_t and self._tracks[t].misses <= reach]
+        lately = cfg.veto_lost_frames if cfg.low_score_veto else 0
+        recent = [t for t in tracks if t not in taken_t and self._tracks[t].misses <= lately]
         low_cost = 1.0 - iou_matrix(plan.predicted[recent], boxes[low])
         app = self._appearance_cost(
             [self._tracks[t].feature for t in recent], [embeddings.get(int(d)) for d in low], clip=False
