@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     started, load_start = time.monotonic(), os.getloadavg()[0]
-    for name, seconds in build(BENCH_VAR / "scenes", tuple(name for name, _ in scenes), scenes).items():
+    for name, seconds in build(BENCH_VAR / "scenes", scenes=scenes).items():
         print(f"scene {name}: {'cached' if seconds is None else f'generated in {seconds:.0f} s'}", flush=True)
     env_dirs = {name: BENCH_VAR / "scenes" / name for name, _ in scenes}
     run_dirs = {name: BENCH_VAR / "out" / name for name, _ in scenes}

@@ -50,7 +50,7 @@ class Settings:
     # Embed the low-score detections that could extend a track and refuse those that look
     # like someone else (a passer-by in front of the tracked person); tracks lost for a
     # frame or two may then be re-found by them. Off by default: with the default embedder
-    # it gains nothing (validation suite, mean cross-camera IDF1 0.553 -> 0.556) for about
+    # it gains nothing (validation suite, mean cross-camera IDF1 0.567 -> 0.561) for about
     # 30 % of the frame rate in crowds; with ground-truth features it takes 0.760 -> 0.830,
     # so turn it on with a real Re-ID model.
     reid_low_score_veto: bool = False

@@ -62,8 +62,7 @@ class CameraOperations:
 
     async def test_source(self, source: CameraSource) -> ProbeResult:
         """Open ``source`` within SPOTON_SOURCE_CONNECT_TIMEOUT_S; what it sends, or why not."""
-        result = await asyncio.to_thread(probe_source, source, self._settings.source_connect_timeout_s)
-        return dataclasses.replace(result, frame=None)
+        return await asyncio.to_thread(probe_source, source, self._settings.source_connect_timeout_s)
 
     async def snapshot(self, environment_id: str, camera_id: str, *, draw_detections: bool = False) -> Snapshot:
         camera = self._catalog.camera(environment_id, camera_id)
@@ -84,7 +83,9 @@ class CameraOperations:
         if pull is not None and pull.latest is not None and pull.state.last_frame_at is not None:
             return pull.latest, dt.datetime.fromtimestamp(pull.state.last_frame_at, dt.UTC)
         if camera.source.is_live:
-            result = await asyncio.to_thread(probe_source, camera.source, self._settings.source_connect_timeout_s)
+            result = await asyncio.to_thread(
+                probe_source, camera.source, self._settings.source_connect_timeout_s, keep_frame=True
+            )
             if not result.ok or result.frame is None:
                 raise Unavailable(f"camera {camera.camera_id!r} gave no frame: {result.reason}")
             return result.frame, dt.datetime.now(dt.UTC)

@@ -32,6 +32,11 @@ MAX_PROBE_PACKETS = 600
 _IMAGE_FORMATS = {"image2", "gif", "apng", "webp"}
 
 
+def declared_fps(stream: av.video.stream.VideoStream) -> float:
+    """The frame rate a video stream declares (average, else guessed); 0 when it declares none."""
+    return float(stream.average_rate or stream.guessed_rate or 0.0)
+
+
 def probe_video(path: Path | str) -> VideoInfo:
     """The video's container, codec, size, frame rate, duration and (estimated) frame count."""
     try:
@@ -48,7 +53,7 @@ def probe_video(path: Path | str) -> VideoInfo:
         stream = container.streams.video[0]
         codec = stream.codec_context.name
         frame = _first_frame(container, stream, codec)
-        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        fps = declared_fps(stream)
         duration = _duration_s(container, stream)
         frames = int(stream.frames) or round(duration * fps)
         return VideoInfo(fmt, codec, frame.width, frame.height, round(fps, 6), round(duration, 3), frames)

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import numpy as np
 
 from spoton_inference.core.camera_source import CameraSource
+from spoton_inference.core.video_probe import declared_fps
 from spoton_inference.pipeline.av_source import ENDED, SourceError, describe, open_source
 from spoton_inference.pipeline.live import FrameBuffer, LiveFrame, RawPixels
 
@@ -133,7 +134,7 @@ class LivePull:
             ctx = stream.codec_context
             s = self.state
             s.codec, s.width, s.height = ctx.name, ctx.width, ctx.height
-            s.fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+            s.fps = declared_fps(stream)
             s.connected = True
             s.connects += 1
             if s.connects > 1:

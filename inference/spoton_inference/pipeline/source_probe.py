@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from spoton_inference.core.camera_source import CameraSource
+from spoton_inference.core.video_probe import declared_fps
 from spoton_inference.pipeline.av_source import ENDED, SourceError, describe, open_source
 
 
@@ -31,15 +32,18 @@ class ProbeResult:
     frame: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)  # first, BGR
 
 
-def probe_source(source: CameraSource, timeout_s: float, sample_s: float = 0.0) -> ProbeResult:
-    """Open ``source`` within ``timeout_s``, decode its first frame, then keep decoding for
-    ``sample_s`` seconds to measure the rate frames arrive at."""
+def probe_source(
+    source: CameraSource, timeout_s: float, sample_s: float = 0.0, *, keep_frame: bool = False
+) -> ProbeResult:
+    """Open ``source`` within ``timeout_s``, decode its first frame (kept as BGR with
+    ``keep_frame``), then keep decoding for ``sample_s`` seconds to measure the rate frames
+    arrive at."""
     started = time.monotonic()
     try:
         container, stream = open_source(source, timeout_s)
         with contextlib.closing(container):
             ctx = stream.codec_context
-            declared = float(stream.average_rate or stream.guessed_rate or 0.0)
+            declared = declared_fps(stream)
             frames = container.decode(stream)
             first = next(frames, None)
             if first is None:
@@ -60,7 +64,7 @@ def probe_source(source: CameraSource, timeout_s: float, sample_s: float = 0.0) 
                 fps=declared,
                 first_frame_ms=round((first_at - started) * 1000, 1),
                 measured_fps=round(count / window, 2) if sample_s > 0 and window > 0 else 0.0,
-                frame=first.to_ndarray(format="bgr24"),
+                frame=first.to_ndarray(format="bgr24") if keep_frame else None,
             )
     except Exception as exc:
         error = describe(exc, source.masked_url, timeout_s, time.monotonic() - started)

@@ -33,9 +33,8 @@ EVENT_COLUMNS = (
     "payload",
     "event_key",
 )
-_INSERT_EVENTS = """
-    INSERT INTO events (time, task_id, environment_id, camera_id, global_id, kind, global_frame_index, payload,
-                        event_key)
+_INSERT_EVENTS = f"""
+    INSERT INTO events ({", ".join(EVENT_COLUMNS)})
     SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[],
                          $7::bigint[], $8::jsonb[], $9::text[])
     ON CONFLICT DO NOTHING"""
