@@ -49,6 +49,11 @@ class Camera:
     location: str = ""
     enabled: bool = True
 
+    @property
+    def is_pulled(self) -> bool:
+        """The service pulls its frames (an RTSP/HTTP source and no recorded sub-videos)."""
+        return self.source.is_live and not self.sub_videos
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CameraGroup:

@@ -555,7 +555,7 @@ def _task_cameras(environment_id: str, cameras: tuple[Camera, ...], *, explicit:
     until the task is cancelled. Without an explicit selection, recorded cameras come first.
     """
     recorded = tuple(c for c in cameras if c.sub_videos)
-    pulled = tuple(c for c in cameras if c.source.is_live and not c.sub_videos)
+    pulled = tuple(c for c in cameras if c.is_pulled)
     if explicit and recorded and pulled:
         raise InvalidArgument(
             f"cameras {[c.camera_id for c in recorded]} are recorded and {[c.camera_id for c in pulled]} are live; "

@@ -62,7 +62,7 @@ class TaskPlan:
     @property
     def is_live(self) -> bool:
         """Over cameras the service pulls (RTSP/HTTP) rather than recorded sub-videos."""
-        return bool(self.cameras) and all(c.source.is_live and not c.sub_videos for c in self.cameras)
+        return bool(self.cameras) and all(c.is_pulled for c in self.cameras)
 
 
 def batch_lengths(cameras: tuple[Camera, ...]) -> list[int]:
