@@ -5,10 +5,10 @@ out. Anything short of that is :class:`UnsupportedMedia` with FFmpeg's reason: n
 container FFmpeg knows, a still image, no video stream, or no frame that decodes.
 
 Example:
-    >>> import os, tempfile
+    >>> import tempfile
     >>> path = tempfile.mktemp(suffix=".mp4")
     >>> with open(path, "wb") as f:
-    ...     _ = f.write(os.urandom(4096))
+    ...     _ = f.write(b"not a video " * 400)
     >>> try:
     ...     probe_video(path)
     ... except UnsupportedMedia as exc:
