@@ -22,7 +22,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
-from spoton_facade.client import InferenceClient, open_channel, request_metadata
+from spoton_facade.client import InferenceClient, open_channel, open_upload_channel, request_metadata
 from spoton_facade.problems import EXCEPTION_HANDLERS
 from spoton_facade.routes.analytics import AnalyticsController, ZoneController
 from spoton_facade.routes.camera_registry import CameraRegistryController, CameraSummaryController
@@ -85,11 +85,13 @@ async def _inference_channel(app: Litestar) -> AsyncIterator[None]:
     # grpc.aio channels bind to the running loop, so the channel is made here, not in create_app.
     channel = open_channel(app.state.settings)
     app.state.inference_channel = channel
+    app.state.upload_channel = open_upload_channel(app.state.settings)
     try:
         yield
     finally:
         # Cancels any call still open (SSE streams outliving the graceful shutdown).
         await channel.close()
+        app.state.upload_channel.close()
 
 
 def _provide_settings(state: State) -> FacadeSettings:

@@ -48,16 +48,24 @@ def request_metadata(request: Request[Any, Any, Any]) -> Metadata:
     return [("authorization", authorization)] if authorization else []
 
 
+def _channel_options(settings: FacadeSettings) -> list[tuple[str, int]]:
+    limit = settings.grpc_max_message_bytes
+    return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+
+
 def open_channel(settings: FacadeSettings) -> grpc.aio.Channel:
     """The one channel the app shares; its message limits match the inference service's."""
-    limit = settings.grpc_max_message_bytes
-    return grpc.aio.insecure_channel(
-        settings.inference_target,
-        options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
-        ],
-    )
+    return grpc.aio.insecure_channel(settings.inference_target, options=_channel_options(settings))
+
+
+def open_upload_channel(settings: FacadeSettings) -> grpc.Channel:
+    """A blocking channel for client-streaming uploads.
+
+    A grpc.aio client still streaming when the server refuses the call can report INTERNAL
+    ("Internal error from Core") instead of the server's status (grpc#36066); the blocking
+    API keeps the server's status, so a refused upload stays a 400, 413 or 415.
+    """
+    return grpc.insecure_channel(settings.inference_target, options=_channel_options(settings))
 
 
 class InferenceClient:

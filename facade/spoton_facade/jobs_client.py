@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import BinaryIO
 
 import grpc
@@ -20,21 +20,40 @@ CANCEL_TIMEOUT_S = 60.0
 
 
 class JobClient:
-    """Thin async wrapper over the JobService stub; ``metadata`` goes on every call."""
+    """Thin async wrapper over the JobService stub; ``metadata`` goes on every call.
 
-    def __init__(self, channel: grpc.aio.Channel, metadata: Metadata = ()) -> None:
+    Uploads go through ``upload_channel``, a blocking channel (see
+    :func:`~spoton_facade.client.open_upload_channel`); everything else through ``channel``.
+    """
+
+    def __init__(
+        self, channel: grpc.aio.Channel, metadata: Metadata = (), upload_channel: grpc.Channel | None = None
+    ) -> None:
         self._metadata = tuple(metadata)
         self._jobs = jobs_pb2_grpc.JobServiceStub(channel)
+        self._uploads = jobs_pb2_grpc.JobServiceStub(upload_channel) if upload_channel is not None else None
 
     async def upload_job(self, metadata: jobs_pb2.JobUploadMetadata, spool: BinaryIO) -> jobs_pb2.Job:
-        """JobService.UploadJob: ``metadata``, then ``spool`` from its current position in chunks."""
+        """JobService.UploadJob: ``metadata``, then ``spool`` from its current position in chunks.
 
-        async def requests() -> AsyncIterator[jobs_pb2.UploadJobRequest]:
+        Fails with ``grpc.aio.AioRpcError``, like every other call, with the server's status.
+        """
+        if self._uploads is None:
+            raise RuntimeError("JobClient needs an upload_channel to upload")
+
+        def requests() -> Iterator[jobs_pb2.UploadJobRequest]:  # read in gRPC's thread, off the event loop
             yield jobs_pb2.UploadJobRequest(metadata=metadata)
-            while chunk := await asyncio.to_thread(spool.read, UPLOAD_CHUNK_BYTES):
+            while chunk := spool.read(UPLOAD_CHUNK_BYTES):
                 yield jobs_pb2.UploadJobRequest(chunk=chunk)
 
-        return await self._jobs.UploadJob(requests(), timeout=UPLOAD_TIMEOUT_S, metadata=self._metadata)
+        call = self._uploads.UploadJob.future(requests(), timeout=UPLOAD_TIMEOUT_S, metadata=self._metadata)
+        try:
+            return await asyncio.to_thread(call.result)
+        except asyncio.CancelledError:
+            call.cancel()  # the HTTP request went away: so does the upload
+            raise
+        except grpc.RpcError as exc:
+            raise _as_aio_error(exc) from None
 
     async def get_job(self, job_id: str) -> jobs_pb2.Job:
         """JobService.GetJob."""
@@ -62,3 +81,14 @@ class JobClient:
         """JobService.WatchJob, with no deadline; the caller owns the call and must cancel it."""
         request = jobs_pb2.WatchJobRequest(job_id=job_id, after_revision=after_revision)
         return self._jobs.WatchJob(request, metadata=self._metadata)
+
+
+def _as_aio_error(exc: grpc.RpcError) -> grpc.aio.AioRpcError:
+    """A blocking call's error as the app's error handlers expect it."""
+    call: grpc.Call = exc  # type: ignore[assignment]  # a failed call's error is also the call
+    return grpc.aio.AioRpcError(
+        call.code(),
+        grpc.aio.Metadata(*(call.initial_metadata() or ())),
+        grpc.aio.Metadata(*(call.trailing_metadata() or ())),
+        call.details(),
+    )

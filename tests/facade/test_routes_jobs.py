@@ -265,3 +265,14 @@ async def test_bad_zones_get_a_problem_with_the_reason_and_leave_no_file(live_cl
         assert response.headers["content-type"] == "application/problem+json"
         assert reason in response.json()["detail"], response.json()
     assert await _uploads_left(jobs_service) == []
+
+
+async def test_a_large_upload_refused_for_its_options_gets_the_server_s_reason(live_client, jobs_service):
+    """The service refuses at the first message while the facade still streams the file; the
+    refusal must reach the user as the service's 400, never a 502 (grpc#36066)."""
+    large = jobs_service.video.read_bytes() + bytes(3 * 1024 * 1024)  # the limit here is 4 MiB
+    for _ in range(20):
+        response = await _post(live_client, large, zones=json.dumps([{"polygon": [[0, 0], [4, 0], [4, 4]]}]))
+        assert response.status_code == 400, response.text
+        assert "zones need a homography" in response.json()["detail"]
+    assert await _uploads_left(jobs_service) == []
