@@ -26,20 +26,16 @@ class JobClient:
     :func:`~spoton_facade.client.open_upload_channel`); everything else through ``channel``.
     """
 
-    def __init__(
-        self, channel: grpc.aio.Channel, metadata: Metadata = (), upload_channel: grpc.Channel | None = None
-    ) -> None:
+    def __init__(self, channel: grpc.aio.Channel, upload_channel: grpc.Channel, metadata: Metadata = ()) -> None:
         self._metadata = tuple(metadata)
         self._jobs = jobs_pb2_grpc.JobServiceStub(channel)
-        self._uploads = jobs_pb2_grpc.JobServiceStub(upload_channel) if upload_channel is not None else None
+        self._uploads = jobs_pb2_grpc.JobServiceStub(upload_channel)
 
     async def upload_job(self, metadata: jobs_pb2.JobUploadMetadata, spool: BinaryIO) -> jobs_pb2.Job:
         """JobService.UploadJob: ``metadata``, then ``spool`` from its current position in chunks.
 
         Fails with ``grpc.aio.AioRpcError``, like every other call, with the server's status.
         """
-        if self._uploads is None:
-            raise RuntimeError("JobClient needs an upload_channel to upload")
 
         def requests() -> Iterator[jobs_pb2.UploadJobRequest]:  # read in gRPC's thread, off the event loop
             yield jobs_pb2.UploadJobRequest(metadata=metadata)

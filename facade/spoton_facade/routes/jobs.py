@@ -55,7 +55,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 def _provide_jobs(state: State, request: Request[Any, Any, Any]) -> JobClient:
-    return JobClient(state.inference_channel, request_metadata(request), state.upload_channel)
+    return JobClient(state.inference_channel, state.upload_channel, request_metadata(request))
 
 
 @dataclasses.dataclass
