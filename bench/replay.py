@@ -1,14 +1,17 @@
-"""Replay the tracking core on the detections of the last ``make bench-accuracy`` run.
+"""Replay the tracking (online and refined) on the detections of the last ``make bench-accuracy`` run.
 
-    .venv/bin/python bench/replay.py [--suite fixed|validation] [--scenes NAME ...] [--features model|ground-truth]
-                                     [--set tracker.min_hits=3 --set association.max_cost=0.6 ...]
+    .venv/bin/python bench/replay.py [--suites real validation] [--scenes NAME ...] [--features model|ground-truth]
+                                     [--set tracker.min_hits=3 --set refine.linking.max_gap_s=2 ...]
 
-For tuning and diagnosis, in seconds per scene rather than a service run: the same
-detections (``var/bench/out/<scene>/ours/<cam>.detections.txt``), the same
-:class:`MultiCameraTracker`, with either the default embedder's features (computed once
-through an embedded Triton and cached under ``var/bench/cache``) or ground-truth identity
-features (a perfect embedder). Prints ours against the oracle per scene. Numbers of record
-come from ``make bench-accuracy``, which runs the real service.
+For tuning and diagnosis, in seconds per scene rather than a service run: the same detections
+(``var/bench/out/<scene>/ours/<cam>.detections.txt``), the same online tracker and refinement
+windows the runner drives, with either the default embedder's features (computed once through
+an embedded Triton and cached under ``var/bench/cache``) or ground-truth identity features (a
+perfect embedder). ``--set`` replaces a field of the tracking setup: ``tracker.*``,
+``association.*``, ``refine.tracklets.*``, ``refine.linking.*``, ``refine.identities.*``,
+``refine.fill.*``. Prints per scene the per-camera and cross-camera IDF1, online and refined,
+beside the oracle's. Numbers of record come from ``make bench-accuracy``, which runs the real
+service.
 """
 
 from __future__ import annotations
@@ -18,42 +21,54 @@ import asyncio
 import dataclasses
 import statistics
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from accuracy_lib.oracle import write_oracle
-from accuracy_lib.replay import Features, ground_truth_features, load_detections, model_features, replay
+from accuracy_lib.replay import (
+    Features,
+    ground_truth_features,
+    load_detections,
+    model_features,
+    perfect_reid_setup,
+    replay,
+    service_setup,
+)
+from accuracy_lib.scenes import BENCH_VAR, REAL_SUITE, BenchScene, generated_scenes, real_scenes
 
 from spoton_client.scoring import score_environment
 from spoton_inference.core.environment import load_environment_dir
-from spoton_inference.pipeline.associate import AssociationConfig
-from spoton_inference.pipeline.multicam import tracking_configs
-from spoton_inference.pipeline.track import TrackerConfig
+from spoton_inference.pipeline.tracking_settings import TrackingSetup
 from spoton_inference.scenes.suite import SUITES
-from spoton_inference.settings import REPO_ROOT, Settings
-
-BENCH_VAR = REPO_ROOT / "var" / "bench"
+from spoton_inference.settings import Settings
 
 
-def _configs(assignments: list[str], fps: float, threshold: float) -> tuple[TrackerConfig, AssociationConfig]:
-    settings = dataclasses.replace(Settings.from_env(), detection_threshold=threshold)
-    tracker, association = tracking_configs(settings, fps)
+def with_overrides(setup: TrackingSetup, assignments: list[str]) -> TrackingSetup:
+    """``setup`` with ``path.to.field=value`` assignments applied (values cast to the field's type)."""
     for item in assignments:
         key, _, value = item.partition("=")
-        which, _, field = key.partition(".")
-        target = {"tracker": tracker, "association": association}[which]
-        kind = type(getattr(target, field))
-        new = dataclasses.replace(target, **{field: kind(value)})
-        tracker, association = (new, association) if which == "tracker" else (tracker, new)
-    return tracker, association
+        path = key.split(".")
+        setup = _replace(setup, path, value)
+    return setup
 
 
-async def _features(kind: str, names: list[str]) -> dict[str, Features]:
-    dets = {}
-    for name in names:
-        env = load_environment_dir(BENCH_VAR / "scenes" / name)
-        dets[name] = (env, load_detections(BENCH_VAR / "out" / name / "ours", [c.camera_id for c in env.cameras]))
+def _replace(obj: object, path: list[str], value: str) -> object:
+    head, rest = path[0], path[1:]
+    current = getattr(obj, head)
+    if rest:
+        return dataclasses.replace(obj, **{head: _replace(current, rest, value)})  # type: ignore[type-var]
+    kind = type(current)
+    cast = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+    return dataclasses.replace(obj, **{head: cast})  # type: ignore[type-var]
+
+
+async def _features(kind: str, scenes: list[BenchScene]) -> dict[str, Features]:
+    detections = {}
+    for scene in scenes:
+        env = load_environment_dir(scene.env_dir)
+        detections[scene.name] = (env, load_detections(_ours(scene), [c.camera_id for c in env.cameras]))
     if kind == "ground-truth":
-        return {n: ground_truth_features(BENCH_VAR / "scenes" / n / "ground_truth", d) for n, (_, d) in dets.items()}
+        return {s.name: ground_truth_features(s.gt_dir, detections[s.name][1]) for s in scenes}
     from spoton_inference.embedded.triton import EmbeddedTriton
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,47 +76,68 @@ async def _features(kind: str, names: list[str]) -> dict[str, Features]:
         await triton.start()
         try:
             return {
-                n: await model_features(env, d, triton.grpc_url, BENCH_VAR / "cache") for n, (env, d) in dets.items()
+                name: await model_features(env, dets, triton.grpc_url, BENCH_VAR / "cache")
+                for name, (env, dets) in detections.items()
             }
         finally:
             await triton.stop()
 
 
+def _ours(scene: BenchScene) -> Path:
+    return BENCH_VAR / "out" / scene.name / "ours"
+
+
+def _one(job: tuple[BenchScene, Features, str, list[str]]) -> tuple[str, dict[str, float], float]:
+    scene, features, kind, assignments = job
+    threshold = Settings.from_env().detection_threshold
+    env = load_environment_dir(scene.env_dir)
+    cams = [c.camera_id for c in env.cameras]
+    make = perfect_reid_setup if kind == "ground-truth" else service_setup
+    setup = with_overrides(make(threshold, scene.fps), assignments)
+    out = BENCH_VAR / "replay" / scene.name / kind
+    timing = replay(env, load_detections(_ours(scene), cams), features, out, setup)
+    oracle_dir = BENCH_VAR / "out" / scene.name / "oracle"
+    write_oracle(scene.gt_dir, _ours(scene), oracle_dir, cams, threshold)
+    scores = {}
+    for system, folder, infix in (("online", out, "online."), ("refined", out, ""), ("oracle", oracle_dir, "")):
+        per_camera, cross = score_environment(scene.gt_dir, folder, cams, infix)
+        scores[f"{system}_camera"] = statistics.fmean(s.idf1 for s in per_camera.values())
+        scores[f"{system}_cross"] = cross.idf1
+    return scene.name, scores, sum(timing.refine_s)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", choices=sorted(SUITES), default="fixed", help="validation is the one to tune on")
+    parser.add_argument("--suites", nargs="+", choices=(REAL_SUITE, *SUITES), default=[REAL_SUITE, "validation"])
     parser.add_argument("--scenes", nargs="+", metavar="NAME")
     parser.add_argument("--features", choices=("model", "ground-truth"), default="model")
-    parser.add_argument("--set", action="append", default=[], metavar="tracker.FIELD=V|association.FIELD=V")
+    parser.add_argument("--set", action="append", default=[], metavar="PATH.FIELD=VALUE")
     args = parser.parse_args(argv)
-    scenes = [(n, c) for n, c in SUITES[args.suite]() if not args.scenes or n in args.scenes]
-    missing = [n for n, _ in scenes if not (BENCH_VAR / "out" / n / "ours").is_dir()]
+    scenes = [s for suite in args.suites for s in (real_scenes() if suite == REAL_SUITE else generated_scenes(suite))]
+    scenes = [s for s in scenes if not args.scenes or s.name in args.scenes]
+    missing = [s.name for s in scenes if not _ours(s).is_dir()]
     if missing:
-        parser.error(f"no service run of {missing}: run bench/accuracy.py --suite {args.suite} first")
-    features = asyncio.run(_features(args.features, [n for n, _ in scenes]))
-    threshold = Settings().detection_threshold
-    ratios, cross = [], []
-    print(f"{'scene':24} {'cam IDF1':>9} {'oracle':>7} {'IDsw':>5} {'cross':>7} {'oracle':>7} {'ratio':>6}")
-    for name, config in scenes:
-        env_dir, run = BENCH_VAR / "scenes" / name, BENCH_VAR / "out" / name
-        env = load_environment_dir(env_dir)
-        cams = [c.camera_id for c in env.cameras]
-        out = BENCH_VAR / "replay" / name / args.features
-        tracker, association = _configs(args.set, config.fps, threshold)
-        replay(env, load_detections(run / "ours", cams), features[name], out, tracker, association)
-        write_oracle(env_dir / "ground_truth", run / "ours", run / "oracle", cams, threshold)
-        ours_cam, ours_cross = score_environment(env_dir / "ground_truth", out, cams)
-        oracle_cam, oracle_cross = score_environment(env_dir / "ground_truth", run / "oracle", cams)
-        ratio = ours_cross.idf1 / oracle_cross.idf1
-        ratios.append(ratio)
-        cross.append(ours_cross.idf1)
-        print(
-            f"{name:24} {statistics.fmean(s.idf1 for s in ours_cam.values()):9.3f}"
-            f" {statistics.fmean(s.idf1 for s in oracle_cam.values()):7.3f}"
-            f" {statistics.fmean(s.id_switches for s in ours_cam.values()):5.1f}"
-            f" {ours_cross.idf1:7.3f} {oracle_cross.idf1:7.3f} {ratio:6.2f}"
-        )
-    print(f"mean cross IDF1 {statistics.fmean(cross):.3f}, min ratio to oracle {min(ratios):.2f}")
+        parser.error(f"no service run of {missing}: run bench/accuracy.py first")
+    features = asyncio.run(_features(args.features, scenes))
+    jobs = [(s, features[s.name], args.features, args.set) for s in scenes]
+    with ProcessPoolExecutor(2) as pool:
+        results = {name: (scores, seconds) for name, scores, seconds in pool.map(_one, jobs)}
+    print(f"{'scene':28} {'IDF1 on':>8} {'ref':>6} {'orac':>6}  {'xIDF1 on':>8} {'ref':>6} {'orac':>6} {'refine s':>8}")
+    for suite in args.suites:
+        mine = [s.name for s in scenes if s.suite == suite]
+        for name in mine:
+            r, seconds = results[name]
+            print(
+                f"{name:28} {r['online_camera']:8.3f} {r['refined_camera']:6.3f} {r['oracle_camera']:6.3f}"
+                f"  {r['online_cross']:8.3f} {r['refined_cross']:6.3f} {r['oracle_cross']:6.3f} {seconds:8.2f}"
+            )
+        if mine:
+            mean = {k: statistics.fmean(results[n][0][k] for n in mine) for k in results[mine[0]][0]}
+            print(
+                f"{suite + ' mean':28} {mean['online_camera']:8.3f} {mean['refined_camera']:6.3f}"
+                f" {mean['oracle_camera']:6.3f}  {mean['online_cross']:8.3f} {mean['refined_cross']:6.3f}"
+                f" {mean['oracle_cross']:6.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
-"""Everything measured on one scene: the three systems' scores, detection quality, map
-error and speed. The directory layout of a scene's run is::
+"""Everything measured on one scene: every system's scores, detection quality, map error and
+speed. The directory layout of a scene's run is::
 
-    <run_dir>/ours/       the service's exports (detections included)
-    <run_dir>/baseline/   ByteTrack on those detections
-    <run_dir>/oracle/     those detections with ground-truth ids
-    <run_dir>/perfect_reid/  our tracking core replayed on those detections with
-                          ground-truth identity features: the upper bound a perfect
-                          Re-ID embedder would reach (``accuracy_lib/replay.py``)
+    <run_dir>/ours/          the service's exports: refined (<cam>.local.txt, <cam>.global.txt),
+                             online (<cam>.online.*.txt) and the detections
+    <run_dir>/baseline/      ByteTrack on those detections
+    <run_dir>/oracle/        those detections with ground-truth ids
+    <run_dir>/perfect_reid/  our tracking replayed on those detections with ground-truth
+                             identity features, online and refined: the upper bound a
+                             perfect Re-ID embedder would reach (``accuracy_lib/replay.py``)
 """
 
 from __future__ import annotations
@@ -21,12 +22,21 @@ from accuracy_lib.baseline import run_baseline
 from accuracy_lib.detection import DetectionCounts, detection_counts
 from accuracy_lib.map_error import map_errors
 from accuracy_lib.oracle import write_oracle
-from accuracy_lib.replay import ground_truth_features, load_detections, perfect_reid_configs, replay
+from accuracy_lib.replay import ground_truth_features, load_detections, perfect_reid_setup, replay
+from accuracy_lib.scenes import BenchScene
 from spoton_client.process import ProcessResult
 from spoton_client.scoring import Scores, score_environment
 from spoton_inference.core.environment import load_environment_dir
 
-SYSTEMS = ("ours", "baseline", "oracle", "perfect_reid")
+# System -> (directory under the run, file infix): ours online and refined share the service's exports.
+SYSTEM_FILES = {
+    "online": ("ours", "online."),
+    "refined": ("ours", ""),
+    "baseline": ("baseline", ""),
+    "oracle": ("oracle", ""),
+    "perfect_reid": ("perfect_reid", ""),
+}
+SYSTEMS = tuple(SYSTEM_FILES)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,15 +68,17 @@ class MapError:
     boxes: int
 
     @classmethod
-    def of(cls, errors: np.ndarray) -> MapError:
-        if errors.size == 0:
+    def of(cls, errors: list[np.ndarray]) -> MapError:
+        joined = np.concatenate(errors) if errors else np.zeros(0)
+        if joined.size == 0:
             return cls(float("nan"), float("nan"), 0)
-        return cls(float(np.median(errors)), float(np.percentile(errors, 90)), int(errors.size))
+        return cls(float(np.median(joined)), float(np.percentile(joined, 90)), int(joined.size))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SceneResult:
     name: str
+    suite: str
     description: str
     easy: bool
     camera_ids: tuple[str, ...]
@@ -74,62 +86,62 @@ class SceneResult:
     wall_s: float
     detection: dict[str, DetectionCounts]
     systems: dict[str, SystemScores]
-    map_error: MapError
-    map_error_per_camera: dict[str, MapError]
+    # Median map error of the online and the refined boxes; None without true positions.
+    map_error: dict[str, MapError] | None
+    # Replay timings of the refinement, seconds per window (batch).
+    refine_s_per_window: float
 
     @property
     def fps(self) -> float:
         return self.frames / self.wall_s
 
-    @property
-    def cross_idf1_vs_oracle(self) -> float:
-        """Ours over the oracle: the share of reachable cross-camera IDF1 that association keeps."""
+    def cross_vs_oracle(self, system: str) -> float:
+        """A system's cross-camera IDF1 over the oracle's."""
         oracle = self.systems["oracle"].cross.idf1
-        return self.systems["ours"].cross.idf1 / oracle if oracle else float("nan")
+        return self.systems[system].cross.idf1 / oracle if oracle else float("nan")
 
-    @property
-    def perfect_reid_vs_oracle(self) -> float:
-        """The same with ground-truth features: what the association loses with a perfect embedder."""
-        oracle = self.systems["oracle"].cross.idf1
-        return self.systems["perfect_reid"].cross.idf1 / oracle if oracle else float("nan")
+    def camera_vs_oracle(self, system: str) -> float:
+        """A system's mean per-camera IDF1 over the oracle's."""
+        oracle = self.systems["oracle"].camera_idf1
+        return self.systems[system].camera_idf1 / oracle if oracle else float("nan")
 
     @property
     def detection_total(self) -> DetectionCounts:
         return sum(self.detection.values(), DetectionCounts(0, 0, 0))
 
 
-def evaluate_scene(
-    name: str,
-    description: str,
-    easy: bool,
-    env_dir: Path,
-    run_dir: Path,
-    run: ProcessResult,
-    fps: float,
-    start_score: float,
-) -> SceneResult:
+def evaluate_scene(scene: BenchScene, run_dir: Path, run: ProcessResult, start_score: float) -> SceneResult:
     """Run the baseline, the oracle and the perfect-Re-ID replay on the service's detections; score all."""
     cams = list(run.camera_ids)
-    ours, baseline, oracle, perfect = (run_dir / s for s in SYSTEMS)
-    run_baseline(ours, baseline, fps)
-    write_oracle(env_dir / "ground_truth", ours, oracle, cams, start_score)
+    ours = run_dir / "ours"
+    run_baseline(ours, run_dir / "baseline", scene.fps)
+    write_oracle(scene.gt_dir, ours, run_dir / "oracle", cams, start_score)
+    env = load_environment_dir(scene.env_dir)
     detections = load_detections(ours, cams)
-    features = ground_truth_features(env_dir / "ground_truth", detections)
-    replay(load_environment_dir(env_dir), detections, features, perfect, *perfect_reid_configs(start_score, fps))
+    features = ground_truth_features(scene.gt_dir, detections)
+    timing = replay(env, detections, features, run_dir / "perfect_reid", perfect_reid_setup(start_score, scene.fps))
     systems = {}
-    for system, out in zip(SYSTEMS, (ours, baseline, oracle, perfect), strict=True):
-        per_camera, cross = score_environment(env_dir / "ground_truth", out, cams)
+    for system, (folder, infix) in SYSTEM_FILES.items():
+        per_camera, cross = score_environment(scene.gt_dir, run_dir / folder, cams, infix)
         systems[system] = SystemScores(per_camera, cross)
-    errors = map_errors(env_dir, ours, cams)
+    map_error = None
+    if scene.map_positions is not None:
+        map_error = {
+            system: MapError.of(
+                list(map_errors(scene.env_dir, scene.gt_dir, scene.map_positions, ours, cams, infix).values())
+            )
+            for system, infix in (("online", "online."), ("refined", ""))
+        }
     return SceneResult(
-        name=name,
-        description=description,
-        easy=easy,
+        name=scene.name,
+        suite=scene.suite,
+        description=scene.description,
+        easy=scene.easy,
         camera_ids=tuple(cams),
         frames=run.frames,
         wall_s=run.wall_s,
-        detection=detection_counts(env_dir / "ground_truth", ours, cams, start_score),
+        detection=detection_counts(scene.gt_dir, ours, cams, start_score),
         systems=systems,
-        map_error=MapError.of(np.concatenate(list(errors.values()))),
-        map_error_per_camera={cam: MapError.of(e) for cam, e in errors.items()},
+        map_error=map_error,
+        refine_s_per_window=statistics.fmean(timing.refine_s) if timing.refine_s else 0.0,
     )

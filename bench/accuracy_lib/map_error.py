@@ -23,11 +23,13 @@ MapPositions = dict[tuple[int, int], tuple[float, float]]
 
 
 def read_map_positions(path: Path) -> MapPositions:
-    """(frame, person id) -> (map_x, map_y) from ``ground_truth/map_positions.csv``."""
+    """(frame, person id) -> (map_x, map_y), from the generated scenes' ``map_positions.csv``
+    (``frame,person_id,map_x,map_y``) or the real footage's ``gt/map.csv`` (``frame,id,x,y``)."""
     with path.open(newline="") as f:
-        return {
-            (int(r["frame"]), int(r["person_id"])): (float(r["map_x"]), float(r["map_y"])) for r in csv.DictReader(f)
-        }
+        rows = list(csv.DictReader(f))
+    if rows and "person_id" in rows[0]:
+        return {(int(r["frame"]), int(r["person_id"])): (float(r["map_x"]), float(r["map_y"])) for r in rows}
+    return {(int(r["frame"]), int(r["id"])): (float(r["x"]), float(r["y"])) for r in rows}
 
 
 def camera_errors(
@@ -42,7 +44,8 @@ def camera_errors(
     for frame in sorted(set(gt) & set(hyp)):
         gt_ids, gt_boxes = gt[frame]
         _, hyp_boxes = hyp[frame]
-        pairs = match_boxes(gt_boxes, hyp_boxes)
+        # A person with no known ground position that frame cannot be scored.
+        pairs = [(g, h) for g, h in match_boxes(gt_boxes, hyp_boxes) if (frame, int(gt_ids[g])) in positions]
         if not pairs:
             continue
         feet = foot_points(xywh_to_xyxy(hyp_boxes[[h for _, h in pairs]]))
@@ -53,15 +56,20 @@ def camera_errors(
     return np.linalg.norm(np.concatenate(projected) - np.array(truth), axis=1)
 
 
-def map_errors(env_dir: Path, hyp_dir: Path, camera_ids: list[str]) -> dict[str, np.ndarray]:
-    """Per camera, the error of every matched box of ``<cam>.local.txt`` in ``hyp_dir``."""
+def map_errors(
+    env_dir: Path, gt_dir: Path, positions_file: Path, hyp_dir: Path, camera_ids: list[str], infix: str = ""
+) -> dict[str, np.ndarray]:
+    """Per camera, the error of every matched box of ``<cam>.<infix>local.txt`` in ``hyp_dir``.
+
+    A camera without a homography cannot be scored and is left out.
+    """
     env = load_environment_dir(env_dir)
-    positions = read_map_positions(env_dir / "ground_truth" / "map_positions.csv")
+    positions = read_map_positions(positions_file)
     errors: dict[str, np.ndarray] = {}
     for cam in camera_ids:
         camera = env.camera(cam)
         if camera is None or camera.homography is None:
-            raise ValueError(f"{env_dir}: camera {cam!r} has no homography")
-        gt = read_mot(env_dir / "ground_truth" / f"{cam}.txt")
-        errors[cam] = camera_errors(gt, read_mot(hyp_dir / f"{cam}.local.txt"), camera.homography, positions)
+            continue
+        gt = read_mot(gt_dir / f"{cam}.txt")
+        errors[cam] = camera_errors(gt, read_mot(hyp_dir / f"{cam}.{infix}local.txt"), camera.homography, positions)
     return errors

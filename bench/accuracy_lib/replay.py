@@ -1,24 +1,25 @@
-"""Replaying the service's tracking core on a scene's exported detections.
+"""Replaying the service's tracking on a scene's exported detections.
 
-The service writes every raw detection it saw (``<cam>.detections.txt``). Feeding those to
-:class:`~spoton_inference.pipeline.multicam.MultiCameraTracker`, the object the service's
-runner drives, reproduces the service's association without Triton in the loop, which
-serves two purposes:
+The service writes every raw detection it saw (``<cam>.detections.txt``). Feeding those to the
+same online tracker (:class:`~spoton_inference.tracking.multicam.MultiCameraTracker`) and the
+same refinement windows (:class:`~spoton_inference.pipeline.refinement.RefinementWindows`) the
+runner drives reproduces the service without Triton in the loop, which serves two purposes:
 
-- **the upper bound the issue asks for**: the same detections, the same tracker, but every
+- **the upper bound the issue asks for**: the same detections, the same tracking, but every
   appearance feature replaced by a ground-truth identity feature (:func:`ground_truth_features`):
-  what a perfect Re-ID embedder would give this association;
-- **fast iteration** on tracker and association settings (``bench/replay.py``), with the
-  default embedder's features computed once per scene and cached (:func:`model_features`).
+  what a perfect Re-ID embedder would give;
+- **fast iteration** on settings (``bench/replay.py``), with the default embedder's features
+  computed once per scene and cached (:func:`model_features`).
 
-Features are per camera, then per MOT frame (global frame index + 1), one row per
-detection in the file's order.
+Features are per camera, then per MOT frame (global frame index + 1), one row per detection
+in the file's order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,25 +29,33 @@ from accuracy_lib.matching import match_boxes
 from accuracy_lib.motfile import FrameDetections, MotRow, read_detections, write_rows, xywh_to_xyxy
 from spoton_client.scoring import read_mot
 from spoton_inference.core.environment import Environment
-from spoton_inference.pipeline.associate import AssociationConfig
-from spoton_inference.pipeline.multicam import MultiCameraTracker, tracking_configs
-from spoton_inference.pipeline.track import TrackerConfig
+from spoton_inference.core.events import TrackingUpdate
+from spoton_inference.pipeline.refinement import RefinementWindows
+from spoton_inference.pipeline.tracking_settings import TrackingSetup, tracking_setup
 from spoton_inference.settings import REPO_ROOT, Settings
 
 Features = dict[str, dict[int, np.ndarray]]
 
-# Calibration for :func:`ground_truth_features`: two people's random 64-d unit vectors are
-# 1 +- 0.125 apart in cosine distance, so 0.6 is over three sigmas below any of them.
+# Calibration prior for :func:`ground_truth_features`: two people's random 64-d unit vectors
+# are 1 +- 0.125 apart in cosine distance, so 0.6 is over three sigmas below any of them.
 PERFECT_REID_CALIBRATION = {"reid_same_distance": 0.0, "reid_different_distance": 0.6}
 
 
-def perfect_reid_configs(start_score: float, fps: float) -> tuple[TrackerConfig, AssociationConfig]:
-    """The service's settings (environment included), calibrated for ground-truth features, with
-    the low-score veto a strong embedder is worth (``Settings.reid_low_score_veto``)."""
-    settings = dataclasses.replace(
-        Settings.from_env(), detection_threshold=start_score, reid_low_score_veto=True, **PERFECT_REID_CALIBRATION
-    )
-    return tracking_configs(settings, fps)
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplayTiming:
+    online_s: float
+    refine_s: list[float]  # per refinement window
+
+
+def service_setup(start_score: float, fps: float, **overrides: object) -> TrackingSetup:
+    """The service's tracking setup (SPOTON_* variables apply) at this threshold and frame rate."""
+    settings = dataclasses.replace(Settings.from_env(), detection_threshold=start_score, **overrides)
+    return tracking_setup(settings, fps)
+
+
+def perfect_reid_setup(start_score: float, fps: float) -> TrackingSetup:
+    """The service's setup with the calibration prior of ground-truth features."""
+    return service_setup(start_score, fps, **PERFECT_REID_CALIBRATION)
 
 
 def load_detections(det_dir: Path, camera_ids: list[str]) -> dict[str, dict[int, FrameDetections]]:
@@ -94,21 +103,11 @@ async def model_features(
     from spoton_inference.pipeline.decode import read_frames_rgb
     from spoton_inference.pipeline.triton_models import TritonModels, crop_people
 
-    digest = hashlib.sha256(
-        repr(sorted((c, f, d.boxes.tobytes()) for c, fs in detections.items() for f, d in fs.items())).encode()
-    )
-    for part in ("1/model.py", "config.pbtxt"):
-        digest.update((REPO_ROOT / "model_repository" / "reid" / part).read_bytes())
-    cache = cache_dir / f"{env.environment_id}-{digest.hexdigest()[:16]}.npz"
+    cache = cache_dir / f"{env.environment_id}-{features_digest(detections)}.npz"
     if cache.exists():
-        with np.load(cache) as data:
-            out: Features = {}
-            for key in data.files:
-                cam, frame = key.rsplit("/", 1)
-                out.setdefault(cam, {})[int(frame)] = data[key]
-            return out
+        return load_features(cache)
     models = TritonModels(triton_url, "detector", "reid")
-    out = {}
+    out: Features = {}
     try:
         for cam in env.cameras:
             out[cam.camera_id] = {}
@@ -130,43 +129,104 @@ async def model_features(
     return out
 
 
+def features_digest(detections: Mapping[str, Mapping[int, FrameDetections]]) -> str:
+    """What a cached feature file depends on: the detections and the embedder's code and config."""
+    digest = hashlib.sha256(
+        repr(sorted((c, f, d.boxes.tobytes()) for c, fs in detections.items() for f, d in fs.items())).encode()
+    )
+    for part in ("1/model.py", "config.pbtxt"):
+        digest.update((REPO_ROOT / "model_repository" / "reid" / part).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_features(path: Path) -> Features:
+    out: Features = {}
+    with np.load(path) as data:
+        for key in data.files:
+            cam, frame = key.rsplit("/", 1)
+            out.setdefault(cam, {})[int(frame)] = data[key]
+    return out
+
+
 def replay(
     env: Environment,
     detections: Mapping[str, Mapping[int, FrameDetections]],
     features: Features,
     out_dir: Path,
-    tracker_config: TrackerConfig,
-    association_config: AssociationConfig,
-) -> None:
-    """Track and associate like the service, writing ``<cam>.local.txt`` and ``<cam>.global.txt``."""
+    setup: TrackingSetup,
+) -> ReplayTiming:
+    """Track and refine like the service, batch by batch.
+
+    Writes ``<cam>.online.local.txt`` / ``<cam>.online.global.txt`` (the online pass) and
+    ``<cam>.local.txt`` / ``<cam>.global.txt`` (refined; the online result again when the
+    setup does not refine), and returns the time each part took.
+    """
     cams = [c.camera_id for c in env.cameras]
-    tracker = MultiCameraTracker(
-        cams, {c.camera_id: c.homography for c in env.cameras}, tracker_config, association_config
-    )
-    local: dict[str, list[MotRow]] = {c: [] for c in cams}
-    glob: dict[str, list[MotRow]] = {c: [] for c in cams}
+    tracker = setup.multicam(env.cameras)
+    refiner = setup.refiner(env.cameras)
+    windows = RefinementWindows(refiner, cams, env.environment_id, setup.refine_window_frames) if refiner else None
+    online: dict[str, list[MotRow]] = {c: [] for c in cams}
+    online_global: dict[str, list[MotRow]] = {c: [] for c in cams}
+    refined: list[TrackingUpdate] = []
+    refine_s: list[float] = []
+    batch_ends = set(np.cumsum([s.num_frames for s in env.cameras[0].sub_videos]).tolist()) if env.cameras else set()
     last = max((max(frames, default=0) for frames in detections.values()), default=0)
     empty = FrameDetections.empty()
+    started = time.perf_counter()
+
+    def refine() -> None:
+        if windows is not None and windows.pending_frames:
+            window = windows.refine(tracker.fit)
+            refined.extend(window.updates)
+            refine_s.append(window.seconds)
+
     for frame in range(1, last + 1):
-        frame_dets = {cam: detections[cam].get(frame, empty) for cam in cams}
-        plans = tracker.plan(
-            {
-                cam: (xywh_to_xyxy(d.boxes).astype(np.float32), d.scores.astype(np.float32))
-                for cam, d in frame_dets.items()
-            }
-        )
+        dets = {cam: detections[cam].get(frame, empty) for cam in cams}
+        boxes = {
+            cam: (xywh_to_xyxy(d.boxes).astype(np.float32), d.scores.astype(np.float32)) for cam, d in dets.items()
+        }
+        plans = tracker.plan(boxes)
         wanted = {
             cam: {i: features[cam][frame][i] for i in plan.needs_embedding}
             for cam, plan in plans.items()
             if plan.needs_embedding
         }
-        for cam, tracks in tracker.update(frame - 1, plans, wanted).items():
+        tracked = tracker.update(frame - 1, plans, wanted)
+        for cam, tracks in tracked.items():
             for t in tracks:
                 x1, y1, x2, y2 = (float(v) for v in t.box)
                 box = (x1, y1, x2 - x1, y2 - y1)
-                local[cam].append(MotRow(frame, t.track_id, box, t.score))
-                glob[cam].append(MotRow(frame, t.global_id, box, t.score))
+                online[cam].append(MotRow(frame, t.track_id, box, t.score))
+                online_global[cam].append(MotRow(frame, t.global_id, box, t.score))
+        if windows is not None:
+            windows.add(frame - 1, {cam: ("", frame - 1) for cam in cams}, tracked, boxes)
+            if windows.full or frame in batch_ends:
+                refine()
+    refine()
+    online_s = time.perf_counter() - started - sum(refine_s)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for cam in cams:
+        write_rows(out_dir / f"{cam}.online.local.txt", online[cam])
+        write_rows(out_dir / f"{cam}.online.global.txt", online_global[cam])
+    if windows is None:
+        for cam in cams:
+            write_rows(out_dir / f"{cam}.local.txt", online[cam])
+            write_rows(out_dir / f"{cam}.global.txt", online_global[cam])
+    else:
+        _write_updates(out_dir, cams, refined)
+    return ReplayTiming(online_s, refine_s)
+
+
+def _write_updates(out_dir: Path, cams: list[str], updates: list[TrackingUpdate]) -> None:
+    local: dict[str, list[MotRow]] = {c: [] for c in cams}
+    glob: dict[str, list[MotRow]] = {c: [] for c in cams}
+    for update in updates:
+        for cam in update.cameras:
+            for t in cam.tracks:
+                x1, y1, x2, y2 = t.box
+                box = (x1, y1, x2 - x1, y2 - y1)
+                local[cam.camera_id].append(MotRow(update.global_frame_index + 1, t.track_id, box, t.score))
+                glob[cam.camera_id].append(MotRow(update.global_frame_index + 1, t.global_id, box, t.score))
     for cam in cams:
         write_rows(out_dir / f"{cam}.local.txt", local[cam])
         write_rows(out_dir / f"{cam}.global.txt", glob[cam])

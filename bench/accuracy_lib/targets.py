@@ -1,20 +1,33 @@
-"""The accuracy targets, checked per scene.
+"""The accuracy targets, checked per scene (one fixed configuration for every suite).
 
-- association: cross-camera IDF1 >= 0.85 x the oracle's (association loses < 15 %);
-- tracking: mean per-camera IDF1 >= the ByteTrack baseline's + 0.10;
-- easy scenes: cross-camera IDF1 >= 0.85 outright;
-- map: median map-position error <= 0.3 m.
+Real footage, per camera (local ids):
+
+- refined IDF1 >= 0.8 x the oracle's, and at least the issue's floor for the two shared
+  sequences (PETS09-S2L1 0.67, TUD-Campus 0.72: 0.8 x the oracle at the detector's 0.2
+  threshold that the footage's README gives);
+- online IDF1 >= the ByteTrack baseline's + 0.10;
+- median map error of the refined boxes <= 0.3 m, where true ground positions are known.
+
+Generated suites, cross-camera (global ids):
+
+- refined IDF1 >= 0.6 x the oracle's;
+- with the perfect-Re-ID bound (ground-truth features), refined IDF1 >= 0.9 x the oracle's;
+- online per-camera IDF1 >= the ByteTrack baseline's + 0.10;
+- median map error of the refined boxes <= 0.3 m.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from accuracy_lib.evaluate import SceneResult
 
-CROSS_VS_ORACLE = 0.85
-CAMERA_IDF1_MARGIN = 0.10
-EASY_CROSS_IDF1 = 0.85
+REAL_REFINED_VS_ORACLE = 0.8
+REAL_REFINED_FLOOR = {"pets09-s2l1": 0.67, "tud-campus": 0.72}
+ONLINE_MARGIN_OVER_BASELINE = 0.10
+SYNTHETIC_REFINED_VS_ORACLE = 0.6
+PERFECT_REID_VS_ORACLE = 0.9
 MAX_MAP_ERROR_M = 0.3
 
 
@@ -27,20 +40,31 @@ class Check:
 
 
 def check_scene(scene: SceneResult) -> list[Check]:
-    """The checks that apply to ``scene`` (the easy-scene one only to easy scenes)."""
-    ours, baseline, oracle = (scene.systems[s] for s in ("ours", "baseline", "oracle"))
-    pairs = [
-        (f"cross IDF1 >= {CROSS_VS_ORACLE:g} x oracle", ours.cross.idf1, CROSS_VS_ORACLE * oracle.cross.idf1),
-        (
-            f"camera IDF1 >= baseline + {CAMERA_IDF1_MARGIN:g}",
-            ours.camera_idf1,
-            baseline.camera_idf1 + CAMERA_IDF1_MARGIN,
-        ),
-    ]
-    if scene.easy:
-        pairs.append((f"easy: cross IDF1 >= {EASY_CROSS_IDF1:g}", ours.cross.idf1, EASY_CROSS_IDF1))
+    """The checks that apply to ``scene`` (see the module docs)."""
+    s = scene.systems
+    pairs: list[tuple[str, float, float]] = []
+    online_bound = s["baseline"].camera_idf1 + ONLINE_MARGIN_OVER_BASELINE
+    if scene.suite == "real":
+        bound = max(REAL_REFINED_VS_ORACLE * s["oracle"].camera_idf1, REAL_REFINED_FLOOR.get(scene.name, 0.0))
+        pairs.append((f"refined IDF1 >= {REAL_REFINED_VS_ORACLE:g} x oracle", s["refined"].camera_idf1, bound))
+    else:
+        pairs += [
+            (
+                f"refined cross IDF1 >= {SYNTHETIC_REFINED_VS_ORACLE:g} x oracle",
+                s["refined"].cross.idf1,
+                SYNTHETIC_REFINED_VS_ORACLE * s["oracle"].cross.idf1,
+            ),
+            (
+                f"perfect Re-ID cross IDF1 >= {PERFECT_REID_VS_ORACLE:g} x oracle",
+                s["perfect_reid"].cross.idf1,
+                PERFECT_REID_VS_ORACLE * s["oracle"].cross.idf1,
+            ),
+        ]
+    pairs.append((f"online IDF1 >= baseline + {ONLINE_MARGIN_OVER_BASELINE:g}", s["online"].camera_idf1, online_bound))
     checks = [Check(target, value >= bound, value, bound) for target, value, bound in pairs]
-    # An upper bound; NaN (no matched box at all) fails it.
-    error = scene.map_error.median
-    checks.append(Check(f"map error median <= {MAX_MAP_ERROR_M:g} m", error <= MAX_MAP_ERROR_M, error, MAX_MAP_ERROR_M))
+    if scene.map_error is not None:
+        error = scene.map_error["refined"].median
+        # An upper bound; NaN (no matched box at all) fails it.
+        passed = not math.isnan(error) and error <= MAX_MAP_ERROR_M
+        checks.append(Check(f"map error median <= {MAX_MAP_ERROR_M:g} m", passed, error, MAX_MAP_ERROR_M))
     return checks

@@ -61,8 +61,8 @@ async def process_environment(
     env = await client.register_environment(env_dir)
     task = await client.start_task(env.environment_id, camera_ids)
     counts: Counter[str] = Counter()
-    local: set[tuple[str, int]] = set()
-    global_ids: set[int] = set()
+    # Per global frame, its tracks as (camera, local id, global id): refined frames replace online ones.
+    frames: dict[int, list[tuple[str, int, int]]] = {}
     state, error = task.state, ""
     with tqdm(total=task.total_frames, unit="frame", desc="processing", disable=None if show_progress else True) as bar:
         async for event in client.watch(task.task_id):
@@ -70,10 +70,13 @@ async def process_environment(
             counts[kind] += 1
             if kind == "tracking_update":
                 bar.update(1)
-                for cam in event.tracking_update.cameras:
-                    for t in cam.tracks:
-                        local.add((cam.camera_id, t.track_id))
-                        global_ids.add(t.global_id)
+                frames[event.tracking_update.global_frame_index] = _tracks(event.tracking_update)
+            elif kind == "tracks_refined":
+                refined = event.tracks_refined
+                for frame in range(refined.start_global_frame_index, refined.end_global_frame_index):
+                    frames.pop(frame, None)
+                for update in refined.updates:
+                    frames[update.global_frame_index] = _tracks(update)
             elif kind == "status_update":
                 state, error = event.status_update.state, event.status_update.error
                 bar.set_postfix_str(event.status_update.step)
@@ -85,9 +88,13 @@ async def process_environment(
         state=tasks_pb2.TaskState.Name(state).removeprefix("TASK_STATE_").lower(),
         error=error,
         frames=counts["tracking_update"],
-        local_tracks=len(local),
-        global_ids=len(global_ids),
+        local_tracks=len({(cam, local) for tracks in frames.values() for cam, local, _ in tracks}),
+        global_ids=len({gid for tracks in frames.values() for _, _, gid in tracks}),
         event_counts=dict(counts),
         exports=tuple(exports),
         wall_s=time.monotonic() - started,
     )
+
+
+def _tracks(update: tasks_pb2.TrackingUpdate) -> list[tuple[str, int, int]]:
+    return [(cam.camera_id, t.track_id, t.global_id) for cam in update.cameras for t in cam.tracks]

@@ -69,8 +69,14 @@ def score_cross_camera(pairs: list[tuple[Path, Path]]) -> Scores:
     return _summary(acc)
 
 
-def score_environment(gt_dir: Path, out_dir: Path, camera_ids: list[str]) -> tuple[dict[str, Scores], Scores]:
-    """Per-camera scores (local ids) and the cross-camera score (global ids)."""
-    per_camera = {c: score_camera(gt_dir / f"{c}.txt", out_dir / f"{c}.local.txt") for c in camera_ids}
-    cross = score_cross_camera([(gt_dir / f"{c}.txt", out_dir / f"{c}.global.txt") for c in camera_ids])
+def score_environment(
+    gt_dir: Path, out_dir: Path, camera_ids: list[str], infix: str = ""
+) -> tuple[dict[str, Scores], Scores]:
+    """Per-camera scores (local ids) and the cross-camera score (global ids).
+
+    ``infix`` picks other exports of the same task: ``"online."`` scores the online result
+    (``<cam>.online.local.txt``) a refined task exports beside the refined one.
+    """
+    per_camera = {c: score_camera(gt_dir / f"{c}.txt", out_dir / f"{c}.{infix}local.txt") for c in camera_ids}
+    cross = score_cross_camera([(gt_dir / f"{c}.txt", out_dir / f"{c}.{infix}global.txt") for c in camera_ids])
     return per_camera, cross

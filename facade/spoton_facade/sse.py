@@ -4,7 +4,7 @@ Each ``TaskEvent`` of WatchTask becomes one SSE block (WatchJob's ``Job`` messag
 by ``routes/jobs.py``, with the job's revision as the ``id``)::
 
     id: <sequence>
-    event: <status_update|media_available|tracking_update|batch_processing_complete>
+    event: <status_update|media_available|tracking_update|tracks_refined|batch_processing_complete|...>
     data: <payload JSON, plus sequence, task_id and emitted_at>
 
 ``id`` lets a browser's ``EventSource`` resume with ``Last-Event-ID``. While nothing changes a

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from spoton_inference.core.media import MediaRoot
-from spoton_inference.pipeline.reid_calibration import REID_DIFFERENT_DISTANCE, REID_SAME_DISTANCE
+from spoton_inference.tracking.reid_defaults import DEFAULT_DIFFERENT_DISTANCE, DEFAULT_SAME_DISTANCE
 
 PREFIX = "SPOTON_"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,19 +41,20 @@ class Settings:
     detector_model: str = "detector"
     reid_model: str = "reid"
     detection_threshold: float = 0.45
-    # Tracking (pipeline/track.py, pipeline/associate.py). Re-ID cosine distances typical of
-    # one person and of two people for the embedder in use: appearance costs 0 at the first
-    # and 1 at the second, so the weights below mean the same with any model. The defaults
-    # are measured for the default embedder; a stronger model spreads them further apart.
-    reid_same_distance: float = REID_SAME_DISTANCE
-    reid_different_distance: float = REID_DIFFERENT_DISTANCE
-    # Embed the low-score detections that could extend a track and refuse those that look
-    # like someone else (a passer-by in front of the tracked person); tracks lost for a
-    # frame or two may then be re-found by them. Off by default: with the default embedder
-    # it gains nothing (validation suite, mean cross-camera IDF1 0.567 -> 0.561) for about
-    # 30 % of the frame rate in crowds; with ground-truth features it takes 0.760 -> 0.830,
-    # so turn it on with a real Re-ID model.
-    reid_low_score_veto: bool = False
+    # Tracking (spoton_inference/tracking). Re-ID cosine distances typical of one person and
+    # of two people for the embedder in use: appearance costs 0 at the first and 1 at the
+    # second, so the weights below mean the same with any model. They are the prior: with
+    # reid_self_calibrate each task fits them on its own frames (tracking/calibration.py) and
+    # moves from there, so a dropped-in embedder needs no hand measurement.
+    reid_same_distance: float = DEFAULT_SAME_DISTANCE
+    reid_different_distance: float = DEFAULT_DIFFERENT_DISTANCE
+    reid_self_calibrate: bool = True
+    # Recorded video (tasks over sub-videos, jobs) is refined after each window of at most
+    # this many global frames (a sub-video batch, or a slice of a long one) with the whole
+    # window in view (tracking/refine); the refined tracks replace the online ones in exports,
+    # history and job outputs. Live output is always online.
+    refine_recorded: bool = True
+    refine_window_frames: int = 3000
     # Cross-camera cue weights (normalised): with a strong embedder, raise appearance.
     association_appearance_weight: float = 0.5
     association_geometry_weight: float = 0.35

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from accuracy_lib.motfile import FrameDetections
-from accuracy_lib.replay import ground_truth_features, perfect_reid_configs, replay
+from accuracy_lib.replay import ground_truth_features, perfect_reid_setup, replay
 
 from spoton_client.scoring import read_mot
 from spoton_inference.core.environment import Camera, Environment, FloorMap
@@ -32,14 +32,17 @@ def test_ground_truth_features_follow_the_person_across_cameras(tmp_path: Path):
     assert np.allclose(np.linalg.norm(f["c1"][1], axis=1), 1.0)
 
 
-def test_replay_writes_local_and_global_mot_files(tmp_path: Path):
+def test_replay_writes_online_and_refined_mot_files(tmp_path: Path):
     camera = Camera(camera_id="c1", name="c1", fps=10.0, width=640, height=480, homography=None)
     env = Environment(environment_id="e", name="e", floor_map=FloorMap(), cameras=(camera,))
     walk = {f: FrameDetections(np.array([[10.0 + 3 * f, 0, 40, 100]]), np.array([0.9])) for f in range(1, 11)}
     feature = np.array([[1.0, 0.0]], np.float32)
-    replay(env, {"c1": walk}, {"c1": {f: feature for f in walk}}, tmp_path, *perfect_reid_configs(0.45, 10.0))
+    timing = replay(env, {"c1": walk}, {"c1": {f: feature for f in walk}}, tmp_path, perfect_reid_setup(0.45, 10.0))
+    online = read_mot(tmp_path / "c1.online.local.txt")
     local, glob = read_mot(tmp_path / "c1.local.txt"), read_mot(tmp_path / "c1.global.txt")
-    # confirmed on the second hit (TrackerConfig.min_hits), then one id throughout
+    # confirmed on the second hit (TrackerConfig.min_hits), then one id throughout, online and refined
+    assert sorted(online) == list(range(2, 11))
     assert sorted(local) == list(range(2, 11))
     assert {int(i) for ids, _ in local.values() for i in ids} == {1}
     assert {int(i) for ids, _ in glob.values() for i in ids} == {1}
+    assert len(timing.refine_s) == 1  # one window: the whole (unbatched) scene

@@ -73,7 +73,13 @@ async def test_wire_format_and_last_event_id_resume(live_client, registered) -> 
     for event in events:
         data = json.loads(event["data"])
         assert data["sequence"] == int(event["id"]) and data["task_id"] == task_id
-        assert event["event"] in ("status_update", "media_available", "tracking_update", "batch_processing_complete")
+        assert event["event"] in (
+            "status_update",
+            "media_available",
+            "tracking_update",
+            "tracks_refined",
+            "batch_processing_complete",
+        )
     assert events[-1]["event"] == "status_update" and json.loads(events[-1]["data"])["state"] == "completed"
 
     resumed = await _read_all(live_client, task_id, **{"Last-Event-ID": str(ids[-4])})

@@ -22,8 +22,8 @@ def test_a_bad_value_names_the_variable():
 
 
 def test_switches_read_the_usual_words_and_refuse_others():
-    assert Settings.from_env({"SPOTON_REID_LOW_SCORE_VETO": "true"}).reid_low_score_veto is True
-    assert Settings.from_env({"SPOTON_REID_LOW_SCORE_VETO": "0"}).reid_low_score_veto is False
-    assert Settings.from_env(Settings(reid_low_score_veto=True).to_env()).reid_low_score_veto is True
-    with pytest.raises(ValueError, match="SPOTON_REID_LOW_SCORE_VETO"):
-        Settings.from_env({"SPOTON_REID_LOW_SCORE_VETO": "maybe"})
+    assert Settings.from_env({"SPOTON_REFINE_RECORDED": "false"}).refine_recorded is False
+    assert Settings.from_env({"SPOTON_REFINE_RECORDED": "1"}).refine_recorded is True
+    assert Settings.from_env(Settings(reid_self_calibrate=False).to_env()).reid_self_calibrate is False
+    with pytest.raises(ValueError, match="SPOTON_REID_SELF_CALIBRATE"):
+        Settings.from_env({"SPOTON_REID_SELF_CALIBRATE": "maybe"})

@@ -165,7 +165,7 @@ async def test_dashboard_plays_a_task_with_boxes_and_map_dots_in_sync(stack, env
     assert not errors, errors
 
     # Every frame's update reached the page and is still buffered: none dropped, none missing.
-    assert len(updates) == total_frames
+    assert len(updates[0]) == total_frames
     assert final["tracking_updates"] == final["buffered_frames"] == total_frames
     assert dropped and final["stream"]["reconnects"] >= 1 and final["stream"]["gaps"] == 0, final["stream"]
 
@@ -185,13 +185,16 @@ async def test_dashboard_plays_a_task_with_boxes_and_map_dots_in_sync(stack, env
     for camera, said, matched in decisive:
         assert said == matched, f"{camera}: the page says frame {said} of its sub-video, the pixels are {matched}'s"
 
-    # The overlay: whenever a camera showed a frame, it drew exactly that frame's tracks.
+    # The overlay: whenever a camera showed a frame, it drew exactly that frame's tracks, the
+    # online ones until the refined ones of its batch arrived, then those.
+    online, refined = updates
+    assert sorted(refined) == list(range(total_frames)) and final["tracks_refined"] >= BATCHES
     compared = with_boxes = 0
     for s in samples:
         for camera, drawn in s["cameras"].items():
             if drawn["frame"] is None or not drawn["has_data"]:
                 continue
-            tracks = updates[drawn["frame"]][camera]
+            tracks = (refined if drawn["refined"] else online)[drawn["frame"]].get(camera, [])
             assert drawn["boxes"] == len(tracks), (camera, drawn, tracks)
             assert sorted(drawn["global_ids"]) == sorted(t["global_id"] for t in tracks)
             compared += 1
@@ -206,7 +209,7 @@ async def test_dashboard_plays_a_task_with_boxes_and_map_dots_in_sync(stack, env
     # Drawn over the environment's floor-plan image, which the API publishes under the media root.
     assert {drawn["source"] for drawn in with_dots} == {"image"}
     for drawn in with_dots:
-        frame = updates[drawn["frame"]]
+        frame = (refined if drawn["refined"] else online)[drawn["frame"]]
         expected = {t["global_id"] for tracks in frame.values() for t in tracks if t["global_id"] and t["map_coords"]}
         assert drawn["global_ids"] == sorted(expected), (drawn, frame)
 
@@ -312,9 +315,14 @@ async def _screenshot(page) -> Path:
     return path
 
 
-async def _read_sse(facade: str, task_id: str) -> dict[int, dict[str, list[dict[str, Any]]]]:
-    """Every tracking_update of the task, by global frame, from the start to the task's end."""
-    updates: dict[int, dict[str, list[dict[str, Any]]]] = {}
+Frames = dict[int, dict[str, list[dict[str, Any]]]]
+
+
+async def _read_sse(facade: str, task_id: str) -> tuple[Frames, Frames]:
+    """Every tracking_update of the task, and every frame's refined tracks (tracks_refined), by
+    global frame, from the start to the task's end."""
+    updates: Frames = {}
+    refined: Frames = {}
     async with (
         httpx.AsyncClient(base_url=facade, timeout=httpx.Timeout(10, read=120)) as http,
         http.stream("GET", f"/api/v1/processing-tasks/{task_id}/events") as response,
@@ -329,8 +337,11 @@ async def _read_sse(facade: str, task_id: str) -> dict[int, dict[str, list[dict[
             if event.get("event") == "tracking_update":
                 data = json.loads(event["data"])
                 updates[data["global_frame_index"]] = {c["camera_id"]: c["tracks"] for c in data["cameras"]}
+            elif event.get("event") == "tracks_refined":
+                for update in json.loads(event["data"])["updates"]:
+                    refined[update["global_frame_index"]] = {c["camera_id"]: c["tracks"] for c in update["cameras"]}
             event = {}
-    return updates
+    return updates, refined
 
 
 async def test_a_job_uploaded_from_the_dashboard_plays_annotated_in_its_player(stack, page, job_video, capsys):

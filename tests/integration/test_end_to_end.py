@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 # Measured 0.41 on the seeded scene below (demo layout, seed 3, 6 people, 2 x 40 frames);
 # the floor leaves room for tracker changes that trade a little here for a lot elsewhere.
 CROSS_CAMERA_IDF1_FLOOR = 0.30
-EVENT_TYPES = ["status_update", "media_available", "tracking_update", "batch_processing_complete"]
+EVENT_TYPES = ["status_update", "media_available", "tracking_update", "tracks_refined", "batch_processing_complete"]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,38 @@ async def test_watch_task_replays_all_events_in_order_with_gap_free_sequences(pr
     assert resumed == [len(events) - 2, len(events) - 1, len(events)]
 
 
-async def test_facade_sse_carries_all_four_types_in_order_and_media_serves_ranges(processed, stack):
+async def test_refined_tracks_cover_every_frame_once_and_are_what_the_exports_hold(processed, client):
+    result, out = processed
+    events = [e async for e in client.watch(result.task_id)]
+    refined = [e.tracks_refined for e in events if e.HasField("tracks_refined")]
+    frames = [u.global_frame_index for r in refined for u in r.updates]
+    assert frames == list(range(80))
+    for r in refined:
+        assert [u.global_frame_index for u in r.updates] == list(
+            range(r.start_global_frame_index, r.end_global_frame_index)
+        )
+    batches = {r.sub_video_batch_index: (r.start_global_frame_index, r.end_global_frame_index) for r in refined}
+    assert batches == {0: (0, 40), 1: (40, 80)}
+    # (camera, MOT frame, local id) -> box left edge
+    rows = {
+        (cam.camera_id, u.global_frame_index + 1, t.track_id): t.box.x1
+        for r in refined
+        for u in r.updates
+        for cam in u.cameras
+        for t in cam.tracks
+    }
+    exported = {
+        (c, int(line.split(",")[0]), int(line.split(",")[1])): float(line.split(",")[2])
+        for c in result.camera_ids
+        for line in (out / f"{c}.local.txt").read_text().splitlines()
+    }
+    assert rows.keys() == exported.keys() and rows
+    assert all(abs(rows[k] - exported[k]) < 0.01 for k in rows)
+    online = sum(len((out / f"{c}.online.local.txt").read_text().splitlines()) for c in result.camera_ids)
+    assert online > 0  # the online result is exported beside the refined one
+
+
+async def test_facade_sse_carries_all_event_types_in_order_and_media_serves_ranges(processed, stack):
     result, _ = processed
     base = stack.endpoints.facade_url
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
@@ -211,9 +242,11 @@ def _assert_lifecycle(kinds: list[str]) -> None:
     assert kinds[0] == "status_update" and kinds[-1] == "status_update"
     first_media, first_track = kinds.index("media_available"), kinds.index("tracking_update")
     assert first_media < first_track < kinds.index("batch_processing_complete")
-    # each batch: media announced, then its tracking updates, then its completion
-    batches = [k for k in kinds if k in ("media_available", "batch_processing_complete")]
-    assert batches == ["media_available", "batch_processing_complete"] * 2
+    # each batch: media announced, then its tracking updates, then its refined tracks, then its completion
+    batches = [k for k in kinds if k in ("media_available", "tracks_refined", "batch_processing_complete")]
+    assert batches == ["media_available", "tracks_refined", "batch_processing_complete"] * 2
+    last_update = max(i for i, k in enumerate(kinds) if k == "tracking_update")
+    assert last_update < len(kinds) - 1 - kinds[::-1].index("tracks_refined")
 
 
 async def _sse(response: httpx.Response):

@@ -40,7 +40,10 @@ def env_dir(tmp_path_factory) -> Path:
 
 @pytest_asyncio.fixture(scope="module")
 async def service(make_data_dir):
-    settings = Settings(data_dir=make_data_dir("postgres-outage"), writer_batch_size=20, writer_buffer_rows=60)
+    # Refined in windows of 10 frames, so track points keep coming while PostgreSQL is down.
+    settings = Settings(
+        data_dir=make_data_dir("postgres-outage"), writer_batch_size=20, writer_buffer_rows=60, refine_window_frames=10
+    )
     async with EmbeddedStack(settings) as stack:
         app = await InferenceApp.create(stack.settings)
         try:

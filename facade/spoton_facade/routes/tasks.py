@@ -106,9 +106,11 @@ class TaskController(Controller):
         summary="Follow a task's events (SSE)",
         description=(
             "`text/event-stream` over TaskService.WatchTask. Each event has `id: <sequence>`, "
-            "`event: status_update | media_available | tracking_update | "
+            "`event: status_update | media_available | tracking_update | tracks_refined | "
             "batch_processing_complete | focus_update | zone_event` and `data:` the payload as JSON with `sequence`, "
-            "`task_id` and `emitted_at` added. `: heartbeat` comments are sent while idle. A "
+            "`task_id` and `emitted_at` added. `tracks_refined` (recorded video) carries the refined updates "
+            "of frames `[start_global_frame_index, end_global_frame_index)`, which replace that range's "
+            "`tracking_update` events. `: heartbeat` comments are sent while idle. A "
             "service error after the stream started arrives as `event: problem` (RFC 9457 JSON) "
             "and ends the stream. The stream ends when the task ends."
         ),

@@ -150,7 +150,7 @@ export class CameraWall {
       video: null,
       media: null,
       batch: null,
-      drawn: { frame: null, has_data: false, boxes: 0, global_ids: [] },
+      drawn: { frame: null, has_data: false, refined: false, boxes: 0, global_ids: [] },
     };
     view.caption.textContent = `${cameraId} · waiting for video`;
     figure.dataset.camera = cameraId;
@@ -230,7 +230,7 @@ export class CameraWall {
     const ctx = canvas.getContext("2d");
     ctx.clearRect(0, 0, width, height);
     if (!video || !media || !view.fps || video.readyState < HTMLMediaElement.HAVE_CURRENT_DATA || !video.videoWidth) {
-      view.drawn = { frame: null, has_data: false, boxes: 0, global_ids: [] };
+      view.drawn = { frame: null, has_data: false, refined: false, boxes: 0, global_ids: [] };
       return;
     }
     if (!view.stage.style.aspectRatio) view.stage.style.aspectRatio = `${video.videoWidth} / ${video.videoHeight}`;
@@ -258,7 +258,13 @@ export class CameraWall {
       ctx.fillText(label, x + 3, top + font + 1);
       ids.push(gid);
     }
-    view.drawn = { frame, has_data: tracks !== null, boxes: ids.length, global_ids: ids };
+    view.drawn = {
+      frame,
+      has_data: tracks !== null,
+      refined: this.buffer.isRefined(frame),
+      boxes: ids.length,
+      global_ids: ids,
+    };
   }
 }
 

@@ -14,6 +14,7 @@
 //     health, environment_id, task_id, task_state, progress, step, error,
 //     stream: { state, connected, last_event_id, connections, reconnects, gaps },
 //     tracking_updates,        // tracking_update events received
+//     tracks_refined,          // tracks_refined events applied (their frames replaced)
 //     buffered_frames,         // of them, frames held in the buffer (never dropped before shown)
 //     timings_ms: { task_created, first_event, first_media, first_tracking_update },
 //                              // ms after the start request was sent; null until it happens
@@ -24,9 +25,10 @@
 //     cameras: { <camera_id>: { batch, src, playing, ended, ready_state, current_time, error,
 //                               frame,       // global frame index on screen (null: none yet)
 //                               has_data,    // whether that frame's tracking_update was there
+//                               refined,     // whether its tracks are the refined ones (tracks_refined)
 //                               boxes,       // boxes drawn for that frame
 //                               global_ids } },
-//     map: { frame, dots, global_ids, trails, source: "image" | "rectangle", extent_m },
+//     map: { frame, refined, dots, global_ids, trails, source: "image" | "rectangle", extent_m },
 //     heatmap: { task_id, loads, shown, error },
 //   }
 //   window.spoton.tracks(frame) -> { <camera_id>: [track…] } for a buffered frame, else null
@@ -184,6 +186,9 @@ function onEvent(type, data) {
       mark("first_tracking_update");
       buffer.add(data);
       break;
+    case "tracks_refined":
+      buffer.replace(data);
+      break;
     case "batch_processing_complete":
       wall.completeBatch(data.sub_video_batch_index);
       break;
@@ -228,6 +233,7 @@ function state() {
       gaps: source?.gaps ?? 0,
     },
     tracking_updates: buffer.received,
+    tracks_refined: buffer.refined,
     buffered_frames: buffer.frames.size,
     timings_ms: {
       task_created: timings.task_created ?? null,

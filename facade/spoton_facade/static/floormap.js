@@ -44,7 +44,7 @@ export class FloorMap {
       };
       image.src = map.image_url;
     }
-    this.drawn = { frame: null, dots: 0, global_ids: [], trails: 0, source: "none" };
+    this.drawn = { frame: null, refined: false, dots: 0, global_ids: [], trails: 0, source: "none" };
   }
 
   /** Draw the map at global frame ``frame`` (null: the plan only); returns what was drawn. */
@@ -102,6 +102,7 @@ export class FloorMap {
     }
     this.drawn = {
       frame,
+      refined: frame !== null && this.buffer.isRefined(frame),
       dots: ids.length,
       global_ids: ids.sort((a, b) => a - b),
       trails,

@@ -17,13 +17,17 @@ export class TrackBuffer {
   constructor() {
     // global_frame_index -> Map(camera_id -> tracks)
     this.frames = new Map();
+    this.refinedFrames = new Set(); // frames whose tracks came from tracks_refined
     this.received = 0;
+    this.refined = 0; // tracks_refined events applied
     this.lastFrame = -1;
   }
 
   clear() {
     this.frames.clear();
+    this.refinedFrames.clear();
     this.received = 0;
+    this.refined = 0;
     this.lastFrame = -1;
   }
 
@@ -33,6 +37,27 @@ export class TrackBuffer {
     this.frames.set(update.global_frame_index, perCamera);
     this.received += 1;
     this.lastFrame = Math.max(this.lastFrame, update.global_frame_index);
+  }
+
+  /**
+   * A tracks_refined payload: the refined updates replace what was buffered for frames
+   * [start_global_frame_index, end_global_frame_index), so boxes, ids and trails redraw refined.
+   */
+  replace(refined) {
+    for (let f = refined.start_global_frame_index; f < refined.end_global_frame_index; f++) {
+      this.frames.delete(f);
+      this.refinedFrames.add(f);
+    }
+    for (const update of refined.updates) {
+      this.frames.set(update.global_frame_index, new Map(update.cameras.map((c) => [c.camera_id, c.tracks])));
+      this.lastFrame = Math.max(this.lastFrame, update.global_frame_index);
+    }
+    this.refined += 1;
+  }
+
+  /** Whether ``frame``'s tracks are the refined ones. */
+  isRefined(frame) {
+    return this.refinedFrames.has(frame);
   }
 
   has(frame) {
@@ -77,6 +102,7 @@ export class TrackBuffer {
     for (const frame of [...this.frames.keys()].sort((a, b) => a - b)) {
       if (this.frames.size <= MAX_BUFFERED_FRAMES || frame >= keepFrom) break;
       this.frames.delete(frame);
+      this.refinedFrames.delete(frame);
     }
   }
 }

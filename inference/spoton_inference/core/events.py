@@ -75,6 +75,21 @@ class TrackingUpdate(msgspec.Struct, tag="tracking_update", frozen=True):
     cameras: list[CameraTracksOut]
 
 
+class TracksRefined(msgspec.Struct, tag="tracks_refined", frozen=True):
+    """The refined tracks of frames ``start_global_frame_index`` .. ``end_global_frame_index - 1``.
+
+    Recorded video is refined after each window (a sub-video batch, or a slice of a long one):
+    these updates, one per frame of the range, replace the ``tracking_update`` events of those
+    frames and are what the exports and the history hold. One window may take several
+    events, in frame order.
+    """
+
+    sub_video_batch_index: int
+    start_global_frame_index: int
+    end_global_frame_index: int
+    updates: list[TrackingUpdate]
+
+
 class BatchProcessingComplete(msgspec.Struct, tag="batch_processing_complete", frozen=True):
     sub_video_batch_index: int
 
@@ -97,7 +112,9 @@ class ZoneEvent(msgspec.Struct, tag="zone_event", frozen=True):
     map_coords: tuple[float, float]
 
 
-TaskEventPayload = StatusUpdate | MediaAvailable | TrackingUpdate | BatchProcessingComplete | FocusUpdate | ZoneEvent
+TaskEventPayload = (
+    StatusUpdate | MediaAvailable | TrackingUpdate | TracksRefined | BatchProcessingComplete | FocusUpdate | ZoneEvent
+)
 
 
 class TaskEvent(msgspec.Struct, frozen=True):

@@ -32,12 +32,11 @@ from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, No
 from spoton_inference.core.events import FocusUpdate, StatusUpdate, TaskEvent, TaskEventPayload, TaskState
 from spoton_inference.core.request_args import decode_token, encode_token, known_cameras, parse_uuid
 from spoton_inference.core.zones import Zone
-from spoton_inference.pipeline.associate import IdentityState
 from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES
 from spoton_inference.pipeline.live_pull import LivePull, PullOptions
 from spoton_inference.pipeline.live_runner import LiveTaskRunner
-from spoton_inference.pipeline.multicam import tracking_configs
 from spoton_inference.pipeline.runner import RunnerPorts, TaskPlan, TaskRunner, batch_lengths
+from spoton_inference.pipeline.tracking_settings import tracking_setup
 from spoton_inference.pipeline.triton_models import TritonModels
 from spoton_inference.settings import Settings
 from spoton_inference.storage.event_outbox import EventOutbox
@@ -49,6 +48,7 @@ from spoton_inference.storage.redis_events import EventsExpired, RedisEventLog
 from spoton_inference.storage.replicas import ReplicaLease
 from spoton_inference.storage.task_states import TaskStateUpdate, TaskStateWriter
 from spoton_inference.storage.track_writer import TrackPointWriter
+from spoton_inference.tracking.identities import IdentityState
 
 log = logging.getLogger(__name__)
 MAX_PAGE_SIZE = 200
@@ -490,10 +490,9 @@ class TaskManager:
             report_progress=progress,
             media=self._settings.media,
             exports_dir=self._exports_dir(task_id),
-            score_threshold=settings.detection_threshold,
             wait_if_paused=wait_if_paused,
             identities_seen=self._identity_mirror(plan),
-            tracking=functools.partial(tracking_configs, settings),
+            tracking_setup=functools.partial(tracking_setup, settings),
             history=self._history,
             zones=zones,
         )

@@ -21,6 +21,7 @@ from spoton_inference.core.events import (
     TaskEvent,
     TaskState,
     TrackingUpdate,
+    TracksRefined,
     ZoneEvent,
 )
 from spoton_inference.core.health import HealthReport
@@ -82,6 +83,15 @@ def task_event(event: TaskEvent) -> tasks_pb2.TaskEvent:
             )
     elif isinstance(p, TrackingUpdate):
         out.tracking_update.CopyFrom(tracking_update(p))
+    elif isinstance(p, TracksRefined):
+        out.tracks_refined.CopyFrom(
+            tasks_pb2.TracksRefined(
+                sub_video_batch_index=p.sub_video_batch_index,
+                start_global_frame_index=p.start_global_frame_index,
+                end_global_frame_index=p.end_global_frame_index,
+                updates=[tracking_update(u) for u in p.updates],
+            )
+        )
     elif isinstance(p, BatchProcessingComplete):
         out.batch_processing_complete.sub_video_batch_index = p.sub_video_batch_index
     elif isinstance(p, FocusUpdate):

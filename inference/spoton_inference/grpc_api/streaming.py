@@ -20,7 +20,7 @@ from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.grpc_api import convert, servicers
 from spoton_inference.grpc_api.errors import unary
 from spoton_inference.pipeline.live import LiveFrame, LiveResult, LiveSession, RawPixels
-from spoton_inference.pipeline.multicam import tracking_configs
+from spoton_inference.pipeline.tracking_settings import tracking_setup
 
 # Metadata a client may send instead of the first message's ids (grpcurl -H, ghz --metadata).
 ENVIRONMENT_METADATA = "spoton-environment-id"
@@ -46,7 +46,7 @@ class InferenceServicer(servicers.InferenceServicer):
                     f"no environment: set environment_id on the first message or the {ENVIRONMENT_METADATA!r} metadata"
                 )
             env = self.app.catalog.get(first.environment_id)
-        tracking = functools.partial(tracking_configs, self.app.settings)
+        tracking = functools.partial(tracking_setup, self.app.settings)
         session = LiveSession(env, self.app.models, tracking, self.app.live)
         frames = _frames(env, first, requests, metadata.get(CAMERA_METADATA, ""))
         async with contextlib.aclosing(session.stream(frames)) as results:

@@ -8,7 +8,11 @@
   entries and exits (``zone_enter`` / ``zone_exit``, with the zone and the map point);
 - ``<camera_id>.detections.txt``: every raw detection the tracker was given, in the
   MOTChallenge detection format (id -1), so other trackers can be run on exactly the same
-  input (``bench/accuracy.py`` does).
+  input (``bench/accuracy.py`` does);
+- for refined tasks, ``<camera_id>.online.global.txt`` / ``<camera_id>.online.local.txt``:
+  the online (live) result the refinement replaced, for comparison (:class:`MotWriter`);
+- ``reid_calibration.json``: what the task fitted its Re-ID distances to
+  (:mod:`spoton_inference.tracking.calibration`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,31 @@ import numpy as np
 from spoton_inference.core.events import TrackingUpdate
 
 EXPORT_MEDIA_TYPES = {".txt": "text/plain", ".csv": "text/csv", ".json": "application/json"}
+
+
+class MotWriter:
+    """MOTChallenge files per camera, ``<cam>.<infix>global.txt`` and ``<cam>.<infix>local.txt``."""
+
+    def __init__(self, out_dir: Path, camera_ids: list[str], infix: str = "") -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._files: dict[tuple[str, str], IO[str]] = {}
+        for cam in camera_ids:
+            for kind in ("global", "local"):
+                self._files[(cam, kind)] = (out_dir / f"{cam}.{infix}{kind}.txt").open("w")
+
+    def add(self, update: TrackingUpdate) -> None:
+        mot_frame = update.global_frame_index + 1
+        for cam in update.cameras:
+            g, loc = self._files[(cam.camera_id, "global")], self._files[(cam.camera_id, "local")]
+            for t in cam.tracks:
+                x1, y1, x2, y2 = t.box
+                geom = f"{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{t.score:.4f},-1,-1,-1\n"
+                g.write(f"{mot_frame},{t.global_id},{geom}")
+                loc.write(f"{mot_frame},{t.track_id},{geom}")
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
 
 
 @dataclasses.dataclass(slots=True)
@@ -49,11 +78,8 @@ class ExportWriter:
         out_dir.mkdir(parents=True, exist_ok=True)
         self._fps = fps
         self._leave_after = leave_after_frames
-        self._files: dict[str, IO[str]] = {}
-        for cam in camera_ids:
-            self._files[f"{cam}.global"] = (out_dir / f"{cam}.global.txt").open("w")
-            self._files[f"{cam}.local"] = (out_dir / f"{cam}.local.txt").open("w")
-            self._files[f"{cam}.detections"] = (out_dir / f"{cam}.detections.txt").open("w")
+        self._mot = MotWriter(out_dir, camera_ids)
+        self._detections = {cam: (out_dir / f"{cam}.detections.txt").open("w") for cam in camera_ids}
         self._traj = (out_dir / "trajectories.csv").open("w")
         self._traj.write("frame,global_id,map_x,map_y\n")
         self._present: dict[tuple[str, int], _Presence] = {}
@@ -63,14 +89,10 @@ class ExportWriter:
     def add(self, update: TrackingUpdate) -> None:
         frame = update.global_frame_index
         mot_frame = frame + 1
+        self._mot.add(update)
         for cam in update.cameras:
-            g, loc = self._files[f"{cam.camera_id}.global"], self._files[f"{cam.camera_id}.local"]
             seen_here: set[int] = set()
             for t in cam.tracks:
-                x1, y1, x2, y2 = t.box
-                geom = f"{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{t.score:.4f},-1,-1,-1\n"
-                g.write(f"{mot_frame},{t.global_id},{geom}")
-                loc.write(f"{mot_frame},{t.track_id},{geom}")
                 if t.map_coords is not None and t.global_id not in seen_here:
                     self._traj.write(f"{mot_frame},{t.global_id},{t.map_coords[0]:.4f},{t.map_coords[1]:.4f}\n")
                 seen_here.add(t.global_id)
@@ -94,18 +116,23 @@ class ExportWriter:
         )
 
     def add_detections(self, camera_id: str, global_frame_index: int, boxes: np.ndarray, scores: np.ndarray) -> None:
-        out = self._files[f"{camera_id}.detections"]
+        out = self._detections[camera_id]
         for (x1, y1, x2, y2), score in zip(boxes.tolist(), scores.tolist(), strict=True):
             out.write(
                 f"{global_frame_index + 1},-1,{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n"
             )
+
+    def write_json(self, name: str, doc: object) -> None:
+        """A JSON document beside the exports (``reid_calibration.json``, say)."""
+        (self.out_dir / name).write_text(json.dumps(doc, indent=1))
 
     def close(self) -> list[Path]:
         """Flush open presences as 'left', write events.json, and return the files written."""
         for (cam, gid), p in sorted(self._present.items(), key=lambda kv: kv[1].last_frame):
             self._event("left", p.last_frame, cam, gid)
         self._present.clear()
-        for f in [*self._files.values(), self._traj]:
+        self._mot.close()
+        for f in [*self._detections.values(), self._traj]:
             f.close()
         # Within a frame: leaving before the rest, zone exits before entries.
         order = {"left": 0, "zone_exit": 1}

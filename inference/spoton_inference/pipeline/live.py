@@ -45,10 +45,9 @@ import numpy as np
 from spoton_inference.core.detection import decode_encoded, decode_raw
 from spoton_inference.core.environment import Environment
 from spoton_inference.core.errors import InvalidArgument, NotFound, Unavailable
-from spoton_inference.pipeline.associate import AssociationConfig
-from spoton_inference.pipeline.multicam import MultiCameraTracker, track_start_scores
-from spoton_inference.pipeline.track import FramePlan, TrackerConfig
+from spoton_inference.pipeline.tracking_settings import TrackingSetup
 from spoton_inference.pipeline.triton_models import TritonModels, crop_people
+from spoton_inference.tracking.camera import FramePlan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -199,12 +198,12 @@ class LiveSession:
         self,
         environment: Environment,
         models: TritonModels,
-        tracking: Callable[[float], tuple[TrackerConfig, AssociationConfig]],
+        tracking: Callable[[float], TrackingSetup],
         stats: LiveStats | None = None,
         queue_frames: int = DEFAULT_QUEUE_FRAMES,
     ) -> None:
-        """``tracking(fps)``: the tracker's and associator's configuration, as tasks get it
-        (``multicam.tracking_configs`` over the service settings)."""
+        """``tracking(fps)``: how to track, as tasks get it (``pipeline.tracking_settings.tracking_setup``
+        over the service settings). Live output is online: it is never refined."""
         if not environment.cameras:
             raise NotFound(f"environment {environment.environment_id!r} has no cameras to stream")
         self.environment = environment
@@ -214,14 +213,9 @@ class LiveSession:
         self._cameras = {c.camera_id: c for c in environment.cameras}
         # One clock for the stream, as a task uses its first camera's fps for the whole environment.
         self.fps = environment.cameras[0].fps
-        self._tracker_config, association = tracking(self.fps)
-        self._tracker = MultiCameraTracker(
-            list(self._cameras),
-            {c.camera_id: c.homography for c in environment.cameras},
-            self._tracker_config,
-            association,
-            track_start_scores(environment.cameras),
-        )
+        setup = tracking(self.fps)
+        self._tracker_config = setup.tracker
+        self._tracker = setup.multicam(environment.cameras)
         self._t0: float | None = None
         self._last_index = 0
 

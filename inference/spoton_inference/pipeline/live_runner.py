@@ -45,7 +45,7 @@ class LiveTaskRunner:
         self.session = LiveSession(
             dataclasses.replace(environment, cameras=cameras),
             ports.models,
-            ports.tracking_configs,
+            ports.tracking_setup,
         )
         self._task_uuid = uuid.UUID(task_id)
         self._active = active if active is not None else {}

@@ -3,7 +3,14 @@
 Per batch: publish the sub-videos as media, announce them, then for each global frame index
 across all cameras: decode -> detect (Triton) -> track per camera -> embed the crops that
 need it (one Triton call for all cameras) -> map foot points -> assign global ids -> emit a
-tracking update, store track points, and append to the exports.
+``tracking_update`` (the live view).
+
+Recorded video is then refined (:mod:`.refinement`): at the end of each batch, or every
+``refine_window_frames`` frames of a long one, the window's online tracks are re-decided with
+the whole window in view, off the event loop. The refined frames, not the online ones, go to
+the exports, the track points, the history and the zone events, and are announced in
+``tracks_refined`` events before ``batch_processing_complete``. With refinement off, each
+online frame is stored as it comes.
 
 Decoding and detection of the next frames run ahead of tracking in a separate stage, through
 a bounded queue, so Triton is kept busy while the current frame is associated.
@@ -30,18 +37,20 @@ from spoton_inference.core.events import (
     TaskEventPayload,
     TrackingUpdate,
     TrackOut,
+    TracksRefined,
     ZoneEvent,
 )
 from spoton_inference.core.media import MediaRoot
 from spoton_inference.core.zones import Zone
-from spoton_inference.pipeline.associate import AssociationConfig, IdentityState
 from spoton_inference.pipeline.decode import read_frames_rgb
-from spoton_inference.pipeline.exports import ExportWriter
+from spoton_inference.pipeline.exports import ExportWriter, MotWriter
 from spoton_inference.pipeline.history import HistorySink, TaskHistory
-from spoton_inference.pipeline.multicam import MultiCameraTracker, track_start_scores
-from spoton_inference.pipeline.track import FramePlan, TrackerConfig
+from spoton_inference.pipeline.refinement import FRAMES_PER_REFINED_EVENT, RefinedWindow, RefinementWindows
+from spoton_inference.pipeline.tracking_settings import TrackingSetup
 from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
 from spoton_inference.pipeline.zones import ENTER, ZoneTransition
+from spoton_inference.tracking.camera import FramePlan
+from spoton_inference.tracking.identities import IdentityState
 
 # Global frames decoded and detected ahead of the tracking stage.
 READ_AHEAD_FRAMES = 3
@@ -98,23 +107,16 @@ class RunnerPorts:
     report_progress: Callable[[int, str], Awaitable[None]]
     media: MediaRoot
     exports_dir: Path
-    score_threshold: float
+    # How to track at a given fps (pipeline.tracking_settings.tracking_setup over the settings).
+    tracking_setup: Callable[[float], TrackingSetup]
     # Returns at once unless the task is paused; then when it is resumed.
     wait_if_paused: Callable[[], Awaitable[None]]
     # Called about once a second of video with the identities seen since the last call, to
     # mirror the gallery; must not block.
     identities_seen: Callable[[list[IdentityState]], None] | None = None
-    # Tracker and associator configuration for a given fps (multicam.tracking_configs); None: defaults.
-    tracking: Callable[[float], tuple[TrackerConfig, AssociationConfig]] | None = None
     # Identities and events for the history (pipeline/history.py), and the zones to watch.
     history: HistorySink | None = None
     zones: tuple[Zone, ...] = ()
-
-    def tracking_configs(self, fps: float) -> tuple[TrackerConfig, AssociationConfig]:
-        """``tracking(fps)``, or the defaults with this task's score threshold."""
-        if self.tracking is not None:
-            return self.tracking(fps)
-        return TrackerConfig(high_score=self.score_threshold), AssociationConfig(fps=fps)
 
 
 @dataclasses.dataclass(slots=True)
@@ -129,53 +131,70 @@ class TaskRunner:
         self.plan = plan
         self.ports = ports
         fps = plan.cameras[0].fps
-        self._tracker_config, association = ports.tracking_configs(fps)
-        self._tracker = MultiCameraTracker(
-            [c.camera_id for c in plan.cameras],
-            {c.camera_id: c.homography for c in plan.cameras},
-            self._tracker_config,
-            association,
-            track_start_scores(plan.cameras),
+        setup = ports.tracking_setup(fps)
+        self._tracker_config = setup.tracker
+        self._tracker = setup.multicam(plan.cameras)
+        camera_ids = [c.camera_id for c in plan.cameras]
+        refiner = setup.refiner(plan.cameras)
+        env_id = plan.environment.environment_id
+        self._windows = (
+            RefinementWindows(refiner, camera_ids, env_id, setup.refine_window_frames) if refiner is not None else None
         )
         self._task_uuid = uuid.UUID(plan.task_id)
         self._history = (
-            TaskHistory(
-                self._task_uuid, plan.environment.environment_id, plan.created_at, fps, ports.zones, ports.history
-            )
+            TaskHistory(self._task_uuid, env_id, plan.created_at, fps, ports.zones, ports.history)
             if ports.history is not None
             else None
         )
         self._exports = ExportWriter(
             ports.exports_dir,
-            [c.camera_id for c in plan.cameras],
+            camera_ids,
             fps,
             on_event=self._history.camera_event if self._history is not None else None,
         )
+        # With refinement, the online result is exported too, for comparison.
+        self._online = MotWriter(ports.exports_dir, camera_ids, "online.") if self._windows is not None else None
         self.frames_done = 0
+        self.frames_stored = 0
+        self.refine_seconds = 0.0
         self._synced_through = -1  # last global frame whose identities went to identities_seen
         self._sync_every = max(1, round(fps))
+        self._batch = 0
 
     async def run(self) -> list[Path]:
         """Process every batch; returns the export files. Cancellation stops it between frames."""
         start = 0
-        history_closed = False
+        finished = False
         try:
             for k, length in enumerate(batch_lengths(self.plan.cameras)):
+                self._batch = k
                 await self.ports.report_progress(self.frames_done, f"preparing batch {k + 1}")
                 await self.ports.emit(self._publish_media(k, start))
                 await self._run_batch(k, start)
+                await self._refine_window(announce=True)
                 await self.ports.emit(BatchProcessingComplete(sub_video_batch_index=k))
                 start += length
             if self._history is not None:
-                transitions, history_closed = self._history.close(), True
-                await self._emit_zone_events(transitions)
+                await self._emit_zone_events(self._history.close())
+            finished = True
         finally:
-            files = self._exports.close()
-            if self.ports.identities_seen is not None:
+            if not finished:
+                # Cancelled or failed: what was tracked is still refined and stored, not announced.
+                await self._refine_window(announce=False)
+            files = self._close_exports()
+            if self.ports.identities_seen is not None and self._windows is None:
                 self._sync_identities()
-            if self._history is not None and not history_closed:
-                self._history.close()  # after a failure or cancel: stored, not announced
+            if self._history is not None and not finished:
+                self._history.close()
         return files
+
+    def _close_exports(self) -> list[Path]:
+        if self._online is not None:
+            self._online.close()
+        fit = self._tracker.fit
+        if fit is not None:
+            self._exports.write_json("reid_calibration.json", fit.to_json())
+        return self._exports.close()
 
     def _publish_media(self, batch: int, start: int) -> MediaAvailable:
         """Make each sub-video servable first, so no announced URL can 404."""
@@ -246,43 +265,105 @@ class TaskRunner:
             self._exports.add_detections(cam_id, item.global_index, det.boxes, det.scores)
         plans = self._tracker.plan(detections)
         tracked = self._tracker.update(item.global_index, plans, await self._embed(item, plans))
+        update = TrackingUpdate(
+            item.global_index,
+            self.plan.environment.environment_id,
+            time.time(),
+            [
+                CameraTracksOut(
+                    cam_id,
+                    source,
+                    index_in_source,
+                    [
+                        TrackOut(
+                            tuple(round(float(v), 2) for v in t.box),
+                            round(t.score, 4),
+                            t.track_id,
+                            t.global_id,
+                            t.map_xy,
+                        )  # type: ignore[arg-type]
+                        for t in tracked[cam_id]
+                    ],
+                )
+                for cam_id, (_, source, index_in_source) in item.frames.items()
+            ],
+        )
+        await self.ports.emit(update)
+        self.frames_done += 1
+        if self._windows is None:
+            await self._store(update)
+            if self.frames_done % self._sync_every == 0 and self.ports.identities_seen is not None:
+                self._sync_identities()
+            return
+        self._online.add(update)  # type: ignore[union-attr]
+        sources = {cam_id: (source, index) for cam_id, (_, source, index) in item.frames.items()}
+        self._windows.add(item.global_index, sources, tracked, detections)
+        if self._windows.full:
+            await self._refine_window(announce=True)
 
-        cameras_out = []
+    async def _refine_window(self, announce: bool) -> None:
+        """Refine the pending frames off the event loop, store them and (if told) announce them."""
+        if self._windows is None or not self._windows.pending_frames:
+            return
+        window = await asyncio.to_thread(self._windows.refine, self._tracker.fit)
+        self.refine_seconds += window.seconds
+        for update in window.updates:
+            await self._store(update, announce=announce)
+        if self.ports.identities_seen is not None and window.identities:
+            self.ports.identities_seen(window.identities)
+        if announce:
+            await self._announce(window)
+
+    async def _announce(self, window: RefinedWindow) -> None:
+        for k in range(0, len(window.updates), FRAMES_PER_REFINED_EVENT):
+            chunk = window.updates[k : k + FRAMES_PER_REFINED_EVENT]
+            await self.ports.emit(
+                TracksRefined(
+                    sub_video_batch_index=self._batch,
+                    start_global_frame_index=chunk[0].global_frame_index,
+                    end_global_frame_index=chunk[-1].global_frame_index + 1,
+                    updates=chunk,
+                )
+            )
+
+    async def _store(self, update: TrackingUpdate, announce: bool = True) -> None:
+        """Exports, track points, history and zone events of one frame as it is kept."""
+        when = self.plan.created_at + dt.timedelta(seconds=update.global_frame_index / self.plan.cameras[0].fps)
+        env_id = update.environment_id
         rows: list[tuple] = []
         seen: list[tuple[str, int, tuple[float, float] | None]] = []
-        when = self.plan.created_at + dt.timedelta(seconds=item.global_index / self.plan.cameras[0].fps)
-        env_id = self.plan.environment.environment_id
-        for cam_id, (_, source, index_in_source) in item.frames.items():
-            tracks_out = []
-            for t in tracked[cam_id]:
-                gid, xy = t.global_id, t.map_xy
-                box = tuple(round(float(v), 2) for v in t.box)
-                tracks_out.append(TrackOut(box, round(t.score, 4), t.track_id, gid, xy))  # type: ignore[arg-type]
-                seen.append((cam_id, gid, xy))
+        for cam in update.cameras:
+            for t in cam.tracks:
+                seen.append((cam.camera_id, t.global_id, t.map_coords))
                 rows.append(
                     track_point_row(
-                        when, self._task_uuid, env_id, cam_id, item.global_index, t.track_id, gid, box, t.score, xy
+                        when,
+                        self._task_uuid,
+                        env_id,
+                        cam.camera_id,
+                        update.global_frame_index,
+                        t.track_id,
+                        t.global_id,
+                        t.box,
+                        t.score,
+                        t.map_coords,
                     )
                 )
-            cameras_out.append(CameraTracksOut(cam_id, source, index_in_source, tracks_out))
-        update = TrackingUpdate(item.global_index, env_id, time.time(), cameras_out)
         self._exports.add(update)
         self.ports.store_points(rows)
-        await self.ports.emit(update)
+        self.frames_stored += 1
         if self._history is not None:
-            await self._emit_zone_events(self._history.frame(item.global_index, seen))
-        self.frames_done += 1
-        if self.frames_done % self._sync_every == 0:
-            if self.ports.identities_seen is not None:
-                self._sync_identities()
-            if self._history is not None:
+            await self._emit_zone_events(self._history.frame(update.global_frame_index, seen), announce)
+            if self.frames_stored % self._sync_every == 0:
                 self._history.sync()
 
-    async def _emit_zone_events(self, transitions: list[ZoneTransition]) -> None:
+    async def _emit_zone_events(self, transitions: list[ZoneTransition], announce: bool = True) -> None:
         for t in transitions:
             self._exports.add_zone_event(
                 t.kind, t.global_frame_index, t.camera_id, t.global_id, t.zone_id, t.zone_name, t.map_xy
             )
+            if not announce:
+                continue
             kind = "enter" if t.kind == ENTER else "exit"  # the gRPC event names it without the "zone_" prefix
             await self.ports.emit(
                 ZoneEvent(kind, t.zone_id, t.zone_name, t.global_id, t.global_frame_index, t.camera_id, t.map_xy)
@@ -312,4 +393,7 @@ class TaskRunner:
 
     @property
     def num_identities(self) -> int:
+        """Global ids given out: the refined ones when recorded video is refined."""
+        if self._windows is not None:
+            return self._windows.num_identities
         return self._tracker.identities.num_identities

@@ -14,10 +14,10 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from spoton_inference.pipeline.associate import IdentityState
 from spoton_inference.storage.embedding_store import EmbeddingRow, EmbeddingStore
 from spoton_inference.storage.gallery import GalleryEntry, RedisGallery
 from spoton_inference.storage.periodic import PeriodicFlush
+from spoton_inference.tracking.identities import IdentityState
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from spoton_inference.core.events import TrackingUpdate
 from spoton_inference.pipeline.live_pull import PullOptions
 from spoton_inference.pipeline.live_runner import LIVE_STEP, LiveTaskRunner
 from spoton_inference.pipeline.runner import RunnerPorts
+from spoton_inference.pipeline.tracking_settings import tracking_setup
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -69,7 +71,7 @@ async def test_live_task_tracks_all_cameras_in_one_session_across_a_reconnect(
         report_progress=progress,
         media=live_service.settings.media,
         exports_dir=tmp_path,
-        score_threshold=0.45,
+        tracking_setup=functools.partial(tracking_setup, live_service.settings),
         wait_if_paused=go_on,
     )
     active: dict = {}

@@ -1,9 +1,10 @@
 import numpy as np
 
 from spoton_inference.core.geometry import Homography
-from spoton_inference.pipeline.associate import AssociationConfig
-from spoton_inference.pipeline.multicam import MultiCameraTracker
-from spoton_inference.pipeline.track import TrackerConfig
+from spoton_inference.tracking.appearance import ReidCalibration
+from spoton_inference.tracking.camera import TrackerConfig
+from spoton_inference.tracking.identities import AssociationConfig
+from spoton_inference.tracking.multicam import MultiCameraTracker
 
 # 100 px per metre, the map's origin at the image's
 SCALE = Homography(np.diag([0.01, 0.01, 1.0]))
@@ -26,18 +27,6 @@ def test_one_person_seen_by_two_cameras_gets_one_global_id_and_map_position():
     assert a.map_xy == (1.2, 2.0)
 
 
-def test_a_person_back_in_a_camera_gets_their_old_local_id():
-    red = np.array([1.0, 0.0], np.float32)
-    mc = MultiCameraTracker(
-        ["c1"], {"c1": SCALE}, TrackerConfig(min_hits=1, max_age=3), AssociationConfig(fps=10, max_gap_s=60)
-    )
-    first = _frame(mc, 0, {"c1": [[100, 0, 140, 200]]}, {"c1": [red]})["c1"][0]
-    for f in range(1, 30):  # out of view for 3 s, longer than the tracker keeps a lost track
-        _frame(mc, f, {"c1": []})
-    back = _frame(mc, 30, {"c1": [[150, 0, 190, 200]]}, {"c1": [red]})["c1"][0]
-    assert (back.global_id, back.track_id) == (first.global_id, first.track_id)
-
-
 def test_a_camera_s_own_detection_threshold_decides_which_detections_start_tracks():
     # The same person-sized box at score 0.6 on both cameras: c2's threshold of 0.8 refuses it.
     mc = MultiCameraTracker(
@@ -50,25 +39,6 @@ def test_a_camera_s_own_detection_threshold_decides_which_detections_start_track
     dets = {cam: (box, np.array([0.6], np.float32)) for cam in ("c1", "c2")}
     out = mc.update(0, mc.plan(dets), {"c1": {}, "c2": {}})
     assert len(out["c1"]) == 1 and out["c2"] == []
-
-
-def test_local_ids_follow_people_when_review_finds_two_tracks_swapped():
-    red, blue = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
-    # IoU alone keeps each track on its box, as after a crossing the tracker got wrong
-    tracker = TrackerConfig(min_hits=1, refresh_every=1, appearance_weight=0.0, max_appearance_cost=2.0)
-    mc = MultiCameraTracker(["c1"], {"c1": SCALE}, tracker, AssociationConfig(fps=10, review_after=3))
-    boxes = {"c1": [[100, 0, 140, 200], [300, 0, 340, 200]]}
-    left, right = _frame(mc, 0, boxes, {"c1": [red, blue]})["c1"]
-    # from now on the person in the left box is the blue one, and the right box is red
-    seen = [_frame(mc, f, boxes, {"c1": [blue, red]})["c1"] for f in range(1, 6)]
-    assert [(t.track_id, t.global_id) for t in seen[0]] == [
-        (left.track_id, left.global_id),
-        (right.track_id, right.global_id),
-    ]
-    assert [(t.track_id, t.global_id) for t in seen[-1]] == [
-        (right.track_id, right.global_id),
-        (left.track_id, left.global_id),
-    ]
 
 
 def test_a_merge_of_two_identities_keeps_every_local_id():
@@ -86,3 +56,36 @@ def test_a_merge_of_two_identities_keeps_every_local_id():
     assert first1.global_id != first2.global_id
     assert last1.global_id == last2.global_id  # merged
     assert (last1.track_id, last2.track_id) == (first1.track_id, first2.track_id)
+
+
+def test_the_trackers_calibrate_themselves_on_the_stream_s_own_crops():
+    """Two people walking apart in one camera: the fitted same and different distances land on
+    what their crops show, far from the configured prior, and the trackers use them."""
+    rng = np.random.default_rng(0)
+    base = [_unit_vector(rng) for _ in range(2)]
+    prior = ReidCalibration(0.5, 0.9)
+    mc = MultiCameraTracker(["c1"], {"c1": SCALE}, TrackerConfig(min_hits=1, refresh_every=1, calibration=prior))
+    same, different = [], []
+    previous = None
+    for f in range(400):
+        boxes = {"c1": [[100 + f, 0, 140 + f, 200], [900 - f, 0, 940 - f, 200]]}
+        crops = [_unit(b + 0.05 * rng.standard_normal(len(b))) for b in base]
+        _frame(mc, f, boxes, {"c1": crops})
+        different.append(1 - float(crops[0] @ crops[1]))
+        if previous is not None:
+            same.append(1 - float(crops[0] @ previous))
+        previous = crops[0]
+    fit = mc.fit
+    assert fit.same_pairs > 300 and fit.different_pairs > 300
+    assert abs(fit.calibration.same - np.median(same)) < 0.06 < abs(prior.same - np.median(same))
+    assert abs(fit.calibration.different - np.median(different)) < 0.06
+    assert mc._trackers["c1"].config.calibration == fit.calibration
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def _unit_vector(rng: np.random.Generator) -> np.ndarray:
+    v = rng.standard_normal(16)
+    return v / np.linalg.norm(v)

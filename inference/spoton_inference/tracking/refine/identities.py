@@ -1,0 +1,179 @@
+"""Grouping every camera's chains into people: global identities with the whole window in view.
+
+A *chain* is one person's linked tracklets in one camera (:mod:`.linking`). Two chains are
+scored for being one person on what the floor plan and time allow, and on appearance:
+
+- **seen at the same time in two cameras**: their map positions on the frames both see
+  must agree; the median distance decides (within ``tolerance_m``: the closer, the higher;
+  beyond ``2 x tolerance_m``: never one person);
+- **seen one after the other** (in two cameras, or twice in one): the later must start
+  within walking reach of where the earlier ended (``tolerance_m`` plus ``max_speed_mps``
+  a second) and within ``max_gap_s``;
+- **appearance**: the log-odds of their mean embeddings being one person, as in linking;
+- **never one person**: two chains of one camera at the same time, or two views at the same
+  time too far apart on the map.
+
+Chains are then grouped by average-linkage agglomerative clustering that never joins two
+groups holding a "never" pair, and stops when no two groups score above zero on average.
+Groups carried over from an earlier window (*anchors*, with a global id already given out)
+never merge with each other.
+
+Example:
+    >>> import numpy as np
+    >>> def chain(cam, frames, x):
+    ...     f = np.array(frames)
+    ...     return ChainView(cam, f, np.stack([np.full(len(f), x), np.zeros(len(f))], 1), None, None)
+    >>> views = [chain("c1", range(0, 10), 1.0), chain("c2", range(5, 15), 1.2), chain("c2", range(0, 10), 6.0)]
+    >>> cluster_chains(views, IdentityConfig(), fps=10, fit=None)
+    [0, 0, 1]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from spoton_inference.tracking.calibration import ReidFit
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    # Two views of one person at one time agree on the map within this (metres).
+    tolerance_m: float = 1.0
+    # Walking speed that bounds where a person can reappear (metres per second).
+    max_speed_mps: float = 2.0
+    # The longest time between two sightings of one person that still links them.
+    max_gap_s: float = 30.0
+    # Score weights: agreement of simultaneous views, reach of successive ones, appearance
+    # log-odds, and a penalty per second between successive sightings.
+    together_weight: float = 3.0
+    successive_weight: float = 1.0
+    appearance_weight: float = 1.0
+    gap_penalty_per_s: float = 0.05
+    # Frames of overlap for full confidence in simultaneous agreement.
+    together_frames: int = 5
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChainView:
+    """What clustering needs of a chain."""
+
+    camera_id: str
+    frames: np.ndarray  # int64, increasing
+    map_xy: np.ndarray  # Nx2, NaN where unknown
+    feature: np.ndarray | None
+    anchor: int | None  # the global id of the earlier identity it continues, if any
+
+
+def cluster_chains(chains: list[ChainView], config: IdentityConfig, fps: float, fit: ReidFit | None) -> list[int]:
+    """A group label per chain (0, 1, ...; chains with one anchor share its group)."""
+    n = len(chains)
+    if n == 0:
+        return []
+    score, related, never = pair_scores(chains, config, fps, fit)
+    # Group state: sum and count of member-pair scores, and whether any pair forbids it.
+    total = np.where(related, score, 0.0)
+    count = related.astype(np.float64)
+    label = np.arange(n)
+    alive = np.ones(n, dtype=bool)
+    anchor = np.array([c.anchor if c.anchor is not None else -1 for c in chains])
+    # Chains continuing one earlier identity start as one group.
+    for gid in set(anchor[anchor >= 0].tolist()):
+        members = np.flatnonzero(anchor == gid)
+        for j in members[1:]:
+            _merge(members[0], j, total, count, never, label, alive)
+    anchored = np.array([anchor[label == i].max(initial=-1) >= 0 for i in range(n)])
+    while True:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, total / count, -np.inf)
+        mean[never | ~alive[:, None] | ~alive[None, :]] = -np.inf
+        np.fill_diagonal(mean, -np.inf)
+        mean[np.ix_(anchored, anchored)] = -np.inf
+        best = int(np.argmax(mean))
+        i, j = divmod(best, n)
+        if not np.isfinite(mean[i, j]) or mean[i, j] <= 0:
+            break
+        _merge(i, j, total, count, never, label, alive)
+        anchored[i] |= anchored[j]
+    groups = {g: k for k, g in enumerate(dict.fromkeys(label.tolist()))}
+    return [groups[g] for g in label.tolist()]
+
+
+def _merge(
+    i: int, j: int, total: np.ndarray, count: np.ndarray, never: np.ndarray, label: np.ndarray, alive: np.ndarray
+) -> None:
+    """Fold group j into group i."""
+    for m in (total, count):
+        m[i, :] += m[j, :]
+        m[:, i] += m[:, j]
+        m[j, :] = m[:, j] = 0
+    never[i, :] |= never[j, :]
+    never[:, i] |= never[:, j]
+    label[label == j] = i
+    alive[j] = False
+
+
+def pair_scores(
+    chains: list[ChainView], config: IdentityConfig, fps: float, fit: ReidFit | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score of every pair, whether the pair is related at all, and whether it is forbidden."""
+    n = len(chains)
+    score = np.zeros((n, n))
+    related = np.zeros((n, n), dtype=bool)
+    never = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(i + 1, n):
+            s = _pair(chains[i], chains[j], config, fps, fit)
+            if s is None:
+                continue
+            if s == -np.inf:
+                never[i, j] = never[j, i] = True
+            else:
+                score[i, j] = score[j, i] = s
+                related[i, j] = related[j, i] = True
+    return score, related, never
+
+
+def _pair(a: ChainView, b: ChainView, config: IdentityConfig, fps: float, fit: ReidFit | None) -> float | None:
+    """-inf: never one person; None: nothing relates them; else the score."""
+    overlapping = a.frames[0] <= b.frames[-1] and b.frames[0] <= a.frames[-1]
+    common, ia, ib = np.intersect1d(a.frames, b.frames, return_indices=True) if overlapping else ((), (), ())
+    appearance = 0.0
+    if fit is not None and a.feature is not None and b.feature is not None:
+        appearance = config.appearance_weight * float(fit.log_odds(1.0 - float(a.feature @ b.feature)))
+    if len(common):
+        if a.camera_id == b.camera_id:
+            return -np.inf
+        pa, pb = a.map_xy[ia], b.map_xy[ib]
+        known = ~np.isnan(pa[:, 0]) & ~np.isnan(pb[:, 0])
+        if not known.any():
+            return appearance
+        distance = float(np.median(np.linalg.norm(pa[known] - pb[known], axis=1)))
+        if distance > 2 * config.tolerance_m:
+            return -np.inf
+        weight = config.together_weight * min(1.0, known.sum() / config.together_frames)
+        return weight * (1.0 - distance / config.tolerance_m) + appearance
+    first, second = (a, b) if a.frames[-1] < b.frames[0] else (b, a)
+    gap_s = (second.frames[0] - first.frames[-1]) / fps
+    if gap_s > config.max_gap_s:
+        return None
+    end, start = _last_known(first.map_xy), _first_known(second.map_xy)
+    score = appearance - config.gap_penalty_per_s * gap_s
+    if end is None or start is None:
+        return score
+    reach = config.tolerance_m + config.max_speed_mps * gap_s
+    distance = float(np.linalg.norm(end - start))
+    if distance > reach:
+        return -np.inf
+    return score + config.successive_weight * (1.0 - distance / reach)
+
+
+def _last_known(xy: np.ndarray) -> np.ndarray | None:
+    known = np.flatnonzero(~np.isnan(xy[:, 0]))
+    return xy[known[-1]] if len(known) else None
+
+
+def _first_known(xy: np.ndarray) -> np.ndarray | None:
+    known = np.flatnonzero(~np.isnan(xy[:, 0]))
+    return xy[known[0]] if len(known) else None

@@ -1,0 +1,131 @@
+"""Tracklets: the online tracks of one camera cut wherever their identity may have changed.
+
+The online tracker decides frame by frame and cannot take a decision back. Refinement first
+cuts each online track at the points where it may have passed from one person to another,
+then lets the linker (:mod:`.linking`) join the pieces again with the whole window in view.
+A track is cut:
+
+- at a *gap*: frames it was not seen for longer than ``cut_gap_s`` (the online tracker
+  bridged it by a guess);
+- at a *contact*: where its box starts or stops overlapping another track's box by
+  ``contact_iou`` or more; two people who touch in the image may come out of it swapped;
+- at a *jump*: a step between two sightings longer than ``jump_heights`` box heights per
+  frame, more than anyone walks.
+
+Each piece keeps the online track's id, so the linker can weigh what the online tracker
+thought against what the whole window shows.
+
+Example:
+    >>> import numpy as np
+    >>> from spoton_inference.tracking.refine.record import WindowRecord
+    >>> record = WindowRecord(["c1"])
+    >>> for f in (0, 1, 2, 6, 7):  # seen, then unseen for three frames, then seen again
+    ...     record.add("c1", f, [(1, 1, np.array([f, 0, f + 10, 30], np.float32), 0.9, None, None)])
+    >>> [t.frames.tolist() for t in split_tracks("c1", record.sightings("c1"), TrackletConfig(), fps=10)]
+    [[0, 1, 2], [6, 7]]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from spoton_inference.tracking.boxes import heights, iou_matrix
+from spoton_inference.tracking.refine.record import Sightings
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TrackletConfig:
+    # Cut where a track went unseen for longer than this.
+    cut_gap_s: float = 0.25
+    # Cut where the box starts or stops overlapping another track's by at least this IoU.
+    contact_iou: float = 0.3
+    # Cut at a step longer than this many box heights per frame.
+    jump_heights: float = 0.6
+
+
+@dataclasses.dataclass(slots=True)
+class Tracklet:
+    """A run of one online track in one camera, believed to be one person throughout."""
+
+    camera_id: str
+    frames: np.ndarray  # int64, increasing
+    boxes: np.ndarray  # float32 Nx4
+    scores: np.ndarray
+    map_xy: np.ndarray  # Nx2, NaN without a homography
+    online_track: int
+    online_global: int  # the online global id it had most often
+    embeddings: list[np.ndarray]
+    # Set on tracklets standing for a person refined in an earlier window (see refiner):
+    # their refined local id and global id, which whatever links to them inherits.
+    anchor: tuple[int, int] | None = None
+
+    @property
+    def start(self) -> int:
+        return int(self.frames[0])
+
+    @property
+    def end(self) -> int:
+        return int(self.frames[-1])
+
+    @property
+    def feature(self) -> np.ndarray | None:
+        """The unit mean of its crop embeddings, None without any."""
+        if not self.embeddings:
+            return None
+        mean = np.mean(self.embeddings, axis=0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-9)
+
+    @property
+    def mean_height(self) -> float:
+        return float(np.mean(heights(self.boxes)))
+
+
+def split_tracks(camera_id: str, sightings: Sightings, config: TrackletConfig, fps: float) -> list[Tracklet]:
+    """Cut every online track of one camera into tracklets (see the module docs)."""
+    contact = _in_contact(sightings, config.contact_iou)
+    out: list[Tracklet] = []
+    max_gap = max(1, round(config.cut_gap_s * fps))
+    for track_id in np.unique(sightings.track_ids):
+        rows = np.flatnonzero(sightings.track_ids == track_id)
+        rows = rows[np.argsort(sightings.frames[rows], kind="stable")]
+        frames = sightings.frames[rows]
+        boxes = sightings.boxes[rows]
+        step = np.diff(frames)
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        moved = np.linalg.norm(np.diff(centres, axis=0), axis=1) / np.maximum(heights(boxes)[:-1], 1.0)
+        cut = (step > max_gap) | (moved / np.maximum(step, 1) > config.jump_heights)
+        cut |= contact[rows][1:] != contact[rows][:-1]
+        for piece in np.split(np.arange(len(rows)), np.flatnonzero(cut) + 1):
+            out.append(_tracklet(camera_id, sightings, rows[piece], int(track_id)))
+    return out
+
+
+def _tracklet(camera_id: str, s: Sightings, rows: np.ndarray, track_id: int) -> Tracklet:
+    globals_, counts = np.unique(s.global_ids[rows], return_counts=True)
+    return Tracklet(
+        camera_id=camera_id,
+        frames=s.frames[rows],
+        boxes=s.boxes[rows],
+        scores=s.scores[rows],
+        map_xy=s.map_xy[rows],
+        online_track=track_id,
+        online_global=int(globals_[np.argmax(counts)]),
+        embeddings=[s.embeddings[r] for r in rows if r in s.embeddings],
+    )
+
+
+def _in_contact(s: Sightings, min_iou: float) -> np.ndarray:
+    """Per row, whether the box overlaps another track's box of the same frame by ``min_iou``."""
+    out = np.zeros(len(s), dtype=bool)
+    order = np.argsort(s.frames, kind="stable")
+    frames = s.frames[order]
+    bounds = np.flatnonzero(np.diff(frames)) + 1
+    for group in np.split(order, bounds):
+        if len(group) < 2:
+            continue
+        iou = iou_matrix(s.boxes[group], s.boxes[group])
+        np.fill_diagonal(iou, 0.0)
+        out[group] = iou.max(axis=1) >= min_iou
+    return out
