@@ -13,6 +13,7 @@ speed. The directory layout of a scene's run is::
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from accuracy_lib.scenes import BenchScene
 from spoton_client.process import ProcessResult
 from spoton_client.scoring import Scores, score_environment
 from spoton_inference.core.environment import load_environment_dir
+from spoton_inference.pipeline.runner import TRACKING_EXPORT
 
 # System -> (directory under the run, file infix): ours online and refined share the service's exports.
 SYSTEM_FILES = {
@@ -88,7 +90,7 @@ class SceneResult:
     systems: dict[str, SystemScores]
     # Median map error of the online and the refined boxes; None without true positions.
     map_error: dict[str, MapError] | None
-    # Replay timings of the refinement, seconds per window (batch).
+    # The service's refinement: mean wall seconds per window (a batch here), from its tracking.json.
     refine_s_per_window: float
 
     @property
@@ -119,7 +121,8 @@ def evaluate_scene(scene: BenchScene, run_dir: Path, run: ProcessResult, start_s
     env = load_environment_dir(scene.env_dir)
     detections = load_detections(ours, cams)
     features = ground_truth_features(scene.gt_dir, detections)
-    timing = replay(env, detections, features, run_dir / "perfect_reid", perfect_reid_setup(start_score, scene.fps))
+    replay(env, detections, features, run_dir / "perfect_reid", perfect_reid_setup(start_score, scene.fps))
+    windows = json.loads((ours / TRACKING_EXPORT).read_text())["refinement"]
     systems = {}
     for system, (folder, infix) in SYSTEM_FILES.items():
         per_camera, cross = score_environment(scene.gt_dir, run_dir / folder, cams, infix)
@@ -143,5 +146,5 @@ def evaluate_scene(scene: BenchScene, run_dir: Path, run: ProcessResult, start_s
         detection=detection_counts(scene.gt_dir, ours, cams, start_score),
         systems=systems,
         map_error=map_error,
-        refine_s_per_window=statistics.fmean(timing.refine_s) if timing.refine_s else 0.0,
+        refine_s_per_window=statistics.fmean(w["seconds"] for w in windows) if windows else 0.0,
     )

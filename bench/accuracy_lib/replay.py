@@ -33,6 +33,7 @@ from spoton_inference.core.events import TrackingUpdate
 from spoton_inference.pipeline.refinement import RefinementWindows
 from spoton_inference.pipeline.tracking_settings import TrackingSetup, tracking_setup
 from spoton_inference.settings import REPO_ROOT, Settings
+from spoton_inference.tracking.calibration import ReidFit
 
 Features = dict[str, dict[int, np.ndarray]]
 
@@ -42,9 +43,10 @@ PERFECT_REID_CALIBRATION = {"reid_same_distance": 0.0, "reid_different_distance"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ReplayTiming:
+class ReplayResult:
     online_s: float
     refine_s: list[float]  # per refinement window
+    fit: ReidFit  # the Re-ID calibration the tracking fitted (or its prior, without self-calibration)
 
 
 def service_setup(start_score: float, fps: float, **overrides: object) -> TrackingSetup:
@@ -91,19 +93,23 @@ def ground_truth_features(
 
 
 async def model_features(
-    env: Environment, detections: Mapping[str, Mapping[int, FrameDetections]], triton_url: str, cache_dir: Path
+    env: Environment,
+    detections: Mapping[str, Mapping[int, FrameDetections]],
+    triton_url: str,
+    cache_dir: Path,
+    model_repository: Path = REPO_ROOT / "model_repository",
 ) -> Features:
-    """The default embedder's feature for every detection, through Triton, cached on disk.
+    """The embedder's feature for every detection, through a Triton serving ``model_repository``,
+    cached on disk.
 
-    The cache key is a hash of the detections and of ``model_repository/reid``'s
-    ``1/model.py`` and ``config.pbtxt``: new detections or a change to that code or config
-    recompute it. The weights (``1/model.onnx``) are not hashed: after replacing them, clear
-    ``cache_dir``.
+    The cache key is a hash of the detections and of the repository's ``reid/1/model.py`` and
+    ``reid/config.pbtxt``: new detections or a change to that code or config recompute it. The
+    weights (``1/model.onnx``) are not hashed: after replacing them, clear ``cache_dir``.
     """
     from spoton_inference.pipeline.decode import read_frames_rgb
     from spoton_inference.pipeline.triton_models import TritonModels, crop_people
 
-    cache = cache_dir / f"{env.environment_id}-{features_digest(detections)}.npz"
+    cache = cache_dir / f"{env.environment_id}-{features_digest(detections, model_repository)}.npz"
     if cache.exists():
         return load_features(cache)
     models = TritonModels(triton_url, "detector", "reid")
@@ -129,13 +135,15 @@ async def model_features(
     return out
 
 
-def features_digest(detections: Mapping[str, Mapping[int, FrameDetections]]) -> str:
+def features_digest(
+    detections: Mapping[str, Mapping[int, FrameDetections]], model_repository: Path = REPO_ROOT / "model_repository"
+) -> str:
     """What a cached feature file depends on: the detections and the embedder's code and config."""
     digest = hashlib.sha256(
         repr(sorted((c, f, d.boxes.tobytes()) for c, fs in detections.items() for f, d in fs.items())).encode()
     )
     for part in ("1/model.py", "config.pbtxt"):
-        digest.update((REPO_ROOT / "model_repository" / "reid" / part).read_bytes())
+        digest.update((model_repository / "reid" / part).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -154,7 +162,7 @@ def replay(
     features: Features,
     out_dir: Path,
     setup: TrackingSetup,
-) -> ReplayTiming:
+) -> ReplayResult:
     """Track and refine like the service, batch by batch.
 
     Writes ``<cam>.online.local.txt`` / ``<cam>.online.global.txt`` (the online pass) and
@@ -214,7 +222,7 @@ def replay(
             write_rows(out_dir / f"{cam}.global.txt", online_global[cam])
     else:
         _write_updates(out_dir, cams, refined)
-    return ReplayTiming(online_s, refine_s)
+    return ReplayResult(online_s, refine_s, tracker.fit)
 
 
 def _write_updates(out_dir: Path, cams: list[str], updates: list[TrackingUpdate]) -> None:

@@ -49,7 +49,7 @@ LEGEND = (
     "ground-truth identity features (a perfect embedder). recall: detections >= the track-start score vs "
     "ground truth (IoU >= 0.5); IDF1, MOTA, IDsw: per camera (local ids), mean over cameras; xIDF1: "
     "cross-camera IDF1 (global ids, all cameras jointly); map: median map-position error (m); fps: global "
-    "frames / task wall time; refine s: refinement wall time per batch (replay of the same core)"
+    "frames / task wall time (refinement included); refine s: the service's refinement wall time per batch"
 )
 
 

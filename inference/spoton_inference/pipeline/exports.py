@@ -11,8 +11,8 @@
   input (``bench/accuracy.py`` does);
 - for refined tasks, ``<camera_id>.online.global.txt`` / ``<camera_id>.online.local.txt``:
   the online (live) result the refinement replaced, for comparison (:class:`MotWriter`);
-- ``reid_calibration.json``: what the task fitted its Re-ID distances to
-  (:mod:`spoton_inference.tracking.calibration`).
+- ``tracking.json``: what the task fitted its Re-ID distances to
+  (:mod:`spoton_inference.tracking.calibration`) and each refinement window's wall time.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class ExportWriter:
             )
 
     def write_json(self, name: str, doc: object) -> None:
-        """A JSON document beside the exports (``reid_calibration.json``, say)."""
+        """A JSON document beside the exports (``tracking.json``, say)."""
         (self.out_dir / name).write_text(json.dumps(doc, indent=1))
 
     def close(self) -> list[Path]:

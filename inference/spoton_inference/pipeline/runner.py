@@ -54,6 +54,9 @@ from spoton_inference.tracking.identities import IdentityState
 
 # Global frames decoded and detected ahead of the tracking stage.
 READ_AHEAD_FRAMES = 3
+# The export that says how the task tracked: the Re-ID calibration it fitted, and each
+# refinement window with the time it took.
+TRACKING_EXPORT = "tracking.json"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -156,7 +159,8 @@ class TaskRunner:
         self._online = MotWriter(ports.exports_dir, camera_ids, "online.") if self._windows is not None else None
         self.frames_done = 0
         self.frames_stored = 0
-        self.refine_seconds = 0.0
+        # Per refinement window: first and last global frame, and the wall time it took.
+        self.refined_windows: list[tuple[int, int, float]] = []
         self._synced_through = -1  # last global frame whose identities went to identities_seen
         self._sync_every = max(1, round(fps))
         self._batch = 0
@@ -191,9 +195,16 @@ class TaskRunner:
     def _close_exports(self) -> list[Path]:
         if self._online is not None:
             self._online.close()
-        fit = self._tracker.fit
-        if fit is not None:
-            self._exports.write_json("reid_calibration.json", fit.to_json())
+        self._exports.write_json(
+            TRACKING_EXPORT,
+            {
+                "reid_calibration": self._tracker.fit.to_json(),
+                "refinement": [
+                    {"first_frame": first, "last_frame": last, "seconds": round(seconds, 4)}
+                    for first, last, seconds in self.refined_windows
+                ],
+            },
+        )
         return self._exports.close()
 
     def _publish_media(self, batch: int, start: int) -> MediaAvailable:
@@ -306,7 +317,7 @@ class TaskRunner:
         if self._windows is None or not self._windows.pending_frames:
             return
         window = await asyncio.to_thread(self._windows.refine, self._tracker.fit)
-        self.refine_seconds += window.seconds
+        self.refined_windows.append((window.first_frame, window.last_frame, window.seconds))
         for update in window.updates:
             await self._store(update, announce=announce)
         if self.ports.identities_seen is not None and window.identities:

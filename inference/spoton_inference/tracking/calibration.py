@@ -14,7 +14,7 @@ does not grow with the task), and :meth:`CalibrationSampler.fit` turns them into
 :class:`ReidFit`: the median distance of each kind (the two ends of
 :class:`~spoton_inference.tracking.appearance.ReidCalibration`) and a normal fit of each,
 whose log-likelihood ratio (:meth:`ReidFit.log_odds`) is how strongly a distance says
-"same person". The configured calibration is the prior the data moves it from.
+"same person". Until enough pairs are seen, the configured calibration stands.
 
 Example:
     >>> import numpy as np
@@ -36,9 +36,9 @@ import numpy as np
 from spoton_inference.tracking.appearance import ReidCalibration
 from spoton_inference.tracking.boxes import iou_matrix
 
-# Weight of the configured calibration in a fit, in pairs: with fewer pairs than this seen,
-# it still has the larger say.
-PRIOR_PAIRS = 50
+# Pairs of each kind a fit needs; before that, the configured calibration stands. Medians of
+# a few dozen distances are already stable to a few hundredths.
+MIN_PAIRS = 20
 # Pairs kept of each kind (a reservoir sample over the whole task).
 MAX_PAIRS = 5000
 # A same pair's crops are at most this many frames apart, and nothing overlapped the track's
@@ -196,20 +196,16 @@ class CalibrationSampler:
     def pairs(self) -> tuple[int, int]:
         return len(self._same.values), len(self._different.values)
 
-    def fit(self, prior: ReidCalibration, prior_pairs: int = PRIOR_PAIRS) -> ReidFit:
-        """The fit on the pairs seen so far, each kind shrunk towards ``prior`` as if it had
-        contributed ``prior_pairs`` pairs (:meth:`ReidFit.prior`): with few pairs the prior
-        stands, with many the data decides."""
+    def fit(self, prior: ReidCalibration, min_pairs: int = MIN_PAIRS) -> ReidFit:
+        """The fit on the pairs seen so far: each kind from its own pairs once it has
+        ``min_pairs`` of them, from the prior (:meth:`ReidFit.prior`) until then. No blend of
+        the two: a dropped-in embedder's distances may lie on another scale altogether. Where
+        the result would not tell the kinds apart (one from the data, one from a prior on
+        another scale, say), the prior stands whole."""
         base = ReidFit.prior(prior)
-        same = _shrunk(np.array(self._same.values), base.calibration.same, base.same_mean, base.same_std, prior_pairs)
-        different = _shrunk(
-            np.array(self._different.values),
-            base.calibration.different,
-            base.different_mean,
-            base.different_std,
-            prior_pairs,
-        )
-        if different[0] <= same[0]:  # the embedder tells nothing apart here: keep the prior
+        same = _kind(self._same.values, min_pairs, prior.same, base.same_std)
+        different = _kind(self._different.values, min_pairs, prior.different, base.different_std)
+        if different[0] <= same[0]:
             return base
         return ReidFit(
             ReidCalibration(same[0], different[0]),
@@ -222,18 +218,12 @@ class CalibrationSampler:
         )
 
 
-def _shrunk(values: np.ndarray, median: float, mean: float, std: float, weight: int) -> tuple[float, float, float]:
-    """(median, mean, std) of ``values`` pooled with ``weight`` pseudo-values of the given ones."""
-    n = len(values)
-    if n == 0:
-        return median, mean, std
-    total = n + weight
-    pooled_mean = (n * values.mean() + weight * mean) / total
-    pooled_var = (
-        n * (values.var() + (values.mean() - pooled_mean) ** 2) + weight * (std**2 + (mean - pooled_mean) ** 2)
-    ) / total
-    pooled_median = (n * float(np.median(values)) + weight * median) / total
-    return float(pooled_median), float(pooled_mean), max(float(np.sqrt(pooled_var)), 1e-3)
+def _kind(values: list[float], min_pairs: int, prior: float, prior_std: float) -> tuple[float, float, float]:
+    """(median, mean, std) of one kind's distances, or the prior's while there are too few."""
+    if len(values) < min_pairs:
+        return prior, prior, prior_std
+    data = np.asarray(values, np.float64)
+    return float(np.median(data)), float(data.mean()), max(float(data.std()), 1e-3)
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> float:

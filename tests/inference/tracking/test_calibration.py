@@ -24,7 +24,7 @@ def test_an_isolated_track_gives_same_pairs_and_two_tracks_apart_give_different_
     same, different = s.pairs
     assert same == 2 * 4  # each track, each new crop after its first
     assert different == 5  # one pair a frame
-    fit = s.fit(ReidCalibration(0.3, 0.7), prior_pairs=0)
+    fit = s.fit(ReidCalibration(0.3, 0.7), min_pairs=5)
     assert fit.calibration.same < 1e-6
     assert abs(fit.calibration.different - (1 - float(a @ b))) < 1e-6
 
@@ -50,18 +50,27 @@ def test_a_crop_after_a_crowded_moment_starts_over():
     assert s.pairs[0] == 1
 
 
-def test_few_pairs_leave_the_prior_standing_and_many_override_it():
+def test_each_kind_comes_from_its_own_pairs_once_it_has_enough():
     prior = ReidCalibration(0.2, 0.6)
     rng = np.random.default_rng(1)
     s = CalibrationSampler()
-    s._same.values = list(rng.normal(0.05, 0.01, 5))
-    s._different.values = list(rng.normal(0.3, 0.02, 5))
-    few = s.fit(prior)
-    assert abs(few.calibration.same - prior.same) < 0.03
-    s._same.values = list(rng.normal(0.05, 0.01, 5000))
-    s._different.values = list(rng.normal(0.3, 0.02, 5000))
-    many = s.fit(prior)
-    assert abs(many.calibration.same - 0.05) < 0.01 and abs(many.calibration.different - 0.3) < 0.01
+    s._same.values = list(rng.normal(0.02, 0.005, 500))
+    s._different.values = list(rng.normal(0.3, 0.01, 10))  # too few: the prior's 0.6 stands
+    fit = s.fit(prior)
+    assert abs(fit.calibration.same - 0.02) < 0.002 and fit.calibration.different == 0.6
+    s._different.values = list(rng.normal(0.3, 0.01, 500))
+    fit = s.fit(prior)
+    assert abs(fit.calibration.same - 0.02) < 0.002 and abs(fit.calibration.different - 0.3) < 0.002
+
+
+def test_a_mix_that_tells_nothing_apart_leaves_the_prior_whole():
+    """A dropped-in embedder on another scale: its different pairs (0.05) are below the
+    prior's same distance (0.2) while its same pairs are still too few."""
+    prior = ReidCalibration(0.2, 0.6)
+    s = CalibrationSampler()
+    s._same.values = [0.02] * 10
+    s._different.values = [0.05] * 500
+    assert s.fit(prior) == ReidFit.prior(prior)
 
 
 def test_log_odds_say_same_near_same_distances_and_are_capped():

@@ -15,8 +15,10 @@ scored for being one person on what the floor plan and time allow, and on appear
 
 Chains are then grouped by average-linkage agglomerative clustering that never joins two
 groups holding a "never" pair, and stops when no two groups score above zero on average.
-Groups carried over from an earlier window (*anchors*, with a global id already given out)
-never merge with each other.
+People carried over from an earlier window (*anchors*, with a global id already given out)
+never merge with each other; a chain that its camera's linking continued from one of them
+(``continues``) scores ``continuation_bonus`` more with that person, but may still go to
+another when the views of this window say so.
 
 Example:
     >>> import numpy as np
@@ -53,6 +55,8 @@ class IdentityConfig:
     gap_penalty_per_s: float = 0.05
     # Frames of overlap for full confidence in simultaneous agreement.
     together_frames: int = 5
+    # Added to the score of a chain and the earlier person its camera's linking continued.
+    continuation_bonus: float = 2.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,11 +67,15 @@ class ChainView:
     frames: np.ndarray  # int64, increasing
     map_xy: np.ndarray  # Nx2, NaN where unknown
     feature: np.ndarray | None
-    anchor: int | None  # the global id of the earlier identity it continues, if any
+    # Set on the views of people given a global id in an earlier window (their last sightings).
+    anchor: int | None
+    # The global id of the earlier person this chain continues in its camera (linking joined
+    # it to their last sightings), if any: a strong vote, not a decision.
+    continues: int | None = None
 
 
 def cluster_chains(chains: list[ChainView], config: IdentityConfig, fps: float, fit: ReidFit | None) -> list[int]:
-    """A group label per chain (0, 1, ...; chains with one anchor share its group)."""
+    """A group label per chain (0, 1, ...; views with one anchor share its group)."""
     n = len(chains)
     if n == 0:
         return []
@@ -78,7 +86,7 @@ def cluster_chains(chains: list[ChainView], config: IdentityConfig, fps: float, 
     label = np.arange(n)
     alive = np.ones(n, dtype=bool)
     anchor = np.array([c.anchor if c.anchor is not None else -1 for c in chains])
-    # Chains continuing one earlier identity start as one group.
+    # The views of one earlier person start as one group.
     for gid in set(anchor[anchor >= 0].tolist()):
         members = np.flatnonzero(anchor == gid)
         for j in members[1:]:
@@ -137,6 +145,16 @@ def pair_scores(
 
 def _pair(a: ChainView, b: ChainView, config: IdentityConfig, fps: float, fit: ReidFit | None) -> float | None:
     """-inf: never one person; None: nothing relates them; else the score."""
+    score = _evidence(a, b, config, fps, fit)
+    continued = (a.continues is not None and a.continues == b.anchor) or (
+        b.continues is not None and b.continues == a.anchor
+    )
+    if continued and score is not None and score != -np.inf:
+        return score + config.continuation_bonus
+    return score
+
+
+def _evidence(a: ChainView, b: ChainView, config: IdentityConfig, fps: float, fit: ReidFit | None) -> float | None:
     overlapping = a.frames[0] <= b.frames[-1] and b.frames[0] <= a.frames[-1]
     common, ia, ib = np.intersect1d(a.frames, b.frames, return_indices=True) if overlapping else ((), (), ())
     appearance = 0.0

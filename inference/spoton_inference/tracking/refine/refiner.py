@@ -31,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from spoton_inference.tracking.appearance import Feature
 from spoton_inference.tracking.calibration import ReidFit
 from spoton_inference.tracking.identities import IdentityState
-from spoton_inference.tracking.refine.fill import FillConfig, detection_snapper, fill_chain
+from spoton_inference.tracking.refine.fill import FillConfig, FilledTrack, detection_snapper, fill_chain
 from spoton_inference.tracking.refine.identities import ChainView, IdentityConfig, cluster_chains
 from spoton_inference.tracking.refine.linking import LinkConfig, link_tracklets
 from spoton_inference.tracking.refine.record import WindowRecord
@@ -84,8 +84,9 @@ class Refiner:
         self.config = config or RefineConfig()
         self._projectors = dict(projectors)
         self._carried: dict[int, _Carried] = {}
-        # Refined ids given out: per camera local id -> global id, and global ids.
+        # Refined ids given out: per camera local id -> global id (and back), and global ids.
         self._local_owner: dict[str, dict[int, int]] = collections.defaultdict(dict)
+        self._local_of: dict[tuple[str, int], int] = {}
         self._globals: set[int] = set()
         self._next_local: dict[str, int] = collections.defaultdict(lambda: 1)
         self._next_global = 1
@@ -108,7 +109,7 @@ class Refiner:
             if len(sightings):
                 self._next_local[camera_id] = max(self._next_local[camera_id], int(sightings.track_ids.max()) + 1)
                 self._next_global = max(self._next_global, int(sightings.global_ids.max()) + 1)
-            tracklets = split_tracks(camera_id, sightings, cfg.tracklets, self.fps)
+            tracklets = split_tracks(camera_id, sightings, cfg.tracklets, self.fps, fit)
             tails = [c.tails[camera_id] for c in self._carried.values() if camera_id in c.tails]
             reach = record.first_frame - cfg.linking.max_gap_s * self.fps
             tracklets += [t for t in tails if t.end >= reach]
@@ -123,12 +124,17 @@ class Refiner:
         labels = cluster_chains(views + ghost_views, cfg.identities, self.fps, fit)
         chain_labels = labels[: len(views)]
         group_gid = self._group_ids(chains, chain_labels, labels, views + ghost_views)
-        out = []
+        # One person in one camera is one track: their chains there (which never overlap in
+        # time) are filled as one and share one local id.
+        people: dict[tuple[str, int], list[list[Tracklet]]] = collections.defaultdict(list)
         for chain, label in zip(chains, chain_labels, strict=True):
-            gid = group_gid[label]
-            out.append(self._fill(chain, gid, record))
-        out = self._local_ids(out, chains)
-        self._carry(out, chains, record.last_frame)
+            people[(chain[0].camera_id, group_gid[label])].append(chain)
+        out, pieces = [], []
+        for (camera_id, gid), mine in people.items():
+            track_id = self._local_id(camera_id, gid, mine)
+            out.append(self._fill(camera_id, track_id, gid, mine, record))
+            pieces.append(sorted((t for chain in mine for t in chain), key=lambda t: t.start))
+        self._carry(out, pieces, record.last_frame)
         self.identities = self._identities({t.global_id for t in out}, out)
         return out
 
@@ -151,7 +157,7 @@ class Refiner:
 
     def _view(self, chain: list[Tracklet]) -> ChainView:
         live = [t for t in chain if t.anchor is None]
-        anchor = chain[0].anchor[1] if chain[0].anchor is not None else None
+        continues = chain[0].anchor[1] if chain[0].anchor is not None else None
         crops = [e for t in live for e in t.embeddings]
         feature = _unit(np.sum(crops, axis=0)) if crops else None
         return ChainView(
@@ -159,7 +165,8 @@ class Refiner:
             np.concatenate([t.frames for t in live]),
             np.concatenate([t.map_xy for t in live]),
             feature,
-            anchor,
+            anchor=None,
+            continues=continues,
         )
 
     def _group_ids(
@@ -185,53 +192,45 @@ class Refiner:
             self._globals.add(group_gid[label])
         return group_gid
 
-    def _local_ids(self, tracks: list[RefinedTrack], chains: list[list[Tracklet]]) -> list[RefinedTrack]:
-        """Local id per chain: its anchor's, else the online id it carried most, else a fresh one."""
-        out = list(tracks)
-        by_camera: dict[str, list[int]] = collections.defaultdict(list)
-        for k, track in enumerate(tracks):
-            by_camera[track.camera_id].append(k)
-        for camera_id, members in by_camera.items():
-            owner = self._local_owner[camera_id]
-            fixed: dict[int, int] = {}
-            votes: dict[int, collections.Counter[int]] = collections.defaultdict(collections.Counter)
-            for k in members:
-                head = chains[k][0]
-                if head.anchor is not None and owner.get(head.anchor[0]) == tracks[k].global_id:
-                    fixed[k] = head.anchor[0]
-                    continue
-                for t in chains[k]:
-                    if t.anchor is None:
-                        votes[k][t.online_track] += len(t.frames)
-            # An id stays with the person it was given to (same global id); others are taken.
-            taken = set(fixed.values())
-            chosen = _majority(
-                votes, taken, allowed=lambda k, i, owner=owner: owner.get(i, tracks[k].global_id) == tracks[k].global_id
-            )
-            for k in members:
-                local = fixed.get(k) or chosen.get(k)
-                if local is None:
-                    local = self._next_local[camera_id]
-                    self._next_local[camera_id] += 1
-                owner[local] = tracks[k].global_id
-                out[k] = dataclasses.replace(tracks[k], track_id=local)
-        return out
+    def _local_id(self, camera_id: str, gid: int, chains: list[list[Tracklet]]) -> int:
+        """The person's local id in this camera: the one they had before, else the online id
+        their chains carried most that no one else has had, else a fresh one."""
+        known = self._local_of.get((camera_id, gid))
+        if known is not None:
+            return known
+        owner = self._local_owner[camera_id]
+        votes = collections.Counter(
+            t.online_track for chain in chains for t in chain if t.anchor is None for _ in range(len(t.frames))
+        )
+        local = next((i for i, _ in votes.most_common() if i not in owner), None)
+        if local is None:
+            local = self._next_local[camera_id]
+            self._next_local[camera_id] += 1
+        owner[local] = gid
+        self._local_of[(camera_id, gid)] = local
+        return local
 
-    def _fill(self, chain: list[Tracklet], gid: int, record: WindowRecord) -> RefinedTrack:
-        live = [t for t in chain if t.anchor is None]
-        camera_id = chain[0].camera_id
-        frames = np.concatenate([t.frames for t in live])
-        boxes = np.concatenate([t.boxes for t in live])
-        scores = np.concatenate([t.scores for t in live])
+    def _fill(
+        self, camera_id: str, track_id: int, gid: int, chains: list[list[Tracklet]], record: WindowRecord
+    ) -> RefinedTrack:
         snap = detection_snapper(record.free_detections(camera_id), self.config.fill.snap_iou)
-        filled = fill_chain(frames, boxes, scores, self.config.fill, self.fps, snap)
+        parts = []
+        for chain in sorted(chains, key=lambda c: c[0].start):
+            live = [t for t in chain if t.anchor is None]
+            frames = np.concatenate([t.frames for t in live])
+            boxes = np.concatenate([t.boxes for t in live])
+            scores = np.concatenate([t.scores for t in live])
+            parts.append(fill_chain(frames, boxes, scores, self.config.fill, self.fps, snap))
+        filled = FilledTrack(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("frames", "boxes", "scores", "observed"))
+        )
         project = self._projectors.get(camera_id)
         if project is not None:
             feet = np.stack([(filled.boxes[:, 0] + filled.boxes[:, 2]) / 2, filled.boxes[:, 3]], axis=1)
             map_xy = np.asarray(project(feet), np.float64)
         else:
             map_xy = np.full((len(filled.frames), 2), np.nan)
-        return RefinedTrack(camera_id, 0, gid, filled.frames, filled.boxes, filled.scores, map_xy)
+        return RefinedTrack(camera_id, track_id, gid, filled.frames, filled.boxes, filled.scores, map_xy)
 
     def _carry(self, tracks: list[RefinedTrack], chains: list[list[Tracklet]], last_frame: int) -> None:
         span = self.config.linking.end_span

@@ -10,7 +10,10 @@ A track is cut:
 - at a *contact*: where its box starts or stops overlapping another track's box by
   ``contact_iou`` or more; two people who touch in the image may come out of it swapped;
 - at a *jump*: a step between two sightings longer than ``jump_heights`` box heights per
-  frame, more than anyone walks.
+  frame, more than anyone walks;
+- at a *change of appearance*: a crop whose calibrated log-odds of showing the person of
+  the crops before it (their running mean since the last cut) fall below
+  ``change_log_odds``: the track passed to someone else without the boxes showing it.
 
 Each piece keeps the online track's id, so the linker can weigh what the online tracker
 thought against what the whole window shows.
@@ -32,6 +35,7 @@ import dataclasses
 import numpy as np
 
 from spoton_inference.tracking.boxes import heights, iou_matrix
+from spoton_inference.tracking.calibration import ReidFit
 from spoton_inference.tracking.refine.record import Sightings
 
 
@@ -43,6 +47,8 @@ class TrackletConfig:
     contact_iou: float = 0.3
     # Cut at a step longer than this many box heights per frame.
     jump_heights: float = 0.6
+    # Cut before a crop this unlikely (log-odds) to show the person of the crops before it.
+    change_log_odds: float = -2.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -82,8 +88,11 @@ class Tracklet:
         return float(np.mean(heights(self.boxes)))
 
 
-def split_tracks(camera_id: str, sightings: Sightings, config: TrackletConfig, fps: float) -> list[Tracklet]:
-    """Cut every online track of one camera into tracklets (see the module docs)."""
+def split_tracks(
+    camera_id: str, sightings: Sightings, config: TrackletConfig, fps: float, fit: ReidFit | None = None
+) -> list[Tracklet]:
+    """Cut every online track of one camera into tracklets (see the module docs); without a
+    ``fit``, appearance cuts nothing."""
     contact = _in_contact(sightings, config.contact_iou)
     out: list[Tracklet] = []
     max_gap = max(1, round(config.cut_gap_s * fps))
@@ -97,8 +106,30 @@ def split_tracks(camera_id: str, sightings: Sightings, config: TrackletConfig, f
         moved = np.linalg.norm(np.diff(centres, axis=0), axis=1) / np.maximum(heights(boxes)[:-1], 1.0)
         cut = (step > max_gap) | (moved / np.maximum(step, 1) > config.jump_heights)
         cut |= contact[rows][1:] != contact[rows][:-1]
+        if fit is not None:
+            cut |= _appearance_changes(sightings, rows, cut, fit, config.change_log_odds)
         for piece in np.split(np.arange(len(rows)), np.flatnonzero(cut) + 1):
             out.append(_tracklet(camera_id, sightings, rows[piece], int(track_id)))
+    return out
+
+
+def _appearance_changes(s: Sightings, rows: np.ndarray, cut: np.ndarray, fit: ReidFit, threshold: float) -> np.ndarray:
+    """Per step between consecutive rows, whether a crop right after it no longer shows the
+    person of the crops since the last cut."""
+    out = np.zeros(len(rows) - 1, dtype=bool)
+    mean: np.ndarray | None = None
+    for k, row in enumerate(rows):
+        if k > 0 and cut[k - 1]:
+            mean = None  # a new piece starts here anyway
+        embedding = s.embeddings.get(int(row))
+        if embedding is None:
+            continue
+        if mean is not None:
+            unit = mean / max(float(np.linalg.norm(mean)), 1e-9)
+            if float(fit.log_odds(1.0 - float(unit @ embedding))) < threshold:
+                out[k - 1] = True
+                mean = None
+        mean = embedding if mean is None else mean + embedding
     return out
 
 
