@@ -8,7 +8,7 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models browser rtsp-server demo serve test lint bench-latency bench-accuracy bench-storage bench-tiling clean
+.PHONY: setup proto models browser rtsp-server demo serve test lint bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling clean
 
 setup: $(SETUP)
 
@@ -71,6 +71,13 @@ $(BASELINE)/.setup-done:
 
 bench-accuracy: setup models $(BASELINE)/.setup-done
 	$(BIN)/python bench/accuracy.py
+
+# Both read the detections of the last bench-accuracy run.
+bench-reid-calibration: setup models
+	$(BIN)/python bench/reid_calibration.py
+
+bench-tracking-speed: setup models
+	$(BIN)/python bench/tracking_speed.py
 
 bench-latency: setup models
 	$(BIN)/python bench/triton_latency.py

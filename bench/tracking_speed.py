@@ -74,6 +74,8 @@ def worktree(commit: str) -> Path:
 def run(way: str, source: Path, scenes: list[BenchScene]) -> dict[str, dict[str, float]]:
     env = {**os.environ, "PYTHONPATH": f"{source / 'inference'}{os.pathsep}{source / 'clients'}"}
     env["SPOTON_REFINE_RECORDED"] = "false" if way == "online" else "true"
+    # The same models for every way (a worktree has no built ONNX files).
+    env["SPOTON_MODEL_REPOSITORY"] = str(REPO_ROOT / "model_repository")
     done = subprocess.run(
         [sys.executable, "-c", DRIVER, *(str(s.env_dir) for s in scenes)],
         env=env,

@@ -6,7 +6,7 @@ Every track is in one :class:`TrackState`:
   removed at its first miss, so a one-frame false positive never becomes a track.
 - ``CONFIRMED``: matched on ``min_hits`` frames in a row; reported with its detection's box
   on every frame it is matched.
-- ``LOST``: a confirmed track unmatched for 1 .. ``max_age`` frames; kept to be found again.
+- ``LOST``: a confirmed track unmatched for up to ``max_lost_s`` seconds; kept to be found again.
 - ``REMOVED``: gone for good (tentative and missed, or lost too long).
 
 Each frame runs the :data:`STAGES` in order; each stage pairs the tracks it admits with the
@@ -56,6 +56,9 @@ from spoton_inference.tracking.motion import BoxMotion
 
 # A cost at or above this is no pairing at all.
 _FORBIDDEN = 1e6
+# The frame rate the overlap gates are set for. Below it a walker moves further between
+# frames, so consecutive boxes overlap less (at 7 frames/s about a third of a body width).
+OVERLAP_FPS = 10.0
 
 
 class TrackState(enum.Enum):
@@ -71,7 +74,8 @@ class TrackerConfig:
     # Detections at or above this score start and extend tracks; from low_score up they only extend.
     high_score: float = 0.45
     low_score: float = 0.1
-    # confident: the predicted box must overlap the detection by this IoU...
+    # confident: the predicted box must overlap the detection by this IoU (at OVERLAP_FPS and
+    # above; scaled down in proportion below it, where people move further between frames)...
     min_iou: float = 0.2
     # ...and the cost is 1 - IoU, plus this weight times the turn (0..1, half a turn = 1)
     # between the track's direction of travel and the direction to the detection...
@@ -102,7 +106,8 @@ class TrackerConfig:
     young_hits: int = 3
     refresh_every: int = 5
     min_hits: int = 2
-    max_age: int = 20
+    # A lost track is kept this long (seconds, so alike at any frame rate).
+    max_lost_s: float = 4.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -241,7 +246,9 @@ class CameraTracker:
         cost = (1.0 - iou) + cfg.direction_weight * self._turn(tracks, boxes)
         app = self._appearance(tracks, dets, frame)
         cost = np.where(np.isnan(app), cost, (1 - cfg.appearance_weight) * cost + cfg.appearance_weight * app)
-        cost[(iou < cfg.min_iou) | (np.nan_to_num(app, nan=0.0) > cfg.max_appearance_cost)] = _FORBIDDEN
+        cost[(iou < cfg.min_iou * _overlap_scale(cfg)) | (np.nan_to_num(app, nan=0.0) > cfg.max_appearance_cost)] = (
+            _FORBIDDEN
+        )
         return cost
 
     def _weak_cost(self, tracks: list[int], dets: np.ndarray, frame: _Frame) -> np.ndarray:
@@ -298,7 +305,7 @@ class CameraTracker:
             d = matches.get(i)
             if d is None:
                 track.misses += 1
-                if track.state is TrackState.TENTATIVE or track.misses > cfg.max_age:
+                if track.state is TrackState.TENTATIVE or track.misses > cfg.max_lost_s * cfg.fps:
                     track.state = TrackState.REMOVED
                 elif track.state is TrackState.CONFIRMED:
                     track.state = TrackState.LOST
@@ -331,6 +338,11 @@ class CameraTracker:
                 )
                 track.reported = True
         return out
+
+
+def _overlap_scale(config: TrackerConfig) -> float:
+    """How much of the overlap gates demand at this frame rate: all of it from OVERLAP_FPS up."""
+    return min(1.0, config.fps / OVERLAP_FPS)
 
 
 def _assign(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:

@@ -40,7 +40,7 @@ def test_two_people_crossing_paths_keep_their_ids():
 
 
 def test_states_tentative_confirmed_lost_removed():
-    tracker = CameraTracker(TrackerConfig(min_hits=3, max_age=2))
+    tracker = CameraTracker(TrackerConfig(min_hits=3, max_lost_s=0.2))
     box = [[10, 10, 50, 120]]
     assert _step(tracker, box, [0.9]) == []
     assert [t.state for t in tracker.tracks] == [TrackState.TENTATIVE]
@@ -51,7 +51,7 @@ def test_states_tentative_confirmed_lost_removed():
     assert not _step(tracker, box, [0.9])[0].is_new  # reported once as new
     assert _step(tracker, [], []) == []
     assert [t.state for t in tracker.tracks] == [TrackState.LOST]
-    for _ in range(2):  # lost longer than max_age: removed
+    for _ in range(2):  # lost longer than max_lost_s (two frames at 10 frames/s): removed
         _step(tracker, [], [])
     assert tracker.tracks == []
 
@@ -101,7 +101,7 @@ def test_a_lost_track_is_re_found_far_off_only_by_someone_who_looks_like_them():
 
 
 def test_a_track_found_again_after_a_gap_goes_on_at_the_speed_it_had_over_the_gap():
-    tracker = CameraTracker(TrackerConfig(min_hits=1, max_age=30))
+    tracker = CameraTracker(TrackerConfig(min_hits=1, max_lost_s=3.0))
     walk = _walk(0, 5, 40)
     for box in walk[:5]:
         _step(tracker, [box], [0.9])

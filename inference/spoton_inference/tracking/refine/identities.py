@@ -47,6 +47,9 @@ class IdentityConfig:
     max_speed_mps: float = 2.0
     # The longest time between two sightings of one person that still links them.
     max_gap_s: float = 30.0
+    # Without map positions, two chains of one camera are related here only this long apart or
+    # more: closer in time, the camera's own linking (LinkConfig.max_gap_s) judged them on motion.
+    same_camera_after_s: float = 4.0
     # Score weights: agreement of simultaneous views, reach of successive ones, appearance
     # log-odds, and a penalty per second between successive sightings.
     together_weight: float = 3.0
@@ -172,26 +175,40 @@ def _evidence(a: ChainView, b: ChainView, config: IdentityConfig, fps: float, fi
             return -np.inf
         weight = config.together_weight * min(1.0, known.sum() / config.together_frames)
         return weight * (1.0 - distance / config.tolerance_m) + appearance
-    first, second = (a, b) if a.frames[-1] < b.frames[0] else (b, a)
-    gap_s = (second.frames[0] - first.frames[-1]) / fps
+    # Never at the same time: the nearest moments of the two (chains may interleave, one in
+    # the other's gap) must be within walking reach.
+    ka, kb, gap = _nearest(a, b)
+    gap_s = gap / fps
     if gap_s > config.max_gap_s:
         return None
-    end, start = _last_known(first.map_xy), _first_known(second.map_xy)
     score = appearance - config.gap_penalty_per_s * gap_s
-    if end is None or start is None:
-        return score
+    if ka is None or kb is None:
+        # No floor position to check walking reach by: two chains of one camera this close in
+        # time were weighed by that camera's linking, on their image motion; leave them be.
+        same_camera_soon = a.camera_id == b.camera_id and gap_s <= config.same_camera_after_s
+        return None if same_camera_soon else score
     reach = config.tolerance_m + config.max_speed_mps * gap_s
-    distance = float(np.linalg.norm(end - start))
+    distance = float(np.linalg.norm(a.map_xy[ka] - b.map_xy[kb]))
     if distance > reach:
         return -np.inf
     return score + config.successive_weight * (1.0 - distance / reach)
 
 
-def _last_known(xy: np.ndarray) -> np.ndarray | None:
-    known = np.flatnonzero(~np.isnan(xy[:, 0]))
-    return xy[known[-1]] if len(known) else None
-
-
-def _first_known(xy: np.ndarray) -> np.ndarray | None:
-    known = np.flatnonzero(~np.isnan(xy[:, 0]))
-    return xy[known[0]] if len(known) else None
+def _nearest(a: ChainView, b: ChainView) -> tuple[int | None, int | None, int]:
+    """The sightings of ``a`` and ``b`` closest in time among those with a map position
+    (None, None without any), and the frames between the two chains' closest sightings."""
+    order = np.searchsorted(b.frames, a.frames)
+    before = np.clip(order - 1, 0, len(b.frames) - 1)
+    after = np.clip(order, 0, len(b.frames) - 1)
+    gaps = np.minimum(np.abs(a.frames - b.frames[before]), np.abs(a.frames - b.frames[after]))
+    gap = int(gaps.min())
+    known_a = np.flatnonzero(~np.isnan(a.map_xy[:, 0]))
+    known_b = np.flatnonzero(~np.isnan(b.map_xy[:, 0]))
+    if not len(known_a) or not len(known_b):
+        return None, None, gap
+    fa, fb = a.frames[known_a], b.frames[known_b]
+    order = np.clip(np.searchsorted(fb, fa), 0, len(fb) - 1)
+    candidates = np.stack([np.clip(order - 1, 0, len(fb) - 1), order], axis=1)
+    distance = np.abs(fa[:, None] - fb[candidates])
+    i, j = np.unravel_index(int(np.argmin(distance)), distance.shape)
+    return int(known_a[i]), int(known_b[candidates[i, j]]), gap

@@ -51,3 +51,21 @@ def test_people_of_earlier_windows_never_merge_with_each_other():
     new = _chain("c1", range(12, 20), 1.1, look=grey)
     groups = _groups([a, b, new])
     assert groups[0] != groups[1] and groups[2] in (groups[0], groups[1])
+
+
+def test_views_that_take_turns_in_time_are_judged_at_their_nearest_moments():
+    """c2 sees the person in the gaps of c1's chain (never on the same frame): one person."""
+    grey = _unit([1, 1, 0])
+    c1 = ChainView("c1", np.array([0, 1, 2, 10, 11, 12]), np.array([[1.0, 0.0]] * 6), grey, None)
+    c2 = ChainView("c2", np.array([4, 5, 6, 7]), np.array([[1.2, 0.0]] * 4), grey, None)
+    assert _groups([c1, c2]) == [0, 0]
+
+
+def test_without_a_floor_plan_one_camera_s_chains_close_in_time_are_left_to_its_linking():
+    grey = _unit([1, 1, 0])
+    nowhere = np.full((10, 2), np.nan)
+    a = ChainView("c1", np.arange(0, 10), nowhere, grey, None)
+    b = ChainView("c1", np.arange(15, 25), nowhere, grey, None)  # 0.6 s later, looking alike
+    far = ChainView("c1", np.arange(100, 110), nowhere, grey, None)  # 9 s later: a re-entry
+    assert _groups([a, b]) == [0, 1]
+    assert _groups([a, far]) == [0, 0]
