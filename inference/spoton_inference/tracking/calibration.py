@@ -45,8 +45,9 @@ MAX_PAIRS = 5000
 # box in between (IoU above ISOLATION_IOU with any other detection).
 SAME_MAX_GAP_FRAMES = 10
 ISOLATION_IOU = 0.0
-# |log-likelihood ratio| is capped: no single distance is proof.
+# The strongest say appearance has (log-odds): no single distance is proof.
 MAX_LOG_ODDS = 4.0
+MAX_BROAD_LOG_ODDS = 2.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,11 +88,19 @@ class ReidFit:
         return (self.different_mean - self.same_mean) / pooled
 
     def log_odds(self, distance: np.ndarray | float) -> np.ndarray:
-        """log p(distance | same) - log p(distance | different), capped at +-MAX_LOG_ODDS."""
+        """log p(distance | same) - log p(distance | different) under the two fitted normals,
+        capped at +-MAX_LOG_ODDS: for crops of one camera seconds apart, the pairs it was fitted on."""
         d = np.asarray(distance, np.float64)
         same = -0.5 * ((d - self.same_mean) / self.same_std) ** 2 - np.log(self.same_std)
         diff = -0.5 * ((d - self.different_mean) / self.different_std) ** 2 - np.log(self.different_std)
         return np.clip(same - diff, -MAX_LOG_ODDS, MAX_LOG_ODDS)
+
+    def broad_log_odds(self, distance: np.ndarray | float) -> np.ndarray:
+        """The same question across cameras or long gaps: +MAX_BROAD_LOG_ODDS at the typical
+        same distance and below, -MAX_BROAD_LOG_ODDS at the typical different one and above,
+        linear between. Two views of one person from two cameras, or minutes apart, differ more
+        than the crops the fit saw; the normals' ratio would call them certainly different."""
+        return MAX_BROAD_LOG_ODDS * (1.0 - 2.0 * self.calibration.cost(distance))
 
     def to_json(self) -> dict[str, float | int]:
         return {

@@ -3,7 +3,7 @@
 import numpy as np
 
 from spoton_inference.tracking.appearance import ReidCalibration
-from spoton_inference.tracking.calibration import MAX_LOG_ODDS, CalibrationSampler, ReidFit
+from spoton_inference.tracking.calibration import MAX_BROAD_LOG_ODDS, MAX_LOG_ODDS, CalibrationSampler, ReidFit
 
 
 def _unit(v: list[float]) -> np.ndarray:
@@ -88,3 +88,15 @@ def test_an_embedder_that_tells_nothing_apart_keeps_the_prior():
     s._same.values = [0.5] * 500
     s._different.values = [0.4] * 500
     assert s.fit(prior) == ReidFit.prior(prior)
+
+
+def test_across_cameras_appearance_speaks_gently_and_never_past_its_cap():
+    """Seconds-apart crops fit tight normals; two cameras' views of one person differ more. A
+    distance midway is "certainly different" to the normals, undecided to the broad odds."""
+    fit = ReidFit.from_distances(
+        np.random.default_rng(0).normal(0.06, 0.03, 400), np.random.default_rng(1).normal(0.48, 0.08, 400)
+    )
+    midway = (fit.calibration.same + fit.calibration.different) / 2
+    assert fit.log_odds(midway) < -3
+    assert abs(float(fit.broad_log_odds(midway))) < 0.01
+    assert fit.broad_log_odds(0.0) == MAX_BROAD_LOG_ODDS and fit.broad_log_odds(1.0) == -MAX_BROAD_LOG_ODDS

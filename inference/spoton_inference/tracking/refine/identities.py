@@ -9,7 +9,9 @@ scored for being one person on what the floor plan and time allow, and on appear
 - **seen one after the other** (in two cameras, or twice in one): the later must start
   within walking reach of where the earlier ended (``tolerance_m`` plus ``max_speed_mps``
   a second) and within ``max_gap_s``;
-- **appearance**: the log-odds of their mean embeddings being one person, as in linking;
+- **appearance**: the broad log-odds of their mean embeddings being one person
+  (:meth:`~spoton_inference.tracking.calibration.ReidFit.broad_log_odds`: views from two
+  cameras, or far apart in time, differ more than the crops the calibration was fitted on);
 - **never one person**: two chains of one camera at the same time, or two views at the same
   time too far apart on the map.
 
@@ -162,7 +164,7 @@ def _evidence(a: ChainView, b: ChainView, config: IdentityConfig, fps: float, fi
     common, ia, ib = np.intersect1d(a.frames, b.frames, return_indices=True) if overlapping else ((), (), ())
     appearance = 0.0
     if fit is not None and a.feature is not None and b.feature is not None:
-        appearance = config.appearance_weight * float(fit.log_odds(1.0 - float(a.feature @ b.feature)))
+        appearance = config.appearance_weight * float(fit.broad_log_odds(1.0 - float(a.feature @ b.feature)))
     if len(common):
         if a.camera_id == b.camera_id:
             return -np.inf

@@ -221,8 +221,10 @@ class Refiner:
             boxes = np.concatenate([t.boxes for t in live])
             scores = np.concatenate([t.scores for t in live])
             parts.append(fill_chain(frames, boxes, scores, self.config.fill, self.fps, snap))
+        # One person's chains in one camera never share a frame, but may take turns: in frame order.
+        order = np.argsort(np.concatenate([p.frames for p in parts]), kind="stable")
         filled = FilledTrack(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("frames", "boxes", "scores", "observed"))
+            *(np.concatenate([getattr(p, f) for p in parts])[order] for f in ("frames", "boxes", "scores", "observed"))
         )
         project = self._projectors.get(camera_id)
         if project is not None:
