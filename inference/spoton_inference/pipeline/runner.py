@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -51,6 +52,8 @@ from spoton_inference.pipeline.triton_models import Detections, TritonModels, cr
 from spoton_inference.pipeline.zones import ENTER, ZoneTransition
 from spoton_inference.tracking.camera import FramePlan
 from spoton_inference.tracking.identities import IdentityState
+
+log = logging.getLogger(__name__)
 
 # Global frames decoded and detected ahead of the tracking stage.
 READ_AHEAD_FRAMES = 3
@@ -184,7 +187,10 @@ class TaskRunner:
         finally:
             if not finished:
                 # Cancelled or failed: what was tracked is still refined and stored, not announced.
-                await self._refine_window(announce=False)
+                try:
+                    await self._refine_window(announce=False)
+                except Exception:  # the task's own cancellation or failure is what it ends with
+                    log.exception("task %s: refining its last frames failed; they are not stored", self.plan.task_id)
             files = self._close_exports()
             if self.ports.identities_seen is not None and self._windows is None:
                 self._sync_identities()

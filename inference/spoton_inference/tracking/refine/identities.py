@@ -135,8 +135,13 @@ def pair_scores(
     score = np.zeros((n, n))
     related = np.zeros((n, n), dtype=bool)
     never = np.zeros((n, n), dtype=bool)
+    first = np.array([c.frames[0] for c in chains])
+    last = np.array([c.frames[-1] for c in chains])
+    max_gap = config.max_gap_s * fps
     for i in range(n):
-        for j in range(i + 1, n):
+        # Chains further apart in time than max_gap_s are unrelated: skip them without a look.
+        near = np.flatnonzero((first <= last[i] + max_gap) & (last >= first[i] - max_gap))
+        for j in near[near > i]:
             s = _pair(chains[i], chains[j], config, fps, fit)
             if s is None:
                 continue

@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 
 import numpy as np
@@ -115,10 +116,15 @@ def link_scores(tracklets: list[Tracklet], config: LinkConfig, fps: float, fit: 
     heads = [_end(t, config.end_span, tail=False) for t in tracklets]
     features = [t.feature for t in tracklets]
     max_gap = config.max_gap_s * fps
+    # Heads by start frame: each tail meets only those starting within max_gap after it.
+    order = sorted(range(n), key=lambda j: tracklets[j].start)
+    starts = [tracklets[j].start for j in order]
     for i, a in enumerate(tracklets):
-        for j, b in enumerate(tracklets):
+        first, last = bisect.bisect_right(starts, a.end), bisect.bisect_right(starts, a.end + max_gap)
+        for j in order[first:last]:
+            b = tracklets[j]
             gap = b.start - a.end
-            if i == j or b.anchor is not None or b.camera_id != a.camera_id or not 0 < gap <= max_gap:
+            if i == j or b.anchor is not None or b.camera_id != a.camera_id:
                 continue
             error = _motion_error(tails[i], heads[j], gap, fps, config)
             if error is None:

@@ -7,8 +7,6 @@ A track is cut:
 
 - at a *gap*: frames it was not seen for longer than ``cut_gap_s`` (the online tracker
   bridged it by a guess);
-- at a *contact*: where its box starts or stops overlapping another track's box by
-  ``contact_iou`` or more; two people who touch in the image may come out of it swapped;
 - at a *jump*: a step between two sightings longer than ``jump_heights`` box heights per
   frame, more than anyone walks;
 - at a *change of appearance*: a crop whose calibrated log-odds of showing the person of
@@ -34,7 +32,7 @@ import dataclasses
 
 import numpy as np
 
-from spoton_inference.tracking.boxes import heights, iou_matrix
+from spoton_inference.tracking.boxes import heights
 from spoton_inference.tracking.calibration import ReidFit
 from spoton_inference.tracking.refine.record import Sightings
 
@@ -43,8 +41,6 @@ from spoton_inference.tracking.refine.record import Sightings
 class TrackletConfig:
     # Cut where a track went unseen for longer than this.
     cut_gap_s: float = 0.25
-    # Cut where the box starts or stops overlapping another track's by at least this IoU.
-    contact_iou: float = 0.3
     # Cut at a step longer than this many box heights per frame.
     jump_heights: float = 0.6
     # Cut before a crop this unlikely (log-odds) to show the person of the crops before it.
@@ -93,7 +89,6 @@ def split_tracks(
 ) -> list[Tracklet]:
     """Cut every online track of one camera into tracklets (see the module docs); without a
     ``fit``, appearance cuts nothing."""
-    contact = _in_contact(sightings, config.contact_iou)
     out: list[Tracklet] = []
     max_gap = max(1, round(config.cut_gap_s * fps))
     for track_id in np.unique(sightings.track_ids):
@@ -105,7 +100,6 @@ def split_tracks(
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2
         moved = np.linalg.norm(np.diff(centres, axis=0), axis=1) / np.maximum(heights(boxes)[:-1], 1.0)
         cut = (step > max_gap) | (moved / np.maximum(step, 1) > config.jump_heights)
-        cut |= contact[rows][1:] != contact[rows][:-1]
         if fit is not None:
             cut |= _appearance_changes(sightings, rows, cut, fit, config.change_log_odds)
         for piece in np.split(np.arange(len(rows)), np.flatnonzero(cut) + 1):
@@ -145,18 +139,3 @@ def _tracklet(camera_id: str, s: Sightings, rows: np.ndarray, track_id: int) -> 
         online_global=int(globals_[np.argmax(counts)]),
         embeddings=[s.embeddings[r] for r in rows if r in s.embeddings],
     )
-
-
-def _in_contact(s: Sightings, min_iou: float) -> np.ndarray:
-    """Per row, whether the box overlaps another track's box of the same frame by ``min_iou``."""
-    out = np.zeros(len(s), dtype=bool)
-    order = np.argsort(s.frames, kind="stable")
-    frames = s.frames[order]
-    bounds = np.flatnonzero(np.diff(frames)) + 1
-    for group in np.split(order, bounds):
-        if len(group) < 2:
-            continue
-        iou = iou_matrix(s.boxes[group], s.boxes[group])
-        np.fill_diagonal(iou, 0.0)
-        out[group] = iou.max(axis=1) >= min_iou
-    return out
