@@ -15,16 +15,19 @@ L2-normalises. Its distances spread nothing like the default embedder's, which i
 from __future__ import annotations
 
 import argparse
-import io
 import shutil
-import warnings
 from pathlib import Path
 
 import onnx
 import torch
 
-from spoton_inference.modelbuild.onnxgraph import OPSET
-from spoton_inference.modelbuild.reid import CROP_HEIGHT, CROP_WIDTH, default_weights_path, load_backbone
+from spoton_inference.modelbuild.reid import (
+    CROP_HEIGHT,
+    CROP_WIDTH,
+    default_weights_path,
+    export_batched,
+    load_backbone,
+)
 from spoton_inference.settings import REPO_ROOT
 
 # The backbone's stages up to this one (96 channels, stride 16).
@@ -49,26 +52,14 @@ def build(out_dir: Path) -> Path:
     """The model repository with the alternative ``reid``; returns ``out_dir``."""
     module = PartPooledMidFeatures(load_backbone(default_weights_path())).eval()
     example = torch.zeros(2, 3, CROP_HEIGHT, CROP_WIDTH, dtype=torch.float32)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            module,
-            (example,),
-            buffer,
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=["images"],
-            output_names=["features"],
-            dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-        )
+    model = export_batched(module, example, "images", "features")
     if out_dir.exists():
         shutil.rmtree(out_dir)
     shutil.copytree(REPO_ROOT / "model_repository" / "detector", out_dir / "detector")
     reid = out_dir / "reid"
     (reid / "1").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "model_repository" / "reid" / "1" / "model.py", reid / "1" / "model.py")
-    onnx.save(onnx.load_from_string(buffer.getvalue()), reid / "1" / "model.onnx")
+    onnx.save(model, reid / "1" / "model.onnx")
     config = (REPO_ROOT / "model_repository" / "reid" / "config.pbtxt").read_text()
     # A re-ID model of its own: no colour histograms appended.
     config = config.replace(

@@ -27,7 +27,7 @@ ONLINE_IDF1_FLOOR = 0.75
 
 @pytest.mark.skipif(not TUD_CAMPUS.is_dir(), reason="the shared real footage is not beside the repository")
 async def test_tud_campus_is_tracked_and_refined_above_the_measured_floors(live_service, tmp_path):
-    async with SpotOnClient(live_service.grpc_target) as client:
+    async with SpotOnClient(live_service.target) as client:
         result = await process_environment(client, TUD_CAMPUS, tmp_path, show_progress=False)
     assert result.state == "completed", result.error
     gt = TUD_CAMPUS / "gt" / "c01.txt"

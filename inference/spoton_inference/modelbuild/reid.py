@@ -71,15 +71,14 @@ class UnitEmbedder(torch.nn.Module):
         return features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def build_reid_model(weights: Path | None = None) -> onnx.ModelProto:
-    """Export :class:`UnitEmbedder` with a dynamic batch dimension."""
-    weights = weights or default_weights_path()
-    module = UnitEmbedder(load_backbone(weights)).eval()
-    example = torch.zeros(2, CROP_HEIGHT, CROP_WIDTH, 3, dtype=torch.uint8)
+def export_batched(
+    module: torch.nn.Module, example: torch.Tensor, input_name: str, output_name: str
+) -> onnx.ModelProto:
+    """``module`` as ONNX, one input and one output, with a dynamic batch dimension."""
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter is deprecated but needs no onnxscript, and
-        # it traces this plain CNN exactly.
+        # it traces a plain CNN exactly.
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module,
@@ -87,12 +86,20 @@ def build_reid_model(weights: Path | None = None) -> onnx.ModelProto:
             buffer,
             dynamo=False,
             opset_version=OPSET,
-            input_names=["crops"],
-            output_names=["embeddings"],
-            dynamic_axes={"crops": {0: "batch"}, "embeddings": {0: "batch"}},
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
             do_constant_folding=True,
         )
-    model = onnx.load_from_string(buffer.getvalue())
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def build_reid_model(weights: Path | None = None) -> onnx.ModelProto:
+    """Export :class:`UnitEmbedder` with a dynamic batch dimension."""
+    weights = weights or default_weights_path()
+    module = UnitEmbedder(load_backbone(weights)).eval()
+    example = torch.zeros(2, CROP_HEIGHT, CROP_WIDTH, 3, dtype=torch.uint8)
+    model = export_batched(module, example, "crops", "embeddings")
     helper.set_model_props(
         model,
         {

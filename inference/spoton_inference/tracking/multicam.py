@@ -25,9 +25,6 @@ from spoton_inference.tracking.calibration import CalibrationSampler, ReidFit
 from spoton_inference.tracking.camera import CameraTracker, FramePlan, TrackerConfig
 from spoton_inference.tracking.identities import AssociationConfig, GlobalIdentities, Observation
 
-# Image points (Nx2) -> map points (Nx2), or None for a camera without a homography.
-Projectors = Mapping[str, object]
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class GlobalTrack:
