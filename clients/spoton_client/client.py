@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,11 @@ from spoton.v1 import catalog_pb2, catalog_pb2_grpc, system_pb2, system_pb2_grpc
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 WATCH_RETRIES = 5
+# A StartTask that timed out or found the service unreachable is sent again this many times,
+# with the same idempotency key, so a retry never starts a second task.
+START_RETRIES = 3
+START_TIMEOUT_S = 30.0
+RETRIED_CODES = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
 
 
 class SpotOnClient:
@@ -52,9 +58,24 @@ class SpotOnClient:
         response = await self.catalog.RegisterEnvironmentFromDirectory(request, timeout=120, metadata=self._metadata)
         return response.environment
 
-    async def start_task(self, environment_id: str, camera_ids: list[str] | None = None) -> tasks_pb2.Task:
-        request = tasks_pb2.StartTaskRequest(environment_id=environment_id, camera_ids=camera_ids or [])
-        return (await self.tasks.StartTask(request, timeout=30, metadata=self._metadata)).task
+    async def start_task(
+        self, environment_id: str, camera_ids: list[str] | None = None, idempotency_key: str = ""
+    ) -> tasks_pb2.Task:
+        """Start a task, retrying a timeout or an outage with one idempotency key (a fresh UUID
+        unless given), so that however often it is sent, one task starts."""
+        request = tasks_pb2.StartTaskRequest(
+            environment_id=environment_id,
+            camera_ids=camera_ids or [],
+            idempotency_key=idempotency_key or str(uuid.uuid4()),
+        )
+        for attempt in range(START_RETRIES + 1):
+            try:
+                return (await self.tasks.StartTask(request, timeout=START_TIMEOUT_S, metadata=self._metadata)).task
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RETRIED_CODES or attempt == START_RETRIES:
+                    raise
+                await asyncio.sleep(0.25 * 2**attempt)
+        raise AssertionError("unreachable")
 
     async def get_task(self, task_id: str) -> tasks_pb2.Task:
         return await self.tasks.GetTask(tasks_pb2.GetTaskRequest(task_id=task_id), timeout=10, metadata=self._metadata)

@@ -15,12 +15,16 @@ from spoton_inference.settings import Settings
 
 async def serve(env_dir: Path | None = None, stack_file: Path | None = None) -> None:
     """Start everything, register ``env_dir`` (default: the demo, generated if missing), and
-    wait for SIGINT/SIGTERM; the stack file exists exactly while the stack is healthy."""
+    wait for SIGINT/SIGTERM; the stack file exists exactly while the stack is healthy.
+
+    A component that dies is restarted (logged on the console); one that spends its restart
+    budget stops the whole stack, and this exits with status 1 saying which and why."""
     env_dir = env_dir or ensure_demo_environment(DEFAULT_DEMO_DIR / "env")
     stack_file = stack_file or DEFAULT_STACK_FILE
+    settings = Settings.from_env()
     with cancel_on_signals():
         try:
-            async with full_stack(Settings.from_env(), stack_file=stack_file) as stack:
+            async with full_stack(settings, stack_file=stack_file) as stack:
                 async with SpotOnClient(stack.endpoints.grpc_target) as client:
                     env = await client.register_environment(env_dir)
                 e = stack.endpoints
@@ -32,6 +36,13 @@ async def serve(env_dir: Path | None = None, stack_file: Path | None = None) -> 
                     f"  environment {env.environment_id!r} registered; Ctrl-C stops everything.",
                     flush=True,
                 )
-                await asyncio.Event().wait()
+                failed = await stack.failed()
         except asyncio.CancelledError:
             print("stopped.")
+            return
+    print(
+        f"SpotOn stopped: {failed.name} {failed.last_exit or failed.reason} after {failed.restarts} restarts, "
+        f"its whole restart budget; see {settings.data_dir / 'logs' / failed.name}.log",
+        flush=True,
+    )
+    raise SystemExit(1)

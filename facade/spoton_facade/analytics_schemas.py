@@ -7,10 +7,17 @@ map points are ``[x, y]`` in metres and times are ISO-8601 UTC.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import msgspec
 
+from spoton_facade.contract import DefaultName, Name, NewIdOrEmpty
 from spoton_facade.schemas import Point
+
+# The service's bounds on a zone's corners.
+MIN_POLYGON_POINTS = 3
+MAX_POLYGON_POINTS = 1000
+Polygon = Annotated[list[Point], msgspec.Meta(min_length=MIN_POLYGON_POINTS, max_length=MAX_POLYGON_POINTS)]
 
 
 class TrajectoryPoint(msgspec.Struct):
@@ -121,13 +128,13 @@ class ZoneList(msgspec.Struct):
 class ZoneBody(msgspec.Struct, forbid_unknown_fields=True):
     """``POST .../zones``: 3 or more [x, y] points in order around the zone; ``zone_id`` is generated when empty."""
 
-    polygon: list[Point]
-    zone_id: str = ""
-    name: str = ""
+    polygon: Polygon
+    zone_id: NewIdOrEmpty = ""
+    name: DefaultName = ""
 
 
 class ZonePatchBody(msgspec.Struct, forbid_unknown_fields=True):
     """``PATCH .../zones/{zone_id}``: absent fields stay as they are."""
 
-    name: str | None = None
-    polygon: list[Point] | None = None
+    name: Name | None = None
+    polygon: Polygon | None = None

@@ -23,6 +23,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
 from spoton_facade.client import InferenceClient, open_channel, open_upload_channel, request_metadata
+from spoton_facade.contract import allow_every_method, finish_openapi, refuse_nul
 from spoton_facade.problems import EXCEPTION_HANDLERS
 from spoton_facade.routes.analytics import AnalyticsController, ZoneController
 from spoton_facade.routes.camera_registry import CameraRegistryController, CameraSummaryController
@@ -56,7 +57,7 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
             CameraOperationsController,
         ],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             DashboardController,
@@ -77,7 +78,10 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
             version="1.0.0",
             description="REST, SSE and media over the SpotOn inference service's gRPC API.",
         ),
+        middleware=[refuse_nul, allow_every_method],
     )
+    finish_openapi(app)
+    return app
 
 
 @contextlib.asynccontextmanager

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
+
+from spoton_facade.contract import DefaultName, Name, NewId, Text
 
 
 class CameraGroup(msgspec.Struct):
@@ -27,16 +27,16 @@ class CameraGroupList(msgspec.Struct):
 class CameraGroupBody(msgspec.Struct, forbid_unknown_fields=True):
     """``POST .../camera-groups``: the name defaults to the id."""
 
-    group_id: Annotated[str, msgspec.Meta(min_length=1)]
-    name: str = ""
-    description: str = ""
+    group_id: NewId
+    name: DefaultName = ""
+    description: Text = ""
 
 
 class CameraGroupPatchBody(msgspec.Struct, forbid_unknown_fields=True):
     """``PATCH .../camera-groups/{group_id}``: absent fields stay as they are."""
 
-    name: str | None = None
-    description: str | None = None
+    name: Name | None = None
+    description: Text | None = None
 
 
 class ImportRowError(msgspec.Struct):

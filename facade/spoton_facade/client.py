@@ -84,9 +84,13 @@ class InferenceClient:
             system_pb2.GetHealthRequest(), timeout=HEALTH_TIMEOUT_S, metadata=self._metadata
         )
 
-    async def start_task(self, environment_id: str, camera_ids: Sequence[str]) -> tasks_pb2.Task:
-        """TaskService.StartTask; returns the new task."""
-        request = tasks_pb2.StartTaskRequest(environment_id=environment_id, camera_ids=camera_ids)
+    async def start_task(
+        self, environment_id: str, camera_ids: Sequence[str], idempotency_key: str = ""
+    ) -> tasks_pb2.Task:
+        """TaskService.StartTask; returns the new task (or, for a key already used, its task)."""
+        request = tasks_pb2.StartTaskRequest(
+            environment_id=environment_id, camera_ids=camera_ids, idempotency_key=idempotency_key
+        )
         response = await self._tasks.StartTask(request, timeout=UNARY_TIMEOUT_S, metadata=self._metadata)
         return response.task
 

@@ -52,6 +52,20 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
 }
 
 
+# Refusals the inference service names in trailing metadata (``spoton-error-reason``) where
+# HTTP has a status of its own; the gRPC code alone would map as in GRPC_TO_HTTP.
+REASON_METADATA = "spoton-error-reason"
+REASON_TO_HTTP: dict[str, int] = {
+    # The IETF Idempotency-Key draft: a key reused with another request is 422.
+    "idempotency-key-reused": 422,
+    # The upload cap: 503 with Retry-After (the server is busy, not the client at fault).
+    "too-many-uploads": 503,
+    "insufficient-storage": 507,
+}
+# Seconds a client refused for too many concurrent uploads is told to wait (Retry-After).
+UPLOAD_RETRY_AFTER_S = 10
+
+
 class Problem(msgspec.Struct, omit_defaults=True):
     """An RFC 9457 problem; ``grpc_status`` and ``errors`` are extension members."""
 
@@ -110,7 +124,14 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 
 
 def _rpc_error_handler(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) -> Response[Problem]:
-    return problem_response(problem_for_rpc(exc.code(), exc.details(), request.url.path))
+    problem = problem_for_rpc(exc.code(), exc.details(), request.url.path)
+    reason = next((v for k, v in (exc.trailing_metadata() or ()) if k == REASON_METADATA), None)
+    if reason not in REASON_TO_HTTP:
+        return problem_response(problem)
+    status = REASON_TO_HTTP[reason]
+    problem = msgspec.structs.replace(problem, status=status, title=http.HTTPStatus(status).phrase)
+    headers = {"Retry-After": str(UPLOAD_RETRY_AFTER_S)} if reason == "too-many-uploads" else None
+    return problem_response(problem, headers=headers)
 
 
 def _http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:

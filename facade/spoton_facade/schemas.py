@@ -14,12 +14,16 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 from google.protobuf.message import Message
 
+from spoton_facade.contract import NO_NUL, Count32, DefaultName, Id, Name, NewId, NonNegative, Text
 from spoton_facade.convert import message_to_json
 
 S = TypeVar("S", bound=msgspec.Struct)
 
 # [x, y] on the floor plan, in metres (or [u, v] in image pixels for homography image points).
 Point = tuple[float, float]
+Threshold = Annotated[float, msgspec.Meta(ge=0, le=1)]
+# The service's longest camera location.
+Location = Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)]
 
 
 class TaskStateName(enum.StrEnum):
@@ -50,6 +54,9 @@ class ComponentHealth(msgspec.Struct):
     # healthy, degraded, starting or failed
     status: str
     detail: str
+    # Restarts by the embedded stack's supervisor, and why it last died ("was killed by SIGKILL").
+    restarts: int = 0
+    last_exit: str = ""
 
 
 class HealthReport(msgspec.Struct):
@@ -63,9 +70,9 @@ class HealthReport(msgspec.Struct):
 class StartTaskBody(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /api/v1/processing-tasks/start``."""
 
-    environment_id: Annotated[str, msgspec.Meta(min_length=1)]
+    environment_id: Id
     # Empty or absent means every camera of the environment.
-    camera_ids: list[str] = msgspec.field(default_factory=list)
+    camera_ids: list[Id] = msgspec.field(default_factory=list)
 
 
 class TaskStarted(msgspec.Struct):
@@ -109,7 +116,7 @@ class ControlTaskBody(msgspec.Struct, forbid_unknown_fields=True):
 
     action: TaskActionName
     # For ``focus``: the global person id to highlight; 0 clears the focus.
-    global_id: int = 0
+    global_id: Count32 = 0
 
 
 class TaskPage(msgspec.Struct):
@@ -222,68 +229,68 @@ class CameraSourceBody(msgspec.Struct, forbid_unknown_fields=True):
     (or null) ``password`` keeps the stored one and ``""`` removes it; an absent ``kind`` keeps the kind."""
 
     kind: SourceKindName | None = None
-    url: str = ""
-    username: str = ""
-    password: str | None = None
+    url: Text = ""
+    username: Text = ""
+    password: Text | None = None
 
 
 class CameraBody(msgspec.Struct, forbid_unknown_fields=True):
     """A new camera; zero ``fps``/``width``/``height`` are read from its sub-videos when it has some."""
 
-    camera_id: Annotated[str, msgspec.Meta(min_length=1)]
-    name: str = ""
-    fps: float = 0.0
-    width: int = 0
-    height: int = 0
+    camera_id: NewId
+    name: DefaultName = ""
+    fps: NonNegative = 0.0
+    width: Count32 = 0
+    height: Count32 = 0
     homography: HomographyBody | None = None
     # A camera group of the environment; "" for none.
-    group_id: str = ""
+    group_id: Text = ""
     # Absent: file when the camera has sub-videos, else push.
     source: CameraSourceBody | None = None
     # 0 to 1; absent: the server's default.
-    detection_threshold: float | None = None
-    location: str = ""
+    detection_threshold: Threshold | None = None
+    location: Location = ""
     enabled: bool = True
 
 
 class EnvironmentBody(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /api/v1/environments``."""
 
-    environment_id: Annotated[str, msgspec.Meta(min_length=1)]
-    name: str = ""
-    metres_per_pixel: float = 0.0
+    environment_id: NewId
+    name: DefaultName = ""
+    metres_per_pixel: NonNegative = 0.0
     cameras: list[CameraBody] = msgspec.field(default_factory=list)
 
 
 class EnvironmentPatchBody(msgspec.Struct, forbid_unknown_fields=True):
     """``PATCH /api/v1/environments/{environment_id}``: absent fields stay as they are."""
 
-    name: str | None = None
-    metres_per_pixel: float | None = None
+    name: Name | None = None
+    metres_per_pixel: NonNegative | None = None
 
 
 class CameraPatchBody(msgspec.Struct, forbid_unknown_fields=True):
     """``PATCH .../cameras/{camera_id}``: absent fields stay; ``homography`` replaces the old one."""
 
-    name: str | None = None
-    fps: float | None = None
-    width: int | None = None
-    height: int | None = None
+    name: Name | None = None
+    fps: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    width: Count32 | None = None
+    height: Count32 | None = None
     homography: HomographyBody | None = None
     # Remove the homography: the camera's tracks get no map coordinates.
     clear_homography: bool = False
     # "" takes the camera out of any group.
-    group_id: str | None = None
+    group_id: Text | None = None
     # Replaces the source (see CameraSourceBody for the password).
     source: CameraSourceBody | None = None
-    detection_threshold: float | None = None
+    detection_threshold: Threshold | None = None
     # Back to the server's default detection threshold.
     clear_detection_threshold: bool = False
-    location: str | None = None
+    location: Location | None = None
     enabled: bool | None = None
 
 
 class RegisterEnvironmentBody(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /api/v1/environments:register``: a directory on the inference server."""
 
-    path: Annotated[str, msgspec.Meta(min_length=1)]
+    path: Annotated[str, msgspec.Meta(min_length=1, pattern=NO_NUL)]

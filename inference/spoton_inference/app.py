@@ -16,10 +16,20 @@ from spoton_inference.core.analytics import Analytics
 from spoton_inference.core.camera_health import CameraHealthMonitor
 from spoton_inference.core.camera_ops import CameraOperations
 from spoton_inference.core.catalog import Catalog
-from spoton_inference.core.health import DEGRADED, FAILED, HEALTHY, STARTING, ComponentHealth, HealthReport, check
+from spoton_inference.core.health import (
+    DEGRADED,
+    FAILED,
+    HEALTHY,
+    STARTING,
+    ComponentHealth,
+    HealthChecker,
+    HealthReport,
+    SupervisedComponent,
+)
 from spoton_inference.core.jobs import JobManager
 from spoton_inference.core.source_url import mask_text
 from spoton_inference.core.tasks import TaskManager
+from spoton_inference.embedded.restarts import read_supervision, supervision_path
 from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.pipeline.live_pull import LivePull
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
@@ -40,8 +50,8 @@ from spoton_inference.storage.replicas import ReplicaLease, replica_id
 from spoton_inference.storage.track_writer import JOURNAL_FILE, TrackPointWriter
 
 log = logging.getLogger(__name__)
-# Within the health check's own bound, so an unreachable Redis is reported with its detail.
-REDIS_PING_TIMEOUT_S = 2.0
+# Within the health check's own bound (PROBE_TIMEOUT_S), so an unreachable Redis is reported with its detail.
+REDIS_PING_TIMEOUT_S = 1.0
 # Track-point partitions ahead and history retention are checked this often.
 HISTORY_MAINTENANCE_INTERVAL_S = 3600.0
 
@@ -98,13 +108,25 @@ class InferenceApp:
         self.live = LiveStats()
         self.camera_ops = CameraOperations(settings, self.catalog, models, self.live_pulls)
         self.camera_health = CameraHealthMonitor(settings, db, self.catalog)
+        # Each named after the component it checks (the name a probe that hangs is reported under).
+        self._health = HealthChecker(
+            {
+                "triton": self._probe_triton,
+                "postgres": self._probe_postgres,
+                "redis": self._probe_redis,
+                "homography_cache": self._probe_catalog,
+                "live_streams": self._probe_live,
+                "watch_streams": self._probe_watches,
+                "history": self._probe_history,
+            }
+        )
 
     @classmethod
     async def create(cls, settings: Settings) -> InferenceApp:
         """Connect to PostgreSQL (migrating it), Redis and Triton; recover tasks; warm up."""
         settings.media_root.mkdir(parents=True, exist_ok=True)
-        db = await Database.connect(settings.postgres_dsn)
-        events = RedisEventLog.from_url(settings.redis_url, settings.event_retention)
+        db = await Database.connect(settings.postgres_dsn, timeout_s=settings.postgres_timeout_s)
+        events = RedisEventLog.from_url(settings.redis_url, settings.event_retention, settings.redis_max_connections)
         await events.ping()
         models = TritonModels(settings.triton_grpc_url, settings.detector_model, settings.reid_model)
         app = cls(settings, db, events, models)
@@ -130,6 +152,7 @@ class InferenceApp:
         self.jobs.start()  # queued jobs (those a restart left too) run once the models are ready
 
     async def close(self) -> None:
+        await self._health.close()
         await self.jobs.close()  # first: running jobs stay RUNNING, to be run again after a restart
         await self.tasks.shutdown()
         await self.camera_health.close()
@@ -149,18 +172,11 @@ class InferenceApp:
         await self.db.close()
 
     async def health(self) -> HealthReport:
-        return await check(
-            [
-                self._probe_triton,
-                self._probe_postgres,
-                self._probe_redis,
-                self._probe_catalog,
-                self._probe_live,
-                self._probe_watches,
-                self._probe_history,
-            ],
-            warmed_up=self.warmed_up,
-        )
+        return await self._health.check(warmed_up=self.warmed_up, supervised=self.supervised())
+
+    def supervised(self) -> list[SupervisedComponent]:
+        """Restarts and states from the embedded stack running this service; none otherwise."""
+        return read_supervision(supervision_path(self.settings.data_dir))
 
     async def _probe_triton(self) -> list[ComponentHealth]:
         ready = await self.models.ready()

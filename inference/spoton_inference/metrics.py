@@ -7,21 +7,29 @@ prometheus_client's, on a daemon thread; reading plain ints from there is safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from spoton_inference.core.health import SupervisedComponent
 from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.storage.track_writer import TrackPointWriter
 
+Supervised = Callable[[], Sequence[SupervisedComponent]]
+
+
+def _unsupervised() -> Sequence[SupervisedComponent]:
+    return ()
+
 
 class ServiceCollector(Collector):
-    def __init__(self, writer: TrackPointWriter, live: LiveStats) -> None:
+    def __init__(self, writer: TrackPointWriter, live: LiveStats, supervised: Supervised = _unsupervised) -> None:
         self._writer = writer
         self._live = live
+        self._supervised = supervised
 
     def collect(self) -> Iterator[Metric]:
         w, c = self._writer, self._writer.counters
@@ -61,12 +69,24 @@ class ServiceCollector(Collector):
             ("dropped", live.frames_dropped, "Frames dropped by StreamFrames back-pressure (oldest first)."),
         ):
             yield CounterMetricFamily(f"spoton_live_frames_{name}", doc, value=value)
+        restarts = CounterMetricFamily(
+            "spoton_component_restarts",
+            "Restarts of an embedded-stack component (triton, postgres, redis, inference, facade) after it died.",
+            labels=["component"],
+        )
+        for component in self._supervised():
+            restarts.add_metric([component.name], component.restarts)
+        yield restarts
 
 
-def start_metrics_server(host: str, port: int, writer: TrackPointWriter, live: LiveStats) -> WSGIServer:
-    """Serve the metrics (and the process's own) until ``shutdown()`` is called on the result."""
+def start_metrics_server(
+    host: str, port: int, writer: TrackPointWriter, live: LiveStats, supervised: Supervised = _unsupervised
+) -> WSGIServer:
+    """Serve the metrics (and the process's own) until ``shutdown()`` is called on the result.
+
+    ``supervised`` gives the embedded stack's components with their restart counts."""
     registry = CollectorRegistry()
-    for collector in (ServiceCollector(writer, live), PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    for collector in (ServiceCollector(writer, live, supervised), PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)
     server, _ = start_http_server(port, addr=host, registry=registry)
     return server

@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from spoton_inference.core.image_header import DEFAULT_MAX_IMAGE_PIXELS
 from spoton_inference.core.media import MediaRoot
 from spoton_inference.tracking.reid_defaults import DEFAULT_DIFFERENT_DISTANCE, DEFAULT_SAME_DISTANCE
 
@@ -35,12 +36,21 @@ class Settings:
     grpc_port: int = 50051
     # Largest gRPC message accepted or sent; frames are big.
     grpc_max_message_bytes: int = 32 * 1024 * 1024
+    # Seconds a unary RPC may run when the client set no deadline (a client deadline, longer
+    # or shorter, is honoured instead); streams run until their client leaves or its deadline.
+    grpc_unary_timeout_s: float = 60.0
+    # Most pixels an image in a request may announce (JPEG/PNG header, raw width x height):
+    # larger ones are refused before decoding. The default admits 8K UHD (33 Mpx).
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
     triton_grpc_url: str = "127.0.0.1:8001"
     triton_http_url: str = "http://127.0.0.1:8000"
     detector_model: str = "detector"
     reid_model: str = "reid"
     detection_threshold: float = 0.45
+    # How long a running task or job waits for an unreachable Triton (retrying the same frame
+    # with back-off) before it fails with a reason naming Triton.
+    triton_outage_wait_s: float = 60.0
     # Tracking (spoton_inference/tracking). Re-ID cosine distances typical of one person and
     # of two people for the embedder in use: appearance costs 0 at the first and 1 at the
     # second, so the weights below mean the same with any model. They are the prior: with
@@ -67,6 +77,13 @@ class Settings:
 
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/spoton"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Longest an RPC waits on PostgreSQL (a connection, a lookup) before answering UNAVAILABLE.
+    postgres_timeout_s: float = 1.0
+    # Longest an RPC waits on Redis before answering from PostgreSQL alone (or UNAVAILABLE).
+    redis_timeout_s: float = 1.0
+    # Redis connections this process opens at most; a command waits for a free one. Watchers
+    # share one subscription per task, so this does not grow with them.
+    redis_max_connections: int = 32
 
     # Events kept per task in the Redis stream, for WatchTask resume.
     event_retention: int = 100_000
@@ -97,6 +114,15 @@ class Settings:
     # Starts a job gets: a restart of the service runs its running jobs again from the start,
     # and fails (with the reason) a job that has been started this many times already.
     job_max_attempts: int = 3
+    # Uploads streaming in at once (each is written once, straight to its place); one more is
+    # refused with RESOURCE_EXHAUSTED (HTTP 503 with Retry-After) rather than queued.
+    max_concurrent_uploads: int = 2
+    # Free bytes an upload must leave on the data directory's disk: refused (RESOURCE_EXHAUSTED,
+    # HTTP 507) before its first chunk when its announced size would not fit, or as it streams.
+    upload_disk_reserve_bytes: int = 1024**3
+    # How long StartTask and UploadJob remember an idempotency key (and answer a retry with the
+    # task or job it created); after that the key may start something new.
+    idempotency_key_ttl_s: float = 24 * 3600.0
     # Track-point history (storage/track_writer.py): rows per COPY batch; rows kept in memory
     # while PostgreSQL cannot take them, before whole batches spill to the journal under
     # data_dir; the journal's size limit, past which track points are counted as lost.

@@ -181,7 +181,10 @@ async def test_too_big_uploads_get_413_announced_or_streamed(live_client, jobs_s
     finally:
         writer.close()
     assert status.split()[1] == b"413", status
-    assert await _uploads_left(jobs_service) == []
+    # The file streamed on to the service, which drops it once it sees the upload cancelled.
+    async with asyncio.timeout(10):
+        while await _uploads_left(jobs_service):  # noqa: ASYNC110 (files on disk: nothing to wait on)
+            await asyncio.sleep(0.02)
 
 
 async def test_list_cancel_and_delete(live_client, jobs_service, completed):
@@ -257,7 +260,7 @@ async def test_bad_zones_get_a_problem_with_the_reason_and_leave_no_file(live_cl
         ({"zones": json.dumps([{"polygon": [[0, 0], [1]]}])}, "zones is not valid"),
         ({"zones": json.dumps([{"polygon": square, "colour": "red"}])}, "colour"),
         ({"zones": json.dumps([{"polygon": square}])}, "zones need a homography"),
-        ({"zones": json.dumps([{"polygon": square[:2]}]), "homography": FLOOR}, "at least 3 points"),
+        ({"zones": json.dumps([{"polygon": square[:2]}]), "homography": FLOOR}, "length >= 3"),
     ]
     for fields, reason in cases:
         response = await _post(live_client, jobs_service.video.read_bytes(), **fields)

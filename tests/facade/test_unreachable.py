@@ -10,6 +10,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 Client = AsyncTestClient[Litestar]
+# Task ids are UUIDs: anything else is refused before any call.
+TASK = "/api/v1/processing-tasks/0b9c6f5e-6d0e-4d8e-9a51-2f1d8c3b7a10"
 
 
 async def test_health_is_starting(client: Client) -> None:
@@ -31,11 +33,11 @@ async def test_health_is_starting(client: Client) -> None:
         ("GET", "/api/v1/environments/e1", {}),
         ("GET", "/api/v1/environments/e1/cameras", {}),
         ("GET", "/api/v1/processing-tasks", {"params": {"state": "processing", "page_size": 5}}),
-        ("GET", "/api/v1/processing-tasks/t1/status", {}),
-        ("GET", "/api/v1/processing-tasks/t1/exports", {}),
-        ("GET", "/api/v1/processing-tasks/t1/events", {"headers": {"Last-Event-ID": "7"}}),
+        ("GET", f"{TASK}/status", {}),
+        ("GET", f"{TASK}/exports", {}),
+        ("GET", f"{TASK}/events", {"headers": {"Last-Event-ID": "7"}}),
         ("POST", "/api/v1/processing-tasks/start", {"json": {"environment_id": "e1", "camera_ids": ["c1"]}}),
-        ("POST", "/api/v1/processing-tasks/t1/control", {"json": {"action": "focus", "global_id": 3}}),
+        ("POST", f"{TASK}/control", {"json": {"action": "focus", "global_id": 3}}),
         ("POST", "/api/v1/environments", {"json": {"environment_id": "e1"}}),
         ("POST", "/api/v1/environments/:register", {"json": {"path": "/srv/site"}}),
         ("PATCH", "/api/v1/environments/e1", {"json": {"name": "E"}}),

@@ -42,3 +42,32 @@ async def test_metrics_are_scraped_with_their_current_values(tmp_path):
     assert samples["spoton_live_frames_dropped_total"] == 5
     assert "process_resident_memory_bytes" in samples
     assert "spoton_track_points_written_total 121.0" in again.text
+
+
+async def test_component_restarts_are_a_counter_per_component(tmp_path):
+    from spoton_inference.core.health import SupervisedComponent
+
+    writer = TrackPointWriter(_never_called, Journal(tmp_path / "j.journal", 1 << 20), batch_size=10)
+    supervised = [SupervisedComponent("triton", "healthy", 0), SupervisedComponent("postgres", "healthy", 0)]
+    port = pick_free_port()
+    server = start_metrics_server(LOOPBACK, port, writer, LiveStats(), lambda: supervised)
+    try:
+        async with httpx.AsyncClient() as http:
+            before = await http.get(f"http://{LOOPBACK}:{port}/metrics")
+            supervised[1] = SupervisedComponent("postgres", "healthy", 2, "was killed by SIGKILL")
+            after = await http.get(f"http://{LOOPBACK}:{port}/metrics")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    def restarts(reply: httpx.Response) -> dict[str, float]:
+        families = text_string_to_metric_families(reply.text)
+        return {
+            s.labels["component"]: s.value
+            for f in families
+            for s in f.samples
+            if s.name == "spoton_component_restarts_total"
+        }
+
+    assert restarts(before) == {"triton": 0, "postgres": 0}
+    assert restarts(after) == {"triton": 0, "postgres": 2}

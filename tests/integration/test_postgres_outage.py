@@ -16,11 +16,13 @@ import time
 import uuid
 from pathlib import Path
 
+import grpc
 import pytest
 import pytest_asyncio
 
 from spoton_inference.app import InferenceApp, wait_for_triton
 from spoton_inference.core.events import StatusUpdate, TaskState, TrackingUpdate
+from spoton_inference.embedded.restarts import RestartPolicy
 from spoton_inference.embedded.stack import EmbeddedStack
 from spoton_inference.scenes.config import demo_config
 from spoton_inference.scenes.generate import generate
@@ -44,7 +46,9 @@ async def service(make_data_dir):
     settings = Settings(
         data_dir=make_data_dir("postgres-outage"), writer_batch_size=20, writer_buffer_rows=60, refine_window_frames=10
     )
-    async with EmbeddedStack(settings) as stack:
+    # The test starts PostgreSQL again itself at RESTART_AT_FRAME: the supervisor's restart
+    # would come later than the whole test.
+    async with EmbeddedStack(settings, restart=RestartPolicy(backoff_initial_s=3600)) as stack:
         app = await InferenceApp.create(stack.settings)
         try:
             await wait_for_triton(app.models, 300)
@@ -118,3 +122,58 @@ def _exported_points(exports: Path, env) -> collections.Counter:
             frame, gid = (int(v) for v in g.split(",")[:2])
             points[(camera.camera_id, frame - 1, gid, int(loc.split(",")[1]))] += 1
     return points
+
+
+def _postgres_processes(postmaster: int) -> list[int]:
+    """The postmaster and its backends: freezing only the postmaster leaves open connections answering."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
+async def test_rpcs_that_need_postgres_answer_unavailable_promptly_while_it_is_frozen_or_down(service):
+    from spoton_inference.core.errors import Unavailable
+    from spoton_inference.grpc_api.errors import status_for
+
+    stack, app = service
+    task_id = str(uuid.uuid4())
+    assert await _get_or_none(app, task_id) is None  # answering before the outage
+    frozen = _postgres_processes(stack.postgres.pid)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Unavailable) as refused:
+            await app.tasks.get(task_id)
+        frozen_s = time.monotonic() - started
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    # Killed last: bringing it back is the supervisor's work (tests/inference/embedded), so
+    # this test stays the module's last.
+    for pid in _postgres_processes(stack.postgres.pid):  # the whole server, as a crash of its machine
+        os.kill(pid, signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as down:
+        await app.tasks.get(task_id)
+    down_s = time.monotonic() - started
+    print(f"GetTask answered UNAVAILABLE in {frozen_s:.2f} s with PostgreSQL frozen, {down_s:.2f} s with it killed")
+    for exc in (refused.value, down.value):
+        assert status_for(exc) is grpc.StatusCode.UNAVAILABLE
+        assert "PostgreSQL" in str(exc) and "retry" in str(exc)
+    assert frozen_s < app.settings.postgres_timeout_s + 1.0 and down_s < 1.0
+
+
+async def _get_or_none(app: InferenceApp, task_id: str):
+    from spoton_inference.core.errors import NotFound
+
+    try:
+        return await app.tasks.get(task_id)
+    except NotFound:
+        return None

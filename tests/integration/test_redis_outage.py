@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
+import time
 
 import asyncpg
 import grpc
@@ -127,3 +130,36 @@ async def _open_watches(app, expected: int) -> None:
             if app.tasks.open_watches >= expected:
                 return
             await asyncio.sleep(0.02)
+
+
+async def test_get_task_and_list_tasks_answer_from_postgres_while_redis_is_frozen(live_service, environment_id):
+    async with SpotOnClient(live_service.target) as client:
+        stub = client.tasks
+        task = await client.start_task(environment_id)
+        await _until_state(stub, task.task_id, tasks_pb2.TASK_STATE_COMPLETED)
+        pid = live_service.redis.pid
+        os.kill(pid, signal.SIGSTOP)  # frozen: connections open, no answers
+        try:
+            timings = {}
+            for name, call in (
+                ("GetTask", lambda: stub.GetTask(tasks_pb2.GetTaskRequest(task_id=task.task_id), timeout=10)),
+                ("ListTasks", lambda: stub.ListTasks(tasks_pb2.ListTasksRequest(page_size=50), timeout=10)),
+                ("GetTask again", lambda: stub.GetTask(tasks_pb2.GetTaskRequest(task_id=task.task_id), timeout=10)),
+            ):
+                started = time.monotonic()
+                reply = await call()
+                timings[name] = time.monotonic() - started
+                if name == "ListTasks":
+                    assert task.task_id in [t.task_id for t in reply.tasks]
+                else:
+                    assert reply.state == tasks_pb2.TASK_STATE_COMPLETED  # the record, from PostgreSQL
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        print("answered with Redis frozen in " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+        limit = live_service.settings.redis_timeout_s + 1.0
+        assert all(t < limit for t in timings.values()), timings
+        async with asyncio.timeout(15):  # Redis back: the sequence numbers are there again
+            while True:
+                if (await client.get_task(task.task_id)).last_sequence > 0:
+                    break
+                await asyncio.sleep(0.1)

@@ -16,26 +16,49 @@ from litestar.openapi.spec import (
     Operation,
     Schema,
 )
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from spoton.v1 import analytics_pb2
 from spoton_facade import to_proto
 from spoton_facade.analytics_schemas import Counts, Dwell, Heatmap, Trajectory, Zone, ZoneBody, ZoneList, ZonePatchBody
 from spoton_facade.client import InferenceClient
+from spoton_facade.contract import INT32_MAX, UUID
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.schemas import from_proto
 
 PNG = "image/png"
+# The service's smallest heatmap cell.
+MIN_CELL_SIZE_M = 0.01
 WRITE_PROBLEMS = {**problem_responses(404, 409), **UPSTREAM_PROBLEMS}
 ZONE = "/{zone_id:str}"
 
-# Given to the protobuf requests as they are: Timestamp fields take a datetime, a naive one as UTC.
+# Given to the protobuf requests through _in_timestamp_range: Timestamp fields take a datetime,
+# a naive one as UTC.
 Start = Annotated[dt.datetime | None, QueryParameter(description="From this time (ISO 8601, UTC if no offset)")]
 End = Annotated[dt.datetime | None, QueryParameter(description="Up to this time, excluded")]
-TaskFilter = Annotated[str, QueryParameter(description="Only this task's track points")]
+# Bucket widths up to a century: a wider one is one bucket over any history, and widths near
+# int64's limit overflow the service's timedelta (a 502 before).
+MAX_BUCKET_SECONDS = 100 * 366 * 24 * 3600
+# A task id, or "" for none.
+TASK_ID_OR_EMPTY = r"^$|" + UUID
+
+TaskFilter = Annotated[str, QueryParameter(pattern=TASK_ID_OR_EMPTY, description="Only this task's track points")]
 EnvironmentFilter = Annotated[str, QueryParameter(description="The environment (or give task_id)")]
 Cameras = Annotated[list[str] | None, QueryParameter(description="Only these cameras (repeat the parameter)")]
 Zones = Annotated[list[str] | None, QueryParameter(description="Only these zones (repeat the parameter)")]
+
+
+def _in_timestamp_range(value: dt.datetime | None) -> dt.datetime | None:
+    """``value``, or the end of the Timestamp range (years 1 to 9999, UTC) when its offset puts
+    it beyond one (``9999-12-31T23:00:00-05:00``): it bounds a time range just the same, where
+    converting it would overflow (a 500 before)."""
+    if value is None or value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        end = dt.datetime.min if value.year == dt.MINYEAR else dt.datetime.max
+        return end.replace(tzinfo=dt.UTC)
 
 
 @dataclasses.dataclass
@@ -64,14 +87,14 @@ class AnalyticsController(Controller):
     )
     async def trajectory(
         self,
-        global_person_id: FromPath[int],
+        global_person_id: Annotated[int, PathParameter(ge=1, le=INT32_MAX, description="A global person id")],
         inference: NamedDependency[InferenceClient],
         task_id: TaskFilter = "",
         environment_id: EnvironmentFilter = "",
         start_time: Start = None,
         end_time: End = None,
         simplify_tolerance_m: Annotated[
-            float, QueryParameter(description="Douglas-Peucker tolerance in metres; 0 keeps every point")
+            float, QueryParameter(ge=0, description="Douglas-Peucker tolerance in metres; 0 keeps every point")
         ] = 0.0,
     ) -> Trajectory:
         """AnalyticsService.GetTrajectory."""
@@ -79,8 +102,8 @@ class AnalyticsController(Controller):
             global_id=global_person_id,
             task_id=task_id,
             environment_id=environment_id,
-            start_time=start_time,
-            end_time=end_time,
+            start_time=_in_timestamp_range(start_time),
+            end_time=_in_timestamp_range(end_time),
             simplify_tolerance_m=simplify_tolerance_m,
         )
         return from_proto(await inference.get_trajectory(request), Trajectory)
@@ -98,7 +121,7 @@ class AnalyticsController(Controller):
         inference: NamedDependency[InferenceClient],
         request: Request[Any, Any, Any],
         environment_id: EnvironmentFilter = "",
-        cell_size_m: Annotated[float, QueryParameter(description="Grid cell edge in metres")] = 0.5,
+        cell_size_m: Annotated[float, QueryParameter(ge=MIN_CELL_SIZE_M, description="Grid cell edge in metres")] = 0.5,
         start_time: Start = None,
         end_time: End = None,
         camera_ids: Cameras = None,
@@ -115,8 +138,8 @@ class AnalyticsController(Controller):
             analytics_pb2.GetHeatmapRequest(
                 environment_id=environment_id,
                 cell_size_m=cell_size_m,
-                start_time=start_time,
-                end_time=end_time,
+                start_time=_in_timestamp_range(start_time),
+                end_time=_in_timestamp_range(end_time),
                 camera_ids=camera_ids or [],
                 task_id=task_id,
                 render_png=png,
@@ -136,7 +159,9 @@ class AnalyticsController(Controller):
         self,
         inference: NamedDependency[InferenceClient],
         environment_id: EnvironmentFilter = "",
-        bucket_seconds: Annotated[int, QueryParameter(description="Bucket width; buckets start at start_time")] = 60,
+        bucket_seconds: Annotated[
+            int, QueryParameter(ge=1, le=MAX_BUCKET_SECONDS, description="Bucket width; buckets start at start_time")
+        ] = 60,
         start_time: Start = None,
         end_time: End = None,
         camera_ids: Cameras = None,
@@ -147,8 +172,8 @@ class AnalyticsController(Controller):
         request = analytics_pb2.GetCountsRequest(
             environment_id=environment_id,
             bucket_seconds=bucket_seconds,
-            start_time=start_time,
-            end_time=end_time,
+            start_time=_in_timestamp_range(start_time),
+            end_time=_in_timestamp_range(end_time),
             camera_ids=camera_ids or [],
             zone_ids=zone_ids or [],
             task_id=task_id,
@@ -170,13 +195,15 @@ class AnalyticsController(Controller):
         end_time: End = None,
         zone_ids: Zones = None,
         task_id: TaskFilter = "",
-        global_id: Annotated[int, QueryParameter(description="Only this global person id; 0: everyone")] = 0,
+        global_id: Annotated[
+            int, QueryParameter(ge=0, le=INT32_MAX, description="Only this global person id; 0: everyone")
+        ] = 0,
     ) -> Dwell:
         """AnalyticsService.GetDwell."""
         request = analytics_pb2.GetDwellRequest(
             environment_id=environment_id,
-            start_time=start_time,
-            end_time=end_time,
+            start_time=_in_timestamp_range(start_time),
+            end_time=_in_timestamp_range(end_time),
             zone_ids=zone_ids or [],
             task_id=task_id,
             global_id=global_id,

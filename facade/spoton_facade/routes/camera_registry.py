@@ -15,7 +15,7 @@ from litestar.datastructures import State, UploadFile
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from spoton.v1 import cameras_pb2
@@ -67,6 +67,16 @@ class _ImportOperation(Operation):
                 "multipart/form-data": OpenAPIMediaType(schema=file),
             },
         )
+
+
+@dataclasses.dataclass
+class _CsvOrJsonExport(Operation):
+    """The export's 200 is CSV or JSON, as asked; a ResponseSpec documents one media type."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.content["application/json"] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))
 
 
 class CameraRegistryController(Controller):
@@ -184,6 +194,7 @@ class CameraRegistryController(Controller):
             200: ResponseSpec(str, description="The file", media_type="text/csv", generate_examples=False),
             **LOOKUP_PROBLEMS,
         },
+        operation_class=_CsvOrJsonExport,
     )
     async def export_cameras(
         self,
@@ -225,6 +236,8 @@ async def _read_file(request: Request[Any, Any, Any]) -> tuple[bytes, str, str]:
         return await request.body(), media_type, ""
     form = await request.form()
     upload = form.get(FILE_FIELD)
+    if isinstance(upload, str):  # a plain field, as forms send text without a file name
+        return upload.encode(), "", ""
     if not isinstance(upload, UploadFile):
         raise HTTPException(status_code=400, detail="send the file as the form's `file` part")
     return await upload.read(), upload.content_type, upload.filename or ""

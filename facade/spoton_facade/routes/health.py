@@ -43,8 +43,15 @@ class HealthController(Controller):
                 detail=f"{target}: {exc.code().name}: {exc.details()}",
             )
             return Response(HealthReport(status="starting", components=[component]), status_code=503)
-        components = [ComponentHealth(name="inference", status="healthy", detail=f"{target}: reachable")]
-        components += [ComponentHealth(c.name, c.status, c.detail) for c in reply.components]
+        # Under the embedded stack the service reports its own restarts as "inference": one entry.
+        own = next((c for c in reply.components if c.name == "inference"), None)
+        restarts, last_exit = (own.restarts, own.last_exit) if own is not None else (0, "")
+        components = [ComponentHealth("inference", "healthy", f"{target}: reachable", restarts, last_exit)]
+        components += [
+            ComponentHealth(c.name, c.status, c.detail, c.restarts, c.last_exit)
+            for c in reply.components
+            if c.name != "inference"
+        ]
         # Anything the service reports beyond the documented values is treated as not ready.
         status = cast(HealthStatus, reply.status if reply.status in ("healthy", "degraded") else "starting")
         report = HealthReport(status=status, components=components)

@@ -1,16 +1,16 @@
 """``/api/v1/jobs``: upload a video, follow the job, download its results (JobService).
 
-The upload is ``multipart/form-data``, spooled to disk by the facade as it arrives (never
-whole in memory) and then streamed to ``UploadJob`` in chunks; the inference service decides
-whether it is a video. Results are files under the media root, served with Range and ETag
-like every media file; the job (``GetJob``) says where they are.
+The upload is ``multipart/form-data``, its text fields first: the file part streams on to
+``UploadJob`` as it arrives (never stored by the facade, so the service's copy is the only
+one); the inference service decides whether it is a video. Results are files under the media
+root, served with Range and ETag like every media file; the job (``GetJob``) says where they are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import tempfile
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import grpc
 import msgspec
@@ -21,22 +21,24 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from litestar.response import Stream
 
 from spoton.v1 import jobs_pb2
 from spoton_facade import to_proto
 from spoton_facade.analytics_schemas import ZoneBody
 from spoton_facade.client import request_metadata
+from spoton_facade.contract import SEQUENCE_MAX, UUID, optional_integer
 from spoton_facade.convert import enum_number
-from spoton_facade.job_schemas import Job, JobPage, JobStateName
+from spoton_facade.idempotency import IdempotencyKeyHeader, idempotency_key
+from spoton_facade.job_schemas import Job, JobPage
 from spoton_facade.jobs_client import JobClient
-from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
+from spoton_facade.problems import LOOKUP_PROBLEMS, REASON_TO_HTTP, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.routes.media import serve_file
 from spoton_facade.schemas import HomographyBody, from_proto
 from spoton_facade.settings import FacadeSettings
 from spoton_facade.sse import PREFLIGHT_S, SSE_HEADERS, EventStreams
-from spoton_facade.upload_form import FORM_OVERHEAD_BYTES, SpooledForm, spool_form
+from spoton_facade.upload_form import FORM_OVERHEAD_BYTES, FormHead, StreamedForm
 
 # The reason the inference service gives (trailing metadata) for an upload that is no video.
 REASON_METADATA = "spoton-error-reason"
@@ -52,6 +54,10 @@ DOWNLOAD_RESPONSES = {
 }
 
 _encode = msgspec.json.Encoder().encode
+# Job ids are UUIDs the service mints.
+JobId = Annotated[str, PathParameter(pattern=UUID)]
+# Every state but "unspecified", which as a filter would mean none and list every job.
+JobStateFilter = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
 def _provide_jobs(state: State, request: Request[Any, Any, Any]) -> JobClient:
@@ -116,23 +122,28 @@ class JobController(Controller):
     @post(
         summary="Upload a video as a job",
         description=(
-            "`multipart/form-data` with the video as the `file` part. It is checked by decoding it, "
-            "not by its name: 415 when it is no video the service can decode, 413 when it is larger "
-            "than `SPOTON_JOB_MAX_UPLOAD_BYTES` (refused while it streams in), 400 for a bad field. "
-            "A refused upload leaves no file behind. Answers the queued job."
+            "`multipart/form-data` with the video as the `file` part, after the text fields (400 for a "
+            "field after the file: the file streams on to the service as it arrives). It is checked by "
+            "decoding it, not by its name: 415 when it is no video the service can decode, 413 when it is "
+            "larger than `SPOTON_JOB_MAX_UPLOAD_BYTES` (refused while it streams in), 400 for a bad field, "
+            "503 with `Retry-After` while `SPOTON_MAX_CONCURRENT_UPLOADS` uploads are streaming, 507 when "
+            "it would not fit on the server's disk. With an `Idempotency-Key` header a retry answers the "
+            "job the first upload created (409 while that upload is still streaming, 422 for other "
+            "fields). A refused upload leaves no file behind. Answers the queued job."
         ),
         status_code=201,
         request_max_body_size=None,  # limited by the job upload setting, as the body streams in
         operation_class=_UploadOperation,
-        responses={**problem_responses(400, 413, 415), **UPSTREAM_PROBLEMS},
+        responses={**problem_responses(400, 409, 413, 415, 422, 503, 507), **UPSTREAM_PROBLEMS},
     )
     async def upload_job(
         self,
         request: Request[Any, Any, Any],
         settings: NamedDependency[FacadeSettings],
         jobs: NamedDependency[JobClient],
+        key_header: IdempotencyKeyHeader = None,
     ) -> Response[Job]:
-        """Spool the upload to disk, then JobService.UploadJob in chunks."""
+        """The text fields, then JobService.UploadJob with the file as it arrives."""
         media_type, options = request.content_type
         if media_type != "multipart/form-data" or not options.get("boundary"):
             raise HTTPException(status_code=415, detail="send multipart/form-data with the video as the `file` part")
@@ -144,17 +155,18 @@ class JobController(Controller):
                 detail=f"the body is {declared} bytes, over the upload limit of {limit} bytes "
                 "(SPOTON_JOB_MAX_UPLOAD_BYTES)",
             )
-        # In the temporary directory (TMPDIR): the facade's view of the data directory may be
-        # read-only. Unnamed: gone when closed or when the process ends, whatever happened.
-        with tempfile.TemporaryFile() as spool:
-            form = await spool_form(request.stream(), options["boundary"], spool, limit)
-            try:
-                job = await jobs.upload_job(_metadata(form), spool)
-            except grpc.aio.AioRpcError as exc:
-                refusal = _upload_refusal(exc)
-                if refusal is None:
-                    raise
-                raise refusal from exc
+        form = StreamedForm(request.stream(), options["boundary"], limit)
+        try:
+            metadata = _metadata(await form.head(), idempotency_key(key_header))
+            async with contextlib.aclosing(form.file()) as chunks:
+                job = await jobs.upload_job(metadata, chunks)
+        except grpc.aio.AioRpcError as exc:
+            refusal = _upload_refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
+        finally:
+            await form.aclose()
         location = request.app.route_reverse("job", job_id=job.job_id)
         return Response(from_proto(job, Job), status_code=201, headers={"Location": location})
 
@@ -168,14 +180,14 @@ class JobController(Controller):
         jobs: NamedDependency[JobClient],
         page_size: Annotated[int, QueryParameter(ge=0, le=200, description="0: the service's default (50)")] = 0,
         page_token: Annotated[str, QueryParameter(description="`next_page_token` of the page before")] = "",
-        status: Annotated[JobStateName | None, QueryParameter(description="Only jobs in this state")] = None,
+        status: Annotated[JobStateFilter | None, QueryParameter(description="Only jobs in this state")] = None,
     ) -> JobPage:
         """JobService.ListJobs."""
         number = enum_number(jobs_pb2.JobState.DESCRIPTOR, status) if status else 0
         return from_proto(await jobs.list_jobs(page_size, page_token, number), JobPage)
 
     @get("/{job_id:str}", name="job", summary="Get a job", responses=LOOKUP_PROBLEMS)
-    async def get_job(self, job_id: FromPath[str], jobs: NamedDependency[JobClient]) -> Job:
+    async def get_job(self, job_id: JobId, jobs: NamedDependency[JobClient]) -> Job:
         """JobService.GetJob: state, step, progress, `eta_seconds`, and the results once completed."""
         return from_proto(await jobs.get_job(job_id), Job)
 
@@ -187,7 +199,7 @@ class JobController(Controller):
         status_code=200,
         responses={**problem_responses(404, 409), **UPSTREAM_PROBLEMS},
     )
-    async def cancel_job(self, job_id: FromPath[str], jobs: NamedDependency[JobClient]) -> Job:
+    async def cancel_job(self, job_id: JobId, jobs: NamedDependency[JobClient]) -> Job:
         """JobService.CancelJob."""
         return from_proto(await jobs.cancel_job(job_id), Job)
 
@@ -198,7 +210,7 @@ class JobController(Controller):
         "it is queued or running: cancel it first.",
         responses={**problem_responses(404, 409), **UPSTREAM_PROBLEMS},
     )
-    async def delete_job(self, job_id: FromPath[str], jobs: NamedDependency[JobClient]) -> None:
+    async def delete_job(self, job_id: JobId, jobs: NamedDependency[JobClient]) -> None:
         """JobService.DeleteJob."""
         await jobs.delete_job(job_id)
 
@@ -212,7 +224,7 @@ class JobController(Controller):
     )
     async def get_video(
         self,
-        job_id: FromPath[str],
+        job_id: JobId,
         jobs: NamedDependency[JobClient],
         settings: NamedDependency[FacadeSettings],
         range_header: Annotated[str | None, HeaderParameter(name="Range")] = None,
@@ -234,7 +246,7 @@ class JobController(Controller):
     )
     async def get_tracks(
         self,
-        job_id: FromPath[str],
+        job_id: JobId,
         jobs: NamedDependency[JobClient],
         settings: NamedDependency[FacadeSettings],
         range_header: Annotated[str | None, HeaderParameter(name="Range")] = None,
@@ -266,13 +278,20 @@ class JobController(Controller):
     )
     async def get_events(
         self,
-        job_id: FromPath[str],
+        job_id: JobId,
         jobs: NamedDependency[JobClient],
         settings: NamedDependency[FacadeSettings],
         event_streams: NamedDependency[EventStreams],
         request: Request[Any, Any, Any],
         resume_header: Annotated[
-            int | None, HeaderParameter(name="Last-Event-ID", ge=0, description="SSE: resume after this revision")
+            int | None,
+            HeaderParameter(
+                name="Last-Event-ID",
+                ge=0,
+                le=SEQUENCE_MAX,
+                schema_extra=optional_integer(0, SEQUENCE_MAX),
+                description="SSE: resume after this revision",
+            ),
         ] = None,
         range_header: Annotated[str | None, HeaderParameter(name="Range")] = None,
         if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
@@ -310,10 +329,10 @@ async def _download(
     return await serve_file(settings.media_root, result.media_path, range_header, if_none_match, if_range)
 
 
-def _metadata(form: SpooledForm) -> jobs_pb2.JobUploadMetadata:
-    out = jobs_pb2.JobUploadMetadata(
-        filename=form.filename, name=form.fields.get("name", ""), size_bytes=form.size_bytes
-    )
+def _metadata(form: FormHead, key: str) -> jobs_pb2.JobUploadMetadata:
+    # No size_bytes: the file's size is not known before it has streamed through; the service
+    # counts it (limit, disk space) as it arrives.
+    out = jobs_pb2.JobUploadMetadata(filename=form.filename, name=form.fields.get("name", ""), idempotency_key=key)
     if fps := form.fields.get("fps", "").strip():
         out.fps = _number("fps", fps)
     if threshold := form.fields.get("detection_threshold", "").strip():
@@ -343,10 +362,11 @@ def _number(name: str, value: str) -> float:
 
 
 def _upload_refusal(exc: grpc.aio.AioRpcError) -> HTTPException | None:
-    """413 and 415 for the refusals HTTP has its own status for; None for the usual mapping."""
-    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return HTTPException(status_code=413, detail=exc.details())
+    """413 and 415 for the refusals HTTP has its own status for; None for the usual mapping
+    (which maps the reasons in problems.REASON_TO_HTTP: 503 too many uploads, 507 no space)."""
     reasons = [v for k, v in (exc.trailing_metadata() or ()) if k == REASON_METADATA]
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and not set(reasons) & REASON_TO_HTTP.keys():
+        return HTTPException(status_code=413, detail=exc.details())
     if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and UNSUPPORTED_MEDIA in reasons:
         return HTTPException(status_code=415, detail=exc.details())
     return None

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 
 from spoton.v1 import tasks_pb2
 from spoton_facade import to_proto
 from spoton_facade.client import InferenceClient
+from spoton_facade.contract import SEQUENCE_MAX, UUID, optional_integer
 from spoton_facade.convert import enum_number
+from spoton_facade.idempotency import IdempotencyKeyHeader, idempotency_key
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.schemas import (
     ControlTaskBody,
@@ -23,10 +25,16 @@ from spoton_facade.schemas import (
     Task,
     TaskPage,
     TaskStarted,
-    TaskStateName,
     from_proto,
 )
 from spoton_facade.sse import PREFLIGHT_S, SSE_HEADERS, EventStreams
+
+# The service's largest page.
+MAX_PAGE_SIZE = 200
+# Task ids are UUIDs the service mints.
+TaskId = Annotated[str, PathParameter(pattern=UUID)]
+# Every state but "unspecified", which as a filter would mean none and list every task.
+TaskStateFilter = Literal["queued", "preparing", "processing", "paused", "completed", "failed", "cancelled"]
 
 
 class TaskController(Controller):
@@ -38,17 +46,22 @@ class TaskController(Controller):
     @post(
         "/start",
         summary="Start a task",
+        description=(
+            "With an `Idempotency-Key` header, a retry (after a timeout, say) answers the task the first "
+            "request started rather than starting another; the same key with a different body is 422."
+        ),
         status_code=202,
-        responses={**problem_responses(404, 409), **UPSTREAM_PROBLEMS},
+        responses={**problem_responses(404, 409, 422), **UPSTREAM_PROBLEMS},
     )
     async def start_task(
         self,
         data: JSONBody[StartTaskBody],
         inference: NamedDependency[InferenceClient],
         request: Request[Any, Any, Any],
+        key_header: IdempotencyKeyHeader = None,
     ) -> Response[TaskStarted]:
         """TaskService.StartTask; answers where to poll and where to follow the task."""
-        task = await inference.start_task(data.environment_id, data.camera_ids)
+        task = await inference.start_task(data.environment_id, data.camera_ids, idempotency_key(key_header))
         status_url = request.app.route_reverse("task-status", task_id=task.task_id)
         started = TaskStarted(
             task_id=task.task_id,
@@ -58,7 +71,7 @@ class TaskController(Controller):
         return Response(started, status_code=202, headers={"Location": status_url})
 
     @get("/{task_id:str}/status", name="task-status", summary="Get a task", responses=LOOKUP_PROBLEMS)
-    async def get_task(self, task_id: FromPath[str], inference: NamedDependency[InferenceClient]) -> Task:
+    async def get_task(self, task_id: TaskId, inference: NamedDependency[InferenceClient]) -> Task:
         """TaskService.GetTask."""
         return from_proto(await inference.get_task(task_id), Task)
 
@@ -75,7 +88,7 @@ class TaskController(Controller):
         responses={**problem_responses(404, 409), **UPSTREAM_PROBLEMS},
     )
     async def control_task(
-        self, task_id: FromPath[str], data: JSONBody[ControlTaskBody], inference: NamedDependency[InferenceClient]
+        self, task_id: TaskId, data: JSONBody[ControlTaskBody], inference: NamedDependency[InferenceClient]
     ) -> Task:
         """TaskService.ControlTask; answers the task as it is after the action."""
         return from_proto(await inference.control_task(to_proto.control(task_id, data)), Task)
@@ -87,12 +100,14 @@ class TaskController(Controller):
     async def list_tasks(
         self,
         inference: NamedDependency[InferenceClient],
-        page_size: Annotated[int, QueryParameter(ge=0, description="0: the service's default")] = 0,
+        page_size: Annotated[
+            int, QueryParameter(ge=0, le=MAX_PAGE_SIZE, description="0: the service's default (50)")
+        ] = 0,
         page_token: Annotated[str, QueryParameter(description="`next_page_token` of the page before")] = "",
         environment_id: Annotated[str, QueryParameter(description="Only this environment's tasks")] = "",
         # "state" is a name Litestar reserves for app state, hence the alias.
         state_filter: Annotated[
-            TaskStateName | None, QueryParameter(name="state", description="Only tasks in this state")
+            TaskStateFilter | None, QueryParameter(name="state", description="Only tasks in this state")
         ] = None,
     ) -> TaskPage:
         """TaskService.ListTasks."""
@@ -123,16 +138,28 @@ class TaskController(Controller):
     )
     async def task_events(
         self,
-        task_id: FromPath[str],
+        task_id: TaskId,
         inference: NamedDependency[InferenceClient],
         event_streams: NamedDependency[EventStreams],
         request: Request[Any, Any, Any],
         resume_header: Annotated[
             int | None,
-            HeaderParameter(name="Last-Event-ID", ge=0, description="Resume after this sequence"),
+            HeaderParameter(
+                name="Last-Event-ID",
+                ge=0,
+                le=SEQUENCE_MAX,
+                schema_extra=optional_integer(0, SEQUENCE_MAX),
+                description="Resume after this sequence",
+            ),
         ] = None,
         last_event_id: Annotated[
-            int | None, QueryParameter(ge=0, description="Resume after this sequence, for a first connect")
+            int | None,
+            QueryParameter(
+                ge=0,
+                le=SEQUENCE_MAX,
+                schema_extra=optional_integer(0, SEQUENCE_MAX),
+                description="Resume after this sequence, for a first connect",
+            ),
         ] = None,
     ) -> Stream:
         """TaskService.WatchTask as Server-Sent Events; the call is cancelled when the client goes."""
@@ -150,6 +177,6 @@ class TaskController(Controller):
         )
 
     @get("/{task_id:str}/exports", summary="List a task's export files", responses=LOOKUP_PROBLEMS)
-    async def list_exports(self, task_id: FromPath[str], inference: NamedDependency[InferenceClient]) -> ExportList:
+    async def list_exports(self, task_id: TaskId, inference: NamedDependency[InferenceClient]) -> ExportList:
         """TaskService.ListTaskExports; each file's ``url`` is served by the media route."""
         return from_proto(await inference.list_task_exports(task_id), ExportList)

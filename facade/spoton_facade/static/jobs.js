@@ -96,8 +96,9 @@ async function submit(event) {
   const file = $("job-file").files[0];
   if (!file) return;
   const form = new FormData();
-  form.append("file", file);
+  // The fields before the file: the facade streams the file on as it arrives.
   if ($("job-name").value) form.append("name", $("job-name").value);
+  form.append("file", file);
   upload = { state: "uploading", job_id: null, error: null };
   $("job-submit").disabled = true;
   $("job-upload-status").textContent = `uploading ${file.name}…`;

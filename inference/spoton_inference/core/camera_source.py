@@ -38,7 +38,10 @@ class CameraSource:
     def from_url(cls, url: str, username: str = "", password: str = "") -> CameraSource:
         """A live source from its URL alone (the scheme gives the kind; credentials in it move out)."""
         url = url.strip()
-        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        try:
+            scheme = urllib.parse.urlsplit(url).scheme.lower()
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            raise _bad("source.url", "source.url is not a valid URL (check the host and port)") from None
         kind = next((k for k, schemes in SCHEMES.items() if scheme in schemes), None)
         if kind is None:
             raise _bad("source.url", "source.url must start with rtsp://, rtsps://, http:// or https://")

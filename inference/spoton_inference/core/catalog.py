@@ -30,6 +30,7 @@ from spoton_inference.core.environment import (
 from spoton_inference.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, InvalidFields, NotFound
 from spoton_inference.core.geometry import Homography
 from spoton_inference.core.media import MediaRoot
+from spoton_inference.core.request_args import server_directory
 from spoton_inference.storage import camera_health_store, catalog_store
 from spoton_inference.storage.postgres import Database, TaskRecord
 
@@ -160,11 +161,7 @@ class Catalog:
             await self.load()
 
     async def register_directory(self, path: str) -> Environment:
-        if not path:
-            raise InvalidArgument("path is required: a directory holding environment.json")
-        directory = Path(path).expanduser()
-        if not directory.is_dir():
-            raise NotFound(f"no such directory on the server: {path}")
+        directory = server_directory(path, "a directory holding environment.json")
         env = load_environment_dir(directory)
         if env.num_batches == 0:
             raise InvalidArgument(f"{directory} has no cameras/<id>/sub_video_NN.mp4 files")

@@ -45,3 +45,27 @@ class InvalidFields(InvalidArgument):
     def __init__(self, where: str, errors: list[tuple[str, str]]) -> None:
         self.errors = errors
         super().__init__(f"{where}: " + "; ".join(message for _, message in errors))
+
+
+class TooManyUploads(ResourceExhausted):
+    """SPOTON_MAX_CONCURRENT_UPLOADS uploads are streaming already; REST answers 503 with Retry-After."""
+
+    reason = "too-many-uploads"
+
+
+class InsufficientStorage(ResourceExhausted):
+    """An upload would leave less than SPOTON_UPLOAD_DISK_RESERVE_BYTES free; REST answers 507."""
+
+    reason = "insufficient-storage"
+
+
+class IdempotencyKeyReused(FailedPrecondition):
+    """An idempotency key sent again with a different request; REST answers 422."""
+
+    reason = "idempotency-key-reused"
+
+
+class IdempotencyKeyInUse(FailedPrecondition):
+    """The request that first used an idempotency key is still running; REST answers 409."""
+
+    reason = "idempotency-key-in-use"

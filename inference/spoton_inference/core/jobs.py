@@ -4,8 +4,10 @@ yields an annotated video, an events JSON and MOT tracks.
 Upload. The file streams to ``<data_dir>/jobs/uploads/`` (never whole in memory, refused the
 moment it passes SPOTON_JOB_MAX_UPLOAD_BYTES), is probed by decoding it, then moves into the
 job's environment directory ``<data_dir>/jobs/<job_id>/`` (``environment.json`` and
-``cameras/camera/sub_video_01.mp4``); the job is QUEUED. A refused or cut-off upload leaves
-no file.
+``cameras/camera/sub_video_01.mp4``) by a rename, so it is stored once; the job is QUEUED. A
+refused or cut-off upload leaves no file. At most SPOTON_MAX_CONCURRENT_UPLOADS stream at once,
+each only while it fits on the disk (core/uploads.py). An upload with an idempotency key that
+an earlier one used answers that one's job (core/idempotency.py).
 
 Queue. The jobs table is the queue: a dispatcher claims the oldest queued job whenever fewer
 than SPOTON_JOB_CONCURRENCY run here. A running job registers its directory as the
@@ -40,18 +42,27 @@ from pathlib import Path
 
 from spoton_inference.core.analytics import Analytics
 from spoton_inference.core.catalog import CameraPatch, Catalog, HomographySpec
-from spoton_inference.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from spoton_inference.core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from spoton_inference.core.events import TaskState
+from spoton_inference.core.idempotency import KeyClaim, Operation, claim_for, replayed
 from spoton_inference.core.job_progress import JobProgress, Snapshot
 from spoton_inference.core.job_types import JobOptions, JobResult, JobState, JobZone, ResultKind
 from spoton_inference.core.request_args import decode_token, encode_token, parse_uuid
 from spoton_inference.core.tasks import TaskAction, TaskManager
-from spoton_inference.core.uploads import receive_to_file
+from spoton_inference.core.uploads import UploadGate, receive_to_file
 from spoton_inference.core.video_probe import probe_video
 from spoton_inference.core.zones import new_zone
 from spoton_inference.pipeline.annotate import render_annotated
 from spoton_inference.settings import Settings
 from spoton_inference.storage.gallery import RedisGallery
+from spoton_inference.storage.idempotency_store import IdempotencyStore, KeyTaken
 from spoton_inference.storage.identity_sync import IdentitySync
 from spoton_inference.storage.job_store import JobRecord, JobStore, NewJob
 from spoton_inference.storage.postgres import Database
@@ -72,6 +83,8 @@ CANCEL_WAIT_S = 15.0
 # instances of the service (changes made here wake them at once).
 WATCH_POLL_S = 1.0
 DISPATCH_POLL_S = 5.0
+# While Triton is down, the dispatcher asks after it this often, so queued jobs start soon after it is back.
+TRITON_POLL_S = 1.0
 RESULT_FILES = {
     ResultKind.VIDEO: ("annotated.mp4", "video/mp4"),
     ResultKind.EVENTS: ("events.json", "application/json"),
@@ -92,6 +105,8 @@ class UploadRequest:
     size_bytes: int = 0
     # As sent: validated on upload (ids generated for those without one).
     zones: tuple[JobZone, ...] = ()
+    # A retry with the key of an earlier upload answers that upload's job ("" for none).
+    idempotency_key: str = ""
 
 
 class _TaskCancelled(Exception):
@@ -130,6 +145,8 @@ class JobManager:
         self._settings = settings
         self._analytics = analytics
         self._store = JobStore(db)
+        self._keys = IdempotencyStore(db)
+        self._gate = UploadGate(self._uploads_dir, settings.max_concurrent_uploads, settings.upload_disk_reserve_bytes)
         self._catalog = catalog
         self._tasks = tasks
         self._events = events
@@ -188,13 +205,23 @@ class JobManager:
     # -- requests ----------------------------------------------------------------------
 
     async def upload(self, request: UploadRequest, chunks: AsyncIterator[bytes]) -> JobRecord:
-        """Receive, validate and queue an upload; refused uploads leave no file behind."""
+        """Receive, validate and queue an upload; refused uploads leave no file behind. A retry
+        with an earlier upload's idempotency key answers its job without reading ``chunks``."""
         options, name = self._check(request)
+        unkeyed = dataclasses.replace(request, idempotency_key="")
+        claim = claim_for(Operation.UPLOAD_JOB, request.idempotency_key, unkeyed, self._settings.idempotency_key_ttl_s)
+        key: tuple[KeyClaim, uuid.UUID] | None = None
+        if claim is not None:
+            try:
+                key = (claim, await self._keys.reserve(claim))
+            except KeyTaken as taken:
+                return await self.get(replayed(claim, taken.holder))
         job_id = str(uuid.uuid4())
         part = self._uploads_dir / f"{job_id}.part"
         job_dir = self._job_dir(job_id)
         try:
-            size = await receive_to_file(chunks, part, self._settings.job_max_upload_bytes)
+            with self._gate.admit(request.size_bytes) as slot:
+                size = await receive_to_file(chunks, part, self._settings.job_max_upload_bytes, slot)
             video = await asyncio.to_thread(probe_video, part)
             target = job_dir / "cameras" / CAMERA_ID / SUB_VIDEO
             target.parent.mkdir(parents=True)
@@ -203,11 +230,14 @@ class JobManager:
             doc = {"id": _environment_id(job_id), "name": f"Job: {name}", "cameras": [camera]}
             (job_dir / "environment.json").write_text(json.dumps(doc))
             new = NewJob(job_id, name, request.filename, size, video, options, _environment_id(job_id), CAMERA_ID)
-            record = await self._store.insert(new)
+            record = await self._store.insert(new, key)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()
             shutil.rmtree(job_dir, ignore_errors=True)
+            if key is not None:  # free the key, so that a retry runs the upload again
+                with contextlib.suppress(Exception):
+                    await self._keys.release(*key)
             raise
         log.info("job %s queued: %s (%d bytes, %s %dx%d)", job_id, name, size, video.codec, video.width, video.height)
         self._notify()
@@ -311,10 +341,20 @@ class JobManager:
     # -- the queue ---------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
+        triton_was_down = False
         while True:
             self._wake.clear()
             try:
-                while len(self._running) < self._settings.job_concurrency:
+                # Queued jobs wait (QUEUED) while Triton is down and start once it is back,
+                # rather than each starting a task that would wait, then fail.
+                if len(self._running) < self._settings.job_concurrency:
+                    triton_down = not await self._tasks.models_ready()
+                    if triton_down and not triton_was_down:
+                        log.warning("job queue: Triton is unavailable, queued jobs wait for it")
+                    elif triton_was_down and not triton_down:
+                        log.info("job queue: Triton is back, running queued jobs")
+                    triton_was_down = triton_down
+                while not triton_was_down and len(self._running) < self._settings.job_concurrency:
                     job = await self._store.claim_next()
                     if job is None:
                         break
@@ -324,7 +364,7 @@ class JobManager:
             except Exception:  # PostgreSQL away: the jobs stay queued, try again shortly
                 log.exception("job queue: could not claim the next job")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), DISPATCH_POLL_S)
+                await asyncio.wait_for(self._wake.wait(), TRITON_POLL_S if triton_was_down else DISPATCH_POLL_S)
 
     async def _running_here(self, job_id: str) -> _Running | None:
         # The dispatcher registers a claimed job one step after the claim commits.
@@ -394,9 +434,12 @@ class JobManager:
         await self._report(job_id, "processing", snapshot, 0, task.total_frames, task.task_id)
         while not task.state.is_final:
             await asyncio.sleep(PROGRESS_INTERVAL_S)
-            task = await self._tasks.get(task.task_id)
-            snapshot = progress.processing(task.frames_processed, loop.time())
-            await self._report(job_id, "processing", snapshot, task.frames_processed, task.total_frames)
+            try:
+                task = await self._tasks.get(task.task_id)
+                snapshot = progress.processing(task.frames_processed, loop.time())
+                await self._report(job_id, "processing", snapshot, task.frames_processed, task.total_frames)
+            except Unavailable as exc:  # PostgreSQL away: the task goes on, and so does the job
+                log.debug("job %s: progress not read or reported (%s); retrying", job_id, exc)
         if task.state is TaskState.CANCELLED:
             raise _TaskCancelled(f"its task {task.task_id} was cancelled (ControlTask)")
         if task.state is TaskState.FAILED:

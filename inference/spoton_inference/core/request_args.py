@@ -1,5 +1,5 @@
 """Checks and encodings of request arguments that several services share: ids, page tokens,
-camera selections."""
+camera selections, directories on the server."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import base64
 import datetime as dt
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from spoton_inference.core.environment import Environment
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.core.errors import InvalidArgument, NotFound
 
 
 def parse_uuid(value: str, what: str) -> str:
@@ -18,6 +19,23 @@ def parse_uuid(value: str, what: str) -> str:
         return str(uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):
         raise InvalidArgument(f"{what} {value!r} is not a UUID") from None
+
+
+def server_directory(path: str, what: str) -> Path:
+    """``path`` as an existing directory on this server: InvalidArgument when it cannot name one
+    (a name too long, an unknown ``~user``), NotFound when there is none; ``what`` says what it
+    should hold."""
+    if not path:
+        raise InvalidArgument(f"path is required: {what}")
+    try:
+        directory = Path(path).expanduser()
+        found = directory.is_dir()
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidArgument(f"path {path[:200]!r} cannot name a directory on this server: {reason}") from None
+    if not found:
+        raise NotFound(f"no such directory on the server: {path}")
+    return directory
 
 
 def encode_token(created_at: dt.datetime, row_id: str) -> str:

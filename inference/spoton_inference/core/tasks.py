@@ -30,21 +30,24 @@ from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.environment import Camera
 from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from spoton_inference.core.events import FocusUpdate, StatusUpdate, TaskEvent, TaskEventPayload, TaskState
+from spoton_inference.core.idempotency import Operation, claim_for, replayed
 from spoton_inference.core.request_args import decode_token, encode_token, known_cameras, parse_uuid
 from spoton_inference.core.zones import Zone
-from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES
+from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES, rewrite_mot
 from spoton_inference.pipeline.live_pull import LivePull, PullOptions
 from spoton_inference.pipeline.live_runner import LiveTaskRunner
 from spoton_inference.pipeline.runner import RunnerPorts, TaskPlan, TaskRunner, batch_lengths
 from spoton_inference.pipeline.tracking_settings import tracking_setup
-from spoton_inference.pipeline.triton_models import TritonModels
+from spoton_inference.pipeline.triton_models import OutageWait, TritonModels
 from spoton_inference.settings import Settings
 from spoton_inference.storage.event_outbox import EventOutbox
 from spoton_inference.storage.history_writer import HistoryWriter
+from spoton_inference.storage.idempotency_store import IdempotencyStore, KeyTaken
 from spoton_inference.storage.identity_sync import IdentitySync, snapshot
 from spoton_inference.storage.postgres import Database, TaskRecord
 from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import EventsExpired, RedisEventLog
+from spoton_inference.storage.redis_watch import SharedWaits
 from spoton_inference.storage.replicas import ReplicaLease
 from spoton_inference.storage.task_states import TaskStateUpdate, TaskStateWriter
 from spoton_inference.storage.track_writer import TrackPointWriter
@@ -54,6 +57,8 @@ log = logging.getLogger(__name__)
 MAX_PAGE_SIZE = 200
 # How long ControlTask(cancel) waits for the runner to stop before answering anyway.
 CANCEL_WAIT_S = 10.0
+# How long recovery waits for the track-point journal of a dead process to be replayed.
+RECOVER_DRAIN_S = 30.0
 # How often an open watch tries Redis again while it is unreachable.
 WATCH_RETRY_S = 0.5
 UNFINISHED = tuple(s for s in TaskState if not s.is_final)
@@ -162,6 +167,8 @@ class TaskManager:
         )
         # WatchTask streams being served right now; health reports it, tests check it drops to 0.
         self.open_watches = 0
+        # Watchers of one task share one blocking Redis read, so they do not use up the pool.
+        self.shared_waits = SharedWaits(events, settings.redis_timeout_s)
 
     async def recover(self) -> None:
         """Tasks a dead process left unfinished cannot resume mid-frame: fail them, visibly.
@@ -177,9 +184,35 @@ class TaskManager:
         for record in await self._all_unfinished():
             owner = await self._owner(record.task_id)
             if owner == me or (not await self._lease.alive(owner) if owner else record.created_at < young):
-                orphans.append(record.task_id)
-        for task_id in await self._db.fail_unfinished_tasks(reason, orphans):
+                orphans.append(record)
+        if orphans:
+            await self._rebuild_exports(orphans)
+        for task_id in await self._db.fail_unfinished_tasks(reason, [r.task_id for r in orphans]):
             await self._emit(task_id, StatusUpdate(TaskState.FAILED, 0.0, "interrupted", reason))
+
+    async def _rebuild_exports(self, records: list[TaskRecord]) -> None:
+        """The MOT exports of tasks a dead process left, rewritten from their stored track points.
+
+        It died with export lines and track points in its buffers, so the files and the table
+        disagree. The table, once the writer has replayed that process's journal, is what was
+        kept; the exports (those under this media root) are made to say the same.
+        """
+        try:
+            async with asyncio.timeout(RECOVER_DRAIN_S):
+                await self._writer.drain()
+        except TimeoutError:
+            log.warning(
+                "the track-point journal was not replayed within %g s; exports rebuilt without it", RECOVER_DRAIN_S
+            )
+        for record in records:
+            directory = self._exports_dir(record.task_id)
+            if not directory.is_dir():
+                continue
+            points = await self._db.task_track_points(record.task_id)
+            written = await asyncio.to_thread(rewrite_mot, directory, record.camera_ids, points)
+            log.info(
+                "task %s was interrupted: its exports now hold its %d stored track points", record.task_id, written
+            )
 
     async def _all_unfinished(self) -> list[TaskRecord]:
         found: list[TaskRecord] = []
@@ -194,9 +227,19 @@ class TaskManager:
         return found
 
     async def start(
-        self, environment_id: str, camera_ids: list[str], *, detection_threshold: float | None = None
+        self,
+        environment_id: str,
+        camera_ids: list[str],
+        *,
+        detection_threshold: float | None = None,
+        idempotency_key: str = "",
     ) -> TaskRecord:
-        """``detection_threshold`` overrides SPOTON_DETECTION_THRESHOLD for this task (jobs set it)."""
+        """``detection_threshold`` overrides SPOTON_DETECTION_THRESHOLD for this task (jobs set it).
+        A retry with the ``idempotency_key`` of an earlier start answers that start's task."""
+        request = {"environment_id": environment_id, "camera_ids": camera_ids, "threshold": detection_threshold}
+        claim = claim_for(Operation.START_TASK, idempotency_key, request, self._settings.idempotency_key_ttl_s)
+        if claim is not None and (holder := await IdempotencyStore(self._db).lookup(claim)) is not None:
+            return await self.get(replayed(claim, holder))
         if not environment_id:
             raise InvalidArgument("environment_id is required")
         env = self._catalog.get(environment_id)
@@ -212,17 +255,27 @@ class TaskManager:
 
         zones = tuple(await self._zones(environment_id)) if self._zones is not None else ()
         total = sum(batch_lengths(cameras))
-        record = await self._db.insert_task(environment_id, [c.camera_id for c in cameras], total)
-        plan = TaskPlan(record.task_id, env, cameras, record.created_at)
-        # Registered before the first await, so a control call right after StartTask finds it.
-        live = self._live[record.task_id] = _Live()
-        await self._outbox.set_live_state(record.task_id, {"replica": self._lease.replica_id})
-        await self._emit(record.task_id, StatusUpdate(TaskState.QUEUED, 0.0, "queued"))
         settings = self._settings
         if detection_threshold is not None:
             settings = dataclasses.replace(settings, detection_threshold=detection_threshold)
-        live.task = asyncio.create_task(self._run(plan, live, zones, settings), name=f"task-{record.task_id}")
-        return record
+
+        async def create() -> TaskRecord:
+            record = await self._db.insert_task(environment_id, [c.camera_id for c in cameras], total, claim=claim)
+            plan = TaskPlan(record.task_id, env, cameras, record.created_at)
+            # Registered before the first await, so a control call right after StartTask finds it.
+            live = self._live[record.task_id] = _Live()
+            await self._outbox.set_live_state(record.task_id, {"replica": self._lease.replica_id})
+            await self._emit(record.task_id, StatusUpdate(TaskState.QUEUED, 0.0, "queued"))
+            live.task = asyncio.create_task(self._run(plan, live, zones, settings), name=f"task-{record.task_id}")
+            return record
+
+        try:
+            # Shielded: a caller gone mid-way (its deadline) must not leave a recorded task that
+            # never runs, which a retry with the same idempotency key would then be answered with.
+            return await asyncio.shield(create())
+        except KeyTaken as taken:  # a request with the same key got there first
+            assert claim is not None  # only a claim is taken
+            return await self.get(replayed(claim, taken.holder))
 
     async def get(self, task_id: str) -> TaskRecord:
         record = await self._db.get_task(parse_uuid(task_id, "task id"))
@@ -231,18 +284,29 @@ class TaskManager:
         return record
 
     async def last_sequence(self, task_id: str) -> int:
-        """The newest event's sequence; 0 while Redis is unreachable (the record answers alone)."""
+        """The newest event's sequence; 0 while Redis is unreachable or frozen (the record answers
+        alone, within SPOTON_REDIS_TIMEOUT_S)."""
+        if self._outbox.holding:  # Redis known to be away: do not wait on it again
+            return 0
         try:
-            return await self._events.last_sequence(task_id)
+            async with asyncio.timeout(self._settings.redis_timeout_s):
+                return await self._events.last_sequence(task_id)
         except UNREACHABLE:
             return 0
 
     async def focus(self, task_id: str) -> int:
         """The global person id the task is focused on; 0 for none, and while Redis is unreachable."""
+        if self._outbox.holding:
+            return 0
         try:
-            return int((await self._events.get_live_state(task_id)).get("focus_global_id", 0))
+            async with asyncio.timeout(self._settings.redis_timeout_s):
+                return int((await self._events.get_live_state(task_id)).get("focus_global_id", 0))
         except UNREACHABLE:
             return 0
+
+    async def models_ready(self) -> bool:
+        """Whether Triton answers with its models loaded; a frozen Triton is not (bounded wait)."""
+        return all((await self._models.ready()).values())
 
     async def unfinished(self, environment_id: str) -> list[TaskRecord]:
         """Tasks over ``environment_id`` that have not ended, from the record (any replica)."""
@@ -307,8 +371,10 @@ class TaskManager:
         """
         record = await self.get(task_id)
         try:
-            last = await self._events.last_sequence(record.task_id)
-            pending = await self._events.read(record.task_id, after, block_ms=0, count=1)
+            async with asyncio.timeout(self._settings.redis_timeout_s):
+                last = await self._events.last_sequence(record.task_id)
+                # Not read past the newest event (refused below): Redis refuses stream IDs past 2**64 - 1.
+                pending = await self._events.read(record.task_id, after, block_ms=0, count=1) if after <= last else []
         except UNREACHABLE as exc:
             raise Unavailable(
                 f"the events of task {record.task_id} are in Redis, which cannot be reached ({exc}); the task "
@@ -321,7 +387,11 @@ class TaskManager:
             )
         if pending:
             return True
-        return not record.state.is_final or not await self._stream_over(record.task_id)
+        try:
+            async with asyncio.timeout(self._settings.redis_timeout_s):
+                return not record.state.is_final or not await self._stream_over(record.task_id)
+        except UNREACHABLE as exc:
+            raise Unavailable(f"Redis cannot be reached ({exc}); retry WatchTask shortly") from exc
 
     async def watch(self, task_id: str, after: int) -> AsyncIterator[TaskEvent]:
         """Events after ``after`` until the task ends (its final status update is the last).
@@ -333,12 +403,15 @@ class TaskManager:
         is lost, since events wait in the outbox and take their sequence numbers on arrival.
         """
         record = await self.get(task_id)
+        redis_timeout_s = self._settings.redis_timeout_s
         self.open_watches += 1
         try:
             while True:
                 raise_if_cancel_was_swallowed()
                 try:
-                    events = await self._events.read(record.task_id, after)
+                    # Never blocking in Redis: the wait below is shared with the task's other watchers.
+                    async with asyncio.timeout(redis_timeout_s):
+                        events = await self._events.read(record.task_id, after, block_ms=0)
                 except UNREACHABLE:
                     await asyncio.sleep(WATCH_RETRY_S)
                     continue
@@ -348,13 +421,18 @@ class TaskManager:
                     yield event
                     if isinstance(event.payload, StatusUpdate) and event.payload.state.is_final:
                         return
-                if not events and await self._stored_final(task_id):
+                if events:
+                    continue
+                if await self._stored_final(task_id):
                     try:
-                        caught_up = after >= await self._events.last_sequence(record.task_id)
-                        if caught_up and await self._stream_over(record.task_id):
-                            return
+                        async with asyncio.timeout(redis_timeout_s):
+                            caught_up = after >= await self._events.last_sequence(record.task_id)
+                            if caught_up and await self._stream_over(record.task_id):
+                                return
                     except UNREACHABLE:
                         await asyncio.sleep(WATCH_RETRY_S)
+                        continue
+                await self.shared_waits.wait_past(record.task_id, after)
         finally:
             self.open_watches -= 1
 
@@ -410,6 +488,7 @@ class TaskManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.shared_waits.close()
         await self._states.close()
 
     def _exports_dir(self, task_id: str) -> Path:
@@ -483,8 +562,17 @@ class TaskManager:
             async with live.lock:
                 await self._set_state(task_id, state, done, step, frames, error, live=live)
 
+        step_before_wait = live.step
+
+        async def triton_wait(reason: str) -> None:
+            """The task's step says it waits for Triton, and goes back once Triton answers."""
+            nonlocal step_before_wait
+            if reason:
+                step_before_wait = live.step
+            await progress(live.frames, reason or step_before_wait)
+
         ports = RunnerPorts(
-            models=self._models,
+            models=OutageWait(self._models, settings.triton_outage_wait_s, on_wait=triton_wait),
             emit=lambda payload: self._emit(task_id, payload),
             store_points=self._writer.add,
             report_progress=progress,
@@ -518,7 +606,7 @@ class TaskManager:
             except Exception as exc:
                 live.ending = True
                 log.exception("task %s failed", task_id)
-                hint = " (is Triton up?)" if isinstance(exc, Unavailable) else ""
+                hint = " (is Triton up?)" if isinstance(exc, Unavailable) and "Triton" not in str(exc) else ""
                 await finish(TaskState.FAILED, "failed", runner.frames_done, f"{exc}{hint}")
             else:
                 live.ending = True

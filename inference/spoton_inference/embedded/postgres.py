@@ -146,8 +146,13 @@ class EmbeddedPostgres:
     def status(self) -> ChildStatus:
         return self._child.status()
 
+    async def crashed(self) -> None:
+        """Wait until the server, once ready, exits on its own."""
+        await self._child.crashed()
+
     async def start(self) -> None:
         """Initialise the cluster if needed, clear a stale lock, launch, create db + vector."""
+        self._child.check_startable()
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         if self._user is not None:
             await ensure_system_user(self._user)

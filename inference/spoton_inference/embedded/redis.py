@@ -87,7 +87,12 @@ class EmbeddedRedis:
     def status(self) -> ChildStatus:
         return self._child.status()
 
+    async def crashed(self) -> None:
+        """Wait until the server, once ready, exits on its own."""
+        await self._child.crashed()
+
     async def start(self) -> None:
+        self._child.check_startable()
         self.root.mkdir(parents=True, exist_ok=True)
         self._config_path.write_text(render_config(self.port, self.root))
         await self._child.start()

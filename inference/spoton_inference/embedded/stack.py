@@ -1,5 +1,10 @@
 """The embedded stack: Triton, PostgreSQL and Redis, then optional service children.
 
+A component that exits on its own is started again, on the same port and data directory, so
+clients reconnect to the same endpoint (see :mod:`spoton_inference.embedded.restarts` for
+the back-off and the budget). Past the budget the component is FAILED and :meth:`failed`
+returns: the owner then leaves the ``async with``, which stops the rest in order.
+
 Everything listens on 127.0.0.1 on free ports chosen up front, so the endpoints (and the
 settings children receive) are known before anything starts. Components start in order,
 each waited on by its readiness probe, and stop in reverse order, also when start-up fails
@@ -21,7 +26,7 @@ a :class:`ChildSpec` from the stack's settings, so their command line, environme
     async def main() -> None:
         with cancel_on_signals():
             async with EmbeddedStack(settings, children=[inference], stack_file=path):
-                await asyncio.Event().wait()
+                await stack.failed()  # or asyncio.Event().wait() to run until cancelled
 """
 
 from __future__ import annotations
@@ -33,12 +38,19 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
 
 from spoton_inference.embedded.endpoints import StackEndpoints
 from spoton_inference.embedded.ports import LOOPBACK, pick_free_ports
 from spoton_inference.embedded.postgres import EmbeddedPostgres
 from spoton_inference.embedded.redis import EmbeddedRedis
+from spoton_inference.embedded.restarts import (
+    Component,
+    RestartPolicy,
+    Supervisor,
+    remove_supervision,
+    supervision_path,
+    write_supervision,
+)
 from spoton_inference.embedded.stackfile import remove_stack_file, write_stack_file
 from spoton_inference.embedded.supervisor import ChildProcess, ChildSpec, ChildState, ChildStatus
 from spoton_inference.embedded.triton import EmbeddedTriton
@@ -49,24 +61,12 @@ logger = logging.getLogger(__name__)
 ChildFactory = Callable[[Settings], ChildSpec]
 
 
-class Component(Protocol):
-    """What the stack needs of each part: the embedded servers and plain ChildProcesses."""
-
-    @property
-    def name(self) -> str: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    def status(self) -> ChildStatus: ...
-
-
 class EmbeddedStack:
     """Starts Triton → PostgreSQL → Redis → ``children`` in order; stops in reverse.
 
     Use as ``async with``; ``stack_file``, when given, is written once everything is ready
-    and removed on stop (see :mod:`spoton_inference.embedded.stackfile`).
+    and removed on stop (see :mod:`spoton_inference.embedded.stackfile`). Crashed components
+    are restarted under ``restart``.
     """
 
     def __init__(
@@ -75,6 +75,7 @@ class EmbeddedStack:
         *,
         children: Sequence[ChildFactory] = (),
         stack_file: Path | None = None,
+        restart: RestartPolicy | None = None,
     ) -> None:
         self.triton = EmbeddedTriton(settings)
         self.postgres = EmbeddedPostgres(settings)
@@ -95,19 +96,39 @@ class EmbeddedStack:
         self._components: list[Component] = [self.triton, self.postgres, self.redis]
         self._components += self.children
         self._started: list[Component] = []
+        self._supervision_file = supervision_path(settings.data_dir)
+        self.supervisor = Supervisor(self._components, restart or RestartPolicy(), self._publish)
 
     def status(self) -> list[ChildStatus]:
-        """Per-component state in start order; failed ones carry the reason and log tail."""
-        return [component.status() for component in self._components]
+        """Per-component state in start order, with restarts and the last exit reason;
+        failed ones carry the reason and log tail (see :meth:`Supervisor.status`)."""
+        return self.supervisor.status()
+
+    def status_of(self, name: str) -> ChildStatus:
+        """One component's status (``triton``, ``postgres``, ``redis`` or a child's name)."""
+        for status in self.status():
+            if status.name == name:
+                return status
+        raise KeyError(f"no component named {name!r}")
 
     def healthy(self) -> bool:
         return all(s.state is ChildState.HEALTHY for s in self.status())
+
+    async def failed(self) -> ChildStatus:
+        """Wait until a component has spent its restart budget; return its status."""
+        return await self.supervisor.failed()
+
+    async def restarted(self, name: str, restarts: int) -> ChildStatus:
+        """Wait until component ``name`` is HEALTHY after at least ``restarts`` restarts (or
+        FAILED); return its status. For tests that kill a component by its PID."""
+        return await self.supervisor.restarted(name, restarts)
 
     async def start(self) -> StackEndpoints:
         """Start every component in order; on failure the caller must :meth:`stop`."""
         for component in self._components:
             self._started.append(component)
             await component.start()
+            self.supervisor.watch(component)
         if self._stack_file is not None:
             write_stack_file(self.endpoints, self._stack_file)
         logger.info("embedded stack ready: %s", self.endpoints)
@@ -117,6 +138,7 @@ class EmbeddedStack:
         """Remove the stack file, then stop started components in reverse order."""
         if self._stack_file is not None:
             remove_stack_file(self._stack_file)
+        await self.supervisor.close()  # first, so nothing restarts while stopping
         while self._started:
             component = self._started.pop()
             try:
@@ -124,6 +146,13 @@ class EmbeddedStack:
             except Exception:
                 # Keep going: a failure here must not leave the remaining servers running.
                 logger.exception("stopping %s failed", component.name)
+        remove_supervision(self._supervision_file)
+
+    def _publish(self, statuses: list[ChildStatus]) -> None:
+        try:
+            write_supervision(self._supervision_file, statuses)
+        except OSError as exc:  # health then lacks restart counts; the stack itself goes on
+            logger.warning("could not write %s: %s", self._supervision_file, exc)
 
     async def __aenter__(self) -> EmbeddedStack:
         try:

@@ -55,6 +55,8 @@ class ChildState(enum.StrEnum):
     HEALTHY = "healthy"
     STOPPING = "stopping"
     FAILED = "failed"
+    # Reported by the stack between a crash and the ready restart (never by ChildProcess).
+    RESTARTING = "restarting"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,6 +93,9 @@ class ChildStatus:
     exit_code: int | None = None
     reason: str | None = None
     log_tail: str = ""
+    # Filled in by the stack, which restarts crashed children (see RestartPolicy).
+    restarts: int = 0
+    last_exit: str | None = None
 
 
 class ChildStartError(RuntimeError):
@@ -179,10 +184,16 @@ class ChildProcess:
         self._exit_code: int | None = None
         self._reason: str | None = None
         self._log_offset = 0
+        # Set when a run that had become ready exits on its own; cleared by the next start.
+        self._crashed = asyncio.Event()
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    async def crashed(self) -> None:
+        """Wait until the current run, once ready, exits without being asked to stop."""
+        await self._crashed.wait()
 
     @property
     def pid(self) -> int | None:
@@ -205,15 +216,21 @@ class ChildProcess:
             log_tail=self.log_tail() if failed else "",
         )
 
-    async def start(self) -> None:
-        """Launch the child and wait until its probe says ready; raise ChildStartError if not."""
+    def check_startable(self) -> None:
+        """Raise RuntimeError while a run is starting, running or stopping (a second start
+        would, say, clear the lock of a live server); the supervisor may have restarted it."""
         if self._state in (ChildState.STARTING, ChildState.HEALTHY, ChildState.STOPPING):
             raise RuntimeError(f"{self.name} is already {self._state}")
+
+    async def start(self) -> None:
+        """Launch the child and wait until its probe says ready; raise ChildStartError if not."""
+        self.check_startable()
         # A previous run that crashed may still be cleaning up its process group.
         await self.stop()
         self._state = ChildState.STARTING
         self._exit_code = None
         self._reason = None
+        self._crashed.clear()
         try:
             if self.spec.pidfile is not None:
                 stale = await end_stale(
@@ -344,6 +361,8 @@ class ChildProcess:
         # Helpers of a crashed server would keep its ports or shared memory busy.
         await end_group(proc.pid)
         self._remove_pidfile()
+        if was_healthy:
+            self._crashed.set()
 
     def _remove_pidfile(self) -> None:
         if self.spec.pidfile is not None:

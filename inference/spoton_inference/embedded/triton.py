@@ -189,8 +189,13 @@ class EmbeddedTriton:
     def status(self) -> ChildStatus:
         return self._child.status()
 
+    async def crashed(self) -> None:
+        """Wait until the server, once ready, exits on its own."""
+        await self._child.crashed()
+
     async def start(self) -> None:
         """Rebuild the backend and model directories, launch, wait for every model."""
+        self._child.check_startable()
         prepare_backends(self._install, self.root / "backends")
         self._models = prepare_model_repository(self.settings.model_repository, self.root / "models", Path(sys.prefix))
         await self._child.start()

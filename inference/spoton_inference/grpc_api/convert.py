@@ -192,7 +192,10 @@ def health(report: HealthReport) -> system_pb2.GetHealthResponse:
     return system_pb2.GetHealthResponse(
         status=report.status,
         components=[
-            system_pb2.ComponentHealth(name=c.name, status=c.status, detail=c.detail) for c in report.components
+            system_pb2.ComponentHealth(
+                name=c.name, status=c.status, detail=c.detail, restarts=c.restarts, last_exit=c.last_exit
+            )
+            for c in report.components
         ],
     )
 

@@ -29,6 +29,7 @@ from spoton_inference.app import InferenceApp
 from spoton_inference.core.health import STARTING
 from spoton_inference.grpc_api.analytics import AnalyticsServicer
 from spoton_inference.grpc_api.cameras import CameraRegistryServicer
+from spoton_inference.grpc_api.guard import RequestGuard
 from spoton_inference.grpc_api.jobs import JobServicer
 from spoton_inference.grpc_api.reflection import add_reflection
 from spoton_inference.grpc_api.servicers import CatalogServicer, SystemServicer, TaskServicer
@@ -54,10 +55,12 @@ HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
     limit = app.settings.grpc_max_message_bytes
     server = grpc.aio.server(
+        # Every call, of every service below, through the one guard: see grpc_api/guard.py.
+        interceptors=[RequestGuard(app.settings.grpc_unary_timeout_s)],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
-        ]
+        ],
     )
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(app), server)
     tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(app), server)

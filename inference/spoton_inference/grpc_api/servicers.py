@@ -133,7 +133,9 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
 
     @unary
     async def StartTask(self, request, context):
-        record = await self.app.tasks.start(request.environment_id, list(request.camera_ids))
+        record = await self.app.tasks.start(
+            request.environment_id, list(request.camera_ids), idempotency_key=request.idempotency_key
+        )
         seq = await self.app.tasks.last_sequence(record.task_id)
         return tasks_pb2.StartTaskResponse(task=convert.task(record, seq))
 
@@ -205,11 +207,11 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     @unary
     async def Detect(self, request, context):
-        which = request.WhichOneof("image")
+        which, limit = request.WhichOneof("image"), self.app.settings.max_image_pixels
         if which == "encoded":
-            rgb = decode_encoded(request.encoded)
+            rgb = decode_encoded(request.encoded, limit)
         elif which == "raw":
-            rgb = decode_raw(request.raw.data, request.raw.width, request.raw.height)
+            rgb = decode_raw(request.raw.data, request.raw.width, request.raw.height, limit)
         else:
             raise InvalidArgument("set either `encoded` (JPEG/PNG bytes) or `raw` (BGR pixels with width and height)")
         threshold = request.score_threshold or self.app.settings.detection_threshold

@@ -47,7 +47,9 @@ class InferenceServicer(servicers.InferenceServicer):
                 )
             env = self.app.catalog.get(first.environment_id)
         tracking = functools.partial(tracking_setup, self.app.settings)
-        session = LiveSession(env, self.app.models, tracking, self.app.live)
+        session = LiveSession(
+            env, self.app.models, tracking, self.app.live, max_image_pixels=self.app.settings.max_image_pixels
+        )
         frames = _frames(env, first, requests, metadata.get(CAMERA_METADATA, ""))
         async with contextlib.aclosing(session.stream(frames)) as results:
             async for result in results:

@@ -18,14 +18,15 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
-from spoton_inference.core.events import TrackingUpdate
+from spoton_inference.core.events import CameraTracksOut, TrackingUpdate, TrackOut
 
 EXPORT_MEDIA_TYPES = {".txt": "text/plain", ".csv": "text/csv", ".json": "application/json"}
 
@@ -53,6 +54,32 @@ class MotWriter:
     def close(self) -> None:
         for f in self._files.values():
             f.close()
+
+
+def rewrite_mot(out_dir: Path, camera_ids: Sequence[str], points: Iterable[Sequence]) -> int:
+    """Rewrite ``<cam>.global.txt`` / ``<cam>.local.txt`` from stored track points; returns the
+    number of points written.
+
+    ``points``: (camera_id, global_frame_index, local_id, global_id, x1, y1, x2, y2, score,
+    map_x, map_y) in frame order, as ``Database.task_track_points`` returns them. For a task
+    whose process died mid-run, so that its exports say what was stored, not what happened to
+    leave the process's file buffers.
+    """
+    mot, written = MotWriter(out_dir, list(camera_ids)), 0
+    try:
+        for frame, rows in itertools.groupby(points, key=lambda p: p[1]):
+            by_camera: dict[str, list[TrackOut]] = {}
+            for camera_id, _, local_id, global_id, x1, y1, x2, y2, score, map_x, map_y in rows:
+                map_xy = (map_x, map_y) if map_x is not None and map_y is not None else None
+                by_camera.setdefault(camera_id, []).append(
+                    TrackOut((x1, y1, x2, y2), score, local_id, global_id, map_xy)
+                )
+                written += 1
+            cameras = [CameraTracksOut(cam, "", 0, tracks) for cam, tracks in by_camera.items() if cam in camera_ids]
+            mot.add(TrackingUpdate(frame, "", 0.0, cameras))
+    finally:
+        mot.close()
+    return written
 
 
 @dataclasses.dataclass(slots=True)

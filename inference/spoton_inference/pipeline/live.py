@@ -45,6 +45,7 @@ import numpy as np
 from spoton_inference.core.detection import decode_encoded, decode_raw
 from spoton_inference.core.environment import Environment
 from spoton_inference.core.errors import InvalidArgument, NotFound, Unavailable
+from spoton_inference.core.image_header import DEFAULT_MAX_IMAGE_PIXELS, announced_size, check_pixels
 from spoton_inference.pipeline.tracking_settings import TrackingSetup
 from spoton_inference.pipeline.triton_models import TritonModels, crop_people
 from spoton_inference.tracking.camera import FramePlan
@@ -201,15 +202,18 @@ class LiveSession:
         tracking: Callable[[float], TrackingSetup],
         stats: LiveStats | None = None,
         queue_frames: int = DEFAULT_QUEUE_FRAMES,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
         """``tracking(fps)``: how to track, as tasks get it (``pipeline.tracking_settings.tracking_setup``
-        over the service settings). Live output is online: it is never refined."""
+        over the service settings). Live output is online: it is never refined. Frames whose
+        size is over ``max_image_pixels`` are refused on arrival, before decoding."""
         if not environment.cameras:
             raise NotFound(f"environment {environment.environment_id!r} has no cameras to stream")
         self.environment = environment
         self.models = models
         self.stats = stats or LiveStats()
         self.queue_frames = queue_frames
+        self.max_image_pixels = max_image_pixels
         self._cameras = {c.camera_id: c for c in environment.cameras}
         # One clock for the stream, as a task uses its first camera's fps for the whole environment.
         self.fps = environment.cameras[0].fps
@@ -280,16 +284,18 @@ class LiveSession:
                 f"(its cameras: {known})"
             )
         rgb = None
-        if isinstance(frame.image, RawPixels):
-            try:
-                rgb = decode_raw(frame.image.data, frame.image.width, frame.image.height)
-            except InvalidArgument as exc:
-                raise InvalidArgument(f"frame {sequence} (camera {frame.camera_id!r}): {exc}") from exc
-        elif not frame.image:
+        if not isinstance(frame.image, RawPixels) and not frame.image:
             raise InvalidArgument(
                 f"frame {sequence} (camera {frame.camera_id!r}) has no image: "
                 "set `encoded` (JPEG/PNG bytes) or `raw` (BGR pixels with width and height)"
             )
+        try:
+            if isinstance(frame.image, RawPixels):
+                rgb = decode_raw(frame.image.data, frame.image.width, frame.image.height, self.max_image_pixels)
+            else:  # the header alone: decoding waits for the pipeline
+                check_pixels(*announced_size(frame.image), self.max_image_pixels)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"frame {sequence} (camera {frame.camera_id!r}): {exc}") from exc
         return _Admitted(frame, rgb, sequence, camera_count, time.time())
 
     async def _process(self, item: _Admitted, dropped: int, dropped_total: int) -> LiveResult:
@@ -297,7 +303,7 @@ class LiveSession:
         rgb = item.rgb
         if rgb is None:
             try:
-                rgb = await asyncio.to_thread(decode_encoded, frame.image)  # type: ignore[arg-type]
+                rgb = await asyncio.to_thread(decode_encoded, frame.image, self.max_image_pixels)  # type: ignore[arg-type]
             except InvalidArgument as exc:
                 raise InvalidArgument(f"frame {item.sequence} (camera {cam!r}): {exc}") from exc
         # Down to the tracker's low score: weak detections extend tracks, never start them.

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -48,12 +49,13 @@ from spoton_inference.pipeline.exports import ExportWriter, MotWriter
 from spoton_inference.pipeline.history import HistorySink, TaskHistory
 from spoton_inference.pipeline.refinement import FRAMES_PER_REFINED_EVENT, RefinedWindow, RefinementWindows
 from spoton_inference.pipeline.tracking_settings import TrackingSetup
-from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
+from spoton_inference.pipeline.triton_models import Detections, Models, crop_people
 from spoton_inference.pipeline.zones import ENTER, ZoneTransition
 from spoton_inference.tracking.camera import FramePlan
 from spoton_inference.tracking.identities import IdentityState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Global frames decoded and detected ahead of the tracking stage.
 READ_AHEAD_FRAMES = 3
@@ -107,7 +109,7 @@ def track_point_row(
 class RunnerPorts:
     """What the runner needs from the outside world, so it knows nothing of gRPC or storage."""
 
-    models: TritonModels
+    models: Models
     emit: Callable[[TaskEventPayload], Awaitable[None]]
     store_points: Callable[[list[tuple]], None]
     report_progress: Callable[[int, str], Awaitable[None]]
@@ -130,6 +132,26 @@ class _Frame:
     global_index: int
     frames: dict[str, tuple[np.ndarray, str, int]]  # camera -> (rgb, source file, index in source)
     detections: dict[str, Detections]
+
+
+async def next_or_failure(queue: asyncio.Queue[T | None], producer: asyncio.Task[None]) -> T | None:
+    """The next item ``producer`` queued; ``None`` at its end. A producer that died (an
+    outage, a decode error) re-raises its error here instead of leaving the consumer waiting
+    for an end marker that never comes."""
+    if not queue.empty() or producer.done():
+        if queue.empty():
+            producer.result()  # raises its error; a producer that ended cleanly queued its marker
+            return None
+        return queue.get_nowait()
+    getting = asyncio.ensure_future(queue.get())
+    try:
+        await asyncio.wait({getting, producer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not getting.done():
+            getting.cancel()
+    if getting.done() and not getting.cancelled():
+        return getting.result()
+    return await next_or_failure(queue, producer)
 
 
 class TaskRunner:
@@ -240,7 +262,7 @@ class TaskRunner:
         queue: asyncio.Queue[_Frame | None] = asyncio.Queue(maxsize=READ_AHEAD_FRAMES)
         producer = asyncio.create_task(self._decode_and_detect(batch, start, queue))
         try:
-            while (item := await queue.get()) is not None:
+            while (item := await next_or_failure(queue, producer)) is not None:
                 await self._track_and_publish(item)
                 if self.frames_done % 10 == 0:
                     await self.ports.report_progress(self.frames_done, f"processing batch {batch + 1}")
@@ -270,10 +292,10 @@ class TaskRunner:
                 results = await asyncio.gather(*(self.ports.models.detect(f[0], low) for f in frames.values()))
                 await queue.put(_Frame(start + index, frames, dict(zip(frames, results, strict=True))))
                 index += 1
+            await queue.put(None)
         finally:
             for reader, _ in readers.values():
                 await reader.aclose()  # type: ignore[attr-defined]
-        await queue.put(None)
 
     async def _track_and_publish(self, item: _Frame) -> None:
         await self.ports.wait_if_paused()

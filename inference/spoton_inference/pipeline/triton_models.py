@@ -4,11 +4,22 @@ The model contract is in ``model_repository/README.md``:
 - detector: ``IMAGE`` uint8 [H,W,3] RGB (+ optional ``SCORE_THRESHOLD``) -> ``BOXES`` [N,4]
   x1,y1,x2,y2 pixels, ``SCORES`` [N];
 - reid: ``CROPS`` uint8 [B,256,128,3] RGB -> ``EMBEDDINGS`` [B,D], L2-normalised.
+
+A call that finds Triton unreachable fails at once with :class:`Unavailable` (an RPC such as
+Detect answers UNAVAILABLE). Tasks and jobs ride an outage out instead: :class:`OutageWait`
+repeats the same request with capped back-off for up to SPOTON_TRITON_OUTAGE_WAIT_S, so a
+task carries on from the frame it had reached, or fails with a reason that names Triton.
+The channel reconnects within ``RECONNECT_MAX_MS`` of Triton coming back (gRPC's default
+back-off grows to two minutes, which made a restarted Triton look down for 60-90 s).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -17,9 +28,35 @@ from tritonclient.utils import InferenceServerException
 
 from spoton_inference.core.errors import InvalidArgument, Unavailable
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 CROP_HEIGHT, CROP_WIDTH = 256, 128
-# Triton answers "model is not ready" / connection errors with these; anything else is the input.
-_UNAVAILABLE_MARKERS = ("unavailable", "not ready", "failed to connect", "connection", "deadline")
+# gRPC codes of a Triton that is down, restarting, frozen or still loading its models;
+# anything else is about the input.
+_UNAVAILABLE_CODES = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED")
+# The same said in the message: a model not ready, or not loaded yet after a restart; or a
+# python-backend stub that died or stalled (after a freeze, say: INTERNAL "Stub process
+# 'detector_0_0' is not healthy"); such a Triton has been seen to crash at a later request,
+# and the embedded stack then restarts it.
+_UNAVAILABLE_MARKERS = (
+    "unavailable",
+    "not ready",
+    "failed to connect",
+    "connection",
+    "deadline",
+    "unknown model",
+    "not healthy",
+)
+# Channel reconnect back-off (gRPC defaults: 1 s growing to 120 s), so a Triton back after an
+# outage is reached within about RECONNECT_MAX_MS.
+RECONNECT_FIRST_MS, RECONNECT_MAX_MS = 250, 1000
+# Longest a readiness probe waits on a frozen Triton.
+READY_TIMEOUT_S = 2.0
+# OutageWait's back-off between tries of one request.
+RETRY_FIRST_S, RETRY_MAX_S = 0.25, 2.0
+# Same as tritonclient's own limits: frames are big.
+_MAX_MESSAGE_BYTES = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -31,11 +68,29 @@ class Detections:
         return len(self.scores)
 
 
+class Models(Protocol):
+    """The two model calls the pipeline makes: :class:`TritonModels`, or :class:`OutageWait` over it."""
+
+    async def detect(self, frame_rgb: np.ndarray, score_threshold: float) -> Detections: ...
+
+    async def embed(self, crops: np.ndarray) -> np.ndarray: ...
+
+
 class TritonModels:
     """One gRPC channel to Triton, shared by the detector and the embedder calls."""
 
     def __init__(self, url: str, detector_model: str, reid_model: str, timeout_s: float = 30.0) -> None:
-        self._client = triton.InferenceServerClient(url=url)
+        self.url = url
+        self._client = triton.InferenceServerClient(
+            url=url,
+            channel_args=[
+                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.initial_reconnect_backoff_ms", RECONNECT_FIRST_MS),
+                ("grpc.min_reconnect_backoff_ms", RECONNECT_FIRST_MS),
+                ("grpc.max_reconnect_backoff_ms", RECONNECT_MAX_MS),
+            ],
+        )
         self.detector_model = detector_model
         self.reid_model = reid_model
         self._timeout_s = timeout_s
@@ -47,10 +102,11 @@ class TritonModels:
         """Server liveness and each model's readiness, for health reporting."""
         out = {"server": False, self.detector_model: False, self.reid_model: False}
         try:
-            out["server"] = await self._client.is_server_ready()
-            for name in (self.detector_model, self.reid_model):
-                out[name] = await self._client.is_model_ready(name)
-        except InferenceServerException:
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                out["server"] = await self._client.is_server_ready()
+                for name in (self.detector_model, self.reid_model):
+                    out[name] = await self._client.is_model_ready(name)
+        except (InferenceServerException, TimeoutError):
             pass
         return out
 
@@ -84,9 +140,63 @@ class TritonModels:
             )
         except InferenceServerException as exc:
             text = str(exc)
-            if any(m in text.lower() for m in _UNAVAILABLE_MARKERS):
-                raise Unavailable(f"Triton model {model!r} is unavailable: {text}") from exc
+            if exc.status() in _UNAVAILABLE_CODES or any(m in text.lower() for m in _UNAVAILABLE_MARKERS):
+                raise Unavailable(f"Triton model {model!r} at {self.url} is unavailable: {text}") from exc
             raise InvalidArgument(f"Triton model {model!r} rejected the input: {text}") from exc
+
+
+class OutageWait:
+    """Triton calls that ride out an outage of up to ``bound_s`` (SPOTON_TRITON_OUTAGE_WAIT_S).
+
+    Each request is tried again, unchanged, with capped back-off while Triton is unavailable,
+    so the caller's frame is never skipped; past the bound the call raises :class:`Unavailable`
+    naming Triton and the setting. Errors about the input are raised at once.
+    ``on_wait(reason)`` is told when a wait starts, and ``on_wait("")`` when it is over.
+    """
+
+    def __init__(
+        self,
+        models: TritonModels,
+        bound_s: float,
+        on_wait: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.models = models
+        self.bound_s = bound_s
+        self.on_wait = on_wait
+
+    async def detect(self, frame_rgb: np.ndarray, score_threshold: float) -> Detections:
+        return await self._call(lambda: self.models.detect(frame_rgb, score_threshold))
+
+    async def embed(self, crops: np.ndarray) -> np.ndarray:
+        return await self._call(lambda: self.models.embed(crops))
+
+    async def _call(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                result = await attempt()
+            except Unavailable as exc:
+                now = loop.time()
+                if deadline is None:
+                    deadline = now + self.bound_s
+                    log.warning("Triton unavailable, retrying for up to %.0f s: %s", self.bound_s, exc)
+                    if self.on_wait is not None:
+                        await self.on_wait(f"waiting for Triton (up to {self.bound_s:.0f} s)")
+                if now >= deadline:
+                    raise Unavailable(
+                        f"Triton stayed unavailable for {self.bound_s:.0f} s (SPOTON_TRITON_OUTAGE_WAIT_S): {exc}. "
+                        f"Start Triton (or fix SPOTON_TRITON_GRPC_URL), then start the task again"
+                    ) from exc
+                await asyncio.sleep(min(delay, deadline - now))
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            if deadline is not None:
+                log.info("Triton reachable again after %.1f s", loop.time() - deadline + self.bound_s)
+                if self.on_wait is not None:
+                    await self.on_wait("")
+            return result
 
 
 def crop_people(frame_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:

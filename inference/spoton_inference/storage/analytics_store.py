@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import asyncpg
 import numpy as np
 
+from spoton_inference.core.errors import NotFound
 from spoton_inference.core.zones import Polygon, Zone
 from spoton_inference.storage.partitioning import timescale_installed
 from spoton_inference.storage.postgres import Database
@@ -216,16 +217,20 @@ class AnalyticsStore:
         return _zone(row) if row else None
 
     async def insert_zone(self, environment_id: str, zone_id: str, name: str, polygon: Polygon) -> Zone | None:
-        """The new zone, or None when the id is taken."""
-        async with self._db.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                """INSERT INTO zones (environment_id, zone_id, name, polygon) VALUES ($1, $2, $3, $4)
-                   ON CONFLICT DO NOTHING RETURNING *""",
-                environment_id,
-                zone_id,
-                name,
-                polygon,
-            )
+        """The new zone, or None when the id is taken; NotFound when the environment was deleted
+        meanwhile (callers check that it exists first)."""
+        try:
+            async with self._db.pool.acquire() as conn:
+                row = await conn.fetchrow(
+                    """INSERT INTO zones (environment_id, zone_id, name, polygon) VALUES ($1, $2, $3, $4)
+                       ON CONFLICT DO NOTHING RETURNING *""",
+                    environment_id,
+                    zone_id,
+                    name,
+                    polygon,
+                )
+        except asyncpg.ForeignKeyViolationError:
+            raise NotFound(f"environment {environment_id!r} was deleted while the zone was being created") from None
         return _zone(row) if row else None
 
     async def update_zone(

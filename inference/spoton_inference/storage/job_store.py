@@ -14,7 +14,9 @@ import uuid
 import asyncpg
 import msgspec
 
+from spoton_inference.core.idempotency import KeyClaim
 from spoton_inference.core.job_types import JobOptions, JobResult, JobState, VideoInfo
+from spoton_inference.storage.idempotency_store import complete_with_job
 from spoton_inference.storage.postgres import Database
 
 
@@ -66,8 +68,10 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def insert(self, job: NewJob) -> JobRecord:
-        async with self._db.pool.acquire() as conn:
+    async def insert(self, job: NewJob, key: tuple[KeyClaim, uuid.UUID] | None = None) -> JobRecord:
+        """With ``key`` (a claim and its reservation), the key is pointed at the job in the same
+        transaction; KeyTaken (nothing recorded) when the reservation lapsed."""
+        async with self._db.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 """INSERT INTO jobs (job_id, name, filename, state, step, size_bytes, video, options,
                                      environment_id, camera_id, total_frames)
@@ -83,6 +87,8 @@ class JobStore:
                 job.camera_id,
                 job.video.frames,
             )
+            if key is not None:
+                await complete_with_job(conn, *key, job.job_id)
         return _record(row)
 
     async def get(self, job_id: str) -> JobRecord | None:

@@ -1,12 +1,21 @@
-"""PostgreSQL access: the catalogue, task records and track-point history (asyncpg)."""
+"""PostgreSQL access: the catalogue, task records and track-point history (asyncpg).
+
+Every connection comes through :class:`GuardedPool`: a PostgreSQL that is down, restarting
+or frozen is found within ``timeout_s`` (SPOTON_POSTGRES_TIMEOUT_S) on taking a connection,
+and any connection failure, then or mid-query, is raised as :class:`Unavailable` naming
+PostgreSQL, so an RPC answers UNAVAILABLE at once instead of INTERNAL or a hang.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import json
+import urllib.parse
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -14,8 +23,11 @@ import numpy as np
 
 from spoton_inference.core.camera_source import CameraSource, SourceKind
 from spoton_inference.core.environment import Camera, Environment, FloorMap, SubVideo
+from spoton_inference.core.errors import Unavailable
 from spoton_inference.core.events import TaskState
 from spoton_inference.core.geometry import Homography
+from spoton_inference.core.idempotency import KeyClaim
+from spoton_inference.storage.idempotency_store import claim_with_task
 from spoton_inference.storage.migrate import migrate
 from spoton_inference.storage.track_writer import BatchRejected
 
@@ -35,24 +47,120 @@ class TaskRecord:
     updated_at: dt.datetime
 
 
+# A PostgreSQL that is down, restarting, shutting down or cut off, as asyncpg reports it;
+# not an error of the query itself.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+# A connection that cannot run a query at all (asyncpg: "cannot switch to state 12; another
+# operation (2) is in progress", "connection is closed"), as those of a killed server may be.
+BROKEN_CONNECTION: tuple[type[BaseException], ...] = (asyncpg.InterfaceError, asyncpg.InternalClientError)
+DEFAULT_TIMEOUT_S = 1.0
+# Backstop for any one statement (COPY of a batch, maintenance); a frozen server is found
+# sooner, on taking a connection.
+COMMAND_TIMEOUT_S = 120.0
+
+
+class GuardedPool:
+    """An asyncpg pool whose ``acquire()`` checks the server within ``timeout_s`` and raises
+    :class:`Unavailable` for any connection failure."""
+
+    def __init__(self, pool: asyncpg.Pool, where: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.raw = pool
+        self.where = where
+        self.timeout_s = timeout_s
+
+    async def close(self) -> None:
+        await self.raw.close()
+
+    def get_size(self) -> int:
+        return self.raw.get_size()
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, *, check_s: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A connection known to answer; ``check_s`` overrides ``timeout_s`` for the check."""
+        bound = self.timeout_s if check_s is None else check_s
+        for attempt in range(2):
+            try:
+                async with asyncio.timeout(bound):
+                    conn = await self.raw.acquire()
+            except CONNECTION_ERRORS as exc:
+                raise self._unavailable(exc) from exc
+            try:
+                # A pooled connection to a frozen server would hang its first query: ask first.
+                async with asyncio.timeout(bound):
+                    await conn.fetchval("SELECT 1")
+                break
+            except CONNECTION_ERRORS as exc:
+                _discard(conn)  # not close(): a frozen server would never answer the goodbye
+                await self.raw.release(conn)
+                raise self._unavailable(exc) from exc
+            except BROKEN_CONNECTION as exc:
+                # Left mid-operation when its server died under it: unusable. Another may do.
+                _discard(conn)
+                await self.raw.release(conn)
+                if attempt:
+                    raise self._unavailable(exc) from exc
+            except BaseException:
+                await self.raw.release(conn)
+                raise
+        try:
+            try:
+                yield conn
+            except CONNECTION_ERRORS as exc:
+                raise self._unavailable(exc) from exc
+            except BROKEN_CONNECTION as exc:  # its server died mid-query: never reuse it
+                _discard(conn)
+                raise self._unavailable(exc) from exc
+        finally:
+            await self.raw.release(conn)
+
+    def _unavailable(self, exc: BaseException) -> Unavailable:
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            what = f"no answer within {self.timeout_s:g} s (SPOTON_POSTGRES_TIMEOUT_S)"
+        return Unavailable(f"PostgreSQL at {self.where} is unavailable ({what}); retry shortly")
+
+
+def _discard(conn: asyncpg.Connection) -> None:
+    """Terminate a pooled connection, unless the pool already let go of it: asyncpg releases
+    (and detaches) one whose server closed it, and terminate() on that raises InterfaceError."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
+
+
+def describe_dsn(dsn: str) -> str:
+    """host:port/database of a DSN, without credentials."""
+    url = urllib.parse.urlsplit(dsn)
+    return f"{url.hostname}:{url.port or 5432}{url.path}"
+
+
 class Database:
     """A connection pool plus the queries the service needs."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    def __init__(self, pool: GuardedPool | asyncpg.Pool) -> None:
+        self.pool = pool if isinstance(pool, GuardedPool) else GuardedPool(pool, "PostgreSQL")
 
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 8) -> Database:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    async def connect(
+        cls, dsn: str, *, min_size: int = 1, max_size: int = 8, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> Database:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=COMMAND_TIMEOUT_S)
         async with pool.acquire() as conn:
             await migrate(conn)
-        return cls(pool)
+        return cls(GuardedPool(pool, describe_dsn(dsn), timeout_s))
 
     async def close(self) -> None:
         await self.pool.close()
 
     async def ping(self) -> None:
-        async with self.pool.acquire(timeout=2) as conn:
+        async with self.pool.acquire(check_s=2) as conn:
             await conn.fetchval("SELECT 1")
 
     # -- catalogue ---------------------------------------------------------------------
@@ -131,7 +239,11 @@ class Database:
 
     # -- tasks -------------------------------------------------------------------------
 
-    async def insert_task(self, environment_id: str, camera_ids: list[str], total_frames: int) -> TaskRecord:
+    async def insert_task(
+        self, environment_id: str, camera_ids: list[str], total_frames: int, *, claim: KeyClaim | None = None
+    ) -> TaskRecord:
+        """With ``claim``, the task and its idempotency key are recorded together; KeyTaken
+        (nothing recorded) when an earlier request holds the key."""
         task_id = uuid.uuid4()
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
@@ -148,6 +260,8 @@ class Database:
                 task_id,
                 TaskState.QUEUED.value,
             )
+            if claim is not None:
+                await claim_with_task(conn, claim, task_id)
         return _task_from_row(row)
 
     async def update_task(
@@ -235,6 +349,15 @@ class Database:
         return [str(i) for i in ids]
 
     # -- track points ------------------------------------------------------------------
+
+    async def task_track_points(self, task_id: str) -> list[asyncpg.Record]:
+        """A task's track points in frame order: camera, frame, ids, box, score, map point."""
+        async with self.pool.acquire() as conn:
+            return await conn.fetch(
+                "SELECT camera_id, global_frame_index, local_id, global_id, x1, y1, x2, y2, score, map_x, map_y "
+                "FROM track_points WHERE task_id = $1 ORDER BY global_frame_index, camera_id, local_id",
+                uuid.UUID(task_id),
+            )
 
     async def copy_track_points(self, rows: list[tuple]) -> None:
         """Plain COPY, no ledger: for bulk loads (and the raw baseline of bench/storage.py)."""

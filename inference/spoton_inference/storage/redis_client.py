@@ -21,6 +21,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 CONNECT_TIMEOUT_S = 5.0
+# Connections one client opens at most (SPOTON_REDIS_MAX_CONNECTIONS sets the event log's);
+# past it a command waits this long for a free one, then fails as unreachable.
+DEFAULT_MAX_CONNECTIONS = 32
+POOL_WAIT_S = 5.0
 # What a call raises when Redis cannot be reached (down, restarting, loading its AOF, or a
 # caller's own time bound ran out): the outage cases callers ride out instead of failing.
 UNREACHABLE: tuple[type[Exception], ...] = (
@@ -31,7 +35,15 @@ UNREACHABLE: tuple[type[Exception], ...] = (
 )
 
 
-def connect(url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        url, socket_timeout=None, socket_connect_timeout=CONNECT_TIMEOUT_S, retry=Retry(NoBackoff(), 1)
+def connect(url: str, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> aioredis.Redis:
+    """A client on a bounded pool: commands wait for a free connection instead of opening more
+    (redis-py's default pool fails with "Too many connections" past 100)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=POOL_WAIT_S,
+        socket_timeout=None,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 1),
     )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes the pool

@@ -18,7 +18,7 @@ import time
 import redis.asyncio as aioredis
 
 from spoton_inference.core.events import TaskEvent, TaskEventPayload, decode_event, encode_event
-from spoton_inference.storage.redis_client import connect
+from spoton_inference.storage.redis_client import DEFAULT_MAX_CONNECTIONS, connect
 
 _APPEND = """
 if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then
@@ -49,8 +49,8 @@ class RedisEventLog:
         self._append = client.register_script(_APPEND)
 
     @classmethod
-    def from_url(cls, url: str, retention: int) -> RedisEventLog:
-        return cls(connect(url), retention)
+    def from_url(cls, url: str, retention: int, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> RedisEventLog:
+        return cls(connect(url, max_connections), retention)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -83,6 +83,14 @@ class RedisEventLog:
     async def newest(self, task_id: str) -> TaskEvent | None:
         entries = await self.client.xrevrange(_keys(task_id)[1], count=1)
         return _to_event(task_id, *entries[0]) if entries else None
+
+    async def wait_past(self, task_id: str, after: int, block_ms: int) -> int:
+        """The newest sequence once the stream has an event past ``after``; ``after`` if none
+        came within ``block_ms``."""
+        got = await self.client.xread({_keys(task_id)[1]: f"0-{after}"}, count=100, block=block_ms)
+        if not got or not got[0][1]:
+            return after
+        return int(got[0][1][-1][0].split(b"-")[1])
 
     async def forget(self, task_id: str) -> None:
         """Drop a task's event log, sequence counter and live state (its job was deleted)."""

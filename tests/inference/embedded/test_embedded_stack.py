@@ -1,4 +1,5 @@
-"""EmbeddedStack end to end: order, endpoints into settings, stack.json, crash reporting, stop."""
+"""EmbeddedStack end to end: order, endpoints into settings, stack.json, restarts of killed
+servers on their own ports, a child that spends its restart budget, stop."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from spoton_inference.embedded.pids import pid_alive
 from spoton_inference.embedded.probes import http_ok, tcp_accepts
+from spoton_inference.embedded.restarts import RestartPolicy, read_supervision, supervision_path
 from spoton_inference.embedded.stack import EmbeddedStack
 from spoton_inference.embedded.stackfile import find_live_stack, read_stack_file
 from spoton_inference.embedded.supervisor import ChildSpec, ChildState
@@ -65,12 +66,33 @@ def crasher(settings: Settings) -> ChildSpec:
     )
 
 
-async def test_stack_starts_in_order_reports_a_crash_and_stops_on_error(
+# One restart allowed, quickly: each server is killed once, the crasher dies twice.
+ONE_QUICK_RESTART = RestartPolicy(max_restarts=1, backoff_initial_s=0.05)
+
+
+async def _reachable(name: str, stack: EmbeddedStack) -> bool:
+    endpoints = stack.endpoints
+    if name == "triton":
+        return await http_ok(f"{endpoints.triton_http_url}/v2/models/add_one/ready")
+    if name == "postgres":
+        conn = await asyncpg.connect(endpoints.postgres_dsn)
+        await conn.close()
+        return True
+    client = aioredis.Redis.from_url(endpoints.redis_url)
+    try:
+        return bool(await client.ping())
+    finally:
+        await client.aclose()
+
+
+async def test_stack_starts_in_order_restarts_the_killed_and_stops_on_error(
     tmp_path: Path, make_data_dir: Callable[[str], Path], tiny_model_repository: Path
 ) -> None:
     settings = Settings(data_dir=make_data_dir("stack"), model_repository=tiny_model_repository)
     stack_file = tmp_path / "var" / "stack.json"
-    stack = EmbeddedStack(settings, children=[fake_inference, fake_facade, crasher], stack_file=stack_file)
+    stack = EmbeddedStack(
+        settings, children=[fake_inference, fake_facade, crasher], stack_file=stack_file, restart=ONE_QUICK_RESTART
+    )
     endpoints, child_settings = stack.endpoints, stack.settings
     assert child_settings.postgres_dsn == endpoints.postgres_dsn
     assert child_settings.redis_url == endpoints.redis_url
@@ -95,14 +117,29 @@ async def test_stack_starts_in_order_reports_a_crash_and_stops_on_error(
             assert await client.ping()
             await client.aclose()
 
-            deadline = time.monotonic() + 5
-            while stack.status()[-1].state is not ChildState.FAILED:
-                assert time.monotonic() < deadline, "crash not reported"
-                await asyncio.sleep(0.05)
-            *running, crashed = stack.status()
-            assert all(s.state is ChildState.HEALTHY for s in running)
-            assert crashed.exit_code == 4 and "crashed on purpose" in crashed.log_tail
+            # The crasher dies, is restarted once, dies again: its budget is spent.
+            crashed = await asyncio.wait_for(stack.failed(), 10)
+            assert crashed.name == "crasher" and crashed.state is ChildState.FAILED and crashed.restarts == 1
+            assert crashed.exit_code == 4 and crashed.last_exit == "exited with code 4"
+            assert "crashed on purpose" in crashed.log_tail
             assert not stack.healthy()
+
+            # Each server killed comes back on the same endpoint, its data kept.
+            for name in ("triton", "postgres", "redis"):
+                killed = stack.status_of(name).pid
+                assert killed is not None
+                os.kill(killed, signal.SIGKILL)
+                status = await asyncio.wait_for(stack.restarted(name, 1), 120)
+                assert status.state is ChildState.HEALTHY and status.restarts == 1, status
+                assert status.last_exit == "was killed by SIGKILL" and status.pid not in (None, killed)
+                assert await _reachable(name, stack)
+            assert stack.endpoints == endpoints and read_stack_file(stack_file).endpoints == endpoints
+            reported = {c.name: c for c in read_supervision(supervision_path(settings.data_dir))}
+            assert all(reported[n].restarts == 1 and reported[n].state == "healthy" for n in ("triton", "redis"))
+            assert reported["crasher"].state == "failed"
+
+            *running, _ = stack.status()
+            assert all(s.state is ChildState.HEALTHY for s in running)
             pids = [s.pid for s in running]
             raise RuntimeError("body failed")
 
@@ -110,6 +147,7 @@ async def test_stack_starts_in_order_reports_a_crash_and_stops_on_error(
     assert await find_live_stack(stack_file) is None
     assert not any(pid_alive(pid) for pid in pids if pid is not None)
     assert [s.state for s in stack.status()] == [ChildState.STOPPED] * 5 + [ChildState.FAILED]
+    assert not supervision_path(settings.data_dir).exists()
 
 
 SIGNALLED_PARENT = """

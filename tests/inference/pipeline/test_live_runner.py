@@ -104,8 +104,12 @@ async def test_live_task_tracks_all_cameras_in_one_session_across_a_reconnect(
         last_index = max(u.global_frame_index for u in updates)
         await until(lambda: len(seen("b")) >= before + 5)  # b goes on while a is down
         await a.start()
+        # Under load, frames of a read before the stop may still be tracked after it: wait for
+        # the reconnect itself, then for frames of a past everything seen until then.
+        await until(lambda: pull_a.state.reconnects >= 1)
+        reconnected_index = max(u.global_frame_index for u in updates)
         await until(lambda: len(seen("a")) >= before + 3)
-        await until(lambda: stored("a", after=last_index))  # a is tracked again after the reconnect
+        await until(lambda: stored("a", after=reconnected_index))  # a is tracked again after the reconnect
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,67 @@
+"""Many watchers of one task share one Redis read: each gets every event, in order, and the
+service's Redis connections stay well under their bound (redis-py's default pool failed with
+"Too many connections" past 100 watchers, and starved event publishing and the lease)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from spoton.v1 import tasks_pb2
+from spoton_client.client import SpotOnClient
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+WATCHERS = 160
+
+
+async def test_watchers_of_one_task_share_a_subscription_and_all_get_every_event(live_service):
+    app, settings = live_service.app, live_service.settings
+    env_dir = live_service.make_environment("fan-out")
+    env = await app.catalog.register_directory(str(env_dir))
+    server = aioredis.Redis.from_url(settings.redis_url)
+    async with SpotOnClient(live_service.target) as client:
+        task = await client.start_task(env.environment_id)
+        await client.tasks.ControlTask(
+            tasks_pb2.ControlTaskRequest(task_id=task.task_id, action=tasks_pb2.TASK_ACTION_PAUSE)
+        )
+        opened = app.tasks.open_watches
+        watchers = [asyncio.create_task(_collect(client, task.task_id)) for _ in range(WATCHERS)]
+        async with asyncio.timeout(60):
+            while True:  # a plain counter in the service: polled
+                if app.tasks.open_watches >= opened + WATCHERS:
+                    break
+                await asyncio.sleep(0.05)
+        clients: list[int] = []  # the server's connected clients, sampled while events flow
+        sampling = asyncio.create_task(_sample_clients(server, clients))
+        await client.tasks.ControlTask(
+            tasks_pb2.ControlTaskRequest(task_id=task.task_id, action=tasks_pb2.TASK_ACTION_RESUME)
+        )
+        try:
+            async with asyncio.timeout(120):
+                results = await asyncio.gather(*watchers)
+        finally:
+            sampling.cancel()
+            await asyncio.gather(sampling, return_exceptions=True)
+        last = (await client.get_task(task.task_id)).last_sequence
+    await server.aclose()
+    peak_clients = max(clients)
+    assert all([e.sequence for e in events] == list(range(1, last + 1)) for events in results)
+    assert all(events[-1].status_update.state == tasks_pb2.TASK_STATE_COMPLETED for events in results)
+    print(f"{WATCHERS} watchers, {last} events each; Redis clients at most {peak_clients}")
+    # Every client of the server (this service, its gallery, the other test services): well
+    # under one per watcher.
+    assert 0 < peak_clients < settings.redis_max_connections + 20 < WATCHERS
+    assert app.tasks.shared_waits.readers == 0  # the shared read stops with its last watcher
+
+
+async def _collect(client: SpotOnClient, task_id: str) -> list[tasks_pb2.TaskEvent]:
+    return [event async for event in client.watch(task_id)]
+
+
+async def _sample_clients(server: aioredis.Redis, into: list[int]) -> None:
+    while True:
+        into.append(int((await server.info("clients"))["connected_clients"]))
+        await asyncio.sleep(0.05)
