@@ -43,18 +43,25 @@ from spoton_client.client import SpotOnClient
 from spoton_client.process import process_environment
 from spoton_inference.launch import full_stack
 from spoton_inference.settings import Settings
+try:
+    from spoton_inference.launch import local_api_key
+except ImportError:  # a commit from before authentication
+    local_api_key = None
 
 async def main(env_dirs):
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_env({**__import__("os").environ, "SPOTON_DATA_DIR": tmp + "/data"})
-        async with full_stack(settings) as stack, SpotOnClient(stack.endpoints.grpc_target) as client:
-            for env_dir in env_dirs:
-                out_dir = Path(tmp) / "out" / Path(env_dir).name
-                result = await process_environment(client, Path(env_dir), out_dir, show_progress=False)
-                if result.state != "completed":
-                    raise SystemExit(f"{env_dir}: {result.state} {result.error}")
-                out[Path(env_dir).name] = {"frames": result.frames, "wall_s": result.wall_s}
+        async with full_stack(settings) as stack:
+            # The admin key exists once the service has started.
+            credentials = {"api_key": local_api_key(settings)} if local_api_key else {}
+            async with SpotOnClient(stack.endpoints.grpc_target, **credentials) as client:
+                for env_dir in env_dirs:
+                    out_dir = Path(tmp) / "out" / Path(env_dir).name
+                    result = await process_environment(client, Path(env_dir), out_dir, show_progress=False)
+                    if result.state != "completed":
+                        raise SystemExit(f"{env_dir}: {result.state} {result.error}")
+                    out[Path(env_dir).name] = {"frames": result.frames, "wall_s": result.wall_s}
     print(json.dumps(out))
 
 asyncio.run(main(sys.argv[1:]))

@@ -7,7 +7,9 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -16,6 +18,16 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from cryptography.fernet import Fernet
+
+# tests/support holds helpers the tests import as `support.<module>`.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
+
+from support.auth import ADMIN_API_KEY
+
+# Loopback hosts camera sources may use in tests (SPOTON_SOURCE_ALLOWED_HOSTS): the RTSP test server's.
+LOCAL_TEST_CAMERA_HOSTS = ("127.0.0.1",)
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +65,8 @@ class LiveService:
     make_environment: Callable[[str], Path]
     # The embedded Redis under it (an EmbeddedRedis), for tests that stop and start it again.
     redis: Any = None
+    # Its admin API key (SPOTON_ADMIN_API_KEY): support.auth.authed_channel(target, api_key).
+    api_key: str = ADMIN_API_KEY
 
 
 def write_tiny_environment(directory: Path, environment_id: str, frames: int = 15) -> Path:
@@ -103,7 +117,17 @@ async def live_service(make_data_dir) -> AsyncIterator[LiveService]:
     from spoton_inference.settings import Settings
 
     envs = make_data_dir("live-envs")
-    async with EmbeddedStack(Settings(data_dir=make_data_dir("live-service"))) as stack:
+    settings = Settings(
+        data_dir=make_data_dir("live-service"),
+        admin_api_key=ADMIN_API_KEY,
+        # Shared by every service the tests derive from this one, as replicas on one database
+        # must share them: a replica cannot open passwords another one sealed.
+        secret_keys=(Fernet.generate_key().decode(),),
+        jwt_secret=secrets.token_urlsafe(32),
+        # The local test cameras (RtspCamera) listen on loopback: allowed, as the embedded demo's are.
+        source_allowed_hosts=LOCAL_TEST_CAMERA_HOSTS,
+    )
+    async with EmbeddedStack(settings) as stack:
         app = await InferenceApp.create(stack.settings)
         server, health = build_server(app)
         await server.start()
@@ -235,6 +259,7 @@ class JobsService:
     settings: Any
     target: str
     video: Path
+    api_key: str = ADMIN_API_KEY
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from spoton_client.client import SpotOnClient
 from spoton_client.process import ProcessResult, process_environment
-from spoton_inference.launch import stack_for_run
+from spoton_inference.launch import local_api_key, stack_for_run
 from spoton_inference.settings import Settings
 
 
@@ -17,7 +17,10 @@ async def process_scenes(
 ) -> dict[str, ProcessResult]:
     """Process every scene of ``env_dirs`` into its ``out_dirs`` entry; a failed task is fatal."""
     results: dict[str, ProcessResult] = {}
-    async with stack_for_run(settings) as endpoints, SpotOnClient(endpoints.grpc_target) as client:
+    async with (
+        stack_for_run(settings) as endpoints,
+        SpotOnClient(endpoints.grpc_target, api_key=local_api_key(settings)) as client,
+    ):
         for name, env_dir in env_dirs.items():
             # Exports of an earlier run must not survive under a camera this run lacks.
             shutil.rmtree(out_dirs[name], ignore_errors=True)

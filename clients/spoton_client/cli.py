@@ -15,6 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
+from spoton_client.auth import how_to_authenticate
 from spoton_client.client import SpotOnClient
 from spoton_client.process import ProcessResult, process_environment
 
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cameras", nargs="*", help="a subset of camera ids (default: all)")
     p.add_argument("--target", help="gRPC target of a running SpotOn (default: var/stack.json, else embedded)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--api-key", help="the key to call SpotOn with (default: SPOTON_API_KEY, else the local admin key)")
 
     d = sub.add_parser("demo", help="generate, process and score the demo environment")
     d.add_argument("--dir", type=Path, help="where the demo environment and exports go (default: var/demo)")
@@ -54,13 +56,17 @@ def main(argv: list[str] | None = None) -> None:
 
 async def _process(args: argparse.Namespace) -> None:
     if args.target:
-        async with SpotOnClient(args.target) as client:
+        async with SpotOnClient(args.target, api_key=args.api_key) as client:
             result = await process_environment(client, args.env_dir, args.out, args.cameras, not args.no_progress)
     else:
-        from spoton_inference.launch import stack_for_run
+        from spoton_inference.launch import local_api_key, stack_for_run
         from spoton_inference.settings import Settings
 
-        async with stack_for_run(Settings.from_env()) as endpoints, SpotOnClient(endpoints.grpc_target) as client:
+        settings = Settings.from_env()
+        async with (
+            stack_for_run(settings) as endpoints,
+            SpotOnClient(endpoints.grpc_target, api_key=args.api_key or local_api_key(settings)) as client,
+        ):
             result = await process_environment(client, args.env_dir, args.out, args.cameras, not args.no_progress)
     _print_result(result)
     if result.state != "completed":
@@ -69,16 +75,20 @@ async def _process(args: argparse.Namespace) -> None:
 
 async def _demo(demo_dir: Path | None) -> None:
     from spoton_client.demo import DEFAULT_DEMO_DIR, ensure_demo_environment, print_demo_summary, score
-    from spoton_inference.launch import stack_for_run
+    from spoton_inference.launch import local_api_key, stack_for_run
     from spoton_inference.settings import Settings
 
     demo_dir = demo_dir or DEFAULT_DEMO_DIR
     env_dir = ensure_demo_environment(demo_dir / "env")
     out_dir = demo_dir / "out"
-    async with stack_for_run(Settings.from_env()) as endpoints, SpotOnClient(endpoints.grpc_target) as client:
+    settings = Settings.from_env()
+    async with (
+        stack_for_run(settings) as endpoints,
+        SpotOnClient(endpoints.grpc_target, api_key=local_api_key(settings)) as client,
+    ):
         result = await process_environment(client, env_dir, out_dir)
     per_camera, cross = score(env_dir, out_dir, list(result.camera_ids))
-    print_demo_summary(result, per_camera, cross, out_dir, endpoints.facade_url)
+    print_demo_summary(result, per_camera, cross, out_dir, endpoints.facade_url, how_to_authenticate(settings.data_dir))
     if result.state != "completed":
         sys.exit(1)
 

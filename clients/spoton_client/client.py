@@ -1,7 +1,7 @@
 """A thin asyncio client for the spoton.v1 API.
 
 Example:
-    async with SpotOnClient("127.0.0.1:50051") as client:
+    async with SpotOnClient("127.0.0.1:50051", api_key="spk_...") as client:
         env = await client.register_environment("/data/site-a")
         task = await client.start_task(env.environment_id)
         async for event in client.watch(task.task_id):
@@ -19,8 +19,8 @@ from types import TracebackType
 import grpc
 
 from spoton.v1 import catalog_pb2, catalog_pb2_grpc, system_pb2, system_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from spoton_client.auth import authed_channel
 
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 WATCH_RETRIES = 5
 # A StartTask that timed out or found the service unreachable is sent again this many times,
 # with the same idempotency key, so a retry never starts a second task.
@@ -30,16 +30,18 @@ RETRIED_CODES = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
 
 
 class SpotOnClient:
-    def __init__(self, target: str, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+    def __init__(
+        self,
+        target: str,
+        metadata: tuple[tuple[str, str], ...] = (),
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        """Every call carries ``token``, else ``api_key``, else SPOTON_API_KEY (spoton_client.auth)."""
         self.target = target
         self._metadata = metadata
-        self._channel = grpc.aio.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        self._channel = authed_channel(target, api_key=api_key, token=token)
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channel)
         self.tasks = tasks_pb2_grpc.TaskServiceStub(self._channel)
         self.system = system_pb2_grpc.SystemServiceStub(self._channel)

@@ -26,7 +26,12 @@ def score(env_dir: Path, out_dir: Path, camera_ids: list[str]) -> tuple[dict[str
 
 
 def print_demo_summary(
-    result: ProcessResult, per_camera: dict[str, Scores], cross: Scores, out_dir: Path, facade_url: str
+    result: ProcessResult,
+    per_camera: dict[str, Scores],
+    cross: Scores,
+    out_dir: Path,
+    facade_url: str,
+    authentication: str = "",
 ) -> None:
     lines = [
         "",
@@ -42,6 +47,7 @@ def print_demo_summary(
         f"  exports             {out_dir.resolve()}",
         f"  dashboard           {facade_url}/",
         f"  SSE                 {facade_url}/api/v1/processing-tasks/{result.task_id}/events",
+        *([f"  credentials         {authentication}"] if authentication else []),
         "",
     ]
     print("\n".join(lines))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from spoton_client.auth import how_to_authenticate
 from spoton_client.client import SpotOnClient
 from spoton_client.demo import DEFAULT_DEMO_DIR, ensure_demo_environment
+from spoton_inference.core.source_url import mask_text
 from spoton_inference.embedded.stack import cancel_on_signals
 from spoton_inference.embedded.stackfile import DEFAULT_STACK_FILE
-from spoton_inference.launch import full_stack
+from spoton_inference.launch import full_stack, local_api_key
 from spoton_inference.settings import Settings
 
 
@@ -25,14 +27,16 @@ async def serve(env_dir: Path | None = None, stack_file: Path | None = None) -> 
     with cancel_on_signals():
         try:
             async with full_stack(settings, stack_file=stack_file) as stack:
-                async with SpotOnClient(stack.endpoints.grpc_target) as client:
+                async with SpotOnClient(stack.endpoints.grpc_target, api_key=local_api_key(settings)) as client:
                     env = await client.register_environment(env_dir)
                 e = stack.endpoints
                 print(
                     f"SpotOn is up (endpoints in {stack_file}):\n"
                     f"  dashboard  {e.facade_url}/\n  API docs   {e.facade_url}/schema\n"
                     f"  gRPC       {e.grpc_target}\n  Triton     {e.triton_grpc_url} (HTTP {e.triton_http_url})\n"
-                    f"  PostgreSQL {e.postgres_dsn}\n  Redis      {e.redis_url}\n"
+                    # Masked: the embedded stack's passwords stay in <data_dir>/secrets/.
+                    f"  PostgreSQL {mask_text(e.postgres_dsn)}\n  Redis      {mask_text(e.redis_url)}\n"
+                    f"  {how_to_authenticate(settings.data_dir)}\n"
                     f"  environment {env.environment_id!r} registered; Ctrl-C stops everything.",
                     flush=True,
                 )

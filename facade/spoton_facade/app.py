@@ -4,7 +4,8 @@ Dependencies every handler can ask for by name:
 
 * ``settings`` — :class:`~spoton_facade.settings.FacadeSettings`;
 * ``inference`` — an :class:`~spoton_facade.client.InferenceClient` on the app's one channel,
-  carrying the request's ``Authorization`` header as gRPC ``authorization`` metadata;
+  carrying the caller's credential (header or session cookie) as gRPC ``authorization``
+  metadata (see :mod:`spoton_facade.security`; the facade holds no credential of its own);
 * ``event_streams`` — the :class:`~spoton_facade.sse.EventStreams` that opens SSE streams;
   it is also ``app.state.event_streams``, for the server to drain on shutdown.
 """
@@ -21,23 +22,31 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
+from litestar.types import Scope
 
 from spoton_facade.client import InferenceClient, open_channel, open_upload_channel, request_metadata
 from spoton_facade.contract import allow_every_method, finish_openapi, refuse_nul
 from spoton_facade.problems import EXCEPTION_HANDLERS
 from spoton_facade.routes.analytics import AnalyticsController, ZoneController
+from spoton_facade.routes.auth import OPEN_OPERATIONS, AuditController, AuthController
 from spoton_facade.routes.camera_registry import CameraRegistryController, CameraSummaryController
 from spoton_facade.routes.cameras import CameraOperationsController
-from spoton_facade.routes.dashboard import STATIC_DIR, DashboardController
+from spoton_facade.routes.dashboard import DASHBOARD_PATH, LOGIN_PATH, STATIC_DIR, DashboardController
 from spoton_facade.routes.environments import EnvironmentController
-from spoton_facade.routes.health import HealthController
+from spoton_facade.routes.health import HEALTH_PATH, HealthController
 from spoton_facade.routes.jobs import JobController
 from spoton_facade.routes.media import MediaController
 from spoton_facade.routes.tasks import TaskController
+from spoton_facade.security import document_security, guard_requests
 from spoton_facade.settings import FacadeSettings
 from spoton_facade.sse import EventStreams
 
 API_PREFIX = "/api/v1"
+# Answer with no credential: the health probe and the dashboard's pages (whose scripts then
+# ask for a login when the API answers 401).
+OPEN_PATHS = frozenset({HEALTH_PATH, DASHBOARD_PATH, LOGIN_PATH})
+STATIC_PATH = "/static"
+OPEN_PREFIXES = (STATIC_PATH, "/schema")
 
 
 def create_app(settings: FacadeSettings | None = None) -> Litestar:
@@ -55,6 +64,8 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
             CameraRegistryController,
             CameraSummaryController,
             CameraOperationsController,
+            AuthController,
+            AuditController,
         ],
     )
     app = Litestar(
@@ -62,7 +73,7 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
             HealthController,
             DashboardController,
             api,
-            create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False),
+            create_static_files_router(path=STATIC_PATH, directories=[STATIC_DIR], include_in_schema=False),
         ],
         dependencies={
             "settings": Provide(_provide_settings, sync_to_thread=False),
@@ -78,10 +89,30 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
             version="1.0.0",
             description="REST, SSE and media over the SpotOn inference service's gRPC API.",
         ),
-        middleware=[refuse_nul, allow_every_method],
+        middleware=[refuse_nul, guard_requests(settings.cors_allow_origins, _is_open), allow_every_method],
     )
     finish_openapi(app)
+    document_security(app.plugins.get("OpenAPIPlugin").provide_openapi_schema(), _open_operations(app))
     return app
+
+
+def _is_open(scope: Scope) -> bool:
+    """Whether the request's route answers with no credential (see OPEN_PATHS; static files
+    and the OpenAPI document hold no data)."""
+    handler = scope.get("route_handler")
+    path = scope.get("path_template", "")
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or getattr(handler, "name", None) in OPEN_OPERATIONS
+
+
+def _open_operations(app: Litestar) -> set[tuple[str, str]]:
+    """(path, method) of what answers with no credential: health, the dashboard's pages and
+    login/logout (the dashboard's static files are not in the OpenAPI document)."""
+    opened: set[tuple[str, str]] = set()
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if route.path_format in OPEN_PATHS or handler.name in OPEN_OPERATIONS:
+                opened |= {(route.path_format, method.lower()) for method in handler.http_methods}
+    return opened
 
 
 @contextlib.asynccontextmanager
@@ -115,6 +146,14 @@ def _cors(settings: FacadeSettings) -> CORSConfig | None:
         return None
     return CORSConfig(
         allow_origins=list(settings.cors_allow_origins),
-        allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "Range", "If-None-Match", "If-Range"],
+        allow_headers=[
+            "Authorization",
+            "X-API-Key",
+            "Content-Type",
+            "Last-Event-ID",
+            "Range",
+            "If-None-Match",
+            "If-Range",
+        ],
         expose_headers=["Accept-Ranges", "Content-Length", "Content-Range", "ETag", "Location"],
     )

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from spoton.v1 import (
     analytics_pb2,
@@ -21,6 +22,7 @@ from spoton.v1 import (
     tasks_pb2,
     tasks_pb2_grpc,
 )
+from spoton_facade.security import credential_of
 from spoton_facade.settings import FacadeSettings
 
 if TYPE_CHECKING:
@@ -43,9 +45,10 @@ Metadata = Sequence[tuple[str, str]]
 
 
 def request_metadata(request: Request[Any, Any, Any]) -> Metadata:
-    """The gRPC metadata a request's calls carry: its ``Authorization`` header, if any."""
-    authorization = request.headers.get("authorization")
-    return [("authorization", authorization)] if authorization else []
+    """The gRPC metadata a request's calls carry: the caller's credential (its ``Authorization``
+    or ``X-API-Key`` header, or its session cookie's token) as ``authorization: Bearer …``."""
+    credential = credential_of(request.headers, request.cookies)
+    return credential.metadata() if credential is not None else []
 
 
 def _channel_options(settings: FacadeSettings) -> list[tuple[str, int]]:
@@ -74,6 +77,7 @@ class InferenceClient:
     def __init__(self, channel: grpc.aio.Channel, metadata: Metadata = ()) -> None:
         self._metadata = tuple(metadata)
         self._system = system_pb2_grpc.SystemServiceStub(channel)
+        self._health = health_pb2_grpc.HealthStub(channel)
         self._tasks = tasks_pb2_grpc.TaskServiceStub(channel)
         self._catalog = catalog_pb2_grpc.CatalogServiceStub(channel)
         self._analytics = analytics_pb2_grpc.AnalyticsServiceStub(channel)
@@ -83,6 +87,11 @@ class InferenceClient:
         return await self._system.GetHealth(
             system_pb2.GetHealthRequest(), timeout=HEALTH_TIMEOUT_S, metadata=self._metadata
         )
+
+    async def check_serving(self) -> bool:
+        """grpc.health.v1 Health.Check for the whole server: open, for probes with no credential."""
+        reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=HEALTH_TIMEOUT_S)
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
 
     async def start_task(
         self, environment_id: str, camera_ids: Sequence[str], idempotency_key: str = ""

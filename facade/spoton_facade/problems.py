@@ -61,7 +61,13 @@ REASON_TO_HTTP: dict[str, int] = {
     # The upload cap: 503 with Retry-After (the server is busy, not the client at fault).
     "too-many-uploads": 503,
     "insufficient-storage": 507,
+    # A credential past its rate limit: 429 with the service's retry-after (core/rate_limit.py).
+    "rate-limited": 429,
 }
+RETRY_AFTER_METADATA = "retry-after"
+# What a 401 asks for: a bearer token (an API key or an access token; the session cookie
+# and X-API-Key carry the same).
+AUTHENTICATE_CHALLENGE = 'Bearer realm="spoton"'
 # Seconds a client refused for too many concurrent uploads is told to wait (Retry-After).
 UPLOAD_RETRY_AFTER_S = 10
 
@@ -126,11 +132,17 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 def _rpc_error_handler(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) -> Response[Problem]:
     problem = problem_for_rpc(exc.code(), exc.details(), request.url.path)
     reason = next((v for k, v in (exc.trailing_metadata() or ()) if k == REASON_METADATA), None)
+    if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+        # RFC 9110 §11.6.1: a 401 names the scheme to authenticate with.
+        return problem_response(problem, headers={"WWW-Authenticate": AUTHENTICATE_CHALLENGE})
     if reason not in REASON_TO_HTTP:
         return problem_response(problem)
     status = REASON_TO_HTTP[reason]
     problem = msgspec.structs.replace(problem, status=status, title=http.HTTPStatus(status).phrase)
     headers = {"Retry-After": str(UPLOAD_RETRY_AFTER_S)} if reason == "too-many-uploads" else None
+    if reason == "rate-limited":
+        retry_after = next((v for k, v in exc.trailing_metadata() or () if k == RETRY_AFTER_METADATA), None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
     return problem_response(problem, headers=headers)
 
 
@@ -145,7 +157,10 @@ def _http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException)
         instance=request.url.path,
         errors=errors,
     )
-    return problem_response(problem, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", AUTHENTICATE_CHALLENGE)
+    return problem_response(problem, headers=headers or None)
 
 
 def _internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:

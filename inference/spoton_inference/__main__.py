@@ -11,9 +11,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m spoton_inference")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the gRPC service (settings from SPOTON_* variables)")
+    sub.add_parser("new-api-key", help="print a fresh API key, e.g. for SPOTON_ADMIN_API_KEY")
     args = parser.parse_args()
     if args.command == "serve":
         serve.main()
+    elif args.command == "new-api-key":
+        from spoton_inference.core.auth import new_api_key
+
+        print(new_api_key().text)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ import urllib.parse
 
 import numpy as np
 
+from spoton_inference.auth_setup import bootstrap_admin, build_authenticator
 from spoton_inference.core.analytics import Analytics
+from spoton_inference.core.audit import Audit
 from spoton_inference.core.camera_health import CameraHealthMonitor
 from spoton_inference.core.camera_ops import CameraOperations
 from spoton_inference.core.catalog import Catalog
@@ -27,6 +29,8 @@ from spoton_inference.core.health import (
     SupervisedComponent,
 )
 from spoton_inference.core.jobs import JobManager
+from spoton_inference.core.secrets import SecretBox
+from spoton_inference.core.source_policy import policy_for
 from spoton_inference.core.source_url import mask_text
 from spoton_inference.core.tasks import TaskManager
 from spoton_inference.embedded.restarts import read_supervision, supervision_path
@@ -35,6 +39,7 @@ from spoton_inference.pipeline.live_pull import LivePull
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
 from spoton_inference.settings import Settings
 from spoton_inference.storage.analytics_store import AnalyticsStore
+from spoton_inference.storage.audit_store import AuditStore
 from spoton_inference.storage.catalog_sync import CatalogSync
 from spoton_inference.storage.embedding_store import EmbeddingStore
 from spoton_inference.storage.event_outbox import EventOutbox
@@ -62,9 +67,17 @@ class InferenceApp:
         self.db = db
         self.events = events
         self.models = models
+        # Credentials (core/auth.py): None when SPOTON_AUTH_ENABLED=false.
+        self.auth = build_authenticator(settings, db)
+        # Who did what (task and job control, catalogue changes; the auth edge records credential use).
+        self.audit = Audit(AuditStore(db), retention_days=settings.audit_retention_days)
         # Deleting what an unfinished task uses is refused; tasks are built next, hence the lambda.
         self.catalog = Catalog(
-            db, in_use=lambda environment_id: self.tasks.unfinished(environment_id), media=settings.media
+            db,
+            in_use=lambda environment_id: self.tasks.unfinished(environment_id),
+            media=settings.media,
+            audit=self.audit,
+            source_policy=policy_for(settings),
         )
         self.writer = TrackPointWriter(
             db.write_track_point_batch,
@@ -81,7 +94,9 @@ class InferenceApp:
         self.catalog_sync = CatalogSync(events.client, self.lease.replica_id, self.catalog.reload)
         self.catalog.on_change = self.catalog_sync.changed
         # Tasks are built below (they read the zones from here), hence the lambda.
-        self.analytics = Analytics(AnalyticsStore(db), self.catalog, lambda task_id: self.tasks.get(task_id))
+        self.analytics = Analytics(
+            AnalyticsStore(db), self.catalog, lambda task_id: self.tasks.get(task_id), audit=self.audit
+        )
         self.history = HistoryWriter(db)
         # Live cameras being pulled, by (environment id, camera id); snapshots take their newest frame.
         self.live_pulls: dict[tuple[str, str], LivePull] = {}
@@ -98,10 +113,19 @@ class InferenceApp:
             history=self.history,
             zones=self.analytics.list_zones,
             live_pulls=self.live_pulls,
+            audit=self.audit,
         )
         self._maintenance: asyncio.Task[None] | None = None
         self.jobs = JobManager(
-            settings, db, self.catalog, self.tasks, events, self.gallery, self.identities, analytics=self.analytics
+            settings,
+            db,
+            self.catalog,
+            self.tasks,
+            events,
+            self.gallery,
+            self.identities,
+            analytics=self.analytics,
+            audit=self.audit,
         )
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
@@ -125,11 +149,13 @@ class InferenceApp:
     async def create(cls, settings: Settings) -> InferenceApp:
         """Connect to PostgreSQL (migrating it), Redis and Triton; recover tasks; warm up."""
         settings.media_root.mkdir(parents=True, exist_ok=True)
-        db = await Database.connect(settings.postgres_dsn, timeout_s=settings.postgres_timeout_s)
+        secrets = SecretBox.for_data_dir(settings.secret_keys, settings.data_dir)
+        db = await Database.connect(settings.postgres_dsn, timeout_s=settings.postgres_timeout_s, secrets=secrets)
         events = RedisEventLog.from_url(settings.redis_url, settings.event_retention, settings.redis_max_connections)
         await events.ping()
         models = TritonModels(settings.triton_grpc_url, settings.detector_model, settings.reid_model)
         app = cls(settings, db, events, models)
+        await bootstrap_admin(app.auth, settings)
         await app.writer.start()
         app.identities.start()
         await app.lease.start()

@@ -7,6 +7,7 @@ after the models are loaded and warmed up; the facade once its ``/health`` answe
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from spoton_inference.auth_setup import admin_key_path, read_secret
 from spoton_inference.embedded.endpoints import StackEndpoints
 from spoton_inference.embedded.probes import http_ok
 from spoton_inference.embedded.stack import EmbeddedStack
@@ -21,6 +23,8 @@ from spoton_inference.embedded.stackfile import DEFAULT_STACK_FILE, find_live_st
 from spoton_inference.embedded.supervisor import ChildSpec
 from spoton_inference.settings import Settings
 
+# Settings only the inference service may hold: the admin key and the token signing secret.
+SERVICE_ONLY_SECRETS = frozenset({"SPOTON_ADMIN_API_KEY", "SPOTON_JWT_SECRET"})
 # First start includes loading and warming both models in Triton.
 SERVICE_READY_TIMEOUT_S = 300.0
 
@@ -34,6 +38,12 @@ async def grpc_serving(target: str, timeout_s: float = 2.0) -> bool:
         except grpc.aio.AioRpcError:
             return False
         return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def local_api_key(settings: Settings) -> str | None:
+    """The key the local tools call the stack with: SPOTON_ADMIN_API_KEY when set, else
+    SPOTON_API_KEY, else the admin key the stack's first start wrote under its data directory."""
+    return settings.admin_api_key or os.environ.get("SPOTON_API_KEY") or read_secret(admin_key_path(settings.data_dir))
 
 
 def inference_child(settings: Settings) -> ChildSpec:
@@ -52,7 +62,8 @@ def facade_child(settings: Settings) -> ChildSpec:
     return ChildSpec(
         name="facade",
         argv=(sys.executable, "-m", "spoton_facade"),
-        env=settings.to_env(),
+        # The facade forwards its callers' credentials and holds none of its own.
+        env={k: v for k, v in settings.to_env().items() if k not in SERVICE_ONLY_SECRETS},
         log_path=settings.data_dir / "logs" / "facade.log",
         ready=lambda: http_ok(f"http://{settings.facade_host}:{settings.facade_port}/health"),
         ready_timeout_s=60.0,

@@ -120,6 +120,12 @@ class Settings:
     # Free bytes an upload must leave on the data directory's disk: refused (RESOURCE_EXHAUSTED,
     # HTTP 507) before its first chunk when its announced size would not fit, or as it streams.
     upload_disk_reserve_bytes: int = 1024**3
+    # Per credential (core/rate_limit.py): task starts and uploads a minute, each one a burst of
+    # that many; past it RESOURCE_EXHAUSTED (HTTP 429) with retry-after. 0 turns a limit off.
+    rate_limit_task_starts_per_min: int = 30
+    rate_limit_uploads_per_min: int = 10
+    # Audit log rows (who did what) older than this are deleted.
+    audit_retention_days: int = 365
     # How long StartTask and UploadJob remember an idempotency key (and answer a retry with the
     # task or job it created); after that the key may start something new.
     idempotency_key_ttl_s: float = 24 * 3600.0
@@ -129,6 +135,22 @@ class Settings:
     writer_batch_size: int = 10_000
     writer_buffer_rows: int = 100_000
     writer_journal_max_bytes: int = 1024**3
+    # Authentication (core/auth.py, grpc_api/access.py). Off only for local development on a
+    # trusted machine: every call then acts as an admin.
+    auth_enabled: bool = True
+    # The bootstrap admin key (spk_<12>_<43>; `python -m spoton_inference new-api-key` makes
+    # one). Unset: a key is created on first start, printed once, and written to
+    # <data_dir>/secrets/admin_api_key (owner-only).
+    admin_api_key: str = dataclasses.field(default="", repr=False)
+    # Signs access tokens (HS256). Unset: generated once into <data_dir>/secrets/jwt_secret;
+    # replicas sharing a database must share it.
+    jwt_secret: str = dataclasses.field(default="", repr=False)
+    access_token_ttl_s: float = 900.0
+    # An external OpenID Connect issuer whose tokens are accepted too (JWKS from its discovery
+    # document), the audience they must carry ("" = not checked) and the claim naming the role.
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_role_claim: str = "spoton_role"
     # Prometheus text metrics at http://<grpc_host>:<port>/metrics; 0 turns them off.
     metrics_port: int = 0
     # Live cameras (RTSP/HTTP sources the service pulls): the bound on opening a source and on
@@ -140,6 +162,14 @@ class Settings:
     camera_health_interval_s: float = 60.0
     camera_health_concurrency: int = 4
     camera_health_retention_days: int = 7
+    # Hosts a camera source may point at although they are loopback or link-local (names,
+    # addresses or CIDRs, comma-separated; e.g. 127.0.0.1 for local test cameras): others are
+    # refused, and so is every port of the service itself (core/source_policy.py).
+    source_allowed_hosts: tuple[str, ...] = ()
+    # Fernet keys sealing camera passwords at rest, comma-separated: the first encrypts, all
+    # decrypt (rotate: put a new key first, restart, then drop the old one). Unset: a key
+    # generated once into <data_dir>/secrets/secret_key (core/secrets.py).
+    secret_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.media_root == Path():

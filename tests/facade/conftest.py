@@ -2,7 +2,8 @@
 
 Nothing listens on the inference target of ``app``/``client``, so every gRPC call fails fast
 with UNAVAILABLE. The ``live_*`` fixtures put the facade over the real inference service
-(``live_service``) instead, for the routes' round trips.
+(``live_service``) instead, for the routes' round trips; ``live_client`` is the admin
+(``admin_headers``), ``anonymous_client`` has no credential.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from support.auth import ADMIN_API_KEY
 
 from spoton_facade import create_app
 from spoton_facade.settings import FacadeSettings
@@ -45,7 +47,9 @@ def app(settings: FacadeSettings) -> Litestar:
 
 @pytest.fixture
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """A client that sends the admin's key (which no service checks here: there is none)."""
     async with AsyncTestClient(app) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {ADMIN_API_KEY}"
         yield test_client
 
 
@@ -98,8 +102,22 @@ async def live_facade_url(live_settings: FacadeSettings, serve_facade) -> AsyncI
         yield url
 
 
+@pytest.fixture(scope="session")
+def admin_headers() -> dict[str, str]:
+    """The header that authenticates a request as the test stacks' bootstrap admin."""
+    return {"Authorization": f"Bearer {ADMIN_API_KEY}"}
+
+
 @pytest.fixture
-async def live_client(live_facade_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def live_client(live_facade_url: str, admin_headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the live facade, authenticated as the admin."""
+    async with httpx.AsyncClient(base_url=live_facade_url, headers=admin_headers, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous_client(live_facade_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the live facade with no credential."""
     async with httpx.AsyncClient(base_url=live_facade_url, timeout=30) as http:
         yield http
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Annotated
 
 import pytest
-from litestar import Litestar
+from litestar import Litestar, get
+from litestar.params import FromPath, HeaderParameter
+from litestar.response import Stream
 from litestar.testing import AsyncTestClient
 
 from spoton_facade import media
+from spoton_facade.contract import refuse_nul
+from spoton_facade.problems import EXCEPTION_HANDLERS
+from spoton_facade.routes.media import serve_file
 
 Client = AsyncTestClient[Litestar]
 VIDEO = "tasks/t1/environments/e1/cameras/c1/sub_videos/sub_video_01.mp4"
@@ -18,6 +24,25 @@ URL = "/api/v1/media/" + VIDEO
 # Bigger than one read chunk, and not a multiple of it, so streaming crosses chunk borders.
 DATA = os.urandom(media.CHUNK_BYTES * 2 + 12345)
 SIZE = len(DATA)
+
+
+@pytest.fixture
+async def client(media_root: Path) -> AsyncIterator[Client]:
+    """The media route's file serving on its own: whether a caller may read a file is the
+    service's to say (tested over the real stack in test_auth.py), not this module's."""
+
+    @get("/api/v1/media/{path:path}")
+    async def serve(
+        path: FromPath[str],
+        range_header: Annotated[str | None, HeaderParameter(name="Range")] = None,
+        if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
+        if_range: Annotated[str | None, HeaderParameter(name="If-Range")] = None,
+    ) -> Stream:
+        return await serve_file(media_root, path, range_header, if_none_match, if_range)
+
+    app = Litestar([serve], middleware=[refuse_nul], exception_handlers=EXCEPTION_HANDLERS)
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
 
 
 @pytest.fixture(autouse=True)

@@ -48,11 +48,17 @@ async def test_groups_and_camera_fields_with_the_password_never_answered(
         "Hall, by the stairs",
         True,
     )
+    # Another path on the same host keeps the stored password; another host drops it (the
+    # password must never go to a host it was not given for).
     patched = await live_client.patch(
         f"{BASE}/rest-reg/cameras/cam-1",
-        json={"enabled": False, "source": {"url": "rtsp://192.168.0.10/stream1", "username": "admin"}},
+        json={"enabled": False, "source": {"url": "rtsp://192.168.0.9/stream2", "username": "admin"}},
     )
     assert patched.status_code == 200 and patched.json()["source"]["password_set"] and not patched.json()["enabled"]
+    moved = await live_client.patch(
+        f"{BASE}/rest-reg/cameras/cam-1", json={"source": {"url": "rtsp://192.168.0.10/stream1", "username": "admin"}}
+    )
+    assert moved.status_code == 200 and not moved.json()["source"]["password_set"]
     listed = await live_client.get(f"{BASE}/rest-reg/cameras", params={"group_id": "hall", "enabled": "false"})
     assert [c["camera_id"] for c in listed.json()["cameras"]] == ["cam-1"]
     assert not (await live_client.get(f"{BASE}/rest-reg/cameras", params={"enabled": "true"})).json()["cameras"]

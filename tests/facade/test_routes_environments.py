@@ -86,5 +86,10 @@ async def test_register_a_directory(live_client: Client, live_service, expect_pr
     env = response.json()
     assert env["environment_id"] == "rest-registered"
     assert [c["sub_videos"] for c in env["cameras"]] == [["sub_video_01.mp4", "sub_video_02.mp4"]] * 2
+    # A missing directory and one without environment.json answer alike: registration must not
+    # tell which directories exist on the server.
     missing = await live_client.post(f"{BASE}/:register", json={"path": str(path / "nope")})
-    expect_problem(missing, 404, "NOT_FOUND")
+    bare = await live_client.post(f"{BASE}/:register", json={"path": str(path / "cameras")})
+    missing_detail = expect_problem(missing, 400, "INVALID_ARGUMENT")["detail"]
+    bare_detail = expect_problem(bare, 400, "INVALID_ARGUMENT")["detail"]
+    assert missing_detail.replace("/nope", "") == bare_detail.replace("/cameras", "")

@@ -157,7 +157,7 @@ async def test_not_multipart_is_415_and_a_missing_file_or_bad_field_is_400(live_
     assert threshold.status_code == 400 and "detection_threshold" in threshold.json()["detail"]
 
 
-async def test_too_big_uploads_get_413_announced_or_streamed(live_client, jobs_service):
+async def test_too_big_uploads_get_413_announced_or_streamed(live_client, jobs_service, admin_headers):
     limit = jobs_service.settings.job_max_upload_bytes
     announced = await _post(live_client, b"\0" * (limit + 2 * 1024 * 1024))
     assert announced.status_code == 413 and "SPOTON_JOB_MAX_UPLOAD_BYTES" in announced.json()["detail"]
@@ -168,7 +168,8 @@ async def test_too_big_uploads_get_413_announced_or_streamed(live_client, jobs_s
     try:
         writer.write(
             b"POST /api/v1/jobs HTTP/1.1\r\nHost: facade\r\nTransfer-Encoding: chunked\r\n"
-            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+            b"Authorization: %s\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n" % admin_headers["Authorization"].encode()
         )
         head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n\r\n'
         writer.write(b"%x\r\n%s\r\n" % (len(head), head))

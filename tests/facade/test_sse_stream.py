@@ -114,15 +114,19 @@ async def test_a_resume_point_past_retention_is_410(live_client, registered, liv
     assert response.json()["grpc_status"] == "OUT_OF_RANGE" and "retention window" in response.json()["detail"]
 
 
-async def test_a_client_going_away_cancels_its_watch_at_once(live_facade_url, live_service, registered) -> None:
-    async with httpx.AsyncClient(base_url=live_facade_url, timeout=30) as control:
+async def test_a_client_going_away_cancels_its_watch_at_once(
+    live_facade_url, live_service, registered, admin_headers
+) -> None:
+    async with httpx.AsyncClient(base_url=live_facade_url, headers=admin_headers, timeout=30) as control:
         task_id = await _start(control, await registered("sse-disconnect"), paused=True)
         await _open_watches(live_service, 0)
         try:
             readers = []  # held, so no reader is finalised (which would close its response) early
             async with contextlib.AsyncExitStack() as stack:
                 for _ in range(3):  # each subscriber its own connection, as browsers do
-                    client = await stack.enter_async_context(httpx.AsyncClient(base_url=live_facade_url, timeout=30))
+                    client = await stack.enter_async_context(
+                        httpx.AsyncClient(base_url=live_facade_url, headers=admin_headers, timeout=30)
+                    )
                     response = await stack.enter_async_context(client.stream("GET", f"{BASE}/{task_id}/events"))
                     assert response.status_code == 200
                     readers.append(_blocks(response))

@@ -37,6 +37,7 @@ import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
+from support.auth import ADMIN_API_KEY, authed_channel
 
 from spoton.v1 import inference_pb2, inference_pb2_grpc, tasks_pb2
 from spoton_client.client import SpotOnClient
@@ -78,6 +79,7 @@ async def chaos(make_data_dir, tmp_path_factory) -> AsyncIterator[Chaos]:
     env_dir = generate(config, tmp_path_factory.mktemp("chaos") / "site")
     settings = Settings(
         data_dir=make_data_dir("chaos"),
+        admin_api_key=ADMIN_API_KEY,
         triton_outage_wait_s=TRITON_BOUND_S,
         # Refined and stored in windows of 10 frames, written in batches of 20 rows, so track
         # points keep reaching PostgreSQL (or the journal) while the task runs.
@@ -88,7 +90,7 @@ async def chaos(make_data_dir, tmp_path_factory) -> AsyncIterator[Chaos]:
     policy = RestartPolicy(backoff_initial_s=0.2, backoff_max_s=2.0)
     async with EmbeddedStack(settings, children=[inference_child], restart=policy) as stack:
         target = stack.endpoints.grpc_target
-        async with SpotOnClient(target) as client:
+        async with SpotOnClient(target, api_key=ADMIN_API_KEY) as client:
             env = await client.register_environment(env_dir)
         yield Chaos(stack, stack.settings, target, env.environment_id)
     _print_table()
@@ -108,12 +110,12 @@ CASES = [
 @pytest.mark.parametrize(("component", "fault"), CASES, ids=[f"{f}-{c}" for c, f in CASES])
 async def test_a_task_survives_the_fault(chaos: Chaos, component: str, fault: str) -> None:
     stack = chaos.stack
-    async with SpotOnClient(chaos.target) as client:
+    async with SpotOnClient(chaos.target, api_key=ADMIN_API_KEY) as client:
         await _until_healthy(client, HEALTHY_WITHIN_DEFAULT_S)  # each case starts from a healthy stack
     restarts_before = {s.name: s.restarts for s in stack.status()}
     started = time.monotonic()
 
-    async with SpotOnClient(chaos.target) as client:
+    async with SpotOnClient(chaos.target, api_key=ADMIN_API_KEY) as client:
         task = await asyncio.wait_for(client.start_task(chaos.environment_id), 60)
         seen = await asyncio.wait_for(_watch_until_frames(client, task.task_id, FAULT_AT_FRAME), 60)
         assert seen and seen[-1].sequence == len(seen), "events before the fault must already be gap-free"
@@ -273,7 +275,7 @@ async def _until_serving(client: SpotOnClient, within_s: float) -> float:
     started = time.monotonic()
     frame = np.zeros((48, 64, 3), np.uint8)
     request = inference_pb2.DetectRequest(raw=inference_pb2.RawImage(data=frame.tobytes(), width=64, height=48))
-    async with grpc.aio.insecure_channel(client.target) as channel:
+    async with authed_channel(client.target) as channel:
         detect = inference_pb2_grpc.InferenceServiceStub(channel).Detect
         while True:
             left = within_s - (time.monotonic() - started)

@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
+from support.auth import ADMIN_API_KEY, admin_headers, make_user
 
 from spoton_client.client import SpotOnClient
 from spoton_inference.launch import full_stack
@@ -67,14 +68,45 @@ def env_dir(tmp_path_factory) -> Path:
 
 @pytest_asyncio.fixture(scope="module")
 async def stack(make_data_dir):
-    async with full_stack(Settings(data_dir=make_data_dir("dashboard"))) as running:
+    async with full_stack(Settings(data_dir=make_data_dir("dashboard"), admin_api_key=ADMIN_API_KEY)) as running:
         yield running
 
 
 @pytest_asyncio.fixture(scope="module")
 async def environment(stack, env_dir):
-    async with SpotOnClient(stack.endpoints.grpc_target) as client:
+    async with SpotOnClient(stack.endpoints.grpc_target, api_key=ADMIN_API_KEY) as client:
         return await client.register_environment(env_dir)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def operator(stack) -> tuple[str, str]:
+    """A dashboard user who may run tasks and upload jobs (an operator, not the admin)."""
+    username, password = "dashboard-operator", "operator password 42"
+    await make_user(stack.endpoints.grpc_target, username, password, "operator")
+    return username, password
+
+
+async def _log_in(page, facade: str, user: tuple[str, str]) -> None:
+    """Open the dashboard as a browser with no session would: it sends us to the login page;
+    logging in there brings the dashboard back, working through the session cookie alone."""
+    await page.goto(facade)
+    await page.wait_for_url(f"{facade}/login")
+    # The API's 401s that sent the page here are the browser's console errors, and expected.
+    assert any("401" in m for m in page.console_log), page.console_log
+    _no_csp_violations(page)
+    page.console_log.clear()
+    await page.fill("#username", user[0])
+    await page.fill("#password", user[1])
+    await page.click("#login-submit")
+    await page.wait_for_url(f"{facade}/")
+    await page.wait_for_function("() => document.getElementById('whoami').textContent !== ''")
+    assert user[0] in await page.text_content("#whoami")
+
+
+def _no_csp_violations(page) -> None:
+    """The page's own scripts and styles only: nothing the Content-Security-Policy refused."""
+    refused = [m for m in page.console_log if "Content Security Policy" in m or "Content-Security-Policy" in m]
+    assert not refused, refused
 
 
 @pytest_asyncio.fixture
@@ -99,13 +131,15 @@ async def page():
             await browser.close()
 
 
-async def test_dashboard_plays_a_task_with_boxes_and_map_dots_in_sync(stack, environment, env_dir, page, capsys):
+async def test_dashboard_plays_a_task_with_boxes_and_map_dots_in_sync(
+    stack, environment, env_dir, page, operator, capsys
+):
     facade = stack.endpoints.facade_url
     cameras = [c.camera_id for c in environment.cameras]
     total_frames = FRAMES_PER_BATCH * BATCHES
     sse: asyncio.Task | None = None
     try:
-        await page.goto(facade)
+        await _log_in(page, facade, operator)
         await page.wait_for_function("() => window.spoton && !document.getElementById('start').disabled")
         assert (await _state(page))["health"] in {"healthy", "degraded"}
         await page.select_option("#environment", environment.environment_id)
@@ -216,6 +250,7 @@ async def test_dashboard_plays_a_task_with_boxes_and_map_dots_in_sync(stack, env
     # Once the task is over, the heatmap of where its people spent time is on the page.
     heat = (await _until(page, lambda s: s["heatmap"]["loads"] >= 1, "the heatmap to load"))["heatmap"]
     assert heat["task_id"] == task_id and heat["shown"] and heat["error"] is None, heat
+    _no_csp_violations(page)
 
     playing_samples = [(s, c) for s in samples for c, drawn in s["cameras"].items() if drawn["playing"]]
     in_sync = sum(s["cameras"][c]["has_data"] for s, c in playing_samples) / max(1, len(playing_samples))
@@ -324,7 +359,7 @@ async def _read_sse(facade: str, task_id: str) -> tuple[Frames, Frames]:
     updates: Frames = {}
     refined: Frames = {}
     async with (
-        httpx.AsyncClient(base_url=facade, timeout=httpx.Timeout(10, read=120)) as http,
+        httpx.AsyncClient(headers=admin_headers(), base_url=facade, timeout=httpx.Timeout(10, read=120)) as http,
         http.stream("GET", f"/api/v1/processing-tasks/{task_id}/events") as response,
     ):
         response.raise_for_status()
@@ -344,11 +379,13 @@ async def _read_sse(facade: str, task_id: str) -> tuple[Frames, Frames]:
     return updates, refined
 
 
-async def test_a_job_uploaded_from_the_dashboard_plays_annotated_in_its_player(stack, page, job_video, capsys):
+async def test_a_job_uploaded_from_the_dashboard_plays_annotated_in_its_player(
+    stack, page, operator, job_video, capsys
+):
     """The Jobs panel: upload a real video with the page's form, wait for the job to complete,
     press Play, and the annotated H.264 video plays in Chromium's player."""
     try:
-        await page.goto(stack.endpoints.facade_url)
+        await _log_in(page, stack.endpoints.facade_url, operator)
         await page.wait_for_function("() => window.spotonJobs")
         await page.set_input_files("#job-file", str(job_video))
         await page.fill("#job-name", "browser upload")

@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
+from support.auth import ADMIN_API_KEY, admin_headers, authed_channel
 
 from spoton.v1 import inference_pb2, inference_pb2_grpc, tasks_pb2
 from spoton_client.client import SpotOnClient
@@ -44,14 +45,14 @@ def env_dir(tmp_path_factory) -> Path:
 
 @pytest_asyncio.fixture(scope="module")
 async def stack(make_data_dir):
-    settings = Settings(data_dir=make_data_dir("e2e"))
+    settings = Settings(data_dir=make_data_dir("e2e"), admin_api_key=ADMIN_API_KEY)
     async with full_stack(settings) as running:
         yield running
 
 
 @pytest_asyncio.fixture(scope="module")
 async def client(stack):
-    async with SpotOnClient(stack.endpoints.grpc_target) as c:
+    async with SpotOnClient(stack.endpoints.grpc_target, api_key=ADMIN_API_KEY) as c:
         yield c
 
 
@@ -163,7 +164,7 @@ async def test_refined_tracks_cover_every_frame_once_and_are_what_the_exports_ho
 async def test_facade_sse_carries_all_event_types_in_order_and_media_serves_ranges(processed, stack):
     result, _ = processed
     base = stack.endpoints.facade_url
-    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+    async with httpx.AsyncClient(headers=admin_headers(), base_url=base, timeout=60) as http:
         health = await http.get("/health")
         assert health.status_code == 200 and health.json()["status"] in {"healthy", "degraded"}
 
@@ -191,7 +192,7 @@ async def test_unknown_environment_is_not_found(client):
 
 
 async def test_corrupt_image_is_invalid_argument_and_the_service_stays_up(stack, client):
-    async with grpc.aio.insecure_channel(stack.endpoints.grpc_target) as channel:
+    async with authed_channel(stack.endpoints.grpc_target) as channel:
         detect = inference_pb2_grpc.InferenceServiceStub(channel).Detect
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await detect(inference_pb2.DetectRequest(encoded=b"\xff\xd8 definitely not a jpeg"))
@@ -206,7 +207,7 @@ async def test_detect_finds_a_generated_person(stack, env_dir):
     cap = cv2.VideoCapture(str(env_dir / "cameras" / "c02" / "sub_video_01.mp4"))
     frames = [cap.read()[1] for _ in range(20)]
     cap.release()
-    async with grpc.aio.insecure_channel(stack.endpoints.grpc_target) as channel:
+    async with authed_channel(stack.endpoints.grpc_target) as channel:
         detect = inference_pb2_grpc.InferenceServiceStub(channel).Detect
         counts = []
         for frame in frames[::5]:

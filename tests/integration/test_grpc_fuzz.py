@@ -30,6 +30,7 @@ import pytest_asyncio
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import DecodeError, Message
+from support.auth import authed_channel
 
 from spoton.v1 import (
     analytics_pb2,
@@ -432,7 +433,7 @@ async def test_every_rpc_answers_fuzzed_input_with_a_documented_status(fuzz_serv
     plan = _plan(rng)
     started = time.perf_counter()
 
-    async with grpc.aio.insecure_channel(fuzz_service.target) as channel:
+    async with authed_channel(fuzz_service.target) as channel:
 
         async def worker() -> None:
             for method, kinds in plan:  # the one iterator, shared by the workers

@@ -10,12 +10,12 @@ import os
 import signal
 import time
 
-import grpc
 import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
+from support.auth import ADMIN_API_KEY, admin_headers, authed_channel
 
 from spoton.v1 import inference_pb2, inference_pb2_grpc
 from spoton_client.client import SpotOnClient
@@ -30,13 +30,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 @pytest_asyncio.fixture(scope="module")
 async def stack(make_data_dir):
-    settings = Settings(data_dir=make_data_dir("health"), metrics_port=pick_free_port())
+    settings = Settings(data_dir=make_data_dir("health"), metrics_port=pick_free_port(), admin_api_key=ADMIN_API_KEY)
     async with full_stack(settings) as running:
         yield running
 
 
 async def _components(stack) -> dict:
-    async with SpotOnClient(stack.endpoints.grpc_target) as client:
+    async with SpotOnClient(stack.endpoints.grpc_target, api_key=ADMIN_API_KEY) as client:
         return {c.name: c for c in (await client.health()).components}
 
 
@@ -53,7 +53,7 @@ async def _eventually_healthy(stack, name: str, timeout_s: float = 30.0):
 
 async def _restart_counter(stack) -> dict[str, float]:
     settings = stack.settings
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=admin_headers()) as http:
         reply = await http.get(f"http://{settings.grpc_host}:{settings.metrics_port}/metrics")
     return {
         s.labels["component"]: s.value
@@ -64,7 +64,7 @@ async def _restart_counter(stack) -> dict[str, float]:
 
 
 async def test_everything_up_is_healthy_with_detail_per_component(stack):
-    async with SpotOnClient(stack.endpoints.grpc_target) as client:
+    async with SpotOnClient(stack.endpoints.grpc_target, api_key=ADMIN_API_KEY) as client:
         health = await client.health()
     components = {c.name: c.status for c in health.components}
     assert health.status == "healthy", health
@@ -73,7 +73,7 @@ async def test_everything_up_is_healthy_with_detail_per_component(stack):
     assert not any(name.startswith("_") or "probe" in name for name in components)
     assert set(components.values()) == {"healthy"}
     assert all(c.restarts == 0 and c.last_exit == "" for c in health.components)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=admin_headers()) as http:
         reply = await http.get(f"{stack.endpoints.facade_url}/health")
     assert reply.status_code == 200 and reply.json()["status"] == "healthy"
 
@@ -88,7 +88,7 @@ async def test_a_killed_triton_is_restarted_and_reported_everywhere(stack):
     # The service reaches the restarted Triton within seconds, on the same endpoint.
     started = time.monotonic()
     triton = await _eventually_healthy(stack, "triton", timeout_s=10)
-    async with grpc.aio.insecure_channel(stack.endpoints.grpc_target) as channel:
+    async with authed_channel(stack.endpoints.grpc_target) as channel:
         detect = inference_pb2_grpc.InferenceServiceStub(channel).Detect
         frame = np.zeros((48, 64, 3), np.uint8)
         request = inference_pb2.DetectRequest(raw=inference_pb2.RawImage(data=frame.tobytes(), width=64, height=48))
@@ -96,7 +96,7 @@ async def test_a_killed_triton_is_restarted_and_reported_everywhere(stack):
     assert time.monotonic() - started < 10
     assert (triton.restarts, triton.last_exit) == (1, "was killed by SIGKILL")
 
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=admin_headers()) as http:
         reply = await http.get(f"{stack.endpoints.facade_url}/health")
     rest = {c["name"]: c for c in reply.json()["components"]}
     assert rest["triton"]["restarts"] == 1 and rest["triton"]["last_exit"] == "was killed by SIGKILL"
@@ -113,7 +113,7 @@ async def test_killed_postgres_and_redis_come_back_on_their_ports(stack):
         component = await _eventually_healthy(stack, name)
         assert (component.restarts, component.last_exit) == (1, "was killed by SIGKILL")
         assert (await _restart_counter(stack))[name] == before + 1
-    async with SpotOnClient(stack.endpoints.grpc_target) as client:
+    async with SpotOnClient(stack.endpoints.grpc_target, api_key=ADMIN_API_KEY) as client:
         assert (await client.health()).status == "healthy"
 
 

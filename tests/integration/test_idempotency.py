@@ -12,6 +12,7 @@ import grpc
 import httpx
 import pytest
 import pytest_asyncio
+from support.auth import admin_headers, authed_channel
 
 from spoton.v1 import tasks_pb2, tasks_pb2_grpc
 from spoton_facade.settings import FacadeSettings
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 @pytest_asyncio.fixture
 async def stub(live_service) -> AsyncIterator[tasks_pb2_grpc.TaskServiceStub]:
-    async with grpc.aio.insecure_channel(live_service.target) as channel:
+    async with authed_channel(live_service.target) as channel:
         yield tasks_pb2_grpc.TaskServiceStub(channel)
 
 
@@ -90,7 +91,10 @@ async def test_a_malformed_key_is_invalid_argument(stub, new_environment, key):
 @pytest_asyncio.fixture
 async def rest(live_service, serve_facade) -> AsyncIterator[httpx.AsyncClient]:
     settings = FacadeSettings(inference_target=live_service.target, media_root=live_service.settings.media_root)
-    async with serve_facade(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with (
+        serve_facade(settings) as url,
+        httpx.AsyncClient(headers=admin_headers(), base_url=url, timeout=30) as client,
+    ):
         yield client
 
 

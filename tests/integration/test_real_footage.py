@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.auth import ADMIN_API_KEY
 
 from spoton_client.client import SpotOnClient
 from spoton_client.process import process_environment
@@ -27,7 +28,7 @@ ONLINE_IDF1_FLOOR = 0.75
 
 @pytest.mark.skipif(not TUD_CAMPUS.is_dir(), reason="the shared real footage is not beside the repository")
 async def test_tud_campus_is_tracked_and_refined_above_the_measured_floors(live_service, tmp_path):
-    async with SpotOnClient(live_service.target) as client:
+    async with SpotOnClient(live_service.target, api_key=ADMIN_API_KEY) as client:
         result = await process_environment(client, TUD_CAMPUS, tmp_path, show_progress=False)
     assert result.state == "completed", result.error
     gt = TUD_CAMPUS / "gt" / "c01.txt"

@@ -15,6 +15,7 @@ import grpc
 import httpx
 import pytest
 import pytest_asyncio
+from support.auth import ADMIN_API_KEY, admin_headers
 
 from spoton.v1 import tasks_pb2
 from spoton_client.client import SpotOnClient
@@ -56,9 +57,9 @@ async def test_tracking_goes_on_through_a_redis_outage_and_nothing_is_lost(live_
         inference_target=live_service.target, media_root=live_service.settings.media_root, sse_heartbeat_seconds=0.2
     )
     async with (
-        SpotOnClient(live_service.target) as client,
+        SpotOnClient(live_service.target, api_key=ADMIN_API_KEY) as client,
         serve_facade(facade_settings) as facade,
-        httpx.AsyncClient(base_url=facade, timeout=60) as http,
+        httpx.AsyncClient(headers=admin_headers(), base_url=facade, timeout=60) as http,
     ):
         stub = client.tasks
         task = await client.start_task(environment_id)
@@ -133,7 +134,7 @@ async def _open_watches(app, expected: int) -> None:
 
 
 async def test_get_task_and_list_tasks_answer_from_postgres_while_redis_is_frozen(live_service, environment_id):
-    async with SpotOnClient(live_service.target) as client:
+    async with SpotOnClient(live_service.target, api_key=ADMIN_API_KEY) as client:
         stub = client.tasks
         task = await client.start_task(environment_id)
         await _until_state(stub, task.task_id, tasks_pb2.TASK_STATE_COMPLETED)

@@ -15,10 +15,10 @@ import os
 import signal
 from collections.abc import AsyncIterator
 
-import grpc
 import httpx
 import pytest
 import pytest_asyncio
+from support.auth import admin_headers, authed_channel
 
 from spoton.v1 import tasks_pb2, tasks_pb2_grpc
 from spoton_facade.settings import FacadeSettings
@@ -65,7 +65,7 @@ async def _sse(url: str, task_id: str, *, after: int | None = None, stop_after: 
     headers = {} if after is None else {"Last-Event-ID": str(after)}
     events: list[Event] = []
     async with (
-        httpx.AsyncClient(base_url=url, timeout=60) as http,
+        httpx.AsyncClient(headers=admin_headers(), base_url=url, timeout=60) as http,
         http.stream("GET", f"{BASE}/{task_id}/events", headers=headers) as response,
     ):
         assert response.status_code == 200, (await response.aread()).decode()
@@ -86,7 +86,7 @@ async def _sse(url: str, task_id: str, *, after: int | None = None, stop_after: 
 
 
 async def _watch(target: str, task_id: str) -> list[tasks_pb2.TaskEvent]:
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with authed_channel(target) as channel:
         call = tasks_pb2_grpc.TaskServiceStub(channel).WatchTask(tasks_pb2.WatchTaskRequest(task_id=task_id))
         return [event async for event in call]
 
@@ -100,7 +100,7 @@ async def _watches_open(app: InferenceApp, expected: int) -> None:
 
 
 async def _task(target: str, task_id: str) -> tasks_pb2.Task:
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with authed_channel(target) as channel:
         return await tasks_pb2_grpc.TaskServiceStub(channel).GetTask(tasks_pb2.GetTaskRequest(task_id=task_id))
 
 
@@ -119,8 +119,8 @@ async def test_both_replicas_and_both_facades_deliver_the_same_events(live_servi
     async with (
         serve_facade(_facade(live_service, live_service.target)) as facade_a,
         serve_facade(_facade(live_service, replica_b.target)) as facade_b,
-        httpx.AsyncClient(base_url=facade_a, timeout=30) as http_a,
-        httpx.AsyncClient(base_url=facade_b, timeout=30) as http_b,
+        httpx.AsyncClient(headers=admin_headers(), base_url=facade_a, timeout=30) as http_a,
+        httpx.AsyncClient(headers=admin_headers(), base_url=facade_b, timeout=30) as http_b,
     ):
         task_id = (await http_a.post(f"{BASE}/start", json={"environment_id": env_id})).json()["task_id"]
         assert (await http_a.post(f"{BASE}/{task_id}/control", json={"action": "pause"})).status_code == 200
@@ -177,7 +177,7 @@ async def test_sequence_numbers_go_on_across_a_restart_of_the_inference_service(
     await r.start()
     others = await a.tasks.start(env_id, [])
     try:
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with authed_channel(target) as channel:
             stub = tasks_pb2_grpc.TaskServiceStub(channel)
             task_id = (await stub.StartTask(tasks_pb2.StartTaskRequest(environment_id=env_id))).task.task_id
             pause = tasks_pb2.TASK_ACTION_PAUSE
@@ -209,7 +209,7 @@ async def test_sequence_numbers_go_on_across_a_restart_of_the_inference_service(
 
 async def _first(target: str, task_id: str, count: int) -> list[tasks_pb2.TaskEvent]:
     """The first ``count`` events of a task that is still running."""
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with authed_channel(target) as channel:
         call = tasks_pb2_grpc.TaskServiceStub(channel).WatchTask(tasks_pb2.WatchTaskRequest(task_id=task_id))
         events = []
         async for event in call:

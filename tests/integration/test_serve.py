@@ -52,10 +52,14 @@ def test_serve_publishes_endpoints_and_stops_cleanly_on_sigterm(make_data_dir):
         endpoints = json.loads(stack_file.read_text())["endpoints"]
         assert set(endpoints) == ENDPOINT_KEYS
         facade = endpoints["facade_url"]
+        # Out of the box: the first start created an admin key, owner-only, for the local tools.
+        key_file = work / "data" / "secrets" / "admin_api_key"
+        assert key_file.stat().st_mode & 0o077 == 0
+        headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
 
         deadline = time.monotonic() + 60
         while True:  # registration follows the stack file by a moment
-            envs = httpx.get(f"{facade}/api/v1/environments", timeout=10).json()
+            envs = httpx.get(f"{facade}/api/v1/environments", headers=headers, timeout=10).json()
             if any(e["environment_id"] == "synthetic-hall" for e in envs["environments"]):
                 break
             assert time.monotonic() < deadline, envs
@@ -66,6 +70,7 @@ def test_serve_publishes_endpoints_and_stops_cleanly_on_sigterm(make_data_dir):
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
+    assert f"admin API key in {key_file}" in output  # how to authenticate, printed by serve
     assert not stack_file.exists()
     assert all(port_is_free(p) for p in ports)
     assert not pid_alive(proc.pid)

@@ -18,6 +18,7 @@ import grpc
 import httpx
 import pytest
 import pytest_asyncio
+from support.auth import ADMIN_API_KEY, admin_headers, authed_channel
 
 from spoton.v1 import jobs_pb2, jobs_pb2_grpc
 from spoton_facade.settings import FacadeSettings
@@ -56,7 +57,7 @@ def _requests(meta: jobs_pb2.JobUploadMetadata, data: bytes, hold: asyncio.Event
 
 @pytest_asyncio.fixture
 async def jobs_stub(jobs_service) -> AsyncIterator[jobs_pb2_grpc.JobServiceStub]:
-    async with grpc.aio.insecure_channel(jobs_service.target) as channel:
+    async with authed_channel(jobs_service.target) as channel:
         yield jobs_pb2_grpc.JobServiceStub(channel)
 
 
@@ -67,7 +68,10 @@ async def rest(jobs_service, serve_facade) -> AsyncIterator[httpx.AsyncClient]:
         media_root=jobs_service.settings.media_root,
         job_max_upload_bytes=jobs_service.settings.job_max_upload_bytes,
     )
-    async with serve_facade(settings) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with (
+        serve_facade(settings) as url,
+        httpx.AsyncClient(headers=admin_headers(), base_url=url, timeout=60) as client,
+    ):
         yield client
 
 
@@ -79,18 +83,35 @@ async def _cancel(jobs_stub, *job_ids: str) -> None:
             await jobs_stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=job_id))
 
 
+def _job_of(path: Path) -> str | None:
+    """The job a stored file belongs to, from its path in the data directory (``jobs/<id>/…``
+    or ``…/job-<id>/…``)."""
+    for parent, part in zip(path.parts, path.parts[1:], strict=False):
+        if parent == "jobs":
+            return part
+        if part.startswith("job-"):
+            return part.removeprefix("job-")
+    return None
+
+
 async def test_an_accepted_upload_is_stored_once(jobs_stub, jobs_service):
     video = jobs_service.video.read_bytes()
     meta = jobs_pb2.JobUploadMetadata(filename="once.mp4", size_bytes=len(video))
     job = await jobs_stub.UploadJob(_requests(meta, video))
     await _cancel(jobs_stub, job.job_id)
     data_dir = jobs_service.settings.data_dir
-    copies = [p for p in data_dir.rglob("*") if p.is_file() and p.stat().st_size == len(video)]
-    # Other tests on this service upload the same video: their jobs' own copies do not count.
-    jobs = data_dir / "jobs"
-    others = [p for p in copies if p.is_relative_to(jobs) and p.relative_to(jobs).parts[0] != job.job_id]
-    copies = [p for p in copies if p not in others and p.read_bytes() == video]
-    assert copies == [data_dir / "jobs" / job.job_id / "cameras" / "camera" / "sub_video_01.mp4"]
+    stored = data_dir / "jobs" / job.job_id / "cameras" / "camera" / "sub_video_01.mp4"
+    # Other tests on this service upload the same video: their jobs' own files (under jobs/<id>
+    # and, hard-linked, under their tasks' job-<id> environments) do not count.
+    copies = {
+        (p.stat().st_dev, p.stat().st_ino)
+        for p in data_dir.rglob("*")
+        if p.is_file()
+        and p.stat().st_size == len(video)
+        and _job_of(p.relative_to(data_dir)) in (None, job.job_id)
+        and p.read_bytes() == video
+    }
+    assert copies == {(stored.stat().st_dev, stored.stat().st_ino)}
     assert _parts(jobs_service.settings) == []
 
 
@@ -176,7 +197,8 @@ async def test_rest_uploads_stream_through_to_the_service_and_a_dropped_one_leav
     try:
         writer.write(
             b"POST /api/v1/jobs HTTP/1.1\r\nHost: facade\r\nTransfer-Encoding: chunked\r\n"
-            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+            b"Authorization: Bearer %s\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n\r\n" % ADMIN_API_KEY.encode()
         )
         head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="slow.mp4"\r\n\r\n'
         writer.write(b"%x\r\n%s\r\n" % (len(head), head))
@@ -235,7 +257,7 @@ async def full_disk_service(service_settings) -> AsyncIterator[Any]:
 async def test_an_upload_that_would_not_fit_is_refused_with_507(full_disk_service, serve_facade, job_video):
     app, target = full_disk_service
     video = job_video.read_bytes()
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with authed_channel(target) as channel:
         stub = jobs_pb2_grpc.JobServiceStub(channel)
         for size in (len(video), 0):  # announced, or found out as it streams
             meta = jobs_pb2.JobUploadMetadata(filename="big.mp4", size_bytes=size)
@@ -245,7 +267,10 @@ async def test_an_upload_that_would_not_fit_is_refused_with_507(full_disk_servic
             assert _reason(refused.value) == "insufficient-storage"
             assert "SPOTON_UPLOAD_DISK_RESERVE_BYTES" in refused.value.details()
     settings = FacadeSettings(inference_target=target, media_root=app.settings.media_root)
-    async with serve_facade(settings) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with (
+        serve_facade(settings) as url,
+        httpx.AsyncClient(headers=admin_headers(), base_url=url, timeout=60) as client,
+    ):
         response = await client.post("/api/v1/jobs", files={"file": ("big.mp4", video, "video/mp4")})
     assert response.status_code == 507, response.text
     assert response.headers["content-type"] == "application/problem+json"

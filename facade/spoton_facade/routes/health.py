@@ -13,14 +13,17 @@ from spoton_facade.client import InferenceClient
 from spoton_facade.schemas import ComponentHealth, HealthReport, HealthStatus
 from spoton_facade.settings import FacadeSettings
 
+HEALTH_PATH = "/health"
 # Codes that mean "not reachable yet" rather than "reachable but broken".
 _NOT_YET = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# The details need a credential; without one, the open grpc.health.v1 answers for the service.
+_NEEDS_CREDENTIAL = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
 class HealthController(Controller):
     """Health of the inference service and its dependencies, plus the facade itself."""
 
-    path = "/health"
+    path = HEALTH_PATH
     tags = ("system",)
 
     @get(
@@ -35,7 +38,12 @@ class HealthController(Controller):
         """SystemService.GetHealth, with the facade's view of the connection prepended."""
         target = settings.inference_target
         try:
-            reply = await inference.get_health()
+            try:
+                reply = await inference.get_health()
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in _NEEDS_CREDENTIAL:
+                    raise
+                return await _open_health(inference, target)
         except grpc.aio.AioRpcError as exc:
             component = ComponentHealth(
                 name="inference",
@@ -56,3 +64,13 @@ class HealthController(Controller):
         status = cast(HealthStatus, reply.status if reply.status in ("healthy", "degraded") else "starting")
         report = HealthReport(status=status, components=components)
         return Response(report, status_code=200 if status != "starting" else 503)
+
+
+async def _open_health(inference: InferenceClient, target: str) -> Response[HealthReport]:
+    """The service's overall status from grpc.health.v1 (open, as probes need), for a caller
+    without a credential: no components, which only a credential may see."""
+    serving = await inference.check_serving()
+    detail = f"{target}: reachable; send a credential for the components' health"
+    status: HealthStatus = "healthy" if serving else "starting"
+    component = ComponentHealth("inference", status, detail)
+    return Response(HealthReport(status=status, components=[component]), status_code=200 if serving else 503)

@@ -8,17 +8,19 @@ seek in videos.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, HeaderParameter
 from litestar.response import Stream
 
 from spoton_facade import media
+from spoton_facade.auth_client import AuthClient
+from spoton_facade.client import InferenceClient, request_metadata
 from spoton_facade.problems import problem_responses
 from spoton_facade.settings import FacadeSettings
 
@@ -37,7 +39,8 @@ class MediaController(Controller):
             "`tasks/{task}/exports/{name}`. One byte range per request (206); several ranges or "
             "one past the end give 416 with `Content-Range: bytes */<size>`. `If-None-Match` "
             "gives 304; a stale `If-Range` gives the whole file. A path outside the media root "
-            "is 404."
+            "is 404. The caller must be allowed to see the task or environment the file is under "
+            "(the session cookie serves `<video>` and `<img>`)."
         ),
         media_type="application/octet-stream",
         responses={
@@ -48,19 +51,39 @@ class MediaController(Controller):
                 generate_examples=False,
             ),
             304: ResponseSpec(None, description="The client's copy (If-None-Match) is current"),
-            **problem_responses(400, 404, 416),
+            **problem_responses(400, 401, 403, 404, 416, 502, 503, 504),
         },
     )
     async def get_media(
         self,
         path: FromPath[str],
         settings: NamedDependency[FacadeSettings],
+        inference: NamedDependency[InferenceClient],
+        request: Request[Any, Any, Any],
         range_header: Annotated[str | None, HeaderParameter(name="Range")] = None,
         if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
         if_range: Annotated[str | None, HeaderParameter(name="If-Range")] = None,
     ) -> Stream:
         """Stream the file (or the asked-for range of it) in chunks."""
+        await _authorize(path, inference, request)
         return await serve_file(settings.media_root, path, range_header, if_none_match, if_range)
+
+
+async def _authorize(path: str, inference: InferenceClient, request: Request[Any, Any, Any]) -> None:
+    """Ask the service whether the caller may see what ``path`` belongs to (a file is read here,
+    not through the service, so the service's answer for its owner stands in): the task or the
+    environment it is under, else just whether the credential is good. UNAUTHENTICATED,
+    PERMISSION_DENIED and NOT_FOUND propagate as 401, 403 and 404."""
+    if not request_metadata(request):
+        raise NotAuthorizedException("send a credential: Authorization: Bearer, X-API-Key or the session cookie")
+    owner, _, rest = path.strip("/").partition("/")
+    owner_id = rest.partition("/")[0]
+    if owner == "tasks" and owner_id:
+        await inference.get_task(owner_id)
+    elif owner == "environments" and owner_id:
+        await inference.get_environment(owner_id)
+    else:
+        await AuthClient(request.app.state.inference_channel, request_metadata(request)).who_am_i()
 
 
 async def serve_file(

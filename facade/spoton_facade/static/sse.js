@@ -11,6 +11,8 @@
 // newlines), `id:`, comments (`: heartbeat`) ignored, a blank line dispatches; an id-only
 // block advances the resume point without dispatching.
 
+import { loginIfUnauthorized } from "./http.js";
+
 export const RETRY_MIN_MS = 500;
 export const RETRY_MAX_MS = 15000;
 
@@ -68,6 +70,7 @@ export class TaskEventSource {
           return;
         }
         if (!response.ok) {
+          loginIfUnauthorized(response);
           const problem = await response.json().catch(() => ({}));
           const detail = problem.detail || problem.title || `HTTP ${response.status}`;
           if (FATAL_STATUSES.has(response.status)) {

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import numpy as np
 
 from spoton_inference.core import heatmap_png
+from spoton_inference.core.audit import Audit, AuditAction, audited
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.environment import Environment
 from spoton_inference.core.errors import AlreadyExists, InvalidArgument, NotFound
@@ -123,8 +124,9 @@ class Dwell:
 
 
 class Analytics:
-    def __init__(self, store: AnalyticsStore, catalog: Catalog, get_task: GetTask) -> None:
+    def __init__(self, store: AnalyticsStore, catalog: Catalog, get_task: GetTask, audit: Audit | None = None) -> None:
         self._store = store
+        self._audit = audit
         self._catalog = catalog
         self._get_task = get_task
 
@@ -241,6 +243,10 @@ class Analytics:
             raise NotFound(await self._zone_missing(environment_id, zone_id))
         return zone
 
+    @audited(
+        AuditAction.ZONE_CREATE,
+        lambda environment_id, **kw: f"environment/{environment_id}/zone/{kw.get('zone_id', '')}",
+    )
     async def create_zone(
         self, environment_id: str, *, zone_id: str, name: str, polygon: Sequence[Sequence[float]]
     ) -> Zone:
@@ -251,6 +257,9 @@ class Analytics:
             raise AlreadyExists(f"zone {zone_id!r} already exists in environment {environment_id!r}; update it instead")
         return zone
 
+    @audited(
+        AuditAction.ZONE_UPDATE, lambda environment_id, zone_id, **_: f"environment/{environment_id}/zone/{zone_id}"
+    )
     async def update_zone(
         self,
         environment_id: str,
@@ -266,6 +275,7 @@ class Analytics:
             raise NotFound(await self._zone_missing(environment_id, zone_id))
         return zone
 
+    @audited(AuditAction.ZONE_DELETE, lambda environment_id, zone_id: f"environment/{environment_id}/zone/{zone_id}")
     async def delete_zone(self, environment_id: str, zone_id: str) -> None:
         self._catalog.get(environment_id)
         if not await self._store.delete_zone(environment_id, zone_id):

@@ -24,6 +24,7 @@ import logging
 from spoton_inference.core.camera_summary import DEGRADED, OFFLINE, ONLINE, UNKNOWN
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.environment import Camera
+from spoton_inference.core.source_policy import REFUSED_BY_POLICY, SourceRefused
 from spoton_inference.pipeline.source_probe import ProbeResult, probe_source
 from spoton_inference.settings import Settings
 from spoton_inference.storage import camera_health_store as store
@@ -76,7 +77,13 @@ class CameraHealthMonitor:
     async def check(self, environment_id: str, camera: Camera) -> HealthCheck:
         """Probe one live camera now and store the result."""
         assert camera.source.is_live
-        result = await asyncio.to_thread(probe_source, camera.source, self._settings.source_connect_timeout_s, SAMPLE_S)
+        try:  # a refused source (core/source_policy.py) is never called, only reported
+            await asyncio.to_thread(self._catalog.source_policy.check, camera.source)
+        except SourceRefused as exc:
+            result = ProbeResult(ok=False, reason=exc.errors[0][1], error_kind=REFUSED_BY_POLICY)
+        else:
+            timeout_s = self._settings.source_connect_timeout_s
+            result = await asyncio.to_thread(probe_source, camera.source, timeout_s, SAMPLE_S)
         status, error = status_of(result, camera.fps)
         row = HealthCheck(
             environment_id,

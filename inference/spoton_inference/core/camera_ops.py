@@ -61,8 +61,16 @@ class CameraOperations:
         return camera.source
 
     async def test_source(self, source: CameraSource) -> ProbeResult:
-        """Open ``source`` within SPOTON_SOURCE_CONNECT_TIMEOUT_S; what it sends, or why not."""
+        """Open ``source`` within SPOTON_SOURCE_CONNECT_TIMEOUT_S; what it sends, or why not.
+
+        A source the policy refuses (core/source_policy.py) is InvalidArgument, and never called.
+        """
+        await self._check(source)
         return await asyncio.to_thread(probe_source, source, self._settings.source_connect_timeout_s)
+
+    async def _check(self, source: CameraSource) -> None:
+        # Checked at connect time too: the host may resolve elsewhere than when it was stored.
+        await asyncio.to_thread(self._catalog.source_policy.check, source)
 
     async def snapshot(self, environment_id: str, camera_id: str, *, draw_detections: bool = False) -> Snapshot:
         camera = self._catalog.camera(environment_id, camera_id)
@@ -83,6 +91,7 @@ class CameraOperations:
         if pull is not None and pull.latest is not None and pull.state.last_frame_at is not None:
             return pull.latest, dt.datetime.fromtimestamp(pull.state.last_frame_at, dt.UTC)
         if camera.source.is_live:
+            await self._check(camera.source)
             result = await asyncio.to_thread(
                 probe_source, camera.source, self._settings.source_connect_timeout_s, keep_frame=True
             )

@@ -1,8 +1,13 @@
 """Where a camera's frames come from, and the rules for changing it.
 
 The URL is stored without credentials; the user name and password sit beside it and are
-joined only for a decoder (:meth:`CameraSource.decoder_url`). Error messages never quote a
-URL: one with unusual characters in its password could slip past masking.
+joined only for a decoder (:meth:`CameraSource.decoder_url`). Secret-named query parameters
+(``?pwd=...``) are kept the same way: the URL holds ``****`` in their place. Error messages
+never quote a URL: one with unusual characters in its password could slip past masking.
+
+A stored password (and query secret) is bound to the source's origin (scheme, host, port):
+an update that moves the source elsewhere without giving the password again drops it, so a
+changed URL can never send the old camera's password to a new host.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import urllib.parse
 from collections.abc import Sequence
 
 from spoton_inference.core.errors import InvalidFields
-from spoton_inference.core.source_url import mask_text, with_credentials
+from spoton_inference.core.source_url import MASK, fill_query_secrets, mask_text, split_query_secrets, with_credentials
 
 
 class SourceKind(enum.StrEnum):
@@ -24,6 +29,7 @@ class SourceKind(enum.StrEnum):
 
 
 SCHEMES = {SourceKind.RTSP: ("rtsp", "rtsps"), SourceKind.HTTP: ("http", "https")}
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,6 +39,8 @@ class CameraSource:
     username: str = ""
     # Kept out of repr so a logged camera never shows it.
     password: str = dataclasses.field(default="", repr=False)
+    # (name, percent-encoded value) of each secret-named query parameter; ``url`` shows ****.
+    query_secrets: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
 
     @classmethod
     def from_url(cls, url: str, username: str = "", password: str = "") -> CameraSource:
@@ -59,7 +67,12 @@ class CameraSource:
 
     @property
     def password_set(self) -> bool:
-        return bool(self.password)
+        return bool(self.password or self.query_secrets)
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        """(scheme, host, port) the credentials are bound to."""
+        return origin_of(self.url)
 
     @property
     def masked_url(self) -> str:
@@ -67,7 +80,7 @@ class CameraSource:
 
     def decoder_url(self) -> str:
         """The URL with its credentials, for the decoder only: never show or log it."""
-        return with_credentials(self.url, self.username, self.password)
+        return with_credentials(fill_query_secrets(self.url, self.query_secrets), self.username, self.password)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,10 +104,31 @@ def resolve_source(given: SourceInput, current: CameraSource | None) -> CameraSo
             raise _bad("source.url", f"source.url, username and password apply to rtsp and http sources, not {kind}")
         return CameraSource(kind)
     url, username, password = _split_credentials(kind, given)
+    url, given_query = split_query_secrets(url)
+    # Stored secrets go only to the origin they were given for.
+    same_origin = current is not None and current.kind in SCHEMES and current.origin == origin_of(url)
     if password is None:
-        keep = current is not None and current.kind in SCHEMES
-        password = current.password if keep and current else ""
-    return CameraSource(kind, url, username, password)
+        password = current.password if same_origin and current else ""
+    query: list[tuple[str, str]] = []
+    stored = list(current.query_secrets) if same_origin and current else []
+    for name, value in given_query:
+        if value == MASK:  # "****" as shown: keep the stored value when there is one
+            match = next((i for i, (n, _) in enumerate(stored) if n == name), None)
+            if match is None:
+                raise _bad("source.url", f"source.url's query parameter {name!r} has no stored value: give it")
+            value = stored.pop(match)[1]
+        query.append((name, value))
+    return CameraSource(kind, url, username, password, tuple(query))
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of ``url``, with the scheme's default port filled in."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").rstrip("."), parts.port or DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:
+        return "", "", 0
 
 
 def _split_credentials(kind: SourceKind, given: SourceInput) -> tuple[str, str, str | None]:

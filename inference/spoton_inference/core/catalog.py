@@ -8,7 +8,9 @@ one lock, so a create cannot race another create of the same id in this process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from spoton_inference.core.audit import Audit, AuditAction, audited
 from spoton_inference.core.camera_source import CameraSource, SourceInput, resolve_source
 from spoton_inference.core.camera_summary import CameraSummary, summarize
 from spoton_inference.core.environment import (
@@ -23,6 +26,7 @@ from spoton_inference.core.environment import (
     CameraGroup,
     Environment,
     FloorMap,
+    floor_map_image,
     load_environment_dir,
     require_id,
     scan_sub_videos,
@@ -30,13 +34,17 @@ from spoton_inference.core.environment import (
 from spoton_inference.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, InvalidFields, NotFound
 from spoton_inference.core.geometry import Homography
 from spoton_inference.core.media import MediaRoot
-from spoton_inference.core.request_args import server_directory
+from spoton_inference.core.scoping import require_creatable, visible
+from spoton_inference.core.source_policy import SourcePolicy, SourceRefused
 from spoton_inference.storage import camera_health_store, catalog_store
 from spoton_inference.storage.postgres import Database, TaskRecord
 
 # Unfinished tasks over an environment; deleting what they use is refused.
 InUse = Callable[[str], Awaitable[list[TaskRecord]]]
 T = TypeVar("T")
+# Under the media root: environments/<id>/floor_map.<ext>.
+MEDIA_DIR = "environments"
+log = logging.getLogger(__name__)
 MAX_LOCATION_CHARS = 500
 MAX_NAME_CHARS = 200
 
@@ -135,14 +143,19 @@ class Catalog:
         db: Database,
         in_use: InUse = _nothing_in_use,
         media: MediaRoot | None = None,
+        audit: Audit | None = None,
+        source_policy: SourcePolicy | None = None,
     ) -> None:
         self._db = db
+        self._audit = audit
         # Told the id of every environment this replica changed, once stored (other replicas
         # reload: storage/catalog_sync.py); set by the app once its sync exists.
         self.on_change: Callable[[str], None] | None = None
         self._in_use = in_use
         # Floor-plan images are published here so browsers can load them; None: not served.
         self._media = media
+        # Where live sources may point (core/source_policy.py); checked on every stored change.
+        self._source_policy = source_policy or SourcePolicy()
         self._cache: dict[str, Environment] = {}
         self._lock = asyncio.Lock()
         self.loaded = False
@@ -160,11 +173,14 @@ class Catalog:
         async with self._lock:
             await self.load()
 
+    @audited(
+        AuditAction.ENVIRONMENT_REGISTER, lambda path: f"directory/{path}", lambda env: _env_target(env.environment_id)
+    )
     async def register_directory(self, path: str) -> Environment:
-        directory = server_directory(path, "a directory holding environment.json")
-        env = load_environment_dir(directory)
+        env = load_environment_dir(path)
+        require_creatable(env.environment_id, "an environment")
         if env.num_batches == 0:
-            raise InvalidArgument(f"{directory} has no cameras/<id>/sub_video_NN.mp4 files")
+            raise InvalidArgument(f"{env.source_dir} has no cameras/<id>/sub_video_NN.mp4 files")
         async with self._lock:
             previous = self._cache.get(env.environment_id)
             # Groups are kept apart from the directory's contents: replacing the cameras keeps them.
@@ -173,12 +189,14 @@ class Catalog:
             return await self._save(env)
 
     def list(self) -> list[Environment]:
-        return [self._cache[k] for k in sorted(self._cache)]
+        """The environments the caller may see (core/scoping.py)."""
+        return [self._cache[k] for k in sorted(self._cache) if visible(k)]
 
     def get(self, environment_id: str) -> Environment:
         env = self._cache.get(environment_id)
-        if env is None:
-            known = ", ".join(sorted(self._cache)) or "none registered"
+        if env is None or not visible(environment_id):
+            # Only those the caller may see are named: a scoped caller learns nothing of the others.
+            known = ", ".join(e.environment_id for e in self.list()) or "none registered"
             raise NotFound(f"environment {environment_id!r} not found (known: {known})")
         return env
 
@@ -192,8 +210,10 @@ class Catalog:
 
     # -- changes -----------------------------------------------------------------------
 
+    @audited(AuditAction.ENVIRONMENT_CREATE, lambda spec: _env_target(spec.environment_id))
     async def create_environment(self, spec: EnvironmentSpec) -> Environment:
         env_id = require_id(spec.environment_id, "environment_id")
+        require_creatable(env_id, "an environment")
         metres_per_pixel = _non_negative(spec.metres_per_pixel, "metres_per_pixel")
         ids = [c.camera_id for c in spec.cameras]
         if len(set(ids)) != len(ids):
@@ -205,6 +225,7 @@ class Catalog:
                 raise AlreadyExists(f"environment {env_id!r} already exists; update it or pick another id")
             return await self._save(env)
 
+    @audited(AuditAction.ENVIRONMENT_UPDATE, lambda environment_id, patch: _env_target(environment_id))
     async def update_environment(self, environment_id: str, patch: EnvironmentPatch) -> Environment:
         async with self._lock:
             env = self.get(environment_id)
@@ -218,6 +239,7 @@ class Catalog:
             env = dataclasses.replace(env, name=patch.name or env.name, floor_map=floor_map)
             return await self._save(env)
 
+    @audited(AuditAction.ENVIRONMENT_DELETE, lambda environment_id: _env_target(environment_id))
     async def delete_environment(self, environment_id: str) -> None:
         async with self._lock:
             self.get(environment_id)
@@ -229,8 +251,11 @@ class Catalog:
                 )
             await catalog_store.delete_environment(self._db, environment_id)
             del self._cache[environment_id]
+            if self._media is not None:  # its floor plan is served no longer
+                self._media.unpublish(Path(MEDIA_DIR, environment_id))
             self._announce(environment_id)
 
+    @audited(AuditAction.CAMERA_CREATE, lambda environment_id, spec: _camera_target(environment_id, spec.camera_id))
     async def create_camera(self, environment_id: str, spec: CameraSpec) -> Camera:
         async with self._lock:
             env = self.get(environment_id)
@@ -242,6 +267,9 @@ class Catalog:
             await self._save(dataclasses.replace(env, cameras=(*env.cameras, camera)))
         return camera
 
+    @audited(
+        AuditAction.CAMERA_UPDATE, lambda environment_id, camera_id, patch: _camera_target(environment_id, camera_id)
+    )
     async def update_camera(self, environment_id: str, camera_id: str, patch: CameraPatch) -> Camera:
         async with self._lock:
             env = self.get(environment_id)
@@ -250,6 +278,7 @@ class Catalog:
             await self._save(dataclasses.replace(env, cameras=cameras))
         return camera
 
+    @audited(AuditAction.CAMERA_DELETE, lambda environment_id, camera_id: _camera_target(environment_id, camera_id))
     async def delete_camera(self, environment_id: str, camera_id: str) -> None:
         async with self._lock:
             env = self.get(environment_id)
@@ -263,6 +292,7 @@ class Catalog:
             cameras = tuple(c for c in env.cameras if c.camera_id != camera_id)
             await self._save(dataclasses.replace(env, cameras=cameras))
 
+    @audited(AuditAction.CAMERA_IMPORT, lambda environment_id, edit: _env_target(environment_id) + "/cameras")
     async def edit_cameras(
         self, environment_id: str, edit: Callable[[Environment], tuple[Camera, ...] | None]
     ) -> Environment:
@@ -291,6 +321,7 @@ class Catalog:
             raise NotFound(f"camera group {group_id!r} not found in environment {environment_id!r} (known: {known})")
         return group
 
+    @audited(AuditAction.GROUP_CREATE, lambda environment_id, group: _group_target(environment_id, group.group_id))
     async def create_group(self, environment_id: str, group: CameraGroup) -> CameraGroup:
         group_id = require_id(group.group_id, "group_id")
         group = CameraGroup(group_id, _group_name(group.name) or group_id, group.description)
@@ -304,6 +335,7 @@ class Catalog:
             self._put(dataclasses.replace(env, groups=(*env.groups, group)))
         return group
 
+    @audited(AuditAction.GROUP_UPDATE, lambda environment_id, group_id, patch: _group_target(environment_id, group_id))
     async def update_group(self, environment_id: str, group_id: str, patch: GroupPatch) -> CameraGroup:
         async with self._lock:
             env = self.get(environment_id)
@@ -320,6 +352,7 @@ class Catalog:
             self._put(dataclasses.replace(env, groups=groups))
         return group
 
+    @audited(AuditAction.GROUP_DELETE, lambda environment_id, group_id: _group_target(environment_id, group_id))
     async def delete_group(self, environment_id: str, group_id: str) -> None:
         """Delete a group; its cameras stay, in no group (the database does the same: ON DELETE SET NULL)."""
         async with self._lock:
@@ -332,6 +365,7 @@ class Catalog:
 
     async def _save(self, env: Environment) -> Environment:
         """Write through: PostgreSQL first, so the cache never holds what was not stored."""
+        await self._check_sources(env)
         await self._db.upsert_environment(env)
         env = self._with_map_url(env)
         self._put(env)
@@ -345,6 +379,29 @@ class Catalog:
         if self.on_change is not None:
             self.on_change(environment_id)
 
+    @property
+    def source_policy(self) -> SourcePolicy:
+        return self._source_policy
+
+    async def _check_sources(self, env: Environment) -> None:
+        """SourceRefused (naming the camera) for a new or changed live source the policy refuses."""
+        before = self._cache.get(env.environment_id)
+        changed = [
+            camera
+            for camera in env.cameras
+            if camera.source.is_live
+            and (before is None or (old := before.camera(camera.camera_id)) is None or old.source != camera.source)
+        ]
+        # Blocking (host names are resolved): off the event loop, all at once (an import has many).
+        results = await asyncio.gather(
+            *(asyncio.to_thread(self._source_policy.check, c.source) for c in changed), return_exceptions=True
+        )
+        for camera, result in zip(changed, results, strict=True):
+            if isinstance(result, SourceRefused):
+                raise InvalidFields(f"camera {camera.camera_id!r}", result.errors)
+            if isinstance(result, BaseException):
+                raise result
+
     def _with_map_url(self, env: Environment) -> Environment:
         """Publish the floor-plan image under the media root (replacing an older one).
 
@@ -352,11 +409,37 @@ class Catalog:
         read or registered, so it is not copied again on every write.
         """
         image = env.floor_map.image
-        if self._media is None or image is None or env.floor_map.image_url or not image.is_file():
+        if self._media is None or image is None or env.floor_map.image_url or env.source_dir is None:
             return env
-        rel = Path("environments", env.environment_id, "floor_map" + image.suffix.lower())
-        url = self._media.publish(image, rel, replace=True)
+        published = Path(MEDIA_DIR, env.environment_id)
+        # Versions before the copy hard-linked the image here, which the link check below would
+        # count against it: that link is ours, so it goes first.
+        for old in (self._media.root / published).glob("floor_map.*"):
+            with contextlib.suppress(OSError):
+                if old.samefile(image):
+                    old.unlink()
+        try:  # checked again: a row stored before the check existed may name any file
+            image = floor_map_image(env.source_dir, str(image))
+        except InvalidArgument as exc:
+            log.warning("environment %r: floor-plan image not served: %s", env.environment_id, exc)
+            self._media.unpublish(published)  # nor left served from before
+            return env
+        rel = published / ("floor_map" + image.suffix.lower())
+        # Copied, not hard-linked: the image stays single-linked, as registration requires.
+        url = self._media.publish(image, rel, replace=True, copy=True)
         return dataclasses.replace(env, floor_map=dataclasses.replace(env.floor_map, image_url=url))
+
+
+def _env_target(environment_id: str) -> str:
+    return f"environment/{environment_id}"
+
+
+def _camera_target(environment_id: str, camera_id: str) -> str:
+    return f"environment/{environment_id}/camera/{camera_id}"
+
+
+def _group_target(environment_id: str, group_id: str) -> str:
+    return f"environment/{environment_id}/group/{group_id}"
 
 
 class _Checks:

@@ -4,6 +4,13 @@ The directory format is stable (see MISSION.md)::
 
     <env_dir>/environment.json
     <env_dir>/cameras/<camera_id>/sub_video_01.mp4, sub_video_02.mp4, ...
+
+Every file it names is read from inside ``env_dir`` only: a path, or a symlink, that leads out
+of it is refused, so an environment.json cannot make the server read (and publish) any other
+file. The floor-plan image is also refused when it has other hard links (st_nlink > 1): a hard
+link cannot be told from the original by its path, so one made of a file elsewhere would pass.
+Sub-videos are exempt from that rule (tasks hard-link them into the media root themselves)
+but must decode as video, which a stolen text or key file does not.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import stat
 from pathlib import Path
 
 import cv2
@@ -93,12 +101,22 @@ class Environment:
 def load_environment_dir(path: Path | str) -> Environment:
     """Read and validate an environment directory; InvalidArgument says what is wrong.
 
-    Sub-videos are probed with OpenCV so a task knows each batch's frame count up front.
+    A missing directory and one without environment.json get the same answer, so registering
+    cannot be used to learn which directories exist on the server. Sub-videos are probed with
+    OpenCV so a task knows each batch's frame count up front.
     """
-    env_dir = Path(path).expanduser().resolve()
-    manifest = env_dir / "environment.json"
-    if not manifest.is_file():
-        raise InvalidArgument(f"{env_dir} has no environment.json")
+    not_one = InvalidArgument(
+        f"{str(path)[:200]!r} is not an environment directory on this server: it must be a directory "
+        "holding environment.json (and cameras/<id>/sub_video_NN.mp4)"
+    )
+    try:
+        env_dir = Path(path).expanduser().resolve()
+        manifest = env_dir / "environment.json"
+        found = env_dir.is_dir() and manifest.is_file() and _inside(manifest, env_dir)
+    except (OSError, RuntimeError, ValueError):  # a name too long, an unknown ~user, a NUL
+        found = False
+    if not found:
+        raise not_one
     try:
         doc = json.loads(manifest.read_text())
     except json.JSONDecodeError as exc:
@@ -118,10 +136,41 @@ def load_environment_dir(path: Path | str) -> Environment:
     map_doc = doc.get("map") or {}
     image = map_doc.get("image")
     floor_map = FloorMap(
-        image=(env_dir / image) if image else None,
+        image=floor_map_image(env_dir, image) if image else None,
         metres_per_pixel=float(map_doc.get("metres_per_pixel") or 0.0),
     )
     return Environment(env_id, str(doc.get("name") or env_id), floor_map, cameras, env_dir)
+
+
+def floor_map_image(env_dir: Path, name: object) -> Path:
+    """The floor-plan image ``name`` of environment.json: a single-linked file inside ``env_dir``."""
+    where = "map.image"
+    if not isinstance(name, str):
+        raise InvalidArgument(f"{where} must be a path relative to the environment directory")
+    try:
+        path = env_dir / name
+        inside = _inside(path, env_dir)
+        info = path.stat() if inside else None
+    except (OSError, ValueError):
+        inside, info = True, None
+    if not inside:
+        raise InvalidArgument(
+            f"{where} {name[:200]!r} leads out of the environment directory (an absolute path, '..' or a symlink); "
+            "put the image inside the directory"
+        )
+    if info is None or not stat.S_ISREG(info.st_mode):
+        raise InvalidArgument(f"{where} {name[:200]!r} is not a file in the environment directory")
+    if info.st_nlink > 1:
+        raise InvalidArgument(
+            f"{where} {name[:200]!r} has other hard links ({info.st_nlink}); floor-plan images with more than one "
+            "link are refused (a hard link could name a file outside the directory): copy the image instead"
+        )
+    return path.resolve()
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    """Whether ``path``, with every symlink followed, is within ``directory`` (itself resolved)."""
+    return path.resolve().is_relative_to(directory.resolve())
 
 
 def _load_camera(env_dir: Path, doc: object, index: int) -> Camera:
@@ -163,6 +212,11 @@ def scan_sub_videos(env_dir: Path, camera_id: str) -> tuple[tuple[SubVideo, ...]
     sub_videos = []
     probed = None
     for f in files:
+        if not _inside(f, env_dir):
+            raise InvalidArgument(
+                f"camera {camera_id!r}: {f.name} is a symlink leading out of the environment directory; "
+                "put the video itself inside it"
+            )
         probe = _probe(f)
         if probe is None:
             raise InvalidArgument(f"camera {camera_id!r}: {f} is not a readable video")

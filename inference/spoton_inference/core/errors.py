@@ -69,3 +69,24 @@ class IdempotencyKeyInUse(FailedPrecondition):
     """The request that first used an idempotency key is still running; REST answers 409."""
 
     reason = "idempotency-key-in-use"
+
+
+class RateLimited(ResourceExhausted):
+    """A credential used up its rate limit (core/rate_limit.py); RESOURCE_EXHAUSTED with the
+    ``retry-after`` trailing metadata, REST answers 429 with Retry-After."""
+
+    reason = "rate-limited"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class PermissionDenied(SpotOnError):
+    """The caller may not do this at all: a principal limited to some environments asked to
+    create one outside them (existing entities it cannot see answer NotFound instead)."""
+
+
+class Unauthenticated(SpotOnError):
+    """No credential, or one that is malformed, unknown, expired or revoked; the gRPC status
+    UNAUTHENTICATED, REST 401."""

@@ -41,12 +41,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from spoton_inference.core.analytics import Analytics
+from spoton_inference.core.audit import Audit, AuditAction, audited
 from spoton_inference.core.catalog import CameraPatch, Catalog, HomographySpec
 from spoton_inference.core.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     Unavailable,
 )
@@ -54,7 +56,10 @@ from spoton_inference.core.events import TaskState
 from spoton_inference.core.idempotency import KeyClaim, Operation, claim_for, replayed
 from spoton_inference.core.job_progress import JobProgress, Snapshot
 from spoton_inference.core.job_types import JobOptions, JobResult, JobState, JobZone, ResultKind
+from spoton_inference.core.principal import current_principal
+from spoton_inference.core.rate_limit import RateLimiter
 from spoton_inference.core.request_args import decode_token, encode_token, parse_uuid
+from spoton_inference.core.scoping import require_visible, scope
 from spoton_inference.core.tasks import TaskAction, TaskManager
 from spoton_inference.core.uploads import UploadGate, receive_to_file
 from spoton_inference.core.video_probe import probe_video
@@ -141,8 +146,11 @@ class JobManager:
         identities: IdentitySync | None = None,
         *,
         analytics: Analytics,
+        audit: Audit | None = None,
     ) -> None:
         self._settings = settings
+        self._audit = audit
+        self._upload_limit = RateLimiter("uploads", per_minute=settings.rate_limit_uploads_per_min)
         self._analytics = analytics
         self._store = JobStore(db)
         self._keys = IdempotencyStore(db)
@@ -204,9 +212,16 @@ class JobManager:
 
     # -- requests ----------------------------------------------------------------------
 
+    @audited(AuditAction.JOB_UPLOAD, lambda request, chunks: "job/new", lambda record: f"job/{record.job_id}")
     async def upload(self, request: UploadRequest, chunks: AsyncIterator[bytes]) -> JobRecord:
         """Receive, validate and queue an upload; refused uploads leave no file behind. A retry
         with an earlier upload's idempotency key answers its job without reading ``chunks``."""
+        if scope() is not None:
+            # Its environment is the job's own, which a credential limited to some cannot see.
+            raise PermissionDenied(
+                "an upload makes an environment of its own, outside the environments this credential is "
+                "limited to; upload with a credential that is not limited to environments"
+            )
         options, name = self._check(request)
         unkeyed = dataclasses.replace(request, idempotency_key="")
         claim = claim_for(Operation.UPLOAD_JOB, request.idempotency_key, unkeyed, self._settings.idempotency_key_ttl_s)
@@ -216,6 +231,7 @@ class JobManager:
                 key = (claim, await self._keys.reserve(claim))
             except KeyTaken as taken:
                 return await self.get(replayed(claim, taken.holder))
+        self._upload_limit.take(current_principal())
         job_id = str(uuid.uuid4())
         part = self._uploads_dir / f"{job_id}.part"
         job_dir = self._job_dir(job_id)
@@ -248,6 +264,7 @@ class JobManager:
         record = await self._store.get(parse_uuid(job_id, "job id"))
         if record is None:
             raise NotFound(f"job {job_id!r} not found")
+        require_visible(record.environment_id, f"job {job_id!r} not found")
         return record
 
     async def list(self, *, page_size: int, page_token: str, state: JobState | None) -> tuple[list[JobRecord], str]:
@@ -256,10 +273,11 @@ class JobManager:
             raise InvalidArgument("page_size must not be negative")
         size = min(page_size or 50, MAX_PAGE_SIZE)
         before = decode_token(page_token) if page_token else None
-        rows = await self._store.list(limit=size + 1, before=before, state=state)
+        rows = await self._store.list(limit=size + 1, before=before, state=state, environment_ids=scope())
         token = encode_token(rows[size - 1].created_at, rows[size - 1].job_id) if len(rows) > size else ""
         return rows[:size], token
 
+    @audited(AuditAction.JOB_CANCEL, lambda job_id: f"job/{job_id}")
     async def cancel(self, job_id: str) -> JobRecord:
         """Stop a queued or running job; answered once it has stopped."""
         job = await self.get(job_id)
@@ -286,6 +304,7 @@ class JobManager:
         await asyncio.wait({run.task}, timeout=CANCEL_WAIT_S)
         return await self.get(job_id)
 
+    @audited(AuditAction.JOB_DELETE, lambda job_id: f"job/{job_id}")
     async def delete(self, job_id: str) -> None:
         """Remove a finished job: its files, environment, tasks' rows and event logs."""
         job = await self.get(job_id)

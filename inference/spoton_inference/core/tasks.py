@@ -26,12 +26,16 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 
+from spoton_inference.core.audit import Audit, AuditAction, audited, run_audited
 from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.environment import Camera
 from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from spoton_inference.core.events import FocusUpdate, StatusUpdate, TaskEvent, TaskEventPayload, TaskState
 from spoton_inference.core.idempotency import Operation, claim_for, replayed
+from spoton_inference.core.principal import current_principal
+from spoton_inference.core.rate_limit import RateLimiter
 from spoton_inference.core.request_args import decode_token, encode_token, known_cameras, parse_uuid
+from spoton_inference.core.scoping import scope, visible
 from spoton_inference.core.zones import Zone
 from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES, rewrite_mot
 from spoton_inference.pipeline.live_pull import LivePull, PullOptions
@@ -138,8 +142,11 @@ class TaskManager:
         history: HistoryWriter | None = None,
         zones: Callable[[str], Awaitable[list[Zone]]] | None = None,
         live_pulls: MutableMapping[tuple[str, str], LivePull] | None = None,
+        audit: Audit | None = None,
     ) -> None:
         self._settings = settings
+        self._audit = audit
+        self._start_limit = RateLimiter("task starts", per_minute=settings.rate_limit_task_starts_per_min)
         # Pulls of running live tasks, by (environment id, camera id): snapshots read them.
         self._live_pulls = live_pulls if live_pulls is not None else {}
         self._outbox = outbox
@@ -226,6 +233,11 @@ class TaskManager:
                 before = (rows[-1].created_at, rows[-1].task_id)
         return found
 
+    @audited(
+        AuditAction.TASK_START,
+        lambda environment_id, *_, **__: f"environment/{environment_id}",
+        lambda record: f"task/{record.task_id}",
+    )
     async def start(
         self,
         environment_id: str,
@@ -242,6 +254,7 @@ class TaskManager:
             return await self.get(replayed(claim, holder))
         if not environment_id:
             raise InvalidArgument("environment_id is required")
+        self._start_limit.take(current_principal())
         env = self._catalog.get(environment_id)
         if camera_ids:
             known_cameras(env, camera_ids)
@@ -279,7 +292,7 @@ class TaskManager:
 
     async def get(self, task_id: str) -> TaskRecord:
         record = await self._db.get_task(parse_uuid(task_id, "task id"))
-        if record is None:
+        if record is None or not visible(record.environment_id):
             raise NotFound(f"task {task_id!r} not found")
         return record
 
@@ -317,6 +330,11 @@ class TaskManager:
 
     async def control(self, task_id: str, action: TaskAction, focus_global_id: int = 0) -> TaskRecord:
         """Apply ``action``; FailedPrecondition when the task's state does not allow it."""
+        audit_action = f"task.{action}"  # task.pause, task.resume, task.cancel, task.focus
+        done = self._control(task_id, action, focus_global_id)
+        return await run_audited(self._audit, audit_action, done, f"task/{task_id}")
+
+    async def _control(self, task_id: str, action: TaskAction, focus_global_id: int) -> TaskRecord:
         record = await self.get(task_id)
         task_id = record.task_id
         if record.state.is_final:
@@ -352,10 +370,15 @@ class TaskManager:
     async def list(
         self, *, page_size: int, page_token: str, environment_id: str, state: TaskState | None
     ) -> tuple[list[TaskRecord], str]:
-        """A page of tasks, newest first, and the token of the next page ('' at the end)."""
+        """A page of tasks, newest first, and the token of the next page ('' at the end); only
+        those of environments the caller may see."""
         size = min(max(page_size or 50, 1), MAX_PAGE_SIZE)
         before = decode_token(page_token) if page_token else None
-        rows = await self._db.list_tasks(limit=size + 1, before=before, environment_id=environment_id, state=state)
+        if environment_id and not visible(environment_id):
+            return [], ""  # as for an environment with no tasks: nothing is told of it
+        rows = await self._db.list_tasks(
+            limit=size + 1, before=before, environment_id=environment_id, state=state, environment_ids=scope()
+        )
         more = len(rows) > size
         rows = rows[:size]
         token = encode_token(rows[-1].created_at, rows[-1].task_id) if more else ""
@@ -587,7 +610,9 @@ class TaskManager:
         runner: TaskRunner | LiveTaskRunner
         if plan.is_live:
             options = PullOptions(
-                timeout_s=settings.source_connect_timeout_s, reconnect_max_s=settings.source_reconnect_max_s
+                timeout_s=settings.source_connect_timeout_s,
+                reconnect_max_s=settings.source_reconnect_max_s,
+                check_source=self._catalog.source_policy.check,
             )
             environment = dataclasses.replace(plan.environment, cameras=plan.cameras)
             runner = LiveTaskRunner(task_id, environment, ports, options, self._live_pulls)

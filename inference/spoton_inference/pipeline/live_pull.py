@@ -27,8 +27,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import numpy as np
 
 from spoton_inference.core.camera_source import CameraSource
+from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.core.video_probe import declared_fps
-from spoton_inference.pipeline.av_source import ENDED, SourceError, describe, open_source
+from spoton_inference.pipeline.av_source import ENDED, ERROR, SourceError, describe, open_source
 from spoton_inference.pipeline.live import FrameBuffer, LiveFrame, RawPixels
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class PullOptions:
     # Reconnect delays: first, then doubling up to the cap; each with jitter (50-100%).
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
+    # Run before every connection, raising to refuse it (core/source_policy.py: a host name
+    # that now resolves to a refused address is caught at connect time, not only when stored).
+    check_source: Callable[[CameraSource], None] | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -128,6 +132,11 @@ class LivePull:
 
     def _pull(self, loop: asyncio.AbstractEventLoop, deliver: Callable[[LiveFrame], None]) -> bool:
         """One connection: decode until it drops or we are stopped; True when frames came."""
+        if self.options.check_source is not None:
+            try:
+                self.options.check_source(self.source)
+            except InvalidArgument as exc:
+                raise SourceError(ERROR, str(exc)) from None
         container, stream = open_source(self.source, self.options.timeout_s)
         got_frames = False
         with contextlib.closing(container):

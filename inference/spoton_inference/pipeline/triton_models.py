@@ -117,8 +117,8 @@ class TritonModels:
         thr = triton.InferInput("SCORE_THRESHOLD", [1], "FP32")
         thr.set_data_from_numpy(np.array([score_threshold], dtype=np.float32))
         result = await self._infer(self.detector_model, [image, thr], ["BOXES", "SCORES"])
-        boxes = result.as_numpy("BOXES").reshape(-1, 4).astype(np.float32)
-        scores = result.as_numpy("SCORES").reshape(-1).astype(np.float32)
+        boxes = self._output(result, self.detector_model, "BOXES").reshape(-1, 4).astype(np.float32)
+        scores = self._output(result, self.detector_model, "SCORES").reshape(-1).astype(np.float32)
         return Detections(boxes, scores)
 
     async def embed(self, crops: np.ndarray) -> np.ndarray:
@@ -128,7 +128,15 @@ class TritonModels:
         inp = triton.InferInput("CROPS", list(crops.shape), "UINT8")
         inp.set_data_from_numpy(np.ascontiguousarray(crops, dtype=np.uint8))
         result = await self._infer(self.reid_model, [inp], ["EMBEDDINGS"])
-        return result.as_numpy("EMBEDDINGS").reshape(len(crops), -1).astype(np.float32)
+        return self._output(result, self.reid_model, "EMBEDDINGS").reshape(len(crops), -1).astype(np.float32)
+
+    def _output(self, result: triton.InferResult, model: str, name: str) -> np.ndarray:
+        """An output the model contract promises; a reply without it comes from a backend that is
+        failing (seen after Triton was frozen and resumed), so Triton counts as unavailable."""
+        array = result.as_numpy(name)
+        if array is None:
+            raise Unavailable(f"Triton model {model!r} at {self.url} answered without its {name} output")
+        return array
 
     async def _infer(self, model: str, inputs: list, outputs: list[str]) -> triton.InferResult:
         try:

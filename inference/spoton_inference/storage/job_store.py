@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Collection
 
 import asyncpg
 import msgspec
@@ -97,10 +98,19 @@ class JobStore:
         return _record(row) if row else None
 
     async def list(
-        self, *, limit: int, before: tuple[dt.datetime, str] | None, state: JobState | None
+        self,
+        *,
+        limit: int,
+        before: tuple[dt.datetime, str] | None,
+        state: JobState | None,
+        environment_ids: Collection[str] | None = None,
     ) -> list[JobRecord]:
-        """Newest first; ``before`` is the keyset cursor (created_at, job_id) of the last row seen."""
+        """Newest first; ``before`` is the keyset cursor (created_at, job_id) of the last row seen;
+        ``environment_ids``: only jobs over these (None: any)."""
         clauses, args = ["TRUE"], []
+        if environment_ids is not None:
+            args.append(list(environment_ids))
+            clauses.append(f"environment_id = ANY(${len(args)}::text[])")
         if before is not None:
             args += [before[0], uuid.UUID(before[1])]
             clauses.append(f"(created_at, job_id) < (${len(args) - 1}, ${len(args)})")

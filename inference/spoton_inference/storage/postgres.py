@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -27,6 +27,8 @@ from spoton_inference.core.errors import Unavailable
 from spoton_inference.core.events import TaskState
 from spoton_inference.core.geometry import Homography
 from spoton_inference.core.idempotency import KeyClaim
+from spoton_inference.core.secrets import SecretBox
+from spoton_inference.storage.camera_secrets import open_sealed, seal_source, seal_stored_secrets
 from spoton_inference.storage.idempotency_store import claim_with_task
 from spoton_inference.storage.migrate import migrate
 from spoton_inference.storage.track_writer import BatchRejected
@@ -144,17 +146,34 @@ def describe_dsn(dsn: str) -> str:
 class Database:
     """A connection pool plus the queries the service needs."""
 
-    def __init__(self, pool: GuardedPool | asyncpg.Pool) -> None:
+    def __init__(self, pool: GuardedPool | asyncpg.Pool, secrets: SecretBox | None = None) -> None:
         self.pool = pool if isinstance(pool, GuardedPool) else GuardedPool(pool, "PostgreSQL")
+        # Seals camera passwords at rest. The service passes its configured box; without one
+        # (tools, tests) a key of this process alone is used: what it seals, only it can open.
+        self.secrets = secrets or SecretBox.ephemeral()
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, min_size: int = 1, max_size: int = 8, timeout_s: float = DEFAULT_TIMEOUT_S
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        secrets: SecretBox | None = None,
     ) -> Database:
+        """A pool on ``dsn`` with the schema migrated; with ``secrets``, stored camera passwords
+        are sealed (plain-text ones from before 0012) or re-encrypted under its first key."""
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=COMMAND_TIMEOUT_S)
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        return cls(GuardedPool(pool, describe_dsn(dsn), timeout_s))
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+                if secrets is not None:
+                    await seal_stored_secrets(conn, secrets)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(GuardedPool(pool, describe_dsn(dsn), timeout_s), secrets)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -188,13 +207,14 @@ class Database:
             await conn.executemany(
                 """INSERT INTO cameras (environment_id, camera_id, name, fps, width, height,
                                         homography, sub_videos, position, group_id, source_kind, source_url,
-                                        source_username, source_password, detection_threshold, location, enabled)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                                        source_username, source_password, detection_threshold, location, enabled,
+                                        source_secret)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '', $14, $15, $16, $17)
                    ON CONFLICT (environment_id, camera_id) DO UPDATE SET
                        name = $3, fps = $4, width = $5, height = $6, homography = $7, sub_videos = $8,
                        position = $9, group_id = $10, source_kind = $11, source_url = $12,
-                       source_username = $13, source_password = $14, detection_threshold = $15,
-                       location = $16, enabled = $17""",
+                       source_username = $13, source_password = '', detection_threshold = $14,
+                       location = $15, enabled = $16, source_secret = $17""",
                 [
                     (
                         env.environment_id,
@@ -210,10 +230,10 @@ class Database:
                         str(c.source.kind),
                         c.source.url,
                         c.source.username,
-                        c.source.password,
                         c.detection_threshold,
                         c.location,
                         c.enabled,
+                        seal_source(self.secrets, c.source),
                     )
                     for i, c in enumerate(env.cameras)
                 ],
@@ -225,7 +245,7 @@ class Database:
             cams = await conn.fetch("SELECT * FROM cameras ORDER BY environment_id, position")
         by_env: dict[str, list[Camera]] = {}
         for row in cams:
-            by_env.setdefault(row["environment_id"], []).append(_camera_from_row(row))
+            by_env.setdefault(row["environment_id"], []).append(_camera_from_row(row, self.secrets))
         return [
             Environment(
                 r["environment_id"],
@@ -309,9 +329,14 @@ class Database:
         before: tuple[dt.datetime, str] | None = None,
         environment_id: str = "",
         state: TaskState | None = None,
+        environment_ids: Collection[str] | None = None,
     ) -> list[TaskRecord]:
-        """Newest first; ``before`` is the keyset cursor (created_at, task_id) of the last row seen."""
+        """Newest first; ``before`` is the keyset cursor (created_at, task_id) of the last row seen.
+        ``environment_ids``: only tasks over these (None: over any)."""
         clauses, args = ["TRUE"], []
+        if environment_ids is not None:
+            args.append(list(environment_ids))
+            clauses.append(f"environment_id = ANY(${len(args)}::text[])")
         if before is not None:
             args += [before[0], uuid.UUID(before[1])]
             clauses.append(f"(created_at, task_id) < (${len(args) - 1}, ${len(args)})")
@@ -416,7 +441,7 @@ def _homography_doc(h: Homography) -> dict[str, object]:
     }
 
 
-def _camera_from_row(row: asyncpg.Record) -> Camera:
+def _camera_from_row(row: asyncpg.Record, secrets: SecretBox) -> Camera:
     homography = None
     if row["homography"]:
         doc = json.loads(row["homography"])
@@ -426,9 +451,9 @@ def _camera_from_row(row: asyncpg.Record) -> Camera:
             np.asarray(doc["map_points"]) if doc["map_points"] else None,
         )
     subs = tuple(SubVideo(Path(s["path"]), int(s["num_frames"])) for s in json.loads(row["sub_videos"]))
-    source = CameraSource(
-        SourceKind(row["source_kind"]), row["source_url"], row["source_username"], row["source_password"]
-    )
+    where = f"camera {row['camera_id']!r} of environment {row['environment_id']!r}"
+    password, query = open_sealed(secrets, row["source_secret"], row["source_password"], where)
+    source = CameraSource(SourceKind(row["source_kind"]), row["source_url"], row["source_username"], password, query)
     return Camera(
         row["camera_id"],
         row["name"],

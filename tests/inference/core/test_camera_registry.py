@@ -88,10 +88,18 @@ async def test_new_fields_round_trip_and_the_password_is_kept_until_cleared(cata
         False,
     )
 
+    # Another path on the same host keeps the password; another host drops it (bound to its host).
+    repathed = await catalog.update_camera(
+        "fields", "door", CameraPatch(source=SourceInput(None, "rtsp://10.0.0.5/main", "admin"))
+    )
+    assert (repathed.source.url, repathed.source.password) == ("rtsp://10.0.0.5/main", SECRET)
     moved = await catalog.update_camera(
         "fields", "door", CameraPatch(source=SourceInput(None, "rtsp://10.0.0.6/live", "admin"))
     )
-    assert (moved.source.url, moved.source.password) == ("rtsp://10.0.0.6/live", SECRET)
+    assert (moved.source.url, moved.source.password_set) == ("rtsp://10.0.0.6/live", False)
+    await catalog.update_camera(
+        "fields", "door", CameraPatch(source=SourceInput(None, "rtsp://10.0.0.6/live", "admin", SECRET))
+    )
     cleared = await catalog.update_camera(
         "fields",
         "door",

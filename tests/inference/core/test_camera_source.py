@@ -57,3 +57,32 @@ def test_a_live_source_from_its_url_alone():
     assert not CameraSource(SourceKind.PUSH).is_live
     with pytest.raises(InvalidFields, match="must start with"):
         CameraSource.from_url("ftp://cam/x")
+
+
+@pytest.mark.parametrize(
+    "moved_to",
+    ["rtsp://attacker.example/live", "rtsp://cam:8554/live", "rtsps://cam/live", "rtsp://10.9.9.9/live"],
+)
+def test_a_stored_password_is_dropped_when_the_source_moves_to_another_origin(moved_to):
+    stored = CameraSource(RTSP, "rtsp://cam/live", "admin", "secret", (("token", "t0k"),))
+    moved = resolve_source(SourceInput(None, moved_to, "admin"), stored)
+    assert (moved.password, moved.query_secrets, moved.password_set) == ("", (), False)
+    assert "secret" not in moved.decoder_url()
+    # The default port is the same origin as no port.
+    assert resolve_source(SourceInput(None, "rtsp://cam:554/other", "admin"), stored).password == "secret"
+
+
+def test_query_string_credentials_are_kept_apart_and_masked_like_user_info():
+    source = resolve_source(SourceInput(SourceKind.HTTP, "http://cam/snap.cgi?user=admin&pwd=s3cr%26t&res=hd"), None)
+    assert source.url == "http://cam/snap.cgi?user=admin&pwd=****&res=hd"
+    assert source.masked_url == "http://cam/snap.cgi?user=admin&pwd=****&res=hd" and source.password_set
+    assert "s3cr" not in repr(source)
+    assert source.decoder_url() == "http://cam/snap.cgi?user=admin&pwd=s3cr%26t&res=hd"
+    # The URL as shown ("****") keeps the stored value; a new value replaces it.
+    kept = resolve_source(SourceInput(None, source.url), source)
+    assert kept.decoder_url() == source.decoder_url()
+    changed = resolve_source(SourceInput(None, "http://cam/snap.cgi?user=admin&pwd=new&res=hd"), source)
+    assert changed.decoder_url().endswith("pwd=new&res=hd")
+    # "****" for a value never stored (or no longer: another host) is refused, not sent.
+    with pytest.raises(InvalidFields, match="has no stored value"):
+        resolve_source(SourceInput(None, "http://other/snap.cgi?pwd=****"), source)

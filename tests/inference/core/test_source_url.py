@@ -18,3 +18,10 @@ def test_every_url_in_a_message_is_masked():
     masked = mask_text(text)
     assert "one" not in masked and "two" not in masked
     assert masked == "a http://u:****@h1/ b rtsp://v:****@h2:554/s c"
+
+
+def test_secret_query_parameters_are_masked_in_any_text():
+    text = "Error opening http://cam/a.cgi?user=u&pwd=hunter2&api_key=k3y;x then https://h/x?Token=abc#f"
+    masked = mask_text(text)
+    assert not any(secret in masked for secret in ("hunter2", "k3y", "abc"))
+    assert "user=u&pwd=****&api_key=****" in masked and "?Token=****#f" in masked

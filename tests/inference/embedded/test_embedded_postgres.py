@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import stat
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
+import pytest
 import pytest_asyncio
 
 from spoton_inference.embedded.pids import pid_alive
@@ -46,7 +48,8 @@ async def count(dsn: str, label: str) -> int:
 
 
 async def test_accepts_asyncpg_over_tcp_with_vector(postgres: EmbeddedPostgres) -> None:
-    assert postgres.dsn == f"postgresql://postgres@127.0.0.1:{postgres.port}/spoton"
+    password = (postgres.settings.data_dir / "secrets" / "postgres_password").read_text().strip()
+    assert postgres.dsn == f"postgresql://postgres:{password}@127.0.0.1:{postgres.port}/spoton"
     conn = await asyncpg.connect(postgres.dsn)
     try:
         # NULL over a unix socket; the address proves TCP on loopback.
@@ -56,6 +59,17 @@ async def test_accepts_asyncpg_over_tcp_with_vector(postgres: EmbeddedPostgres) 
         assert await conn.fetchval("SELECT '[1,2,3]'::vector <-> '[1,2,5]'::vector") == 2.0
     finally:
         await conn.close()
+
+
+async def test_connections_need_the_generated_password(postgres: EmbeddedPostgres) -> None:
+    secret = postgres.settings.data_dir / "secrets" / "postgres_password"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    for wrong in (
+        f"postgresql://postgres@127.0.0.1:{postgres.port}/spoton",
+        postgres.dsn.replace("postgres:", "postgres:x"),
+    ):
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(wrong)
 
 
 async def test_stop_then_start_keeps_data_and_dsn(postgres: EmbeddedPostgres) -> None:

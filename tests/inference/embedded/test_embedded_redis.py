@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from spoton_inference.embedded.pids import pid_alive
 from spoton_inference.embedded.ports import port_is_free
@@ -24,7 +27,8 @@ async def redis_server(make_data_dir: Callable[[str], Path]) -> AsyncIterator[Em
 
 
 async def test_xadd_and_xrange(redis_server: EmbeddedRedis) -> None:
-    assert redis_server.url == f"redis://127.0.0.1:{redis_server.port}/0"
+    password = (redis_server.settings.data_dir / "secrets" / "redis_password").read_text().strip()
+    assert redis_server.url == f"redis://:{password}@127.0.0.1:{redis_server.port}/0"
     client = aioredis.Redis.from_url(redis_server.url)
     try:
         first = await client.xadd("events:t1", {"kind": "started"})
@@ -32,6 +36,18 @@ async def test_xadd_and_xrange(redis_server: EmbeddedRedis) -> None:
         entries = await client.xrange("events:t1")
         assert [entry_id for entry_id, _ in entries] == [first, second]
         assert entries[1][1] == {b"kind": b"frame", b"n": b"1"}
+    finally:
+        await client.aclose()
+
+
+async def test_clients_need_the_generated_password(redis_server: EmbeddedRedis) -> None:
+    secret = redis_server.settings.data_dir / "secrets" / "redis_password"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert stat.S_IMODE((redis_server.root / "redis.conf").stat().st_mode) == 0o600
+    client = aioredis.Redis(host="127.0.0.1", port=redis_server.port)
+    try:
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            await client.ping()
     finally:
         await client.aclose()
 

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 import pytest_asyncio
+from support.auth import authed_channel
 
 from spoton.v1 import catalog_pb2, catalog_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 
 
 @pytest_asyncio.fixture(scope="package")
 async def channel(live_service) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(live_service.target) as channel:
+    async with authed_channel(live_service.target) as channel:
         yield channel
 
 

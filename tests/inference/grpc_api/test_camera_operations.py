@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 
@@ -110,7 +111,8 @@ async def test_snapshot_of_a_live_camera_and_of_a_file_camera(catalog, register,
 
 async def test_snapshot_draws_the_detected_people(catalog, job_video, tmp_path):
     (tmp_path / "cameras" / "hall").mkdir(parents=True)
-    (tmp_path / "cameras" / "hall" / "sub_video_01.mp4").symlink_to(job_video)
+    # Copied: a symlink leading out of the environment directory is refused.
+    shutil.copyfile(job_video, tmp_path / "cameras" / "hall" / "sub_video_01.mp4")
     (tmp_path / "environment.json").write_text(json.dumps({"id": "cam-people", "cameras": [{"id": "hall"}]}))
     await catalog.RegisterEnvironmentFromDirectory(
         catalog_pb2.RegisterEnvironmentFromDirectoryRequest(path=str(tmp_path))

@@ -64,11 +64,11 @@ async def test_camera_fields_round_trip_with_the_password_masked(catalog, camera
     get = catalog_pb2.GetCameraRequest(environment_id="reg-fields", camera_id="door")
     assert await catalog.GetCamera(get) == created
 
-    # An update without a password keeps it; "" removes it.
+    # An update without a password keeps it on the same host (another host drops it); "" removes it.
     update = catalog_pb2.UpdateCameraRequest(
         environment_id="reg-fields",
         camera_id="door",
-        source=catalog_pb2.CameraSource(url="rtsp://10.1.2.4/live", username="admin"),
+        source=catalog_pb2.CameraSource(url="rtsp://10.1.2.3:554/main", username="admin"),
         enabled=True,
         clear_detection_threshold=True,
     )

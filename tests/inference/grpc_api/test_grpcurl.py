@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from google.protobuf import descriptor_pb2
+from support.auth import ADMIN_API_KEY
 
 PROTO = Path(__file__).resolve().parents[3] / "proto"
 PROTOSET = PROTO / "spoton.protoset"
@@ -50,7 +51,8 @@ def _rpcs() -> list[tuple[str, str, bool]]:
 async def _grpcurl(target: str, *args: str, source: str = "reflection", data: str | None = None) -> tuple[str, str]:
     """Run grpcurl (off the event loop that serves the API); returns (stdout, status code name)."""
     assert GRPCURL is not None, "grpcurl is missing: make setup installs it (requirements-dev.txt)"
-    flags = ["-plaintext", "-max-time", "30", *SOURCES[source]]
+    # Authenticated as the admin, in metadata, as a ghz or grpcurl user does.
+    flags = ["-plaintext", "-max-time", "30", "-H", f"authorization: Bearer {ADMIN_API_KEY}", *SOURCES[source]]
     if data is not None:
         flags += ["-d", "@"]
     proc = await asyncio.create_subprocess_exec(

@@ -90,7 +90,7 @@ async def test_paths_and_urls_that_cannot_be_opened_are_invalid_argument(catalog
     for path in ("x" * 5000, "~no-such-user-here/env"):  # a name too long; a home that does not exist
         request = catalog_pb2.RegisterEnvironmentFromDirectoryRequest(path=path)
         code, details = await rpc_error(catalog.RegisterEnvironmentFromDirectory(request))
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and "cannot name a directory" in details
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "is not an environment directory" in details
     request = catalog_pb2.TestCameraConnectionRequest(source_url="http://[::1")
     code, details = await rpc_error(catalog.TestCameraConnection(request))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a valid URL" in details

@@ -19,6 +19,7 @@ import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
+from support.auth import admin_metadata, authed_channel
 
 from spoton.v1 import (
     analytics_pb2,
@@ -49,7 +50,7 @@ def _zone(zone_id: str, *corners: tuple[float, float], name: str = "") -> analyt
 
 @pytest_asyncio.fixture(scope="module")
 async def channel(jobs_service) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(jobs_service.target) as channel:
+    async with authed_channel(jobs_service.target) as channel:
         yield channel
 
 
@@ -242,7 +243,7 @@ def _refusal(target: str, requests: Iterable[jobs_pb2.UploadJobRequest]) -> grpc
     server sent.
     """
     with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as err:
-        jobs_pb2_grpc.JobServiceStub(channel).UploadJob(iter(requests))
+        jobs_pb2_grpc.JobServiceStub(channel).UploadJob(iter(requests), metadata=admin_metadata())
     return err.value
 
 

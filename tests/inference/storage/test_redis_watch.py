@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 import redis.asyncio as aioredis
+from support.auth import ADMIN_API_KEY
 
 from spoton.v1 import tasks_pb2
 from spoton_client.client import SpotOnClient
@@ -22,7 +23,7 @@ async def test_watchers_of_one_task_share_a_subscription_and_all_get_every_event
     env_dir = live_service.make_environment("fan-out")
     env = await app.catalog.register_directory(str(env_dir))
     server = aioredis.Redis.from_url(settings.redis_url)
-    async with SpotOnClient(live_service.target) as client:
+    async with SpotOnClient(live_service.target, api_key=ADMIN_API_KEY) as client:
         task = await client.start_task(env.environment_id)
         await client.tasks.ControlTask(
             tasks_pb2.ControlTaskRequest(task_id=task.task_id, action=tasks_pb2.TASK_ACTION_PAUSE)
