@@ -18,7 +18,8 @@ from spoton_inference.storage.postgres import Database
 
 
 async def test_the_first_start_creates_an_admin_key_and_shows_it_once(service_settings, capsys):
-    settings = dataclasses.replace(await service_settings("spoton_bootstrap"), admin_api_key="")
+    # Neither the admin key nor the token secret configured: both are made on the first start.
+    settings = dataclasses.replace(await service_settings("spoton_bootstrap"), admin_api_key="", jwt_secret="")
     db = await Database.connect(settings.postgres_dsn)
     try:
         auth = build_authenticator(settings, db)
@@ -31,6 +32,10 @@ async def test_the_first_start_creates_an_admin_key_and_shows_it_once(service_se
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         assert (await auth.authenticate(key)).role == Role.ADMIN
+        # And the dashboard's admin user, its password shown once and kept owner-only.
+        password_path = settings.data_dir / "secrets" / "admin_password"
+        assert f"admin / {password_path.read_text().strip()}" in shown
+        assert stat.S_IMODE(password_path.stat().st_mode) == 0o600
 
         # A restart (a new authenticator, as a new process) shows nothing and keeps the key.
         again = build_authenticator(settings, db)
