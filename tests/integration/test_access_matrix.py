@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2
 from support.auth import ADMIN_API_KEY, authed_channel, login, make_key, make_user
 
 from spoton.v1 import auth_pb2, auth_pb2_grpc
-from spoton_inference.core.auth import User
+from spoton_inference.core.auth import User, parse_api_key
 from spoton_inference.core.principal import Role
 from spoton_inference.grpc_api.access import ACCESS, OPEN
 from spoton_inference.grpc_api.reflection import SERVICE_NAMES as REFLECTION_SERVICES
@@ -202,7 +202,7 @@ async def test_keys_users_and_tokens_through_auth_service(live_service):
         assert secret.startswith(f"spk_{key_id}_") and len(secret) > 50
         listed = {k.key_id: k for k in (await admin.ListApiKeys(auth_pb2.ListApiKeysRequest())).api_keys}
         assert listed[key_id].name == "kiosk" and list(listed[key_id].environment_ids) == ["hall"]
-        assert secret.split("_", 2)[2] not in str(await admin.ListApiKeys(auth_pb2.ListApiKeysRequest()))
+        assert parse_api_key(secret)[1] not in str(await admin.ListApiKeys(auth_pb2.ListApiKeysRequest()))
         async with authed_channel(target, secret) as kiosk_channel:
             kiosk = auth_pb2_grpc.AuthServiceStub(kiosk_channel)
             who = await kiosk.WhoAmI(auth_pb2.WhoAmIRequest())
@@ -301,5 +301,5 @@ async def test_credential_use_is_in_the_audit_log(live_service, revoked_key):
     denied = [e for e in events if e.action == "auth.denied" and e.credential_id == revoked_key[4:16]]
     assert denied and denied[0].target == "rpc/spoton.v1.AuthService/WhoAmI"
     assert denied[0].outcome == "failed: Unauthenticated"
-    secret = revoked_key.split("_", 2)[2]
+    secret = parse_api_key(revoked_key)[1]
     assert all(secret not in str(e) and "audited password" not in str(e) for e in events)
