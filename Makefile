@@ -8,7 +8,7 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models browser rtsp-server demo serve test lint bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling clean
+.PHONY: setup proto models browser rtsp-server demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling clean
 
 setup: $(SETUP)
 
@@ -58,6 +58,10 @@ rtsp-server:
 test: setup models browser rtsp-server
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The secrets docker-compose.yml mounts, generated once into secrets/ (kept if already there).
+compose-secrets: setup
+	$(BIN)/python -m spoton_inference compose-secrets secrets
 
 lint: setup
 	$(BIN)/ruff check .

@@ -7,7 +7,8 @@ import yaml
 
 from spoton_facade.settings import FacadeSettings
 from spoton_facade.settings import env_name as facade_env_name
-from spoton_inference.settings import Settings, env_names
+from spoton_inference.compose_secrets import generate
+from spoton_inference.settings import FILE_SUFFIX, Settings, env_names
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -28,8 +29,13 @@ def test_the_production_services_are_all_there():
     assert "timescaledb" in SERVICES["timescaledb"]["image"]
 
 
+def _given(env: dict[str, str]) -> set[str]:
+    """The settings an environment gives, by value or (``_FILE``) by a secret file."""
+    return {name.removesuffix(FILE_SUFFIX) for name in env}
+
+
 def test_every_setting_is_set_for_the_services_that_read_it():
-    assert set(env_names()) <= set(_env("inference"))
+    assert set(env_names()) <= _given(_env("inference"))
     import dataclasses
 
     assert {facade_env_name(f.name) for f in dataclasses.fields(FacadeSettings)} <= set(_env("facade"))
@@ -43,11 +49,34 @@ def test_every_spoton_variable_named_in_the_code_is_in_the_compose_file():
     assert names, "the scan found no settings at all"
     # SPOTON_API_KEY is the client's (spoton_client.auth): the key it sends, not a service setting.
     client_only = {"SPOTON_API_KEY"}
-    assert names <= set(_env("inference")) | {"SPOTON_"} | client_only, sorted(names - set(_env("inference")))
+    given = _given(_env("inference"))
+    assert names <= given | {"SPOTON_"} | client_only, sorted(names - given)
 
 
-def test_settings_parse_the_compose_values_and_ports_line_up():
-    s = Settings.from_env(_env("inference"))
+def test_secrets_come_from_files_the_generator_writes_and_compose_mounts(tmp_path):
+    written = generate(tmp_path / "secrets")
+    declared = {name: Path(spec["file"]).name for name, spec in COMPOSE["secrets"].items()}
+    assert set(declared.values()) == set(written) | {"postgres_password", "redis_password"}
+    assert all(Path(spec["file"]).parent.name == "secrets" for spec in COMPOSE["secrets"].values())
+    mounted = {name for service in SERVICES.values() for name in service.get("secrets", [])}
+    assert mounted == set(declared)
+    files = [value for name, value in _env("inference").items() if name.endswith(FILE_SUFFIX)]
+    assert files and all(Path(f).parent == Path("/run/secrets") for f in files)
+    assert {Path(f).name for f in files} <= set(SERVICES["inference"]["secrets"])
+    assert generate(tmp_path / "secrets") == []  # kept, not replaced
+
+
+def _resolved(env: dict[str, str], secrets_dir: Path) -> dict[str, str]:
+    """The inference environment with /run/secrets/<name> read from ``secrets_dir``."""
+    return {k: v.replace("/run/secrets", str(secrets_dir)) if k.endswith(FILE_SUFFIX) else v for k, v in env.items()}
+
+
+def test_settings_parse_the_compose_values_and_ports_line_up(tmp_path):
+    generate(tmp_path)
+    s = Settings.from_env(_resolved(_env("inference"), tmp_path))
+    assert s.admin_api_key.startswith("spk_") and s.secret_keys and s.jwt_secret
+    password = (tmp_path / "postgres_password").read_text().strip()
+    assert f"spoton:{password}@" in s.postgres_dsn
     assert s.grpc_port in _published("inference")
     assert s.facade_port in _published("facade")
     assert int(s.triton_grpc_url.rsplit(":", 1)[1]) in _published("triton")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from spoton_inference import serve
 
@@ -12,6 +13,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the gRPC service (settings from SPOTON_* variables)")
     sub.add_parser("new-api-key", help="print a fresh API key, e.g. for SPOTON_ADMIN_API_KEY")
+    secrets_cmd = sub.add_parser("compose-secrets", help="generate the secrets docker-compose.yml mounts")
+    secrets_cmd.add_argument("directory", type=Path)
     args = parser.parse_args()
     if args.command == "serve":
         serve.main()
@@ -19,6 +22,11 @@ def main() -> None:
         from spoton_inference.core.auth import new_api_key
 
         print(new_api_key().text)
+    elif args.command == "compose-secrets":
+        from spoton_inference.compose_secrets import generate
+
+        written = generate(args.directory)
+        print(f"{args.directory}: wrote {', '.join(written) or 'nothing (all there already)'}")
 
 
 if __name__ == "__main__":

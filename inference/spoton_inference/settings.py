@@ -182,11 +182,20 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``SPOTON_<FIELD>`` variables; unknown fields keep defaults."""
+        """Build settings from ``SPOTON_<FIELD>`` variables; unknown fields keep defaults.
+
+        ``SPOTON_<FIELD>_FILE`` names a file holding the value instead (Docker and Kubernetes
+        secrets), one trailing newline dropped; giving both is an error.
+        """
         env = os.environ if env is None else env
         values: dict[str, object] = {}
         for field in dataclasses.fields(cls):
-            raw = env.get(env_name(field.name))
+            name = env_name(field.name)
+            raw, path = env.get(name), env.get(name + FILE_SUFFIX)
+            if raw is not None and path:
+                raise ValueError(f"{name} and {name}{FILE_SUFFIX} are both set: give one")
+            if path:
+                raw = Path(path).read_text().removesuffix("\n")
             if raw is None:
                 continue
             values[field.name] = _parse(field.type, raw, field.name)
@@ -199,6 +208,10 @@ class Settings:
             value = getattr(self, field.name)
             out[env_name(field.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
         return out
+
+
+# ``SPOTON_<FIELD>_FILE``: the setting's value read from that file.
+FILE_SUFFIX = "_FILE"
 
 
 def env_name(field_name: str) -> str:

@@ -27,3 +27,11 @@ def test_switches_read_the_usual_words_and_refuse_others():
     assert Settings.from_env(Settings(reid_self_calibrate=False).to_env()).reid_self_calibrate is False
     with pytest.raises(ValueError, match="SPOTON_REID_SELF_CALIBRATE"):
         Settings.from_env({"SPOTON_REID_SELF_CALIBRATE": "maybe"})
+
+
+def test_a_secret_may_come_from_a_file_but_not_from_both(tmp_path):
+    key = tmp_path / "jwt"
+    key.write_text("s3cret-from-a-file\n")  # as an editor or `echo` leaves it
+    assert Settings.from_env({"SPOTON_JWT_SECRET_FILE": str(key)}).jwt_secret == "s3cret-from-a-file"
+    with pytest.raises(ValueError, match="SPOTON_JWT_SECRET and SPOTON_JWT_SECRET_FILE are both set"):
+        Settings.from_env({"SPOTON_JWT_SECRET": "inline", "SPOTON_JWT_SECRET_FILE": str(key)})
