@@ -65,6 +65,9 @@ CANCEL_WAIT_S = 10.0
 RECOVER_DRAIN_S = 30.0
 # How often an open watch tries Redis again while it is unreachable.
 WATCH_RETRY_S = 0.5
+# Rounds of shared waits (about a second each) that a finished task's stream must stay over,
+# with no final event, before a watcher ends without one.
+WATCH_OVER_ROUNDS = 3
 UNFINISHED = tuple(s for s in TaskState if not s.is_final)
 
 
@@ -427,6 +430,7 @@ class TaskManager:
         """
         record = await self.get(task_id)
         redis_timeout_s = self._settings.redis_timeout_s
+        over_rounds = 0
         self.open_watches += 1
         try:
             while True:
@@ -450,11 +454,16 @@ class TaskManager:
                     try:
                         async with asyncio.timeout(redis_timeout_s):
                             caught_up = after >= await self._events.last_sequence(record.task_id)
-                            if caught_up and await self._stream_over(record.task_id):
-                                return
+                            over = caught_up and await self._stream_over(record.task_id)
                     except UNREACHABLE:
                         await asyncio.sleep(WATCH_RETRY_S)
                         continue
+                    # The runner stores the final state just before it publishes the final
+                    # event, and its live state may be gone by then: end only once the stream
+                    # has stayed over for a few shared waits, so that event is never cut off.
+                    over_rounds = over_rounds + 1 if over else 0
+                    if over_rounds >= WATCH_OVER_ROUNDS:
+                        return
                 await self.shared_waits.wait_past(record.task_id, after)
         finally:
             self.open_watches -= 1
