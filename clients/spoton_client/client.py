@@ -18,7 +18,16 @@ from types import TracebackType
 
 import grpc
 
-from spoton.v1 import catalog_pb2, catalog_pb2_grpc, system_pb2, system_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from spoton.v1 import (
+    catalog_pb2,
+    catalog_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    system_pb2,
+    system_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
 from spoton_client.auth import authed_channel
 
 WATCH_RETRIES = 5
@@ -27,6 +36,8 @@ WATCH_RETRIES = 5
 START_RETRIES = 3
 START_TIMEOUT_S = 30.0
 RETRIED_CODES = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+# Upload chunk size: well under the server's message limit (SPOTON_GRPC_MAX_MESSAGE_BYTES).
+UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 
 class SpotOnClient:
@@ -45,6 +56,7 @@ class SpotOnClient:
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channel)
         self.tasks = tasks_pb2_grpc.TaskServiceStub(self._channel)
         self.system = system_pb2_grpc.SystemServiceStub(self._channel)
+        self.jobs = jobs_pb2_grpc.JobServiceStub(self._channel)
 
     async def __aenter__(self) -> SpotOnClient:
         return self
@@ -119,3 +131,72 @@ class SpotOnClient:
             tmp.replace(target)
             written.append(target)
         return written
+
+    async def create_environment(self, environment: catalog_pb2.Environment) -> catalog_pb2.Environment:
+        request = catalog_pb2.CreateEnvironmentRequest(environment=environment)
+        return await self.catalog.CreateEnvironment(request, timeout=60, metadata=self._metadata)
+
+    async def delete_environment(self, environment_id: str) -> None:
+        request = catalog_pb2.DeleteEnvironmentRequest(environment_id=environment_id)
+        await self.catalog.DeleteEnvironment(request, timeout=60, metadata=self._metadata)
+
+    async def control_task(self, task_id: str, action: int) -> tasks_pb2.Task:
+        request = tasks_pb2.ControlTaskRequest(task_id=task_id, action=action)
+        return (await self.tasks.ControlTask(request, timeout=60, metadata=self._metadata)).task
+
+    async def upload_job(self, path: Path, metadata: jobs_pb2.JobUploadMetadata) -> jobs_pb2.Job:
+        """Stream ``path`` to ``JobService.UploadJob`` in chunks (never whole in memory)."""
+        metadata.size_bytes = metadata.size_bytes or path.stat().st_size
+        metadata.idempotency_key = metadata.idempotency_key or str(uuid.uuid4())
+
+        async def requests() -> AsyncIterator[jobs_pb2.UploadJobRequest]:
+            yield jobs_pb2.UploadJobRequest(metadata=metadata)
+            with path.open("rb") as fh:
+                while chunk := await asyncio.to_thread(fh.read, UPLOAD_CHUNK_BYTES):
+                    yield jobs_pb2.UploadJobRequest(chunk=chunk)
+
+        return await self.jobs.UploadJob(requests(), metadata=self._metadata)
+
+    async def watch_job(self, job_id: str) -> AsyncIterator[jobs_pb2.Job]:
+        """The job at every change until its final state; a dropped stream is resumed."""
+        last, retries = 0, 0
+        while True:
+            call = self.jobs.WatchJob(
+                jobs_pb2.WatchJobRequest(job_id=job_id, after_revision=last), metadata=self._metadata
+            )
+            try:
+                async for job in call:
+                    last, retries = job.revision, 0
+                    yield job
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or retries >= WATCH_RETRIES:
+                    raise
+                retries += 1
+                await asyncio.sleep(0.25 * 2**retries)
+            finally:
+                call.cancel()
+
+    async def download_job_result(self, job_id: str, kind: int, target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        call = self.jobs.GetJobResult(
+            jobs_pb2.GetJobResultRequest(job_id=job_id, kind=kind), timeout=600, metadata=self._metadata
+        )
+        with tmp.open("wb") as fh:
+            async for chunk in call:
+                fh.write(chunk.data)
+        tmp.replace(target)
+        return target
+
+    async def delete_job(self, job_id: str) -> None:
+        await self.jobs.DeleteJob(jobs_pb2.DeleteJobRequest(job_id=job_id), timeout=60, metadata=self._metadata)
+
+    async def get_environment(self, environment_id: str) -> catalog_pb2.Environment:
+        request = catalog_pb2.GetEnvironmentRequest(environment_id=environment_id)
+        return await self.catalog.GetEnvironment(request, timeout=30, metadata=self._metadata)
+
+    async def test_connection(self, source_url: str) -> catalog_pb2.TestCameraConnectionResponse:
+        """Whether the server can read a live source, with its codec, size and fps."""
+        request = catalog_pb2.TestCameraConnectionRequest(source_url=source_url)
+        return await self.catalog.TestCameraConnection(request, timeout=60, metadata=self._metadata)

@@ -6,6 +6,7 @@ This is what ``spoton process`` and ``spoton demo`` do; benchmarks call it too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections import Counter
@@ -64,22 +65,29 @@ async def process_environment(
     # Per global frame, its tracks as (camera, local id, global id): refined frames replace online ones.
     frames: dict[int, list[tuple[str, int, int]]] = {}
     state, error = task.state, ""
-    with tqdm(total=task.total_frames, unit="frame", desc="processing", disable=None if show_progress else True) as bar:
-        async for event in client.watch(task.task_id):
-            kind = event.WhichOneof("payload")
-            counts[kind] += 1
-            if kind == "tracking_update":
-                bar.update(1)
-                frames[event.tracking_update.global_frame_index] = _tracks(event.tracking_update)
-            elif kind == "tracks_refined":
-                refined = event.tracks_refined
-                for frame in range(refined.start_global_frame_index, refined.end_global_frame_index):
-                    frames.pop(frame, None)
-                for update in refined.updates:
-                    frames[update.global_frame_index] = _tracks(update)
-            elif kind == "status_update":
-                state, error = event.status_update.state, event.status_update.error
-                bar.set_postfix_str(event.status_update.step)
+    try:
+        with tqdm(
+            total=task.total_frames, unit="frame", desc="processing", disable=None if show_progress else True
+        ) as bar:
+            async for event in client.watch(task.task_id):
+                kind = event.WhichOneof("payload")
+                counts[kind] += 1
+                if kind == "tracking_update":
+                    bar.update(1)
+                    frames[event.tracking_update.global_frame_index] = _tracks(event.tracking_update)
+                elif kind == "tracks_refined":
+                    refined = event.tracks_refined
+                    for frame in range(refined.start_global_frame_index, refined.end_global_frame_index):
+                        frames.pop(frame, None)
+                    for update in refined.updates:
+                        frames[update.global_frame_index] = _tracks(update)
+                elif kind == "status_update":
+                    state, error = event.status_update.state, event.status_update.error
+                    bar.set_postfix_str(event.status_update.step)
+    except asyncio.CancelledError:  # Ctrl-C: stop the server's work too, not only the watch
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            await asyncio.shield(client.control_task(task.task_id, tasks_pb2.TASK_ACTION_CANCEL))
+        raise
     exports = await client.download_exports(task.task_id, out_dir)
     return ProcessResult(
         task_id=task.task_id,

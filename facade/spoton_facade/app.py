@@ -24,6 +24,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 from litestar.types import Scope
 
+from spoton_facade import api_docs
 from spoton_facade.client import InferenceClient, open_channel, open_upload_channel, request_metadata
 from spoton_facade.contract import allow_every_method, finish_openapi, refuse_nul
 from spoton_facade.problems import EXCEPTION_HANDLERS
@@ -46,7 +47,7 @@ API_PREFIX = "/api/v1"
 # ask for a login when the API answers 401).
 OPEN_PATHS = frozenset({HEALTH_PATH, DASHBOARD_PATH, LOGIN_PATH})
 STATIC_PATH = "/static"
-OPEN_PREFIXES = (STATIC_PATH, "/schema")
+OPEN_PREFIXES = (STATIC_PATH, api_docs.SCHEMA_PATH)
 
 
 def create_app(settings: FacadeSettings | None = None) -> Litestar:
@@ -88,6 +89,9 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
             title="SpotOn facade",
             version="1.0.0",
             description="REST, SSE and media over the SpotOn inference service's gRPC API.",
+            # Swagger UI and Redoc from this origin, not from CDNs (see spoton_facade.api_docs).
+            render_plugins=api_docs.render_plugins(),
+            openapi_router=api_docs.docs_router(),
         ),
         middleware=[refuse_nul, guard_requests(settings.cors_allow_origins, _is_open), allow_every_method],
     )

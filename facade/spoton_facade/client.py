@@ -94,11 +94,19 @@ class InferenceClient:
         return reply.status == health_pb2.HealthCheckResponse.SERVING
 
     async def start_task(
-        self, environment_id: str, camera_ids: Sequence[str], idempotency_key: str = ""
+        self,
+        environment_id: str,
+        camera_ids: Sequence[str],
+        idempotency_key: str = "",
+        *,
+        allow_concurrent: bool = False,
     ) -> tasks_pb2.Task:
         """TaskService.StartTask; returns the new task (or, for a key already used, its task)."""
         request = tasks_pb2.StartTaskRequest(
-            environment_id=environment_id, camera_ids=camera_ids, idempotency_key=idempotency_key
+            environment_id=environment_id,
+            camera_ids=camera_ids,
+            idempotency_key=idempotency_key,
+            allow_concurrent=allow_concurrent,
         )
         response = await self._tasks.StartTask(request, timeout=UNARY_TIMEOUT_S, metadata=self._metadata)
         return response.task
@@ -143,10 +151,10 @@ class InferenceClient:
             metadata=self._metadata,
         )
 
-    async def list_environments(self) -> catalog_pb2.ListEnvironmentsResponse:
-        """CatalogService.ListEnvironments."""
+    async def list_environments(self, origin: int = 0) -> catalog_pb2.ListEnvironmentsResponse:
+        """CatalogService.ListEnvironments; ``origin`` 0 (unspecified) lists every origin."""
         return await self._catalog.ListEnvironments(
-            catalog_pb2.ListEnvironmentsRequest(), timeout=UNARY_TIMEOUT_S, metadata=self._metadata
+            catalog_pb2.ListEnvironmentsRequest(origin=origin), timeout=UNARY_TIMEOUT_S, metadata=self._metadata
         )
 
     async def get_environment(self, environment_id: str) -> catalog_pb2.Environment:

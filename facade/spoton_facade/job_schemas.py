@@ -67,7 +67,9 @@ class Job(msgspec.Struct):
     progress: float
     step: str
     error: str
+    # Processing speed (frames_processed / processing_seconds), kept after the job ends.
     frames_per_second: float
+    # Never goes back; rendering counts in frames_rendered.
     frames_processed: int
     total_frames: int
     size_bytes: int
@@ -83,8 +85,15 @@ class Job(msgspec.Struct):
     updated_at: dt.datetime | None
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
-    # Seconds left, from the measured frame rate; absent until measured.
-    eta_seconds: float | None = None
+    # Seconds left, from the current step's measured rate; 0 when not yet known, and once over.
+    eta_seconds: float = 0.0
+    # Rendering speed (frames_rendered / rendering_seconds), kept after the job ends.
+    rendering_frames_per_second: float = 0.0
+    frames_rendered: int = 0
+    # Seconds each step took so far, and since the job started running (to its end once over).
+    processing_seconds: float = 0.0
+    rendering_seconds: float = 0.0
+    elapsed_seconds: float = 0.0
     fps_override: float | None = None
     detection_threshold: float | None = None
     # The zones given at upload; their entries and exits are in the events JSON.

@@ -32,6 +32,15 @@ CONTENT_TYPES = {
 }
 
 _RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
+# Bytes read from the start of a file to tell its container: enough for RIFF's form type.
+SNIFF_BYTES = 12
+# Containers a video named ``.mp4`` may really be (one published before the service made every
+# video browser-playable): served as what they are, not as MP4, which would never play.
+_VIDEO_SIGNATURES = (
+    # (file start, form type at offset 8 or b"", what it is)
+    (b"RIFF", b"AVI ", "video/x-msvideo"),
+    (b"\x1a\x45\xdf\xa3", b"", "video/x-matroska"),
+)
 
 
 class RangeNotSatisfiable(ValueError):
@@ -118,9 +127,22 @@ def if_range_holds(if_range: str, etag: str, last_modified: str) -> bool:
     return value == last_modified
 
 
-def content_type(path: Path) -> str:
-    """The ``Content-Type`` to serve ``path`` with; SpotOn writes its text files in UTF-8."""
+def content_type(path: Path, head: bytes = b"") -> str:
+    """The ``Content-Type`` to serve ``path`` with; SpotOn writes its text files in UTF-8.
+
+    ``head``, the file's first bytes, overrides the name for an ``.mp4`` that is another
+    container:
+
+    >>> content_type(Path("a.mp4"), b"\\x00\\x00\\x00\\x20ftypisom")
+    'video/mp4'
+    >>> content_type(Path("a.mp4"), b"RIFF\\x10\\x00\\x00\\x00AVI ")
+    'video/x-msvideo'
+    """
     suffix = path.suffix.lower()
+    if suffix == ".mp4":
+        for magic, form, sniffed in _VIDEO_SIGNATURES:
+            if head.startswith(magic) and (not form or head[8:12] == form):
+                return sniffed
     known = CONTENT_TYPES.get(suffix) or mimetypes.guess_type(path.name)[0]
     return known or "application/octet-stream"
 
@@ -138,7 +160,7 @@ class MediaFile:
         self.size = stat.st_size
         self.etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
         self.last_modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
-        self.content_type = content_type(path)
+        self.content_type = content_type(path, os.pread(self._file.fileno(), SNIFF_BYTES, 0))
 
     @classmethod
     async def open(cls, path: Path) -> MediaFile:

@@ -65,6 +65,9 @@ REASON_TO_HTTP: dict[str, int] = {
     "rate-limited": 429,
 }
 RETRY_AFTER_METADATA = "retry-after"
+# The task a refusal is about (a start refused while a task over the environment is
+# unfinished: 409, reason `task-running`); the problem carries it as ``task_id``.
+TASK_ID_METADATA = "spoton-task-id"
 # What a 401 asks for: a bearer token (an API key or an access token; the session cookie
 # and X-API-Key carry the same).
 AUTHENTICATE_CHALLENGE = 'Bearer realm="spoton"'
@@ -73,7 +76,7 @@ UPLOAD_RETRY_AFTER_S = 10
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
-    """An RFC 9457 problem; ``grpc_status`` and ``errors`` are extension members."""
+    """An RFC 9457 problem; ``grpc_status``, ``errors`` and ``task_id`` are extension members."""
 
     type: str
     title: str
@@ -84,6 +87,9 @@ class Problem(msgspec.Struct, omit_defaults=True):
     grpc_status: str | None = None
     # Which request fields failed validation.
     errors: list[dict[str, Any]] | None = None
+    # The task the refusal is about: the unfinished task over the environment, for a start
+    # refused without ``allow_concurrent``.
+    task_id: str | None = None
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -132,6 +138,9 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 def _rpc_error_handler(request: Request[Any, Any, Any], exc: grpc.aio.AioRpcError) -> Response[Problem]:
     problem = problem_for_rpc(exc.code(), exc.details(), request.url.path)
     reason = next((v for k, v in (exc.trailing_metadata() or ()) if k == REASON_METADATA), None)
+    task_id = next((v for k, v in (exc.trailing_metadata() or ()) if k == TASK_ID_METADATA), None)
+    if task_id:
+        problem = msgspec.structs.replace(problem, task_id=task_id)
     if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
         # RFC 9110 §11.6.1: a 401 names the scheme to authenticate with.
         return problem_response(problem, headers={"WWW-Authenticate": AUTHENTICATE_CHALLENGE})

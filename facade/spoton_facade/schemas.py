@@ -73,6 +73,8 @@ class StartTaskBody(msgspec.Struct, forbid_unknown_fields=True):
     environment_id: Id
     # Empty or absent means every camera of the environment.
     camera_ids: list[Id] = msgspec.field(default_factory=list)
+    # Start even while another task over the environment is unfinished (else 409, naming it).
+    allow_concurrent: bool = False
 
 
 class TaskStarted(msgspec.Struct):
@@ -183,6 +185,20 @@ class FloorMap(msgspec.Struct):
     metres_per_pixel: float
 
 
+class EnvironmentOriginName(enum.StrEnum):
+    """``spoton.v1.EnvironmentOrigin`` without its prefix; a test keeps the two in step. ``site``:
+    made by a user; ``job``: made by JobService for one uploaded video. The service always says
+    which (``unspecified`` only comes from one older than origins)."""
+
+    UNSPECIFIED = "unspecified"
+    SITE = "site"
+    JOB = "job"
+
+
+# Every origin but "unspecified", which as a filter would mean none and list every environment.
+EnvironmentOriginFilter = Literal["site", "job"]
+
+
 class Environment(msgspec.Struct):
     """``spoton.v1.Environment``."""
 
@@ -191,6 +207,7 @@ class Environment(msgspec.Struct):
     map: FloorMap | None
     cameras: list[Camera]
     source_dir: str
+    origin: EnvironmentOriginName
 
 
 class EnvironmentList(msgspec.Struct):

@@ -16,7 +16,8 @@ it, so requests it authorises are held to what only this origin's own pages can 
   "simple" cross-site fetch can send (the attack was ``Content-Type: text/plain``).
 
 Every response carries a strict Content-Security-Policy and framing/sniffing headers; the
-dashboard loads only its own scripts and styles.
+dashboard loads only its own scripts and styles. A route may send a policy of its own, which
+is kept: only the API docs' pages do, to allow their styles by a per-request nonce.
 """
 
 from __future__ import annotations
@@ -56,9 +57,6 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 )
-# Swagger UI, ReDoc and the like load their scripts from a CDN and inline their set-up: the
-# policy would break them. They render only the OpenAPI document, which holds no data.
-NO_CSP_PREFIX = "/schema"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -111,7 +109,7 @@ def guard_requests(allowed_origins: Collection[str], is_open: Callable[[Scope], 
             if scope["type"] != "http":
                 await app(scope, receive, send)
                 return
-            send = _with_security_headers(send, csp=not scope["path"].startswith(NO_CSP_PREFIX))
+            send = _with_security_headers(send)
             headers = Headers.from_scope(scope)
             credential = credential_of(headers, _cookies(headers))
             # OPTIONS (CORS preflights included) never carries a credential and says only
@@ -191,13 +189,15 @@ def _own_origin(scope: Scope, headers: Headers) -> str:
     return f"{scope.get('scheme', 'http')}://{host}"
 
 
-def _with_security_headers(send: Send, csp: bool) -> Send:
+def _with_security_headers(send: Send) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = MutableScopeHeaders.from_message(message)
             for name, value in SECURITY_HEADERS:
                 headers[name.decode()] = value.decode()
-            if csp:
+            # A route with a policy of its own keeps it: the API docs' pages add a nonce made
+            # for each request (spoton_facade.api_docs).
+            if "content-security-policy" not in headers:
                 headers["content-security-policy"] = CONTENT_SECURITY_POLICY
         await send(message)
 

@@ -24,7 +24,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class FacadeSettings:
     """Where the facade listens, which inference service it calls and where media lives."""
 
-    facade_host: str = "127.0.0.1"
+    # Where the facade and the gRPC API listen: 127.0.0.1 (this machine) or 0.0.0.0 (every
+    # interface); facade_host, when set, overrides it for the facade alone.
+    bind_host: str = "127.0.0.1"
+    facade_host: str = ""
     facade_port: int = 8080
     # The gRPC target of the inference service.
     inference_target: str = "127.0.0.1:50051"
@@ -43,6 +46,8 @@ class FacadeSettings:
     def __post_init__(self) -> None:
         if self.media_root == Path():
             object.__setattr__(self, "media_root", self.data_dir / "media")
+        if not self.facade_host:
+            object.__setattr__(self, "facade_host", self.bind_host)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FacadeSettings:

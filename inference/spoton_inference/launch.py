@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from spoton_inference.auth_setup import admin_key_path, read_secret
-from spoton_inference.embedded.endpoints import StackEndpoints
+from spoton_inference.embedded.endpoints import Listen, StackEndpoints, local_url
 from spoton_inference.embedded.probes import http_ok
 from spoton_inference.embedded.stack import EmbeddedStack
 from spoton_inference.embedded.stackfile import DEFAULT_STACK_FILE, find_live_stack
@@ -65,21 +65,23 @@ def facade_child(settings: Settings) -> ChildSpec:
         # The facade forwards its callers' credentials and holds none of its own.
         env={k: v for k, v in settings.to_env().items() if k not in SERVICE_ONLY_SECRETS},
         log_path=settings.data_dir / "logs" / "facade.log",
-        ready=lambda: http_ok(f"http://{settings.facade_host}:{settings.facade_port}/health"),
+        ready=lambda: http_ok(f"{local_url(settings.facade_host, settings.facade_port)}/health"),
         ready_timeout_s=60.0,
     )
 
 
-def full_stack(settings: Settings, stack_file: Path | None = None) -> EmbeddedStack:
-    return EmbeddedStack(settings, children=[inference_child, facade_child], stack_file=stack_file)
+def full_stack(settings: Settings, stack_file: Path | None = None, listen: Listen | None = None) -> EmbeddedStack:
+    """Everything, the gRPC API and facade where ``listen`` says (default: free ports)."""
+    return EmbeddedStack(settings, children=[inference_child, facade_child], stack_file=stack_file, listen=listen)
 
 
 @contextlib.asynccontextmanager
 async def stack_for_run(settings: Settings, stack_file: Path = DEFAULT_STACK_FILE) -> AsyncIterator[StackEndpoints]:
-    """The stack named in ``stack_file`` when one is up; else an embedded one for this run."""
+    """The stack named in ``stack_file`` when one is up; else an embedded one for this run,
+    on free ports unless SPOTON_GRPC_PORT / SPOTON_FACADE_PORT are set (see :meth:`Listen.for_run`)."""
     live = await find_live_stack(stack_file)
     if live is not None:
         yield live
         return
-    async with full_stack(settings) as stack:
+    async with full_stack(settings, listen=Listen.for_run(settings, os.environ)) as stack:
         yield stack.endpoints

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from spoton_inference.core.image_header import DEFAULT_MAX_IMAGE_PIXELS
-from spoton_inference.core.media import MediaRoot
+from spoton_inference.core.media import MEDIA_CACHE_DIR, MediaRoot, shared_videos
 from spoton_inference.tracking.reid_defaults import DEFAULT_DIFFERENT_DISTANCE, DEFAULT_SAME_DISTANCE
 
 PREFIX = "SPOTON_"
@@ -32,7 +32,13 @@ class Settings:
     media_root: Path = dataclasses.field(default=Path())
     model_repository: Path = REPO_ROOT / "model_repository"
 
-    grpc_host: str = "127.0.0.1"
+    # Where the facade and the gRPC API listen for clients: 127.0.0.1 keeps them on this
+    # machine, 0.0.0.0 (or an address of one interface) exposes them to others.
+    bind_host: str = "127.0.0.1"
+    # The gRPC API's own listen address ("" = bind_host) and port. `spoton serve` listens on
+    # grpc_port and facade_port (and refuses to start when one is taken); stacks started for
+    # one run (`spoton demo`, `spoton process`) take free ports unless these are set.
+    grpc_host: str = ""
     grpc_port: int = 50051
     # Largest gRPC message accepted or sent; frames are big.
     grpc_max_message_bytes: int = 32 * 1024 * 1024
@@ -96,12 +102,18 @@ class Settings:
     # TimescaleDB only: track points older than this many days are compressed; 0 never.
     history_compress_after_days: int = 7
 
-    facade_host: str = "127.0.0.1"
+    # The facade's own listen address ("" = bind_host) and port; see grpc_host.
+    facade_host: str = ""
     facade_port: int = 8080
     # The gRPC target the facade calls.
     inference_target: str = "127.0.0.1:50051"
     # Base the inference service puts in media URLs; the facade serves that path.
     media_url_prefix: str = "/api/v1/media"
+    # Browser-playable copies (H.264 MP4) of sub-videos that are not, in <data_dir>/media-cache:
+    # the most recently used kept within this many bytes, and at most this many made at once
+    # (uploads are converted in place, in the same threads).
+    media_cache_max_bytes: int = 20 * 1024**3
+    media_convert_workers: int = 2
     cors_allow_origins: tuple[str, ...] = ()
     # Idle seconds after which an SSE stream gets a heartbeat comment.
     sse_heartbeat_seconds: float = 15.0
@@ -174,11 +186,15 @@ class Settings:
     def __post_init__(self) -> None:
         if self.media_root == Path():
             object.__setattr__(self, "media_root", self.data_dir / "media")
+        for host in ("grpc_host", "facade_host"):
+            if not getattr(self, host):
+                object.__setattr__(self, host, self.bind_host)
 
     @property
     def media(self) -> MediaRoot:
         """Where published files go, and the URL prefix the facade serves them under."""
-        return MediaRoot(self.media_root, self.media_url_prefix)
+        videos = shared_videos(self.data_dir / MEDIA_CACHE_DIR, self.media_cache_max_bytes, self.media_convert_workers)
+        return MediaRoot(self.media_root, self.media_url_prefix, videos)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

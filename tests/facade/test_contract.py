@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from spoton_facade.job_schemas import JobStateName
 from spoton_facade.routes.jobs import JobStateFilter
 from spoton_facade.routes.tasks import TaskStateFilter
-from spoton_facade.schemas import TaskStateName
+from spoton_facade.schemas import EnvironmentOriginFilter, EnvironmentOriginName, TaskStateName
 
 Client = AsyncTestClient[Litestar]
 TASK = "0b9c6f5e-6d0e-4d8e-9a51-2f1d8c3b7a10"
@@ -32,6 +32,8 @@ CAMERA = {"camera_id": "north"}
         ("GET", "/api/v1/processing-tasks?state=bogus", None),
         ("GET", "/api/v1/processing-tasks?state=unspecified", None),
         ("GET", "/api/v1/jobs?status=unspecified", None),
+        ("GET", "/api/v1/environments?origin=unspecified", None),
+        ("GET", "/api/v1/environments?origin=camera", None),
         # Found by schemathesis: an int32 overflow in the facade (500).
         ("GET", "/api/v1/processing-tasks?page_size=22817625482942672", None),
         ("GET", "/api/v1/analytics/trajectory/0?environment_id=site", None),
@@ -87,6 +89,7 @@ async def test_options_allows_every_method_of_the_path(client: Client) -> None:
 def test_state_filters_are_the_states_but_unspecified() -> None:
     assert set(typing.get_args(TaskStateFilter)) == {s.value for s in TaskStateName} - {"unspecified"}
     assert set(typing.get_args(JobStateFilter)) == {s.value for s in JobStateName} - {"unspecified"}
+    assert set(typing.get_args(EnvironmentOriginFilter)) == {o.value for o in EnvironmentOriginName} - {"unspecified"}
 
 
 async def test_openapi_says_what_is_accepted(client: Client) -> None:

@@ -6,7 +6,14 @@ import datetime as dt
 
 from spoton.v1 import catalog_pb2, common_pb2, tasks_pb2
 from spoton_facade.convert import enum_name, enum_names, enum_number, message_to_json
-from spoton_facade.schemas import Environment, Task, TaskActionName, TaskStateName, from_proto
+from spoton_facade.schemas import (
+    Environment,
+    EnvironmentOriginName,
+    Task,
+    TaskActionName,
+    TaskStateName,
+    from_proto,
+)
 
 
 def test_task_state_names_follow_the_proto() -> None:
@@ -66,3 +73,9 @@ def test_unset_oneof_members_are_left_out() -> None:
     assert "status_update" in rendered
     assert "tracking_update" not in rendered
     assert message_to_json(common_pb2.Track())["map_coords"] is None
+
+
+def test_environment_origins_match_the_proto() -> None:
+    assert [o.value for o in EnvironmentOriginName] == enum_names(catalog_pb2.EnvironmentOrigin.DESCRIPTOR)
+    job = catalog_pb2.Environment(environment_id="job-1", origin=catalog_pb2.ENVIRONMENT_ORIGIN_JOB)
+    assert from_proto(job, Environment).origin is EnvironmentOriginName.JOB

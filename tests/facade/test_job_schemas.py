@@ -31,10 +31,25 @@ def _job(**fields) -> jobs_pb2.Job:
 
 def test_unset_optional_fields_are_null_and_set_ones_are_numbers() -> None:
     queued = from_proto(_job(), Job)
-    assert queued.state is JobStateName.RUNNING and queued.eta_seconds is None and queued.fps_override is None
+    assert queued.state is JobStateName.RUNNING and queued.fps_override is None
+    assert queued.eta_seconds == 0  # not yet known: 0, as once the job is over
     assert queued.started_at is None and queued.created_at is not None
     running = from_proto(_job(eta_seconds=12.5, progress=0.25), Job)
     assert running.eta_seconds == 12.5 and running.progress == 0.25
+
+
+def test_each_step_has_its_own_figures() -> None:
+    figures = {
+        "frames_per_second": 25.0,
+        "frames_processed": 100,
+        "processing_seconds": 4.0,
+        "rendering_frames_per_second": 100.0,
+        "frames_rendered": 60,
+        "rendering_seconds": 0.6,
+        "elapsed_seconds": 5.5,
+    }
+    body = json.loads(JobBlocks().block(_job(**figures)).decode().split("data: ")[1])
+    assert {name: body[name] for name in figures} == figures
 
 
 def test_an_sse_block_carries_the_revision_and_the_get_body() -> None:

@@ -179,6 +179,25 @@ async def test_content_types(
     assert response.headers["content-type"] == content_type
 
 
+@pytest.mark.parametrize(
+    ("head", "content_type"),
+    [
+        (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00", "video/mp4"),
+        (b"RIFF\x10\x00\x00\x00AVI LIST", "video/x-msvideo"),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01", "video/x-matroska"),
+    ],
+)
+async def test_a_video_named_mp4_is_served_as_the_container_it_is(
+    client: Client, write_media: Callable[[str, bytes], Path], head: bytes, content_type: str
+) -> None:
+    """A sub-video published before the service made videos browser-playable (an AVI named
+    .mp4) is not announced as MP4, which a browser would fail to play without a word."""
+    write_media("tasks/t2/sub_video_01.mp4", head + b"\x00" * 100)
+    response = await client.get("/api/v1/media/tasks/t2/sub_video_01.mp4", headers={"Range": "bytes=0-3"})
+    assert response.status_code == 206 and response.content == head[:4]
+    assert response.headers["content-type"] == content_type
+
+
 @pytest.fixture
 def secret(media_root: Path) -> Path:
     path = media_root.parent / "secret.txt"

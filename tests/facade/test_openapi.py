@@ -149,3 +149,85 @@ async def test_errors_are_documented_as_problems(client: AsyncTestClient[Litesta
                 if int(status) < 400 or (path, status) == ("/health", "503"):  # health answers with its report
                     continue
                 assert list(response["content"]) == ["application/problem+json"], (path, status)
+
+
+# -- the docs pages (Swagger UI, Redoc) work offline: everything from this origin ---------------
+
+DOCS_PAGES = ("/schema", "/schema/redoc", "/schema/swagger")
+ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".png": "image/png"}
+_URL_ATTRIBUTE = re.compile(r"""\s(?:src|href)=['"]([^'"]*)['"]""")
+_NONCE_ATTRIBUTE = re.compile(r"""\snonce=['"]([^'"]+)['"]""")
+
+
+async def test_docs_pages_load_everything_from_this_origin_without_a_login(app: Litestar) -> None:
+    async with AsyncTestClient(app) as anonymous:
+        for page in DOCS_PAGES:
+            response = await anonymous.get(page)
+            assert response.status_code == 200, page
+            assert response.headers["content-type"] == "text/html; charset=utf-8"
+            html = response.text
+            # No CDN, no web fonts: nothing names another host at all.
+            assert "http://" not in html and "https://" not in html and "//" not in html, page
+            assert "googleapis" not in html and "fonts" not in html, page
+            # No inline code: every script is a file, and no <style> (the policy would refuse them).
+            assert "<style" not in html and " style=" not in html, page
+            assert len(re.findall(r"<script\b", html)) == len(re.findall(r"<script\b[^>]*\ssrc=", html)) >= 2, page
+            urls = _URL_ATTRIBUTE.findall(html)
+            assert urls and all(url.startswith("/schema/assets/") for url in urls), urls
+            for url in urls:
+                asset = await anonymous.get(url)
+                assert asset.status_code == 200, url
+                assert asset.headers["content-type"] == ASSET_TYPES[url[url.rindex(".") :]], url
+                assert asset.headers["cache-control"] == "public, max-age=31536000, immutable", url
+                assert asset.content, url
+
+
+async def test_docs_assets_are_the_installed_bundles(app: Litestar) -> None:
+    from openapi_ui_bundles import redoc, swagger_ui
+
+    async with AsyncTestClient(app) as anonymous:
+        swagger = (await anonymous.get("/schema/swagger")).text
+        redoc_page = (await anonymous.get("/schema/redoc")).text
+        bundle = next(url for url in _URL_ATTRIBUTE.findall(swagger) if url.endswith("/swagger-ui-bundle.js"))
+        assert (await anonymous.get(bundle)).content == (swagger_ui.static_path / "swagger-ui-bundle.js").read_bytes()
+        standalone = next(url for url in _URL_ATTRIBUTE.findall(redoc_page) if url.endswith("/redoc.standalone.js"))
+        assert (await anonymous.get(standalone)).content == (redoc.static_path / "redoc.standalone.js").read_bytes()
+        # Only the listed files, and only at the current version.
+        version_dir = bundle.rsplit("/", 1)[0]
+        for missing in (
+            f"{version_dir}/index.html",
+            f"{version_dir}/..%2F..%2Fopenapi.json",
+            bundle.replace(version_dir, "/schema/assets/0000000000000000"),
+        ):
+            assert (await anonymous.get(missing)).status_code == 404, missing
+
+
+async def test_docs_pages_have_a_strict_policy_with_a_fresh_nonce(app: Litestar) -> None:
+    async with AsyncTestClient(app) as anonymous:
+        nonces = set()
+        for _ in range(2):
+            response = await anonymous.get("/schema/redoc")
+            policy = dict(
+                directive.strip().split(" ", 1) for directive in response.headers["content-security-policy"].split(";")
+            )
+            assert policy["script-src"] == "'self'"
+            assert policy["default-src"] == policy["connect-src"] == "'self'"
+            assert policy["frame-ancestors"] == "'none'" and policy["object-src"] == "'none'"
+            assert "unsafe" not in response.headers["content-security-policy"]
+            (nonce,) = _NONCE_ATTRIBUTE.findall(response.text)
+            assert f"'nonce-{nonce}'" in policy["style-src"].split()
+            nonces.add(nonce)
+        assert len(nonces) == 2
+        # The document and the assets get the same policy (no route under /schema goes without).
+        document = await anonymous.get("/schema/openapi.json")
+        assert "script-src 'self';" in document.headers["content-security-policy"]
+
+
+async def test_docs_pages_hold_no_credential(client: AsyncTestClient[Litestar]) -> None:
+    """The pages are the same for everyone: nothing of the caller's credential is written into them."""
+    token = client.headers["Authorization"].removeprefix("Bearer ")
+    client.cookies.set("spoton_session", "session-secret")
+    for page in (*DOCS_PAGES, "/schema/openapi.json", "/schema/openapi.yaml"):
+        response = await client.get(page)
+        assert response.status_code == 200, page
+        assert token not in response.text and "session-secret" not in response.text, page

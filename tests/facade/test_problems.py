@@ -47,10 +47,17 @@ async def crash() -> None:
     raise RuntimeError("secret internals")
 
 
+@get("/test/task-running")
+async def refuse_a_second_task() -> None:
+    trailing = grpc.aio.Metadata(("spoton-error-reason", "task-running"), ("spoton-task-id", "t-1"))
+    raise grpc.aio.AioRpcError(grpc.StatusCode.FAILED_PRECONDITION, grpc.aio.Metadata(), trailing, "t-1 runs")
+
+
 @pytest.fixture
 def app(app: Litestar) -> Litestar:
     app.register(raise_rpc_error)
     app.register(crash)
+    app.register(refuse_a_second_task)
     return app
 
 
@@ -67,6 +74,13 @@ async def test_grpc_status_to_problem(client: Client, code: grpc.StatusCode) -> 
         "instance": f"/test/rpc-error/{code.name}",
         "grpc_status": code.name,
     }
+
+
+async def test_a_refused_second_task_is_a_conflict_naming_the_running_one(client: Client) -> None:
+    response = await client.get("/test/task-running")
+    assert response.status_code == 409 and response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    body = response.json()
+    assert (body["task_id"], body["grpc_status"], body["detail"]) == ("t-1", "FAILED_PRECONDITION", "t-1 runs")
 
 
 async def test_unhandled_error_is_a_bare_500(client: Client) -> None:

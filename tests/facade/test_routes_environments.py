@@ -6,6 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from spoton_inference.core.environment import EnvironmentOrigin
+
 Client = httpx.AsyncClient
 BASE = "/api/v1/environments"
 SQUARE = [[0, 0], [640, 0], [640, 480], [0, 480]]
@@ -93,3 +95,25 @@ async def test_register_a_directory(live_client: Client, live_service, expect_pr
     missing_detail = expect_problem(missing, 400, "INVALID_ARGUMENT")["detail"]
     bare_detail = expect_problem(bare, 400, "INVALID_ARGUMENT")["detail"]
     assert missing_detail.replace("/nope", "") == bare_detail.replace("/cameras", "")
+
+
+async def test_environments_say_their_origin_and_filter_on_it(
+    live_client: Client, live_service, expect_problem
+) -> None:
+    app = live_service.app
+    site = await app.catalog.register_directory(str(live_service.make_environment("rest-origin-site")))
+    job_dir = live_service.make_environment("rest-origin-job")
+    job = await app.catalog.register_directory(str(job_dir), origin=EnvironmentOrigin.JOB)
+
+    def ids(response: httpx.Response) -> dict[str, str]:
+        assert response.status_code == 200, response.text
+        return {e["environment_id"]: e["origin"] for e in response.json()["environments"]}
+
+    everything = ids(await live_client.get(BASE))
+    assert everything[site.environment_id] == "site" and everything[job.environment_id] == "job"
+    sites = ids(await live_client.get(BASE, params={"origin": "site"}))
+    assert site.environment_id in sites and job.environment_id not in sites and set(sites.values()) == {"site"}
+    jobs = ids(await live_client.get(BASE, params={"origin": "job"}))
+    assert job.environment_id in jobs and site.environment_id not in jobs and set(jobs.values()) == {"job"}
+    assert (await live_client.get(f"{BASE}/{job.environment_id}")).json()["origin"] == "job"
+    expect_problem(await live_client.get(BASE, params={"origin": "unspecified"}), 400)

@@ -81,7 +81,12 @@ async def test_a_multipart_upload_is_followed_over_sse_to_completion(completed, 
     assert revisions == sorted(set(revisions)) and revisions[-1] == job["revision"]
     running = [e["data"] for e in events if e["data"]["state"] == "running"]
     assert [j["progress"] for j in running] == sorted(j["progress"] for j in running)
-    assert any(j.get("eta_seconds") is not None and j["frames_per_second"] > 0 for j in running), running
+    assert any(j["eta_seconds"] > 0 and j["frames_per_second"] > 0 for j in running), running
+    # Each step's speed is kept once it is over: processing's is not replaced by rendering's.
+    assert job["frames_per_second"] == pytest.approx(job["frames_processed"] / job["processing_seconds"], rel=0.02)
+    assert job["rendering_frames_per_second"] > 0 and job["frames_rendered"] == job["total_frames"]
+    assert [j["frames_processed"] for j in running] == sorted(j["frames_processed"] for j in running)
+    assert job["eta_seconds"] == 0 and job["elapsed_seconds"] >= job["processing_seconds"]
     assert job["name"] == "Hall over REST" and job["filename"] == "hall.mp4" and job["fps_override"] == 10
     assert job["video"]["codec"] == "h264" and job["progress"] == 1 and job["frames_processed"] == 30
 

@@ -12,8 +12,8 @@ Client = httpx.AsyncClient
 BASE = "/api/v1/processing-tasks"
 
 
-async def _start(client: Client, environment_id: str) -> str:
-    response = await client.post(f"{BASE}/start", json={"environment_id": environment_id})
+async def _start(client: Client, environment_id: str, **extra: object) -> str:
+    response = await client.post(f"{BASE}/start", json={"environment_id": environment_id, **extra})
     assert response.status_code == 202, response.text
     return response.json()["task_id"]
 
@@ -65,7 +65,7 @@ async def test_bad_controls(live_client: Client, task_id: str, body: dict, statu
 
 async def test_list_filters_and_pages(live_client: Client, registered) -> None:
     environment_id = await registered("rest-listing")
-    started = [await _start(live_client, environment_id) for _ in range(3)]
+    started = [await _start(live_client, environment_id, allow_concurrent=True) for _ in range(3)]
     for task_id in started:
         assert (await _control(live_client, task_id, "cancel")).json()["state"] in ("cancelled", "completed")
 
@@ -84,3 +84,22 @@ async def test_list_filters_and_pages(live_client: Client, registered) -> None:
     assert all(t["state"] == "cancelled" for t in cancelled["tasks"])
     bad = await live_client.get(BASE, params={"page_token": "forged"})
     assert bad.status_code == 400 and bad.json()["grpc_status"] == "INVALID_ARGUMENT"
+
+
+async def test_a_second_start_is_a_conflict_naming_the_running_task(live_client: Client, registered) -> None:
+    environment_id = await registered("rest-one-running")
+    first = await _start(live_client, environment_id)
+    await _control(live_client, first, "pause")  # unfinished for as long as the test needs
+    refused = await live_client.post(f"{BASE}/start", json={"environment_id": environment_id})
+    _conflict(refused, first)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["task_id"] == first
+    tasks = (await live_client.get(BASE, params={"environment_id": environment_id})).json()["tasks"]
+    assert [t["task_id"] for t in tasks] == [first]  # the refused start left nothing
+
+    beside = await _start(live_client, environment_id, allow_concurrent=True)
+    assert beside != first
+    for task_id in (first, beside):
+        await _control(live_client, task_id, "cancel")
+    again = await _start(live_client, environment_id)  # nothing unfinished: a start goes through
+    await _control(live_client, again, "cancel")

@@ -54,7 +54,7 @@ async def test_a_retried_start_answers_the_first_task(stub, new_environment):
     assert again.task_id == first.task_id
     assert await _tasks_of(stub, env) == [first.task_id]
     # Without a key, or with another one, a start is a new task.
-    other = (await stub.StartTask(tasks_pb2.StartTaskRequest(environment_id=env))).task
+    other = (await stub.StartTask(tasks_pb2.StartTaskRequest(environment_id=env, allow_concurrent=True))).task
     assert other.task_id != first.task_id
     assert sorted(await _tasks_of(stub, env)) == sorted([first.task_id, other.task_id])
 
@@ -133,7 +133,8 @@ async def test_the_rest_start_route_takes_the_idempotency_key_header(rest, stub,
 
 async def test_a_key_past_its_time_starts_a_new_task(stub, new_environment, live_service):
     env = await new_environment()
-    request = tasks_pb2.StartTaskRequest(environment_id=env, idempotency_key=str(uuid.uuid4()))
+    # The second start runs beside the first, which may not have ended.
+    request = tasks_pb2.StartTaskRequest(environment_id=env, idempotency_key=str(uuid.uuid4()), allow_concurrent=True)
     first = (await stub.StartTask(request)).task
     ttl_s = live_service.settings.idempotency_key_ttl_s
     async with live_service.app.db.pool.acquire() as conn:  # as if the key had been used that long ago

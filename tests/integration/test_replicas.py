@@ -179,7 +179,8 @@ async def test_sequence_numbers_go_on_across_a_restart_of_the_inference_service(
     try:
         async with authed_channel(target) as channel:
             stub = tasks_pb2_grpc.TaskServiceStub(channel)
-            task_id = (await stub.StartTask(tasks_pb2.StartTaskRequest(environment_id=env_id))).task.task_id
+            request = tasks_pb2.StartTaskRequest(environment_id=env_id, allow_concurrent=True)  # beside `others`
+            task_id = (await stub.StartTask(request)).task.task_id
             pause = tasks_pb2.TASK_ACTION_PAUSE
             await stub.ControlTask(tasks_pb2.ControlTaskRequest(task_id=task_id, action=pause))
         await a.tasks.control(others.task_id, TaskAction.PAUSE)

@@ -8,8 +8,10 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from spoton.v1 import catalog_pb2
 from spoton_facade import to_proto
 from spoton_facade.client import InferenceClient
+from spoton_facade.convert import enum_number
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.schemas import (
     Camera,
@@ -19,6 +21,7 @@ from spoton_facade.schemas import (
     Environment,
     EnvironmentBody,
     EnvironmentList,
+    EnvironmentOriginFilter,
     EnvironmentPatchBody,
     RegisterEnvironmentBody,
     from_proto,
@@ -36,9 +39,17 @@ class EnvironmentController(Controller):
     tags = ("environments",)
 
     @get(summary="List environments", responses=UPSTREAM_PROBLEMS)
-    async def list_environments(self, inference: NamedDependency[InferenceClient]) -> EnvironmentList:
+    async def list_environments(
+        self,
+        inference: NamedDependency[InferenceClient],
+        origin: Annotated[
+            EnvironmentOriginFilter | None,
+            QueryParameter(description="Only sites (`site`) or only jobs' environments (`job`); absent: all"),
+        ] = None,
+    ) -> EnvironmentList:
         """CatalogService.ListEnvironments."""
-        return from_proto(await inference.list_environments(), EnvironmentList)
+        number = enum_number(catalog_pb2.EnvironmentOrigin.DESCRIPTOR, origin) if origin else 0
+        return from_proto(await inference.list_environments(number), EnvironmentList)
 
     @post(
         summary="Create an environment",

@@ -36,7 +36,8 @@ class MediaController(Controller):
         summary="Download a media file",
         description=(
             "Serves e.g. `tasks/{task}/environments/{env}/cameras/{cam}/sub_videos/{file}` and "
-            "`tasks/{task}/exports/{name}`. One byte range per request (206); several ranges or "
+            "`tasks/{task}/exports/{name}`. Sub-videos are H.264 MP4 with the index first (`video/mp4`), "
+            "whatever format they were uploaded or registered in. One byte range per request (206); several ranges or "
             "one past the end give 416 with `Content-Range: bytes */<size>`. `If-None-Match` "
             "gives 304; a stale `If-Range` gives the whole file. A path outside the media root "
             "is 404. The caller must be allowed to see the task or environment the file is under "

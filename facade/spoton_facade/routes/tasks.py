@@ -48,7 +48,9 @@ class TaskController(Controller):
         summary="Start a task",
         description=(
             "With an `Idempotency-Key` header, a retry (after a timeout, say) answers the task the first "
-            "request started rather than starting another; the same key with a different body is 422."
+            "request started rather than starting another; the same key with a different body is 422. "
+            "While a task over the environment is unfinished, a start is 409 with the problem's `task_id` "
+            "naming that task, unless the body sets `allow_concurrent: true`."
         ),
         status_code=202,
         responses={**problem_responses(404, 409, 422), **UPSTREAM_PROBLEMS},
@@ -61,7 +63,12 @@ class TaskController(Controller):
         key_header: IdempotencyKeyHeader = None,
     ) -> Response[TaskStarted]:
         """TaskService.StartTask; answers where to poll and where to follow the task."""
-        task = await inference.start_task(data.environment_id, data.camera_ids, idempotency_key(key_header))
+        task = await inference.start_task(
+            data.environment_id,
+            data.camera_ids,
+            idempotency_key(key_header),
+            allow_concurrent=data.allow_concurrent,
+        )
         status_url = request.app.route_reverse("task-status", task_id=task.task_id)
         started = TaskStarted(
             task_id=task.task_id,

@@ -25,6 +25,7 @@ from spoton_inference.core.environment import (
     Camera,
     CameraGroup,
     Environment,
+    EnvironmentOrigin,
     FloorMap,
     floor_map_image,
     load_environment_dir,
@@ -174,10 +175,13 @@ class Catalog:
             await self.load()
 
     @audited(
-        AuditAction.ENVIRONMENT_REGISTER, lambda path: f"directory/{path}", lambda env: _env_target(env.environment_id)
+        AuditAction.ENVIRONMENT_REGISTER,
+        lambda path, **_: f"directory/{path}",
+        lambda env: _env_target(env.environment_id),
     )
-    async def register_directory(self, path: str) -> Environment:
-        env = load_environment_dir(path)
+    async def register_directory(self, path: str, *, origin: EnvironmentOrigin = EnvironmentOrigin.SITE) -> Environment:
+        """Register (or replace) the environment in directory ``path``; jobs pass JOB as ``origin``."""
+        env = dataclasses.replace(load_environment_dir(path), origin=origin)
         require_creatable(env.environment_id, "an environment")
         if env.num_batches == 0:
             raise InvalidArgument(f"{env.source_dir} has no cameras/<id>/sub_video_NN.mp4 files")
@@ -186,11 +190,17 @@ class Catalog:
             # Groups are kept apart from the directory's contents: replacing the cameras keeps them.
             if previous is not None:
                 env = dataclasses.replace(env, groups=previous.groups)
-            return await self._save(env)
+            env = await self._save(env)
+        if self._media is not None and self._media.videos is not None:
+            # Browser-playable copies are made in the background from now on, so a task's media
+            # is ready sooner; a task awaits the copy its media needs (MediaRoot.publish_video).
+            for sub in (sub for camera in env.cameras for sub in camera.sub_videos):
+                self._media.videos.prefetch(sub.path)
+        return env
 
-    def list(self) -> list[Environment]:
-        """The environments the caller may see (core/scoping.py)."""
-        return [self._cache[k] for k in sorted(self._cache) if visible(k)]
+    def list(self, origin: EnvironmentOrigin | None = None) -> list[Environment]:
+        """The environments the caller may see (core/scoping.py); only those of ``origin`` when given."""
+        return [self._cache[k] for k in sorted(self._cache) if visible(k) and origin in (None, self._cache[k].origin)]
 
     def get(self, environment_id: str) -> Environment:
         env = self._cache.get(environment_id)

@@ -16,6 +16,7 @@ but must decode as video, which a stolen text or key file does not.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import re
 import stat
@@ -78,6 +79,13 @@ class FloorMap:
     image_url: str = ""
 
 
+class EnvironmentOrigin(enum.StrEnum):
+    """Who made an environment: a user (a site, the default) or the jobs service (one per upload)."""
+
+    SITE = "site"
+    JOB = "job"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Environment:
     environment_id: str
@@ -86,6 +94,8 @@ class Environment:
     cameras: tuple[Camera, ...]
     source_dir: Path | None = None
     groups: tuple[CameraGroup, ...] = ()
+    # Jobs' environments are kept apart from sites (ListEnvironments filters on it).
+    origin: EnvironmentOrigin = EnvironmentOrigin.SITE
 
     def camera(self, camera_id: str) -> Camera | None:
         return next((c for c in self.cameras if c.camera_id == camera_id), None)

@@ -43,6 +43,7 @@ from pathlib import Path
 from spoton_inference.core.analytics import Analytics
 from spoton_inference.core.audit import Audit, AuditAction, audited
 from spoton_inference.core.catalog import CameraPatch, Catalog, HomographySpec
+from spoton_inference.core.environment import EnvironmentOrigin
 from spoton_inference.core.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -165,9 +166,6 @@ class JobManager:
         # Replaced after every change; watchers wait on the one they saw.
         self._changed = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
-        # Rendering speed measured on earlier jobs (moving average): the next jobs' ETA uses it
-        # until their own rendering is measured.
-        self._render_fps = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -424,9 +422,9 @@ class JobManager:
 
     async def _process(self, job: JobRecord, run: _Running) -> tuple[JobResult, ...]:
         job_id = job.job_id
-        loop = asyncio.get_running_loop()
-        await self._report(job_id, "preparing", Snapshot(0.0, None, 0.0), 0, job.total_frames)
-        env = await self._catalog.register_directory(str(self._job_dir(job_id)))
+        await self._report(job_id, "preparing", Snapshot(0.0, None), job.total_frames)
+        await self._make_playable(job_id)
+        env = await self._catalog.register_directory(str(self._job_dir(job_id)), origin=EnvironmentOrigin.JOB)
         if job.options.homography is not None:
             await self._catalog.update_camera(
                 env.environment_id, CAMERA_ID, CameraPatch(homography=job.options.homography)
@@ -437,8 +435,12 @@ class JobManager:
                 await self._analytics.create_zone(
                     env.environment_id, zone_id=zone.zone_id, name=zone.name, polygon=zone.polygon
                 )
+        # The job runs one task at a time on its own environment; allow_concurrent so that a
+        # rerun is never refused over the task of an attempt a restart interrupted.
         starting = asyncio.ensure_future(
-            self._tasks.start(env.environment_id, [], detection_threshold=job.options.detection_threshold)
+            self._tasks.start(
+                env.environment_id, [], detection_threshold=job.options.detection_threshold, allow_concurrent=True
+            )
         )
         try:
             task = await asyncio.shield(starting)
@@ -448,26 +450,44 @@ class JobManager:
                 run.task_id = (await starting).task_id
             raise
         run.task_id = task.task_id
-        progress = JobProgress(task.total_frames, render_fps_prior=self._render_fps)
-        snapshot = progress.processing(0, loop.time())
-        await self._report(job_id, "processing", snapshot, 0, task.total_frames, task.task_id)
+        # Rendering speed scales with the frame's pixels: earlier jobs' speed, at this size.
+        render_prior = await self._store.rendering_pixel_rate() / max(job.video.width * job.video.height, 1)
+        # Timed by the task's record (when it was created, when each count was written): the
+        # counts and their times agree, however late this poll reads them.
+        progress = JobProgress(task.total_frames, started=task.created_at.timestamp(), render_fps_prior=render_prior)
+        snapshot = progress.processing(0, task.updated_at.timestamp())
+        await self._report(job_id, "processing", snapshot, task.total_frames, task.task_id)
         while not task.state.is_final:
             await asyncio.sleep(PROGRESS_INTERVAL_S)
             try:
                 task = await self._tasks.get(task.task_id)
-                snapshot = progress.processing(task.frames_processed, loop.time())
-                await self._report(job_id, "processing", snapshot, task.frames_processed, task.total_frames)
+                snapshot = progress.processing(task.frames_processed, task.updated_at.timestamp())
+                await self._report(job_id, "processing", snapshot, task.total_frames)
             except Unavailable as exc:  # PostgreSQL away: the task goes on, and so does the job
                 log.debug("job %s: progress not read or reported (%s); retrying", job_id, exc)
         if task.state is TaskState.CANCELLED:
             raise _TaskCancelled(f"its task {task.task_id} was cancelled (ControlTask)")
         if task.state is TaskState.FAILED:
             raise RuntimeError(f"processing failed: {task.error}")
+        snapshot = progress.processing_done(task.frames_processed, task.updated_at.timestamp())
+        await self._report(job_id, "processing", snapshot, task.total_frames)
         if self._identities is not None:
             # The task's identities are mirrored in the background: all in before the job is
             # done, so a delete right after it finds every row.
             await self._identities.flush()
         return await self._render_and_publish(job, run, progress, env.cameras[0].fps)
+
+    async def _make_playable(self, job_id: str) -> None:
+        """The upload becomes H.264 MP4 (faststart) in place, the same frames at the same times,
+        before its environment is registered: the task tracks, and browsers play, one file."""
+        videos = self._settings.media.videos
+        if videos is None:
+            return
+        made = await videos.convert_in_place(self._job_dir(job_id) / "cameras" / CAMERA_ID / SUB_VIDEO)
+        if made is not None:
+            log.info(
+                "job %s: upload made playable in browsers (%s, %d frames)", job_id, made.verdict.value, made.frames
+            )
 
     async def _render_and_publish(
         self, job: JobRecord, run: _Running, progress: JobProgress, fps: float
@@ -482,6 +502,7 @@ class JobManager:
         partial = out / f"{video_name}.part"
         rendered = [0]  # written by the rendering thread, read here
         source = self._job_dir(job_id) / "cameras" / CAMERA_ID / SUB_VIDEO
+        progress.rendering_started(loop.time())
         run.render = loop.run_in_executor(
             None,
             render_annotated,
@@ -492,17 +513,12 @@ class JobManager:
             lambda n: rendered.__setitem__(0, n),
             run.render_stop,
         )
-        while not run.render.done():
+        done = False
+        while not done:  # the last report, once it is done, holds the final figures
             await asyncio.wait({run.render}, timeout=PROGRESS_INTERVAL_S)
-            snapshot = progress.rendering(rendered[0], loop.time())
-            await self._report(job_id, "rendering", snapshot, rendered[0], progress.total_frames)
-        run.render.result()
-        if progress.rendering_fps > 0:
-            self._render_fps = (
-                progress.rendering_fps
-                if not self._render_fps
-                else (0.5 * self._render_fps + 0.5 * progress.rendering_fps)
-            )
+            done = run.render.done()
+            frames = run.render.result() if done else rendered[0]
+            await self._report(job_id, "rendering", progress.rendering(frames, loop.time()), progress.total_frames)
         os.replace(partial, out / video_name)
         shutil.copyfile(events, out / RESULT_FILES[ResultKind.EVENTS][0])
         shutil.copyfile(tracks, out / RESULT_FILES[ResultKind.TRACKS][0])
@@ -521,19 +537,8 @@ class JobManager:
             with contextlib.suppress(FailedPrecondition, NotFound):
                 await self._tasks.control(run.task_id, TaskAction.CANCEL)
 
-    async def _report(
-        self, job_id: str, step: str, snapshot: Snapshot, frames: int, total: int, task_id: str = ""
-    ) -> None:
-        await self._store.report(
-            job_id,
-            step=step,
-            progress=snapshot.progress,
-            eta_seconds=snapshot.eta_seconds,
-            frames_per_second=snapshot.frames_per_second,
-            frames_processed=frames,
-            total_frames=total,
-            task_id=task_id,
-        )
+    async def _report(self, job_id: str, step: str, snapshot: Snapshot, total: int, task_id: str = "") -> None:
+        await self._store.report(job_id, step=step, snapshot=snapshot, total_frames=total, task_id=task_id)
         self._notify()
 
     async def _finish(self, job_id: str, state: JobState, error: str = "", results: tuple[JobResult, ...] = ()) -> None:

@@ -48,7 +48,7 @@ from spoton_inference.storage.event_outbox import EventOutbox
 from spoton_inference.storage.history_writer import HistoryWriter
 from spoton_inference.storage.idempotency_store import IdempotencyStore, KeyTaken
 from spoton_inference.storage.identity_sync import IdentitySync, snapshot
-from spoton_inference.storage.postgres import Database, TaskRecord
+from spoton_inference.storage.postgres import Database, EnvironmentBusy, TaskRecord
 from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import EventsExpired, RedisEventLog
 from spoton_inference.storage.redis_watch import SharedWaits
@@ -69,6 +69,20 @@ WATCH_RETRY_S = 0.5
 # with no final event, before a watcher ends without one.
 WATCH_OVER_ROUNDS = 3
 UNFINISHED = tuple(s for s in TaskState if not s.is_final)
+
+
+class TaskRunning(FailedPrecondition):
+    """A start over an environment with an unfinished task, without allow_concurrent; the edge
+    sends ``task_id`` along (gRPC trailing metadata, REST problem member) so clients can open it."""
+
+    reason = "task-running"
+
+    def __init__(self, running: TaskRecord) -> None:
+        self.task_id = running.task_id
+        super().__init__(
+            f"environment {running.environment_id!r} already has task {running.task_id} ({running.state.value}); "
+            "follow or cancel that task, or start with allow_concurrent to run another beside it"
+        )
 
 
 class TaskAction(enum.StrEnum):
@@ -248,9 +262,13 @@ class TaskManager:
         *,
         detection_threshold: float | None = None,
         idempotency_key: str = "",
+        allow_concurrent: bool = False,
     ) -> TaskRecord:
         """``detection_threshold`` overrides SPOTON_DETECTION_THRESHOLD for this task (jobs set it).
-        A retry with the ``idempotency_key`` of an earlier start answers that start's task."""
+        A retry with the ``idempotency_key`` of an earlier start answers that start's task.
+        TaskRunning while another task over the environment is unfinished, unless
+        ``allow_concurrent`` (checked in the transaction that records the task: two racing
+        starts, on any replicas, never both win)."""
         request = {"environment_id": environment_id, "camera_ids": camera_ids, "threshold": detection_threshold}
         claim = claim_for(Operation.START_TASK, idempotency_key, request, self._settings.idempotency_key_ttl_s)
         if claim is not None and (holder := await IdempotencyStore(self._db).lookup(claim)) is not None:
@@ -276,7 +294,9 @@ class TaskManager:
             settings = dataclasses.replace(settings, detection_threshold=detection_threshold)
 
         async def create() -> TaskRecord:
-            record = await self._db.insert_task(environment_id, [c.camera_id for c in cameras], total, claim=claim)
+            record = await self._db.insert_task(
+                environment_id, [c.camera_id for c in cameras], total, claim=claim, concurrent=allow_concurrent
+            )
             plan = TaskPlan(record.task_id, env, cameras, record.created_at)
             # Registered before the first await, so a control call right after StartTask finds it.
             live = self._live[record.task_id] = _Live()
@@ -292,6 +312,8 @@ class TaskManager:
         except KeyTaken as taken:  # a request with the same key got there first
             assert claim is not None  # only a claim is taken
             return await self.get(replayed(claim, taken.holder))
+        except EnvironmentBusy as busy:
+            raise TaskRunning(busy.running) from None
 
     async def get(self, task_id: str) -> TaskRecord:
         record = await self._db.get_task(parse_uuid(task_id, "task id"))

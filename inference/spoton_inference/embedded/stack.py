@@ -5,10 +5,13 @@ clients reconnect to the same endpoint (see :mod:`spoton_inference.embedded.rest
 the back-off and the budget). Past the budget the component is FAILED and :meth:`failed`
 returns: the owner then leaves the ``async with``, which stops the rest in order.
 
-Everything listens on 127.0.0.1 on free ports chosen up front, so the endpoints (and the
-settings children receive) are known before anything starts. Components start in order,
-each waited on by its readiness probe, and stop in reverse order, also when start-up fails
-or the surrounding task is cancelled.
+Triton, PostgreSQL and Redis listen on 127.0.0.1 on free ports; the gRPC API and the
+facade where ``listen`` says (:class:`~spoton_inference.embedded.endpoints.Listen`: free
+ports on the settings' hosts unless given; ``spoton serve`` gives the configured ones).
+All ports are chosen, and fixed ones checked, up front, so the endpoints (and the settings
+children receive) are known and a taken port is reported before anything starts.
+Components start in order, each waited on by its readiness probe, and stop in reverse
+order, also when start-up fails or the surrounding task is cancelled.
 
 Extra children (the inference gRPC service, the facade) are given as factories that build
 a :class:`ChildSpec` from the stack's settings, so their command line, environment
@@ -33,14 +36,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from spoton_inference.embedded.endpoints import StackEndpoints
-from spoton_inference.embedded.ports import LOOPBACK, pick_free_ports
+from spoton_inference.embedded.endpoints import Listen, StackEndpoints, client_host, host_port, local_url
 from spoton_inference.embedded.postgres import EmbeddedPostgres
 from spoton_inference.embedded.redis import EmbeddedRedis
 from spoton_inference.embedded.restarts import (
@@ -66,7 +69,8 @@ class EmbeddedStack:
 
     Use as ``async with``; ``stack_file``, when given, is written once everything is ready
     and removed on stop (see :mod:`spoton_inference.embedded.stackfile`). Crashed components
-    are restarted under ``restart``.
+    are restarted under ``restart``. A fixed port in ``listen`` that is taken raises
+    :class:`~spoton_inference.embedded.ports.PortUnavailable` here, before anything starts.
     """
 
     def __init__(
@@ -76,21 +80,25 @@ class EmbeddedStack:
         children: Sequence[ChildFactory] = (),
         stack_file: Path | None = None,
         restart: RestartPolicy | None = None,
+        listen: Listen | None = None,
     ) -> None:
+        listen = listen or Listen.free(settings)
+        # Claimed first, so the free ports picked for the servers below never take them.
+        grpc_port, facade_port = listen.claim()
         self.triton = EmbeddedTriton(settings)
         self.postgres = EmbeddedPostgres(settings)
         self.redis = EmbeddedRedis(settings)
-        grpc_port, facade_port = pick_free_ports(2)
         self.endpoints = StackEndpoints(
-            facade_url=f"http://{LOOPBACK}:{facade_port}",
-            grpc_target=f"{LOOPBACK}:{grpc_port}",
+            facade_url=local_url(listen.facade_host, facade_port),
+            grpc_target=host_port(client_host(listen.grpc_host), grpc_port),
             triton_grpc_url=self.triton.grpc_url,
             triton_http_url=self.triton.http_url,
             postgres_dsn=self.postgres.dsn,
             redis_url=self.redis.url,
         )
         # The settings every child should run with (through settings.to_env()).
-        self.settings = self.endpoints.apply_to(settings)
+        listening = dataclasses.replace(settings, grpc_host=listen.grpc_host, facade_host=listen.facade_host)
+        self.settings = self.endpoints.apply_to(listening)
         self.children = [ChildProcess(factory(self.settings)) for factory in children]
         self._stack_file = stack_file
         self._components: list[Component] = [self.triton, self.postgres, self.redis]

@@ -20,7 +20,9 @@ from spoton_inference.embedded.pids import pid_alive
 from spoton_inference.embedded.probes import tcp_accepts
 from spoton_inference.settings import REPO_ROOT
 
-DEFAULT_STACK_FILE = REPO_ROOT / "var" / "stack.json"
+# SPOTON_STACK_FILE moves it, e.g. for a second stack beside a developer's own (read once: each CLI
+# run is a fresh process).
+DEFAULT_STACK_FILE = Path(os.environ.get("SPOTON_STACK_FILE") or REPO_ROOT / "var" / "stack.json")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from spoton.v1 import catalog_pb2, common_pb2, system_pb2, tasks_pb2
 from spoton_inference.core.camera_health import CameraHealthReport
 from spoton_inference.core.camera_source import SourceInput, SourceKind
 from spoton_inference.core.catalog import CameraPatch, CameraSpec, EnvironmentPatch, EnvironmentSpec, HomographySpec
-from spoton_inference.core.environment import Camera, Environment
+from spoton_inference.core.environment import Camera, Environment, EnvironmentOrigin
 from spoton_inference.core.events import (
     BatchProcessingComplete,
     FocusUpdate,
@@ -33,6 +33,8 @@ STATE_TO_PROTO = {s: tasks_pb2.TaskState.Value(f"TASK_STATE_{s.name}") for s in 
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
 SOURCE_KIND_TO_PROTO = {k: catalog_pb2.CameraSourceKind.Value(f"CAMERA_SOURCE_KIND_{k.name}") for k in SourceKind}
 PROTO_TO_SOURCE_KIND = {v: k for k, v in SOURCE_KIND_TO_PROTO.items()}
+ORIGIN_TO_PROTO = {o: catalog_pb2.EnvironmentOrigin.Value(f"ENVIRONMENT_ORIGIN_{o.name}") for o in EnvironmentOrigin}
+PROTO_TO_ORIGIN = {v: k for k, v in ORIGIN_TO_PROTO.items()}
 PROTO_TO_ACTION = {tasks_pb2.TaskAction.Value(f"TASK_ACTION_{a.name}"): a for a in TaskAction}
 
 
@@ -185,6 +187,7 @@ def environment(env: Environment) -> catalog_pb2.Environment:
         map=catalog_pb2.FloorMap(image_url=env.floor_map.image_url, metres_per_pixel=env.floor_map.metres_per_pixel),
         cameras=[camera(c) for c in env.cameras],
         source_dir=str(env.source_dir or ""),
+        origin=ORIGIN_TO_PROTO[env.origin],
     )
 
 

@@ -30,6 +30,8 @@ T = TypeVar("T")
 REASON_METADATA = "spoton-error-reason"
 # Whole seconds a rate-limited caller should wait before trying again (RateLimited).
 RETRY_AFTER_METADATA = "retry-after"
+# The task a refusal is about (TaskRunning: the unfinished task over the environment).
+TASK_ID_METADATA = "spoton-task-id"
 
 STATUS_FOR: list[tuple[type[Exception], grpc.StatusCode]] = [
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -61,6 +63,9 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     retry_after_s = getattr(exc, "retry_after_s", None)
     if retry_after_s is not None:
         trailing += ((RETRY_AFTER_METADATA, str(math.ceil(retry_after_s))),)
+    task_id = getattr(exc, "task_id", None)
+    if task_id:
+        trailing += ((TASK_ID_METADATA, task_id),)
     await context.abort(code, str(exc), trailing_metadata=trailing)
 
 

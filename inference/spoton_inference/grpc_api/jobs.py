@@ -3,6 +3,7 @@ and the conversions between its protobuf messages and the core's records."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import grpc
@@ -94,6 +95,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             eta_seconds=r.eta_seconds,
             frames_per_second=r.frames_per_second,
             frames_processed=r.frames_processed,
+            rendering_frames_per_second=r.rendering_frames_per_second,
+            frames_rendered=r.frames_rendered,
+            processing_seconds=r.processing_seconds,
+            rendering_seconds=r.rendering_seconds,
+            elapsed_seconds=round(r.elapsed_seconds(dt.datetime.now(dt.UTC)), 3),
             total_frames=r.total_frames,
             size_bytes=r.size_bytes,
             video=jobs_pb2.VideoInfo(

@@ -29,6 +29,7 @@ from spoton.v1 import (
 )
 from spoton_inference.app import InferenceApp
 from spoton_inference.core.health import STARTING
+from spoton_inference.embedded.endpoints import host_port
 from spoton_inference.grpc_api.analytics import AnalyticsServicer
 from spoton_inference.grpc_api.auth import AuthInterceptor
 from spoton_inference.grpc_api.auth_service import AuthServicer
@@ -80,7 +81,8 @@ def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     add_reflection(server, [*SPOTON_SERVICES, HEALTH_SERVICE])
-    server.add_insecure_port(f"{app.settings.grpc_host}:{app.settings.grpc_port}")
+    # SPOTON_BIND_HOST (or SPOTON_GRPC_HOST): loopback by default, 0.0.0.0 for every interface.
+    server.add_insecure_port(host_port(app.settings.grpc_host, app.settings.grpc_port))
     return server, health
 
 

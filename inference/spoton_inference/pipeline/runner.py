@@ -198,7 +198,7 @@ class TaskRunner:
             for k, length in enumerate(batch_lengths(self.plan.cameras)):
                 self._batch = k
                 await self.ports.report_progress(self.frames_done, f"preparing batch {k + 1}")
-                await self.ports.emit(self._publish_media(k, start))
+                await self.ports.emit(await self._publish_media(k, start))
                 await self._run_batch(k, start)
                 await self._refine_window(announce=True)
                 await self.ports.emit(BatchProcessingComplete(sub_video_batch_index=k))
@@ -235,8 +235,9 @@ class TaskRunner:
         )
         return self._exports.close()
 
-    def _publish_media(self, batch: int, start: int) -> MediaAvailable:
-        """Make each sub-video servable first, so no announced URL can 404."""
+    async def _publish_media(self, batch: int, start: int) -> MediaAvailable:
+        """Make each sub-video servable first (its browser-playable copy: MediaRoot.publish_video),
+        so no announced URL can 404."""
         urls = []
         env_id = self.plan.environment.environment_id
         for cam in self.plan.cameras:
@@ -250,7 +251,7 @@ class TaskRunner:
                 MediaUrl(
                     camera_id=cam.camera_id,
                     sub_video_filename=sub.filename,
-                    url=self.ports.media.publish(sub.path, rel),
+                    url=await self.ports.media.publish_video(sub.path, rel),
                     start_global_frame_index=start,
                     num_frames_in_sub_video=sub.num_frames,
                     fps=cam.fps,

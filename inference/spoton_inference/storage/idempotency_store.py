@@ -51,6 +51,13 @@ async def _holder(conn: asyncpg.Connection, claim: KeyClaim) -> KeyHolder | None
     return KeyHolder(row["request_hash"], task_id and str(task_id), job_id and str(job_id))
 
 
+async def raise_if_claimed(conn: asyncpg.Connection, claim: KeyClaim) -> None:
+    """KeyTaken when an earlier request holds ``claim``'s key (checked before other refusals)."""
+    holder = await _holder(conn, claim)
+    if holder is not None:
+        raise KeyTaken(holder)
+
+
 async def claim_with_task(conn: asyncpg.Connection, claim: KeyClaim, task_id: uuid.UUID) -> None:
     """Record ``claim`` for ``task_id``, inside the transaction inserting the task; KeyTaken
     (which rolls the task back) when an earlier request holds the key."""

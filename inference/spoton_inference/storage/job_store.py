@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 
 from spoton_inference.core.idempotency import KeyClaim
+from spoton_inference.core.job_progress import Snapshot
 from spoton_inference.core.job_types import JobOptions, JobResult, JobState, VideoInfo
 from spoton_inference.storage.idempotency_store import complete_with_job
 from spoton_inference.storage.postgres import Database
@@ -47,6 +48,28 @@ class JobRecord:
     updated_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    rendering_frames_per_second: float = 0.0
+    frames_rendered: int = 0
+    processing_seconds: float = 0.0
+    rendering_seconds: float = 0.0
+
+    def elapsed_seconds(self, now: dt.datetime) -> float:
+        """Seconds since the job started running, until it ended once it has; 0 while queued."""
+        return elapsed_seconds(self.started_at, self.finished_at, now)
+
+
+def elapsed_seconds(started_at: dt.datetime | None, finished_at: dt.datetime | None, now: dt.datetime) -> float:
+    """Seconds from ``started_at`` to ``finished_at``, or to ``now`` while unfinished; 0 unstarted.
+
+    >>> t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    >>> elapsed_seconds(t, None, t + dt.timedelta(seconds=7)), elapsed_seconds(t, t, t + dt.timedelta(1))
+    (7.0, 0.0)
+    >>> elapsed_seconds(None, None, t)
+    0.0
+    """
+    if started_at is None:
+        return 0.0
+    return max(((finished_at or now) - started_at).total_seconds(), 0.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,6 +86,11 @@ class NewJob:
 
 _UNFINISHED = [JobState.QUEUED.value, JobState.RUNNING.value]
 _CHANGE = "revision = revision + 1, updated_at = now()"
+# A new attempt's figures start from nothing.
+_FIGURES_RESET = (
+    "progress = 0, eta_seconds = NULL, frames_per_second = 0, frames_processed = 0, "
+    "rendering_frames_per_second = 0, frames_rendered = 0, processing_seconds = 0, rendering_seconds = 0"
+)
 
 
 class JobStore:
@@ -128,9 +156,8 @@ class JobStore:
         """The oldest queued job, now running (one attempt more); None when the queue is empty."""
         async with self._db.pool.acquire() as conn:
             row = await conn.fetchrow(
-                f"""UPDATE jobs SET state = $1, step = 'starting', error = '', progress = 0, eta_seconds = NULL,
-                           frames_per_second = 0, frames_processed = 0, attempts = attempts + 1,
-                           started_at = now(), {_CHANGE}
+                f"""UPDATE jobs SET state = $1, step = 'starting', error = '', {_FIGURES_RESET},
+                           attempts = attempts + 1, started_at = now(), {_CHANGE}
                     WHERE job_id = (SELECT job_id FROM jobs WHERE state = $2 ORDER BY created_at, job_id
                                     FOR UPDATE SKIP LOCKED LIMIT 1)
                     RETURNING *""",
@@ -139,35 +166,42 @@ class JobStore:
             )
         return _record(row) if row else None
 
-    async def report(
-        self,
-        job_id: str,
-        *,
-        step: str,
-        progress: float,
-        eta_seconds: float | None,
-        frames_per_second: float,
-        frames_processed: int,
-        total_frames: int,
-        task_id: str = "",
-    ) -> None:
-        """Progress of a running job; nothing is written once it is no longer running."""
+    async def report(self, job_id: str, *, step: str, snapshot: Snapshot, total_frames: int, task_id: str = "") -> None:
+        """Progress of a running job; nothing is written once it is no longer running. The
+        progress stored never goes back (GREATEST), even if reports were to land out of order."""
         async with self._db.pool.acquire() as conn:
             await conn.execute(
-                f"""UPDATE jobs SET step = $2, progress = $3, eta_seconds = $4, frames_per_second = $5,
-                           frames_processed = $6, total_frames = $7,
-                           task_id = COALESCE($8, task_id), {_CHANGE}
+                f"""UPDATE jobs SET step = $2, progress = GREATEST(progress, $3), eta_seconds = $4,
+                           frames_per_second = $5, frames_processed = $6, total_frames = $7,
+                           task_id = COALESCE($8, task_id), rendering_frames_per_second = $10,
+                           frames_rendered = $11, processing_seconds = $12, rendering_seconds = $13, {_CHANGE}
                     WHERE job_id = $1 AND state = $9""",
                 uuid.UUID(job_id),
                 step,
-                progress,
-                eta_seconds,
-                frames_per_second,
-                frames_processed,
+                snapshot.progress,
+                snapshot.eta_seconds,
+                snapshot.frames_per_second,
+                snapshot.frames_processed,
                 total_frames,
                 uuid.UUID(task_id) if task_id else None,
                 JobState.RUNNING.value,
+                snapshot.rendering_frames_per_second,
+                snapshot.frames_rendered,
+                snapshot.processing_seconds,
+                snapshot.rendering_seconds,
             )
+
+    async def rendering_pixel_rate(self) -> float:
+        """Pixels per second the newest completed job rendered at; 0 before any job completed.
+        A rendering estimate for a job of another frame size divides it by that size."""
+        async with self._db.pool.acquire() as conn:
+            rate = await conn.fetchval(
+                """SELECT rendering_frames_per_second * (video->>'width')::float8 * (video->>'height')::float8
+                   FROM jobs WHERE state = $1 AND rendering_frames_per_second > 0
+                   ORDER BY finished_at DESC LIMIT 1""",
+                JobState.COMPLETED.value,
+            )
+        return float(rate or 0.0)
 
     async def finish(
         self,
@@ -186,7 +220,6 @@ class JobStore:
                 f"""UPDATE jobs SET state = $2, step = $3, error = $4, results = $5,
                            progress = CASE WHEN $6 THEN 1 ELSE progress END,
                            eta_seconds = CASE WHEN $6 THEN 0 ELSE NULL END,
-                           frames_processed = CASE WHEN $6 THEN total_frames ELSE frames_processed END,
                            finished_at = now(), {_CHANGE}
                     WHERE job_id = $1 AND state = ANY($7::text[]) RETURNING *""",
                 uuid.UUID(job_id),
@@ -203,8 +236,7 @@ class JobStore:
         """A running job back to the queue (a restart interrupted it); nothing changes if it was not running."""
         async with self._db.pool.acquire() as conn:
             await conn.execute(
-                f"""UPDATE jobs SET state = $2, step = $3, progress = 0, eta_seconds = NULL,
-                           frames_per_second = 0, frames_processed = 0, {_CHANGE}
+                f"""UPDATE jobs SET state = $2, step = $3, {_FIGURES_RESET}, {_CHANGE}
                     WHERE job_id = $1 AND state = $4""",
                 uuid.UUID(job_id),
                 JobState.QUEUED.value,
@@ -268,4 +300,8 @@ def _record(row: asyncpg.Record) -> JobRecord:
         updated_at=row["updated_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        rendering_frames_per_second=float(row["rendering_frames_per_second"]),
+        frames_rendered=int(row["frames_rendered"]),
+        processing_seconds=float(row["processing_seconds"]),
+        rendering_seconds=float(row["rendering_seconds"]),
     )

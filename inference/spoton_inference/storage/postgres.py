@@ -22,14 +22,14 @@ import asyncpg
 import numpy as np
 
 from spoton_inference.core.camera_source import CameraSource, SourceKind
-from spoton_inference.core.environment import Camera, Environment, FloorMap, SubVideo
+from spoton_inference.core.environment import Camera, Environment, EnvironmentOrigin, FloorMap, SubVideo
 from spoton_inference.core.errors import Unavailable
 from spoton_inference.core.events import TaskState
 from spoton_inference.core.geometry import Homography
 from spoton_inference.core.idempotency import KeyClaim
 from spoton_inference.core.secrets import SecretBox
 from spoton_inference.storage.camera_secrets import open_sealed, seal_source, seal_stored_secrets
-from spoton_inference.storage.idempotency_store import claim_with_task
+from spoton_inference.storage.idempotency_store import claim_with_task, raise_if_claimed
 from spoton_inference.storage.migrate import migrate
 from spoton_inference.storage.track_writer import BatchRejected
 
@@ -47,6 +47,21 @@ class TaskRecord:
     total_frames: int
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+class EnvironmentBusy(Exception):
+    """A start without ``concurrent`` found an unfinished task over the environment (``running``)."""
+
+    def __init__(self, running: TaskRecord) -> None:
+        super().__init__(f"task {running.task_id} over {running.environment_id!r} is unfinished")
+        self.running = running
+
+
+# Names the transaction-scoped advisory locks that serialise task starts per environment
+# (the second key is the environment id's hash), across every replica on this database.
+_TASK_START_LOCK = 0x5907_0002
+# Written into the query, as migration 0013's partial index states it, so the index serves it.
+_UNFINISHED_TASK_SQL = ", ".join(f"'{s.value}'" for s in TaskState if not s.is_final)
 
 
 # A PostgreSQL that is down, restarting, shutting down or cut off, as asyncpg reports it;
@@ -187,15 +202,16 @@ class Database:
     async def upsert_environment(self, env: Environment) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                """INSERT INTO environments (environment_id, name, source_dir, map_image, metres_per_pixel)
-                   VALUES ($1, $2, $3, $4, $5)
+                """INSERT INTO environments (environment_id, name, source_dir, map_image, metres_per_pixel, origin)
+                   VALUES ($1, $2, $3, $4, $5, $6)
                    ON CONFLICT (environment_id) DO UPDATE SET name = $2, source_dir = $3,
-                       map_image = $4, metres_per_pixel = $5, updated_at = now()""",
+                       map_image = $4, metres_per_pixel = $5, origin = $6, updated_at = now()""",
                 env.environment_id,
                 env.name,
                 str(env.source_dir) if env.source_dir else None,
                 str(env.floor_map.image) if env.floor_map.image else None,
                 env.floor_map.metres_per_pixel,
+                env.origin.value,
             )
             # Delete the cameras no longer listed, upsert the others. No foreign key points at a camera:
             # its health checks are keyed by id alone and outlive a deleted camera until pruned.
@@ -253,6 +269,7 @@ class Database:
                 FloorMap(Path(r["map_image"]) if r["map_image"] else None, r["metres_per_pixel"]),
                 tuple(by_env.get(r["environment_id"], [])),
                 Path(r["source_dir"]) if r["source_dir"] else None,
+                origin=EnvironmentOrigin(r["origin"]),
             )
             for r in envs
         ]
@@ -260,12 +277,35 @@ class Database:
     # -- tasks -------------------------------------------------------------------------
 
     async def insert_task(
-        self, environment_id: str, camera_ids: list[str], total_frames: int, *, claim: KeyClaim | None = None
+        self,
+        environment_id: str,
+        camera_ids: list[str],
+        total_frames: int,
+        *,
+        claim: KeyClaim | None = None,
+        concurrent: bool = False,
     ) -> TaskRecord:
         """With ``claim``, the task and its idempotency key are recorded together; KeyTaken
-        (nothing recorded) when an earlier request holds the key."""
+        (nothing recorded) when an earlier request holds the key.
+
+        Without ``concurrent``, EnvironmentBusy (nothing recorded) when a task over the
+        environment is unfinished. Starts over one environment take an advisory lock for the
+        transaction, so of two racing starts the second sees the first's task, on any replica.
+        """
         task_id = uuid.uuid4()
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _TASK_START_LOCK, environment_id)
+            if claim is not None:
+                # A retry of a start that went through answers that start's task, not "busy".
+                await raise_if_claimed(conn, claim)
+            if not concurrent:
+                running = await conn.fetchrow(
+                    f"""SELECT * FROM tasks WHERE environment_id = $1 AND state IN ({_UNFINISHED_TASK_SQL})
+                        ORDER BY created_at LIMIT 1""",
+                    environment_id,
+                )
+                if running is not None:
+                    raise EnvironmentBusy(_task_from_row(running))
             row = await conn.fetchrow(
                 """INSERT INTO tasks (task_id, environment_id, camera_ids, state, step, total_frames)
                    VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING *""",

@@ -48,7 +48,8 @@ async def analytics(db):
 
 
 async def _task(db, environment_id: str = "hall") -> str:
-    return (await db.insert_task(environment_id, ["c1", "c2"], 100)).task_id
+    # A task row that never runs: unfinished, beside the others over the environment.
+    return (await db.insert_task(environment_id, ["c1", "c2"], 100, concurrent=True)).task_id
 
 
 def _row(task: str, camera: str, frame: int, gid: int, xy: tuple[float, float] | None, env: str = "hall") -> tuple:

@@ -43,7 +43,8 @@ async def world(db, make_data_dir):
         await s.catalog.create_environment(
             EnvironmentSpec(env_id, env_id, cameras=(CameraSpec("c1", fps=10.0, width=64, height=48),))
         )
-    hall = [(await db.insert_task("scope-hall", ["c1"], 10)).task_id for _ in range(3)]
+    # Task rows beside each other, as starts with allow_concurrent make them.
+    hall = [(await db.insert_task("scope-hall", ["c1"], 10, concurrent=True)).task_id for _ in range(3)]
     yard = (await db.insert_task("scope-yard", ["c1"], 10)).task_id
     return s, hall, yard
 

@@ -135,6 +135,37 @@ async def test_progress_climbs_through_processing_and_rendering_with_an_eta(comp
     assert final.attempts == 1 and final.started_at.seconds and final.finished_at.seconds
 
 
+async def test_each_steps_figures_are_kept_after_completion(completed, channel):
+    """Processing and rendering speeds are measured apart and kept; what WatchJob sent on the way
+    never went back."""
+    final, seen = completed.final, completed.seen
+    assert final.state == jobs_pb2.JOB_STATE_COMPLETED, final.error
+    assert final.frames_processed == final.total_frames and final.processing_seconds > 0
+    assert final.frames_per_second > 0
+    assert final.frames_per_second == pytest.approx(final.frames_processed / final.processing_seconds, rel=0.02)
+    assert final.frames_rendered == final.total_frames and final.rendering_seconds > 0
+    assert final.rendering_frames_per_second == pytest.approx(final.frames_rendered / final.rendering_seconds, rel=0.02)
+    assert final.eta_seconds == 0
+    started, finished = final.started_at.ToDatetime(), final.finished_at.ToDatetime()
+    assert final.elapsed_seconds == pytest.approx((finished - started).total_seconds(), abs=0.01)
+    assert final.elapsed_seconds >= final.processing_seconds + final.rendering_seconds
+    for figure in ("progress", "frames_processed", "frames_rendered", "processing_seconds"):
+        values = [getattr(m, figure) for m in seen]
+        assert values == sorted(values), f"{figure} went back: {values}"
+    rendering = [m for m in seen if m.step == "rendering"]
+    assert rendering and all(m.frames_processed == final.frames_processed for m in rendering)
+    assert all(m.frames_per_second == final.frames_per_second for m in rendering)  # not rendering's speed
+    # The environment it ran as is a job's, kept apart from sites.
+    catalog = catalog_pb2_grpc.CatalogServiceStub(channel)
+    origin = catalog_pb2.ENVIRONMENT_ORIGIN_JOB
+    jobs_only = await catalog.ListEnvironments(catalog_pb2.ListEnvironmentsRequest(origin=origin))
+    assert final.environment_id in [e.environment_id for e in jobs_only.environments]
+    sites = await catalog.ListEnvironments(
+        catalog_pb2.ListEnvironmentsRequest(origin=catalog_pb2.ENVIRONMENT_ORIGIN_SITE)
+    )
+    assert final.environment_id not in [e.environment_id for e in sites.environments]
+
+
 async def test_the_results_are_an_h264_video_events_and_mot_tracks(completed, jobs_service, jobs):
     final = completed.final
     results = {r.kind: r for r in final.results}

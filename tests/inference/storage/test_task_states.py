@@ -37,7 +37,7 @@ async def _history(db: Database, task_id: str) -> list[str]:
 
 
 async def test_a_write_while_postgres_answers_is_visible_at_once(db):
-    record = await db.insert_task("env", ["c1"], 10)
+    record = await db.insert_task("env", ["c1"], 10, concurrent=True)  # beside other tests' rows
     writer = _writer(db)
     await writer.write(TaskStateUpdate(record.task_id, TaskState.PROCESSING, 0.3, "batch 1", 3))
     stored = await db.get_task(record.task_id)
@@ -46,7 +46,7 @@ async def test_a_write_while_postgres_answers_is_visible_at_once(db):
 
 
 async def test_states_written_during_an_outage_land_once_it_ends_newest_last(db, postgres_down):
-    record = await db.insert_task("env", ["c1"], 10)
+    record = await db.insert_task("env", ["c1"], 10, concurrent=True)
     writer = _writer(db)
     async with postgres_down():
         for frame in range(1, 10):
