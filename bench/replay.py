@@ -36,7 +36,7 @@ from accuracy_lib.replay import (
 )
 from accuracy_lib.scenes import BENCH_VAR, REAL_SUITE, BenchScene, generated_scenes, real_scenes
 
-from spoton_client.scoring import score_environment
+from spoton_client.scoring import read_mot, score_environment
 from spoton_inference.core.environment import load_environment_dir
 from spoton_inference.pipeline.tracking_settings import TrackingSetup
 from spoton_inference.scenes.suite import SUITES
@@ -103,7 +103,22 @@ def _one(job: tuple[BenchScene, Features, str, list[str]]) -> tuple[str, dict[st
         per_camera, cross = score_environment(scene.gt_dir, folder, cams, infix)
         scores[f"{system}_camera"] = statistics.fmean(s.idf1 for s in per_camera.values())
         scores[f"{system}_cross"] = cross.idf1
+    for line in repeated_ids(out, cams):
+        print(f"{scene.name}: {line}")
     return scene.name, scores, sum(timing.refine_s)
+
+
+def repeated_ids(folder: Path, cameras: list[str]) -> list[str]:
+    """Each exported file where one id has two boxes in one frame (TrackEval refuses such a run),
+    as ``<file>: N frames, first F``; empty when every id is seen once a frame."""
+    out = []
+    for cam in cameras:
+        for kind in ("local", "global", "online.local", "online.global"):
+            frames = read_mot(folder / f"{cam}.{kind}.txt")
+            bad = sorted(f for f, (ids, _) in frames.items() if len(set(ids.tolist())) < len(ids))
+            if bad:
+                out.append(f"{cam}.{kind}.txt: id repeated within a frame in {len(bad)} frames, first {bad[0]}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

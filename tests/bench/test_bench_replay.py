@@ -46,3 +46,13 @@ def test_replay_writes_online_and_refined_mot_files(tmp_path: Path):
     assert {int(i) for ids, _ in local.values() for i in ids} == {1}
     assert {int(i) for ids, _ in glob.values() for i in ids} == {1}
     assert len(timing.refine_s) == 1  # one window: the whole (unbatched) scene
+
+
+def test_the_replay_names_every_export_where_an_id_has_two_boxes_in_one_frame(tmp_path: Path):
+    from replay import repeated_ids
+
+    (tmp_path / "c1.local.txt").write_text("1,5,0,0,10,30,1,-1,-1,-1\n2,5,0,0,10,30,1,-1,-1,-1\n")
+    (tmp_path / "c1.online.global.txt").write_text(
+        "1,5,0,0,10,30,1,-1,-1,-1\n1,6,40,0,10,30,1,-1,-1,-1\n3,5,0,0,10,30,1,-1,-1,-1\n3,5,40,0,10,30,1,-1,-1,-1\n"
+    )
+    assert repeated_ids(tmp_path, ["c1"]) == ["c1.online.global.txt: id repeated within a frame in 1 frames, first 3"]

@@ -13,8 +13,10 @@ Each frame runs three passes over the cameras' confirmed tracks:
    - appearance: the calibrated Re-ID cost against the identity's smoothed embedding;
    - time: evidence fades while an identity is unseen;
 
-   an identity takes at most one track per camera; tracks left over found new identities,
-   and new tracks of one person seen by several cameras at once join one;
+   an identity takes at most one track per camera: not one of a camera that sees it now,
+   and when it takes a camera's new track, that camera's earlier one (lost) lets it go;
+   tracks left over found new identities, and new tracks of one person seen by several
+   cameras at once join one;
 3. **merge**: two identities seen by different cameras on one spot of the map for
    ``merge_after_frames`` frames in a row are one person; the younger folds into the older.
 
@@ -247,11 +249,24 @@ class GlobalIdentities:
         return gid
 
     def _join(self, frame: int, obs: Observation, gid: int) -> None:
+        # An identity is held by one track per camera. A track joining it here is never one of
+        # two seen in one frame (_cost), so the camera's earlier holder is unseen, lost by its
+        # tracker: it lets the identity go, and is matched afresh should it be found again.
+        self._release(obs.camera_id, gid)
         self._by_track[(obs.camera_id, obs.track_id)] = gid
         self._observe(self._identities[gid], frame, obs)
 
+    def _release(self, camera_id: str, gid: int) -> None:
+        """The identity's track in this camera, if any, no longer holds it."""
+        self._by_track = {k: g for k, g in self._by_track.items() if g != gid or k[0] != camera_id}
+
     def _fold(self, gid: int, into: int) -> None:
         gone, kept = self._identities.pop(gid), self._identities[into]
+        # Where both hold a track in one camera (at most one seen now: _merge), the one seen now
+        # keeps the identity, else the older identity's; the other lets it go.
+        cameras = {cam for (cam, _), g in self._by_track.items() if g == into}
+        for cam in cameras & {cam for (cam, _), g in self._by_track.items() if g == gid}:
+            self._release(cam, into if cam in gone.now_xy else gid)
         for key, g in self._by_track.items():
             if g == gid:
                 self._by_track[key] = into

@@ -132,3 +132,38 @@ def test_two_identities_that_keep_standing_on_one_spot_merge_into_the_older():
     assert ids[0][("c2", 7)] == b[("c2", 7)]  # not on one frame's evidence
     assert ids[-1][("c2", 7)] == a  # the younger folds into the older
     assert ids[-1][("c1", 1)] == a
+
+
+def _one_id_per_camera(ids: dict[tuple[str, int], int]) -> bool:
+    held = [(cam, gid) for (cam, _), gid in ids.items()]
+    return len(held) == len(set(held))
+
+
+def test_a_lost_track_coming_back_never_shares_its_identity_with_its_successor():
+    """Track 1 goes unseen (lost by its camera's tracker) and track 2 takes the person's identity
+    on the spot; when track 1 is found again both are seen in one frame: not under one id."""
+    g = GlobalIdentities()
+    gid = g.assign(0, [Observation("c1", 1, (2.0, 2.0), None, True)])[("c1", 1)]
+    assert g.assign(4, [Observation("c1", 2, (2.1, 2.0), None, True)])[("c1", 2)] == gid  # the hand-over
+    both = g.assign(5, [Observation("c1", 1, (2.0, 2.0), None, False), Observation("c1", 2, (2.1, 2.0), None, False)])
+    assert _one_id_per_camera(both)
+    assert both[("c1", 2)] == gid  # the identity stays with the track that holds it now
+
+
+def test_a_merge_never_leaves_one_identity_two_tracks_in_one_camera():
+    """Identity a is held by c2's track 5 and by c1's track 1, which is lost; c1's new track 3
+    starts identity b on c2's spot and b folds into a. When track 1 is found again, a has two
+    tracks in c1 unless the merge settled which one holds it."""
+    g = GlobalIdentities(AssociationConfig(merge_after_frames=3))
+    first = g.assign(0, [Observation("c1", 1, (2.0, 2.0), None, True), Observation("c2", 5, (2.1, 2.0), None, True)])
+    a = first[("c1", 1)]
+    assert first[("c2", 5)] == a
+    b = g.assign(1, [Observation("c2", 5, (2.1, 2.0), None, False), Observation("c1", 3, (3.5, 2.0), None, True)])
+    assert b[("c1", 3)] != a  # 1.4 m off where c2 sees a now
+    for f in range(2, 6):
+        merged = g.assign(
+            f, [Observation("c2", 5, (2.1, 2.0), None, False), Observation("c1", 3, (2.2, 2.0), None, False)]
+        )
+    assert merged[("c1", 3)] == a
+    back = [Observation(c, t, xy, None, False) for c, t, xy in (("c1", 1, (5.0, 2.0)), ("c1", 3, (2.2, 2.0)))]
+    assert _one_id_per_camera(g.assign(6, [*back, Observation("c2", 5, (2.1, 2.0), None, False)]))

@@ -31,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from spoton_inference.tracking.appearance import Feature
 from spoton_inference.tracking.calibration import ReidFit
 from spoton_inference.tracking.identities import IdentityState
-from spoton_inference.tracking.refine.fill import FillConfig, FilledTrack, detection_snapper, fill_chain
+from spoton_inference.tracking.refine.fill import FillConfig, detection_snapper, fill_chain
 from spoton_inference.tracking.refine.identities import ChainView, IdentityConfig, cluster_chains
 from spoton_inference.tracking.refine.linking import LinkConfig, link_tracklets
 from spoton_inference.tracking.refine.record import WindowRecord
@@ -124,8 +124,8 @@ class Refiner:
         labels = cluster_chains(views + ghost_views, cfg.identities, self.fps, fit)
         chain_labels = labels[: len(views)]
         group_gid = self._group_ids(chains, chain_labels, labels, views + ghost_views)
-        # One person in one camera is one track: their chains there (which never overlap in
-        # time) are filled as one and share one local id.
+        # One person in one camera is one track: their chains there (which never share a
+        # frame, see .identities) are filled as one and share one local id.
         people: dict[tuple[str, int], list[list[Tracklet]]] = collections.defaultdict(list)
         for chain, label in zip(chains, chain_labels, strict=True):
             people[(chain[0].camera_id, group_gid[label])].append(chain)
@@ -214,18 +214,15 @@ class Refiner:
         self, camera_id: str, track_id: int, gid: int, chains: list[list[Tracklet]], record: WindowRecord
     ) -> RefinedTrack:
         snap = detection_snapper(record.free_detections(camera_id), self.config.fill.snap_iou)
-        parts = []
-        for chain in sorted(chains, key=lambda c: c[0].start):
-            live = [t for t in chain if t.anchor is None]
-            frames = np.concatenate([t.frames for t in live])
-            boxes = np.concatenate([t.boxes for t in live])
-            scores = np.concatenate([t.scores for t in live])
-            parts.append(fill_chain(frames, boxes, scores, self.config.fill, self.fps, snap))
-        # One person's chains in one camera never share a frame, but may take turns: in frame order.
-        order = np.argsort(np.concatenate([p.frames for p in parts]), kind="stable")
-        filled = FilledTrack(
-            *(np.concatenate([getattr(p, f) for p in parts])[order] for f in ("frames", "boxes", "scores", "observed"))
-        )
+        # One person's sightings in one camera, all their chains' together in frame order
+        # (chains never share a frame, but may take turns: one in the other's gap), filled as
+        # one: a gap is filled only where no chain of theirs has a box.
+        live = [t for chain in chains for t in chain if t.anchor is None]
+        frames = np.concatenate([t.frames for t in live])
+        order = np.argsort(frames, kind="stable")
+        boxes = np.concatenate([t.boxes for t in live])[order]
+        scores = np.concatenate([t.scores for t in live])[order]
+        filled = fill_chain(frames[order], boxes, scores, self.config.fill, self.fps, snap)
         project = self._projectors.get(camera_id)
         if project is not None:
             feet = np.stack([(filled.boxes[:, 0] + filled.boxes[:, 2]) / 2, filled.boxes[:, 3]], axis=1)

@@ -81,3 +81,27 @@ def test_a_refined_global_id_never_comes_to_mean_someone_else():
     _walk(later, "c1", range(200, 220), -900, track=7, gid=1, look=BLUE)  # someone else, far off, much later
     (track,) = refiner.refine(later, FIT)
     assert track.global_id not in (1,)
+
+
+def _one_box_per_frame(tracks) -> bool:
+    seen = [(t.camera_id, t.track_id, int(f)) for t in tracks for f in t.frames]
+    seen += [(t.camera_id, -t.global_id, int(f)) for t in tracks for f in t.frames]
+    return len(seen) == len(set(seen))
+
+
+def test_a_stray_piece_in_the_gap_of_a_linked_track_does_not_give_it_two_boxes_a_frame():
+    """The online track loses the person for 0.8 s (frames 20-27); meanwhile a short track, on
+    the same floor spot but with a box no walk leads to, is seen in the gap. Linking bridges the
+    gap without it, grouping gives it to the person (one spot, nothing says otherwise): the gap
+    is filled around its boxes, never on top of them."""
+    record = WindowRecord(["c1"])
+    for f in [*range(0, 20), *range(28, 50)]:
+        x = 5 * f
+        record.add("c1", f, [(1, 1, _box(x), 0.9, ((x + 10) / 100, 0.6), RED if f % 3 == 0 else None)])
+    for f in (23, 24):
+        x = 5 * f
+        record.add("c1", f, [(2, 2, _box(x) + np.float32([0, 200, 0, 200]), 0.5, ((x + 10) / 100, 0.6), None)])
+    tracks = Refiner(10.0, {"c1": _feet}).refine(record, FIT)
+    assert _one_box_per_frame(tracks)
+    person = next(t for t in tracks if 0 in t.frames)
+    assert person.frames.tolist() == list(range(50))  # the gap is filled all the same
