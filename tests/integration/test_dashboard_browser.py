@@ -30,6 +30,8 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from support.auth import ADMIN_API_KEY, admin_headers, make_user
+from support.browser import CHROMIUM_ARGS, require_chromium
+from support.videos import VTEST
 
 from spoton_client.client import SpotOnClient
 from spoton_inference.launch import full_stack
@@ -39,23 +41,8 @@ from spoton_inference.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-CHROMIUM = Path(os.environ.get("SPOTON_CHROMIUM", "/usr/bin/chromium"))
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SPOTON_ARTIFACTS_DIR", REPO / "var" / "artifacts"))
-# Headless, no sandbox (CI runs as root), no GPU, and none of Chromium's own traffic: this
-# machine's network is closed, and background requests would only fail and slow it down.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-default-apps",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-    "--mute-audio",
-]
 FRAMES_PER_BATCH = 30
 BATCHES = 2
 
@@ -111,15 +98,11 @@ def _no_csp_violations(page) -> None:
 
 @pytest_asyncio.fixture
 async def page():
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    chromium = require_chromium()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             context = await browser.new_context(viewport={"width": 1400, "height": 900})
             page = await context.new_page()
@@ -167,7 +150,7 @@ async def test_dashboard_plays_a_task_with_boxes_and_map_dots_in_sync(
                     if _drawn_boxes_and_dots(paused):
                         shot, shot_state = await _screenshot(page), paused
                 finally:
-                    await page.click("#pause")
+                    await page.click("#resume")
             if state["task_state"] == "completed" and state["batch"] == BATCHES - 1 and _all_ended(state, cameras):
                 break
             await asyncio.sleep(0.1)
@@ -297,7 +280,8 @@ async def _until(page, predicate: Callable[[dict[str, Any]], Any], what: str, ti
 
 
 async def _pause(page) -> dict[str, Any]:
-    """Press Pause; returns the state once the videos stopped and the overlay caught up."""
+    """Press Pause (which pauses the task, or its playback once it is over); returns the state
+    once the videos stopped and the overlay caught up."""
     await page.click("#pause")
     await _until(page, lambda s: s["paused"] and not s["videos_playing"], "playback to pause", 10)
     # Pausing lines the cameras up on one moment (a seek); then two animation frames, so the
@@ -382,13 +366,32 @@ async def _read_sse(facade: str, task_id: str) -> tuple[Frames, Frames]:
 async def test_a_job_uploaded_from_the_dashboard_plays_annotated_in_its_player(
     stack, page, operator, job_video, capsys
 ):
-    """The Jobs panel: upload a real video with the page's form, wait for the job to complete,
-    press Play, and the annotated H.264 video plays in Chromium's player."""
+    """The Jobs panel: upload a real video with the page's form (its fps, detection threshold,
+    homography and zones too), follow the job over its event stream (no polling) with its speed and time shown, wait
+    for it to complete, press Play, and the annotated H.264 video plays in Chromium's player."""
+    # Job lists the page read (the 401 before logging in aside).
+    listed: list[str] = []
+
+    def list_read(response) -> None:
+        request = response.request
+        if request.method == "GET" and request.url.split("?")[0].endswith("/api/v1/jobs") and response.ok:
+            listed.append(request.url)
+
+    page.on("response", list_read)
     try:
         await _log_in(page, stack.endpoints.facade_url, operator)
-        await page.wait_for_function("() => window.spotonJobs")
+        await page.wait_for_function("() => window.spotonJobs && window.spotonJobs.state().list_loads > 0")
         await page.set_input_files("#job-file", str(job_video))
         await page.fill("#job-name", "browser upload")
+        await page.fill("#job-fps", "10")
+        await page.fill("#job-threshold", "0.4")
+        await page.click("#job-more summary")
+        # The frame's corners 1 px = 1 cm, and a zone on the left half of the picture.
+        corners = [[0, 0], [640, 0], [640, 480], [0, 480]]
+        homography = {"image_points": corners, "map_points": [[x / 100, y / 100] for x, y in corners]}
+        zones = [{"zone_id": "left", "name": "Left half", "polygon": [[0, 0], [3.2, 0], [3.2, 4.8], [0, 4.8]]}]
+        await page.fill("#job-homography", json.dumps(homography))
+        await page.fill("#job-zones", json.dumps(zones))
         await page.click("#job-submit")
         uploaded = await _jobs_until(page, lambda s: s["upload"]["state"] != "uploading", "the upload")
         assert uploaded["upload"]["state"] == "done", uploaded["upload"]
@@ -398,7 +401,18 @@ async def test_a_job_uploaded_from_the_dashboard_plays_annotated_in_its_player(
             return next((j["state"] for j in s["jobs"] if j["job_id"] == job_id), None) in {"completed", "failed"}
 
         done = await _jobs_until(page, finished, "the job to finish", timeout_s=180)
-        assert next(j for j in done["jobs"] if j["job_id"] == job_id)["state"] == "completed"
+        job = next(j for j in done["jobs"] if j["job_id"] == job_id)
+        assert job["state"] == "completed"
+        # Followed over its event stream: the list was read on load and after the upload only.
+        assert done["streams"]["updates"] >= 2 and done["list_loads"] == 2 == len(listed), (done, listed)
+        # Processing speed kept after completion, and the time it took.
+        assert job["frames_per_second"] > 0 and job["elapsed_seconds"] > 0, job
+        row = await page.text_content(f'#job-list tr[data-job="{job_id}"]')
+        assert "processing" in row and "took" in row, row
+        async with _api(stack.endpoints.facade_url) as http:
+            stored = (await http.get(f"/api/v1/jobs/{job_id}")).raise_for_status().json()
+        assert stored["fps_override"] == 10 and stored["detection_threshold"] == pytest.approx(0.4), stored
+        assert stored["has_homography"] and [z["zone_id"] for z in stored["zones"]] == ["left"], stored
 
         await page.click(f'button[data-play="{job_id}"]')
         playing = await _jobs_until(
@@ -446,3 +460,347 @@ async def _jobs_until(page, predicate, what: str, timeout_s: float = 60) -> dict
             return state
         assert time.monotonic() < deadline, f"timed out waiting for {what}: {json.dumps(state)}"
         await asyncio.sleep(0.1)
+
+
+# -- running a site: controls, task list, one task per site, jobs over SSE, real uploads ----------
+
+FINAL_STATES = {"completed", "failed", "cancelled"}
+# job_video's frames (tests/conftest.py).
+JOB_FRAMES = 30
+
+
+@pytest.fixture(scope="module")
+def control_env_dir(env_dir, tmp_path_factory) -> Path:
+    """The demo site again under another id: a site of its own for the control test's task."""
+    copy = shutil.copytree(env_dir, tmp_path_factory.mktemp("control-env") / "control")
+    doc = json.loads((copy / "environment.json").read_text())
+    (copy / "environment.json").write_text(json.dumps({**doc, "id": "control-hall", "name": "Control hall"}))
+    return copy
+
+
+@pytest_asyncio.fixture(scope="module")
+async def control_environment(stack, control_env_dir):
+    async with SpotOnClient(stack.endpoints.grpc_target, api_key=ADMIN_API_KEY) as client:
+        return await client.register_environment(control_env_dir)
+
+
+def _api(facade: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(headers=admin_headers(), base_url=facade, timeout=httpx.Timeout(30, read=120))
+
+
+async def _task(http: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+    response = await http.get(f"/api/v1/processing-tasks/{task_id}/status")
+    response.raise_for_status()
+    return response.json()
+
+
+async def _task_until(http, task_id: str, predicate, what: str, timeout_s: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while not predicate(task := await _task(http, task_id)):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {task}"
+        await asyncio.sleep(0.1)
+    return task
+
+
+async def _upload(http: httpx.AsyncClient, video: Path, **fields: str) -> dict[str, Any]:
+    with video.open("rb") as file:
+        response = await http.post("/api/v1/jobs", data=fields, files={"file": (video.name, file)})
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def uploaded_job(stack, job_video) -> dict[str, Any]:
+    """A job uploaded through the API at once; it runs while other tests do."""
+    async with _api(stack.endpoints.facade_url) as http:
+        return await _upload(http, job_video, name="uploaded for the task list")
+
+
+async def _job_until(http, job_id: str, predicate, what: str, timeout_s: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while not predicate(job := (await http.get(f"/api/v1/jobs/{job_id}")).raise_for_status().json()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {job}"
+        await asyncio.sleep(0.2)
+    return job
+
+
+@pytest_asyncio.fixture(scope="module")
+async def job_environment(stack, uploaded_job) -> str:
+    """The environment the job made for its upload (origin "job")."""
+    async with _api(stack.endpoints.facade_url) as http:
+        job = await _job_until(http, uploaded_job["job_id"], lambda j: j["environment_id"], "its environment")
+        return job["environment_id"]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def finished_task(stack, uploaded_job) -> str:
+    """The job's task, run to completion."""
+    async with _api(stack.endpoints.facade_url) as http:
+        job = await _job_until(http, uploaded_job["job_id"], lambda j: j["state"] in FINAL_STATES, "the job to end")
+        assert job["state"] == "completed", job
+        return job["task_id"]
+
+
+async def test_the_picker_offers_sites_and_shows_their_plan_before_a_task(
+    stack, environment, job_environment, page, operator
+):
+    """Sites only in the picker, a site chosen by default; its floor-plan image and every
+    camera's field of view drawn before any task; a camera without a homography says why its
+    people are not on the map; no heatmap picture (nor its alt text) before there is one."""
+    facade = stack.endpoints.facade_url
+    async with _api(facade) as http:
+        bare = {
+            "environment_id": "bare-site",
+            "name": "Bare site",
+            "metres_per_pixel": 0.01,
+            "cameras": [
+                {
+                    "camera_id": "placed",
+                    "fps": 10,
+                    "width": 640,
+                    "height": 480,
+                    "homography": {"matrix": [0.01, 0, 0, 0, 0.01, 0, 0, 0, 1]},
+                },
+                {"camera_id": "unplaced", "fps": 10, "width": 640, "height": 480},
+            ],
+        }
+        (await http.post("/api/v1/environments", json=bare)).raise_for_status()
+    await _log_in(page, facade, operator)
+    await page.wait_for_function("() => window.spoton && !document.getElementById('start').disabled")
+    state = await _state(page)
+    assert environment.environment_id in state["environments"] and "bare-site" in state["environments"]
+    assert job_environment not in state["environments"]
+    assert state["selected_environment"] in state["environments"]
+
+    await page.select_option("#environment", environment.environment_id)
+    cameras = sorted(c.camera_id for c in environment.cameras)
+    state = await _until(page, lambda s: s["map"]["source"] == "image", "the floor-plan image")
+    assert state["task_id"] is None
+    assert sorted(state["map"]["fields_of_view"]) == cameras and state["map"]["unplaced"] == []
+    assert sorted(state["cameras"]) == cameras
+    heat = state["heatmap"]
+    assert heat["images_in_page"] == 0 and not heat["shown"] and "No heatmap yet" in heat["placeholder"]
+    assert await page.locator("#heatmap img").count() == 0
+
+    await page.select_option("#environment", "bare-site")
+    state = await _until(page, lambda s: s["map"]["unplaced"], "the unplaced camera's hint")
+    assert state["map"]["fields_of_view"] == ["placed"] and state["map"]["source"] == "rectangle"
+    assert [u["camera_id"] for u in state["map"]["unplaced"]] == ["unplaced"]
+    assert "no homography" in await page.text_content("#unplaced")
+    assert "no homography" in await page.text_content('figure[data-camera="unplaced"] figcaption')
+    _no_csp_violations(page)
+
+
+async def test_pause_resume_focus_and_cancel_control_the_task(stack, control_environment, page, operator):
+    """Pause pauses the task itself (the API says paused, no frame is processed, the videos
+    stop), a second start offers the running task rather than starting another (and starts
+    another only when asked), Resume lets the task go on, a click on a map dot focuses that
+    person through the service (its focus_update event highlights them) until Clear focus, and
+    Cancel ends the task."""
+    facade = stack.endpoints.facade_url
+    env_id = control_environment.environment_id
+    task_id = second = None
+    async with _api(facade) as http:
+        try:
+            await _log_in(page, facade, operator)
+            await page.wait_for_function("() => window.spoton && !document.getElementById('start').disabled")
+            await page.select_option("#environment", env_id)
+            await page.click("#start")
+            state = await _until(page, lambda s: s["controls"]["enabled"]["pause"], "Pause to be offered")
+            task_id = state["task_id"]
+            await page.click("#pause")
+            task = await _task_until(http, task_id, lambda t: t["state"] == "paused", "the task to pause", 30)
+            # Resume is offered once the pause has been answered (the buttons wait for it).
+            state = await _until(
+                page, lambda s: s["task_state"] == "paused" and s["controls"]["enabled"]["resume"], "the page to pause"
+            )
+            assert state["paused"] and state["videos_playing"] == 0
+            assert not state["controls"]["enabled"]["pause"]
+            # The frame in flight when the pause came is finished; after it, nothing moves.
+            await asyncio.sleep(0.5)
+            task, state = await _task(http, task_id), await _state(page)
+            await asyncio.sleep(1.5)
+            still, later = await _task(http, task_id), await _state(page)
+            assert still["state"] == "paused" and still["frames_processed"] == task["frames_processed"], (task, still)
+            assert later["tracking_updates"] == state["tracking_updates"] and later["videos_playing"] == 0
+            assert later["task_state"] == "paused" and later["paused"]
+
+            # The site has a task going: a second start offers it instead of starting another.
+            await page.click("#start")
+            offer = (await _until(page, lambda s: s["offer"], "the running task to be offered"))["offer"]
+            assert offer == {"environment_id": env_id, "task_id": task_id}
+            listed = (await http.get("/api/v1/processing-tasks", params={"environment_id": env_id})).json()
+            assert [t["task_id"] for t in listed["tasks"] if t["state"] not in FINAL_STATES] == [task_id]
+            # Asked explicitly, another task starts beside it.
+            await page.click("#start-another")
+            state = await _until(page, lambda s: s["task_id"] not in (None, task_id), "another task to start")
+            second = state["task_id"]
+            listed = (await http.get("/api/v1/processing-tasks", params={"environment_id": env_id})).json()
+            assert {t["task_id"] for t in listed["tasks"] if t["state"] not in FINAL_STATES} == {task_id, second}
+            await http.post(f"/api/v1/processing-tasks/{second}/control", json={"action": "cancel"})
+            await _task_until(http, second, lambda t: t["state"] == "cancelled", "the other task to cancel", 30)
+            # The first one is still going: the next start offers it again, and Open follows it.
+            await _until(page, lambda s: s["task_state"] == "cancelled", "the page to see the other task end")
+            await page.click("#start")
+            offer = (await _until(page, lambda s: s["offer"], "the running task to be offered again"))["offer"]
+            assert offer == {"environment_id": env_id, "task_id": task_id}
+            await page.click("#open-running")
+            await _until(page, lambda s: s["offer"] is None and s["task_state"] == "paused", "the task to reopen")
+
+            await page.click("#resume")
+            await _task_until(
+                http, task_id, lambda t: t["frames_processed"] > task["frames_processed"], "frames to advance", 30
+            )
+            await _until(page, lambda s: s["map"]["dots"] > 0, "people on the map")
+            await page.click("#pause")
+            await _until(page, lambda s: s["paused"] and s["task_state"] == "paused", "the task to pause again")
+            # Where the dots are on the paused map (once the paused videos have settled on
+            # their frame), in the canvas's CSS pixels.
+            dot = (await _until(page, lambda s: s["map"]["dots_at"], "dots on the paused map", 10))["map"]["dots_at"][0]
+            await page.locator("#map").click(position={"x": dot["x"], "y": dot["y"]})
+            await _until(page, lambda s: s["controls"]["focus"] == dot["global_id"], "the focus", 10)
+            assert (await _task(http, task_id))["focus_global_id"] == dot["global_id"]
+            assert (await _state(page))["map"]["focus"] == dot["global_id"]
+            await page.click("#clear-focus")
+            await _until(page, lambda s: s["controls"]["focus"] == 0, "the focus to clear", 10)
+            assert (await _task(http, task_id))["focus_global_id"] == 0
+
+            await page.click("#cancel")
+            task = await _task_until(http, task_id, lambda t: t["state"] in FINAL_STATES, "the task to end", 30)
+            assert task["state"] == "cancelled", task
+            # The event says cancelled, and the cancel has been answered.
+            state = await _until(
+                page,
+                lambda s: s["task_state"] == "cancelled" and s["controls"]["actions"][-1]["status"],
+                "the page to show it cancelled",
+            )
+            assert not state["controls"]["enabled"]["cancel"] and not state["controls"]["enabled"]["resume"]
+            actions = [(a["action"], a["global_id"], a["status"]) for a in state["controls"]["actions"]]
+            gid = dot["global_id"]
+            expected = [("pause", 0, 200), ("resume", 0, 200), ("pause", 0, 200)]
+            expected += [("focus", gid, 200), ("focus", 0, 200), ("cancel", 0, 200)]
+            assert actions == expected, actions
+        except BaseException:
+            print("\n".join(page.console_log[-50:]))
+            raise
+        finally:
+            for started in (task_id, second):
+                if started and (await _task(http, started))["state"] not in FINAL_STATES:
+                    await http.post(f"/api/v1/processing-tasks/{started}/control", json={"action": "cancel"})
+    # The second start's 409 is the answer the page expects; Chromium logs it all the same.
+    errors = [
+        line
+        for line in page.console_log
+        if line.startswith(("pageerror", "console.error")) and "status of 409" not in line
+    ]
+    assert not errors, errors
+
+
+async def test_the_task_list_reopens_a_finished_task_and_replays_it(stack, finished_task, page, operator):
+    """The list shows the finished task (an uploaded job's); Open replays its events: every
+    frame's tracks, boxes on the video, and a person focused by a click on their box."""
+    facade = stack.endpoints.facade_url
+    await _log_in(page, facade, operator)
+    state = await _until(
+        page, lambda s: any(t["task_id"] == finished_task for t in s["tasks"]["tasks"]), "the task in the list"
+    )
+    listed = next(t for t in state["tasks"]["tasks"] if t["task_id"] == finished_task)
+    assert listed["state"] == "completed" and listed["progress"] == 1
+    await page.click(f'#task-list button[data-open="{finished_task}"]')
+    total = JOB_FRAMES
+
+    def replayed(s):
+        return s["task_id"] == finished_task and s["tracking_updates"] == total and s["task_state"] == "completed"
+
+    # Every frame's tracks, then the final state (the last events of the stream).
+    state = await _until(page, replayed, "the events to replay")
+    assert state["stream"]["gaps"] == 0 and state["buffered_frames"] == total
+    state = await _until(page, lambda s: any(c["boxes"] for c in s["cameras"].values()), "boxes on a video")
+    assert state["stream"]["last_event_id"] > total
+
+    # A click on a box focuses that person (the task is over: on this page only).
+    camera = next(c for c, d in state["cameras"].items() if d["boxes"])
+    await _pause(page)
+    state = await _until(page, lambda s: s["cameras"][camera]["boxes"], "boxes on the paused video", 10)
+    drawn = state["cameras"][camera]
+    assert drawn["boxes"], drawn
+    # The smallest box: a click on its middle is in no smaller one.
+    boxes = zip(drawn["box_positions"], drawn["global_ids"], strict=True)
+    _, (x1, y1, x2, y2), gid = min(((b[2] - b[0]) * (b[3] - b[1]), b, g) for b, g in boxes if g)
+    scale = await page.evaluate(
+        """(camera) => { const v = document.querySelector(`figure[data-camera="${camera}"] video`);
+             return v.getBoundingClientRect().width / v.videoWidth; }""",
+        camera,
+    )
+    await page.locator(f'figure[data-camera="{camera}"] .view').click(
+        position={"x": (x1 + x2) / 2 * scale, "y": (y1 + y2) / 2 * scale}
+    )
+    await _until(page, lambda s: s["controls"]["focus"] == gid, "the focus", 10)
+    assert f"#{gid}" in await page.text_content("#focus")
+    await page.click("#clear-focus")
+    await _until(page, lambda s: s["controls"]["focus"] == 0, "the focus to clear", 10)
+    # The task is over: its heatmap is asked for. This job has no homography, so there may be
+    # none; either way no empty or broken <img> is on the page.
+    heat = (await _until(page, lambda s: s["heatmap"]["loads"] or s["heatmap"]["error"], "the heatmap"))["heatmap"]
+    assert heat["images_in_page"] == int(heat["shown"]) and (heat["placeholder"] is None) == heat["shown"], heat
+    errors = [line for line in page.console_log if line.startswith(("pageerror", "console.error"))]
+    assert not errors, errors
+
+
+async def test_an_uploaded_vtest_avi_plays_in_the_dashboard_with_moving_boxes(stack, page, operator, capsys):
+    """OpenCV's vtest.avi (MPEG-4 part 2 in AVI) uploaded with the page's form: its job's task,
+    opened from the Jobs panel, plays in the camera view (the video's time advances) with boxes
+    that move with the people."""
+    if not VTEST.exists():
+        message = f"{VTEST} is missing: apt-get install opencv-doc (make samples does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    facade = stack.endpoints.facade_url
+    job_id = None
+    async with _api(facade) as http:
+        try:
+            await _log_in(page, facade, operator)
+            await page.wait_for_function("() => window.spotonJobs && window.spotonJobs.state().list_loads > 0")
+            await page.set_input_files("#job-file", str(VTEST))
+            await page.click("#job-submit")
+            uploaded = await _jobs_until(page, lambda s: s["upload"]["state"] != "uploading", "the upload", 60)
+            assert uploaded["upload"]["state"] == "done", uploaded["upload"]
+            job_id = uploaded["upload"]["job_id"]
+
+            def has_task(s):
+                return next((j["task_id"] for j in s["jobs"] if j["job_id"] == job_id), "")
+
+            task_id = has_task(await _jobs_until(page, has_task, "the job's task", 120))
+            await page.click(f'#job-list button[data-task="{task_id}"]')
+            await _until(page, lambda s: s["task_id"] == task_id, "the job's task to open")
+            samples = []
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                state = await _state(page)
+                views = [c for c in state["cameras"].values() if c["src"]]
+                if views and views[0]["frame"] is not None:
+                    samples.append(views[0])
+                    moved = {tuple(map(tuple, v["box_positions"])) for v in samples if v["boxes"]}
+                    if views[0]["current_time"] > 2 and len(moved) >= 3:
+                        break
+                    assert views[0]["error"] is None, views[0]
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail(f"vtest.avi did not play with moving boxes: {samples[-3:]}")
+            view = samples[-1]
+            assert view["src"].endswith(".mp4") and view["ready_state"] >= 2
+            assert max(v["current_time"] for v in samples) > 2 and len({v["frame"] for v in samples}) > 10
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shot = ARTIFACTS / "dashboard-vtest.png"
+            await page.locator("#layout").screenshot(path=str(shot))
+        except BaseException:
+            print("\n".join(page.console_log[-50:]))
+            raise
+        finally:
+            if job_id:
+                await http.post(f"/api/v1/jobs/{job_id}/cancel")
+    errors = [line for line in page.console_log if line.startswith(("pageerror", "console.error"))]
+    assert not errors, errors
+    with capsys.disabled():
+        print(f"\n[dashboard vtest] {len(samples)} samples, up to {view['current_time']:.1f} s: {shot}")

@@ -13,7 +13,12 @@
 // Hand-over: a batch's videos are loaded (preload, HAVE_ENOUGH_DATA) before they play. When
 // every video of batch k has ended, batch k is complete (batch_processing_complete) and batch
 // k+1's videos are loaded, the views switch to batch k+1.
+//
+// Pausing: the page's controls hold the players (setPaused) when the task is paused, or when
+// a finished task's playback is paused. A click on a box names its global id (onPick), and the
+// focused person's box is drawn thick while the others fade (setFocus).
 
+import { missingReason } from "./fov.js";
 import { colour } from "./tracks.js";
 
 // Frames of tracks that must be there ahead of the frame on screen to keep playing, and to
@@ -29,10 +34,12 @@ export class CameraWall {
    * @param {HTMLTemplateElement} template one view: figure > .view > canvas, figcaption
    * @param {import("./tracks.js").TrackBuffer} buffer
    */
-  constructor(container, template, buffer) {
+  constructor(container, template, buffer, onPick = () => {}) {
     this.container = container;
     this.template = template;
     this.buffer = buffer;
+    this.onPick = onPick;
+    this.focus = 0;
     this.reset();
   }
 
@@ -57,9 +64,20 @@ export class CameraWall {
     this.fallbackFps = new Map();
   }
 
-  /** fps per camera from the catalogue, for media entries that do not carry one. */
-  setCameraFps(cameras) {
-    for (const camera of cameras) this.fallbackFps.set(camera.camera_id, camera.fps);
+  /** The environment's cameras: a view each (before any video), their fps for media entries
+   * that do not carry one, and a hint on those whose people cannot be placed on the map. */
+  setCameras(cameras) {
+    for (const camera of cameras) {
+      this.fallbackFps.set(camera.camera_id, camera.fps);
+      const view = this._view(camera.camera_id);
+      view.hint = missingReason(camera);
+      view.caption.textContent = this._caption(camera.camera_id, view, "waiting for video");
+    }
+  }
+
+  /** Highlight ``globalId`` (0: nobody). */
+  setFocus(globalId) {
+    this.focus = globalId;
   }
 
   /** A media_available payload: create and start loading that batch's videos. */
@@ -89,21 +107,31 @@ export class CameraWall {
     this.taskActive = active;
   }
 
-  togglePause() {
-    this.userPaused = !this.userPaused;
+  /** Hold the players (the task is paused, or its playback) or let them go on. */
+  setPaused(paused) {
+    if (paused === this.userPaused) return;
+    this.userPaused = paused;
     const batch = this.batches.get(this.current);
     if (!batch) return;
     for (const video of batch.videos.values()) {
       if (this.userPaused) video.pause();
       else if (!this.waiting && !video.ended) video.play().catch(() => {});
     }
-    // Paused, every camera shows the frame the first one showed: seek to the middle of that
-    // frame, so its time maps to it however it is read.
+    if (this.userPaused) this._stop(batch);
+  }
+
+  // Paused or held, every camera shows the frame the first one showed, or the last one before
+  // it whose tracks are there (a video may have run a frame past them before it stopped):
+  // each seeks to the middle of that frame, so its time maps to it however it is read.
+  _stop(batch) {
     const master = this.views.get(batch.media[0]?.camera_id);
-    if (this.userPaused && master?.drawn.frame != null && master.fps) {
-      const time = (master.drawn.frame - master.media.start_global_frame_index + 0.5) / master.fps;
-      for (const video of batch.videos.values()) if (!video.ended && !video.error) video.currentTime = time;
-    }
+    if (master?.drawn.frame == null || !master.fps) return;
+    const first = master.media.start_global_frame_index;
+    let frame = master.drawn.frame;
+    while (frame > first && !this.buffer.has(frame)) frame -= 1;
+    if (!this.buffer.has(frame)) frame = master.drawn.frame;
+    const time = (frame - first + 0.5) / master.fps;
+    for (const video of batch.videos.values()) if (!video.ended && !video.error) video.currentTime = time;
   }
 
   /** Called every animation frame: hand-over, hold, sync and drawing. Returns the map frame. */
@@ -150,13 +178,30 @@ export class CameraWall {
       video: null,
       media: null,
       batch: null,
+      hint: null,
+      // The boxes drawn, in canvas pixels, for clicks.
+      hits: [],
       drawn: { frame: null, has_data: false, refined: false, boxes: 0, global_ids: [] },
     };
-    view.caption.textContent = `${cameraId} · waiting for video`;
+    view.caption.textContent = this._caption(cameraId, view, "waiting for video");
     figure.dataset.camera = cameraId;
+    view.stage.addEventListener("click", (event) => {
+      const box = view.canvas.getBoundingClientRect();
+      const x = (event.clientX - box.left) * devicePixelRatio;
+      const y = (event.clientY - box.top) * devicePixelRatio;
+      // The innermost box under the click: the smallest that contains it.
+      const hit = view.hits
+        .filter((h) => x >= h.x && x <= h.x + h.w && y >= h.y && y <= h.y + h.h && h.gid)
+        .sort((a, b) => a.w * a.h - b.w * b.h)[0];
+      if (hit) this.onPick(hit.gid);
+    });
     this.views.set(cameraId, view);
     this.container.append(figure);
     return view;
+  }
+
+  _caption(cameraId, view, what) {
+    return view.hint ? `${cameraId} · ${what} · ${view.hint}` : `${cameraId} · ${what}`;
   }
 
   _ready(batch) {
@@ -187,7 +232,7 @@ export class CameraWall {
       view.media = entry;
       view.batch = next.index;
       view.fps = entry.fps || this.fallbackFps.get(entry.camera_id) || 0;
-      view.caption.textContent = `${entry.camera_id} · ${entry.sub_video_filename}`;
+      view.caption.textContent = this._caption(entry.camera_id, view, entry.sub_video_filename);
       if (video.videoWidth) view.stage.style.aspectRatio = `${video.videoWidth} / ${video.videoHeight}`;
       if (!this.userPaused) video.play().catch(() => {}); // muted, so autoplay is allowed
     }
@@ -206,6 +251,7 @@ export class CameraWall {
     if (!this.waiting && canHold && !has(HOLD_LEAD_FRAMES)) {
       this.waiting = true;
       for (const video of batch.videos.values()) video.pause();
+      if (!this.buffer.has(master.drawn.frame)) this._stop(batch);
     } else if (this.waiting && (!canHold || has(RESUME_LEAD_FRAMES))) {
       this.waiting = false;
       if (!this.userPaused) for (const video of batch.videos.values()) if (!video.ended) video.play().catch(() => {});
@@ -229,6 +275,7 @@ export class CameraWall {
     if (canvas.width !== width || canvas.height !== height) [canvas.width, canvas.height] = [width, height];
     const ctx = canvas.getContext("2d");
     ctx.clearRect(0, 0, width, height);
+    view.hits = [];
     if (!video || !media || !view.fps || video.readyState < HTMLMediaElement.HAVE_CURRENT_DATA || !video.videoWidth) {
       view.drawn = { frame: null, has_data: false, refined: false, boxes: 0, global_ids: [] };
       return;
@@ -241,14 +288,17 @@ export class CameraWall {
     const tracks = this.buffer.tracks(frame, media.camera_id);
     const scale = width / video.videoWidth;
     const font = Math.max(11, Math.round(13 * devicePixelRatio));
-    ctx.lineWidth = 2 * devicePixelRatio;
     ctx.font = `bold ${font}px system-ui, sans-serif`;
     ctx.textBaseline = "bottom";
     const ids = [];
     for (const { box, global_id: gid, track_id: tid } of tracks ?? []) {
       const [x, y, w, h] = [box.x1 * scale, box.y1 * scale, (box.x2 - box.x1) * scale, (box.y2 - box.y1) * scale];
+      const focused = this.focus !== 0 && gid === this.focus;
+      ctx.globalAlpha = this.focus && !focused ? 0.35 : 1;
+      ctx.lineWidth = (focused ? 5 : 2) * devicePixelRatio;
       ctx.strokeStyle = colour(gid);
       ctx.strokeRect(x, y, w, h);
+      view.hits.push({ gid, x, y, w, h });
       const label = gid ? `#${gid}` : `t${tid}`;
       const labelWidth = ctx.measureText(label).width + 6;
       const top = y - font - 2 >= 0 ? y - font - 2 : y;
@@ -256,6 +306,7 @@ export class CameraWall {
       ctx.fillRect(x - ctx.lineWidth / 2, top, labelWidth, font + 2);
       ctx.fillStyle = "#fff";
       ctx.fillText(label, x + 3, top + font + 1);
+      ctx.globalAlpha = 1;
       ids.push(gid);
     }
     view.drawn = {
@@ -264,6 +315,8 @@ export class CameraWall {
       refined: this.buffer.isRefined(frame),
       boxes: ids.length,
       global_ids: ids,
+      // Where each box was drawn, [x1, y1, x2, y2] in the video's pixels (what moves over time).
+      box_positions: (tracks ?? []).map(({ box }) => [box.x1, box.y1, box.x2, box.y2]),
     };
   }
 }

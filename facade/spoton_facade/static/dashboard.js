@@ -1,11 +1,14 @@
-// SpotOn's dashboard: wait for /health, pick an environment, start a task, follow its events
-// (sse.js), play each camera's sub-videos with boxes and global ids drawn in sync
-// (cameras.js), and show everyone on the floor plan with a short trail (floormap.js) and,
-// once the task ends or on Refresh, where people spent time (heatmap.js).
-// Plain JS modules, no build step, nothing from a CDN.
+// SpotOn's dashboard: wait for /health, pick a site (environments.js), show its floor plan
+// and camera fields of view, start a task (start.js: one per site unless asked), follow its
+// events (sse.js), play each camera's sub-videos with boxes and global ids drawn in sync
+// (cameras.js), show everyone on the floor plan with a short trail (floormap.js) and, once
+// the task ends or on Refresh, where people spent time (heatmap.js). The task is paused,
+// resumed, cancelled and focused through the API (controls.js); past tasks are listed and
+// reopened (tasks.js). Plain JS modules, no build step, nothing from a CDN.
 //
-// `/?task=<task_id>` follows a task already started (the page sets it when it starts one, so
-// a reload picks the task up again, resuming its stream from the start).
+// `/?task=<task_id>` follows a task (the page sets it when it starts or opens one, so a reload
+// picks the task up again, replaying its stream from the start). Other modules open a task
+// with `document.dispatchEvent(new CustomEvent("spoton:open-task", { detail: { task_id } }))`.
 //
 // Test hook: `window.spoton`, for browser tests and for poking at from the console. It reads
 // what the page drew, so tests need no pixel heuristics:
@@ -20,7 +23,7 @@
 //                              // ms after the start request was sent; null until it happens
 //     batch,                   // sub-video batch index on screen
 //     waiting_for_tracks,      // playback held until the tracks for the next frames arrive
-//     paused,                  // the Pause button is down
+//     paused,                  // the players are held: the task is paused, or its playback
 //     videos_playing,          // camera videos playing right now
 //     cameras: { <camera_id>: { batch, src, playing, ended, ready_state, current_time, error,
 //                               frame,       // global frame index on screen (null: none yet)
@@ -29,27 +32,74 @@
 //                               boxes,       // boxes drawn for that frame
 //                               global_ids } },
 //     map: { frame, refined, dots, global_ids, trails, source: "image" | "rectangle", extent_m },
-//     heatmap: { task_id, loads, shown, error },
+//     heatmap: { task_id, loads, shown, error, images_in_page, placeholder },
+//     controls: { task_paused, playback_paused, focus, enabled: { pause, resume, cancel, clear_focus },
+//                 actions: [{ action, global_id, status, state }] },
+//     environments: [environment_id…],   // the picker's sites
+//     selected_environment,              // the picker's choice
+//     offer: { environment_id, task_id } | null,   // "that site already runs a task"
+//     tasks: { tasks: [{ task_id, environment_id, state, progress }], next_page_token, loads },
 //   }
+//   (cameras.<id> also carries box_positions: [[x1, y1, x2, y2]…] of the boxes drawn; map also
+//    focus, fields_of_view: [camera_id…] and unplaced: [{ camera_id, reason }])
 //   window.spoton.tracks(frame) -> { <camera_id>: [track…] } for a buffered frame, else null
 //   window.spoton.dropConnection() -> drop the event stream as a network failure would; it
 //                                     reconnects with Last-Event-ID and back-off
 
 import { CameraWall } from "./cameras.js";
+import { TERMINAL_STATES, TaskControls } from "./controls.js";
+import { loadEnvironment, loadSites } from "./environments.js";
 import { FloorMap } from "./floormap.js";
 import { HeatmapView } from "./heatmap.js";
 import { getJson } from "./http.js";
 import { TaskEventSource } from "./sse.js";
+import { RunningOffer, startTask } from "./start.js";
+import { TaskList } from "./tasks.js";
 import { TrackBuffer } from "./tracks.js";
 
 const $ = (id) => document.getElementById(id);
-const TERMINAL_STATES = new Set(["completed", "failed", "cancelled"]);
 const HEALTH_POLL_MS = 1000;
 
 const buffer = new TrackBuffer();
-const wall = new CameraWall($("cameras"), $("camera-template"), buffer);
+const wall = new CameraWall($("cameras"), $("camera-template"), buffer, (gid) => controls.focusOn(gid));
 const floor = new FloorMap($("map"), buffer);
 const heatmap = new HeatmapView($("heatmap"), $("heatmap-refresh"));
+const controls = new TaskControls(
+  { pause: $("pause"), resume: $("resume"), cancel: $("cancel"), clearFocus: $("clear-focus"), focus: $("focus") },
+  {
+    players: (paused) => wall.setPaused(paused),
+    focus: (gid) => {
+      wall.setFocus(gid);
+      floor.focus = gid;
+    },
+    error: showError,
+    task: (answer) => {
+      showStatus(answer);
+      taskList.update(answer);
+    },
+  },
+);
+const taskList = new TaskList(
+  {
+    table: $("task-list"),
+    more: $("tasks-more"),
+    refresh: $("tasks-refresh"),
+    state: $("tasks-state"),
+    here: $("tasks-here"),
+  },
+  (taskId) => openTask(taskId),
+  showError,
+);
+const offer = new RunningOffer(
+  {
+    panel: $("running-offer"),
+    text: $("running-offer-text"),
+    open: $("open-running"),
+    another: $("start-another"),
+    dismiss: $("dismiss-offer"),
+  },
+  { open: (taskId) => openTask(taskId), another: (environmentId) => start(environmentId, true) },
+);
 
 let health = "unknown";
 let environments = [];
@@ -91,31 +141,64 @@ async function waitForHealth() {
 }
 
 async function loadEnvironments() {
-  ({ environments } = await getJson("/api/v1/environments"));
+  environments = await loadSites();
   const select = $("environment");
   select.replaceChildren(
     ...environments.map((env) => new Option(`${env.name || env.environment_id}`, env.environment_id)),
   );
   select.disabled = $("start").disabled = environments.length === 0;
-  if (environments.length === 0) showError("No environment is registered.");
+  if (environments.length === 0) showError("No site is registered: register an environment (make demo does).");
 }
 
-async function startTask() {
+function selected() {
+  return environments.find((env) => env.environment_id === $("environment").value) ?? null;
+}
+
+// The chosen site, before any task: its floor plan, camera fields of view and cameras. A task
+// still going stays on screen (its site's plan comes with the next task); a finished one
+// makes way.
+function showSite() {
+  const environment = selected();
+  offer.hide();
+  taskList.setEnvironment(environment?.environment_id ?? "");
+  if (task.task_id && !TERMINAL_STATES.has(task.state)) return;
+  if (task.task_id) {
+    source?.close();
+    source = null;
+    streamState = "idle";
+    task = emptyTask();
+    buffer.clear();
+    controls.follow(null);
+    heatmap.setTask(null, null);
+    taskList.setFollowed(null);
+    history.replaceState(null, "", "/");
+    $("task").textContent = $("step").textContent = "";
+    $("state").textContent = $("stream").textContent = "idle";
+    $("progress").value = 0;
+  }
+  wall.reset();
+  wall.setCameras(environment?.cameras ?? []);
+  floor.setEnvironment(environment);
+}
+
+async function start(environmentId = $("environment").value, allowConcurrent = false) {
   showError("");
-  const environment = environments.find((env) => env.environment_id === $("environment").value);
+  offer.hide();
+  const environment = environments.find((env) => env.environment_id === environmentId);
   if (!environment) return;
   $("start").disabled = true;
   startedAt = performance.now();
   timings = {};
   try {
-    const started = await getJson("/api/v1/processing-tasks/start", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ environment_id: environment.environment_id }),
-    });
+    const answer = await startTask(environmentId, allowConcurrent);
+    if (answer.running) {
+      offer.show(environmentId, answer.running);
+      return;
+    }
     mark("task_created");
-    history.replaceState(null, "", `?task=${encodeURIComponent(started.task_id)}`);
-    follow(started.task_id, started.events_url, environment);
+    history.replaceState(null, "", `?task=${encodeURIComponent(answer.started.task_id)}`);
+    follow(answer.started.task_id, answer.started.events_url, environment);
+    taskList.load();
   } catch (error) {
     showError(error.message);
   } finally {
@@ -123,29 +206,38 @@ async function startTask() {
   }
 }
 
-async function followExisting(taskId) {
+// Follow a task already there (from the list, a job, the running-task offer or ?task=):
+// its events replay from the start.
+async function openTask(taskId) {
+  showError("");
   try {
     const status = await getJson(`/api/v1/processing-tasks/${encodeURIComponent(taskId)}/status`);
-    const environment = environments.find((env) => env.environment_id === status.environment_id);
-    $("environment").value = status.environment_id;
+    let environment = environments.find((env) => env.environment_id === status.environment_id);
+    if (environment) $("environment").value = status.environment_id;
+    // A job's environment is no site: it is fetched on its own and stays out of the picker.
+    environment ??= await loadEnvironment(status.environment_id).catch(() => null);
+    history.replaceState(null, "", `?task=${encodeURIComponent(taskId)}`);
     startedAt = performance.now();
     timings = {};
-    follow(taskId, `/api/v1/processing-tasks/${encodeURIComponent(taskId)}/events`, environment);
+    follow(taskId, `/api/v1/processing-tasks/${encodeURIComponent(taskId)}/events`, environment, status);
   } catch (error) {
     showError(`Task ${taskId}: ${error.message}`);
   }
 }
 
-function follow(taskId, eventsUrl, environment) {
+function follow(taskId, eventsUrl, environment, status = null) {
   source?.close();
   buffer.clear();
   wall.reset();
-  wall.setCameraFps(environment?.cameras ?? []);
+  wall.setCameras(environment?.cameras ?? []);
   floor.setEnvironment(environment ?? null);
-  heatmap.setTask(environment?.environment_id ?? null, taskId);
+  heatmap.setTask(environment?.environment_id ?? status?.environment_id ?? null, taskId);
   task = { ...emptyTask(), task_id: taskId, environment_id: environment?.environment_id ?? null };
+  controls.follow(taskId);
+  // Its events replay from the start: the status is shown until they catch up with it.
+  if (status) showStatus(status);
+  taskList.setFollowed(taskId);
   $("task").textContent = `task ${taskId}`;
-  $("pause").disabled = false;
   source = new TaskEventSource(eventsUrl, {
     onEvent,
     onState: (state, detail) => {
@@ -161,14 +253,20 @@ function mark(name) {
   timings[name] ??= Math.round(performance.now() - startedAt);
 }
 
+function showStatus(data) {
+  Object.assign(task, { state: data.state, progress: data.progress, step: data.step, error: data.error });
+  $("progress").value = data.progress;
+  $("state").textContent = data.state;
+  $("step").textContent = data.error || data.step;
+}
+
 function onEvent(type, data) {
   mark("first_event");
   switch (type) {
     case "status_update":
-      Object.assign(task, { state: data.state, progress: data.progress, step: data.step, error: data.error });
-      $("progress").value = data.progress;
-      $("state").textContent = data.state;
-      $("step").textContent = data.error || data.step;
+      if (!controls.setState(data.state, data.sequence)) break; // a control's answer was newer
+      showStatus(data);
+      taskList.update({ task_id: task.task_id, ...data });
       if (data.error) showError(data.error);
       if (TERMINAL_STATES.has(data.state)) {
         wall.setTaskActive(false);
@@ -192,6 +290,9 @@ function onEvent(type, data) {
     case "batch_processing_complete":
       wall.completeBatch(data.sub_video_batch_index);
       break;
+    case "focus_update":
+      controls.focusUpdate(data.global_id ?? 0);
+      break;
     case "problem":
       showError(`${data.title}: ${data.detail}`);
       break;
@@ -201,6 +302,7 @@ function onEvent(type, data) {
 }
 
 let mapState = floor.draw(null);
+let unplacedShown = "";
 
 function render() {
   const frame = wall.tick();
@@ -210,7 +312,12 @@ function render() {
   $("updates").textContent = buffer.received;
   $("people").textContent = mapState.dots;
   $("waiting").hidden = !wall.waiting;
-  $("pause").textContent = wall.userPaused ? "Play" : "Pause";
+  const unplaced = mapState.unplaced.map(({ camera_id: id, reason }) => `${id}: ${reason}`);
+  if (unplaced.join("\n") !== unplacedShown) {
+    unplacedShown = unplaced.join("\n");
+    const items = unplaced.map((text) => Object.assign(document.createElement("li"), { textContent: text }));
+    $("unplaced").replaceChildren(...items);
+  }
   requestAnimationFrame(render);
 }
 
@@ -248,11 +355,16 @@ function state() {
     cameras: screen.cameras,
     map: { ...mapState },
     heatmap: heatmap.state(),
+    controls: controls.state(),
+    environments: environments.map((env) => env.environment_id),
+    selected_environment: $("environment").value || null,
+    offer: offer.state(),
+    tasks: taskList.state(),
   };
 }
 
 window.spoton = {
-  version: 1,
+  version: 2,
   state,
   tracks(frame) {
     const perCamera = buffer.frames.get(frame);
@@ -263,14 +375,21 @@ window.spoton = {
   },
 };
 
-$("start").addEventListener("click", startTask);
-$("pause").addEventListener("click", () => wall.togglePause());
+$("start").addEventListener("click", () => start());
+$("environment").addEventListener("change", showSite);
+$("map").addEventListener("click", (event) => {
+  const gid = floor.dotAt(event);
+  if (gid) controls.focusOn(gid);
+});
+document.addEventListener("spoton:open-task", (event) => openTask(event.detail.task_id));
 requestAnimationFrame(render);
 await waitForHealth();
 try {
   await loadEnvironments();
+  showSite();
+  taskList.load();
   const taskId = new URLSearchParams(location.search).get("task");
-  if (taskId) await followExisting(taskId);
+  if (taskId) await openTask(taskId);
 } catch (error) {
   showError(error.message);
 }

@@ -1,12 +1,17 @@
 // The floor plan: the environment's map image when the API gives one (scaled by
-// metres_per_pixel), else a rectangle in metres that covers every camera's homography map
-// points and every position seen so far. Each global id is a dot with a short trail, in the
-// same colour as its boxes in the camera views.
+// metres_per_pixel), else a rectangle in metres that covers every camera's field of view and
+// every position seen so far. Each camera's field of view (fov.js) is drawn as soon as the
+// environment is chosen, before any task. Each global id is a dot with a short trail, in the
+// same colour as its boxes in the camera views; the focused person's dot is ringed, and a
+// click on a dot names its global id (dotAt).
 
+import { fieldOfView, missingReason } from "./fov.js";
 import { colour } from "./tracks.js";
 
 export const TRAIL_SECONDS = 2;
 const MARGIN_M = 0.5;
+// How near (CSS pixels) a click must be to a dot to pick it.
+const PICK_RADIUS_PX = 14;
 
 export class FloorMap {
   /**
@@ -16,6 +21,8 @@ export class FloorMap {
   constructor(canvas, buffer) {
     this.canvas = canvas;
     this.buffer = buffer;
+    this.focus = 0;
+    this.dots = [];
     this.setEnvironment(null);
   }
 
@@ -24,16 +31,21 @@ export class FloorMap {
     this.image = null;
     this.imageExtent = null;
     this.fps = environment?.cameras?.[0]?.fps || 10;
-    // Each camera's homography map points: where it sees the floor.
-    this.footprints = (environment?.cameras ?? [])
-      .map((camera) => ({ id: camera.camera_id, hull: convexHull(camera.homography?.map_points ?? []) }))
+    // Where each camera sees the floor; the cameras that cannot be placed, with the reason.
+    const cameras = environment?.cameras ?? [];
+    this.footprints = cameras
+      .map((camera) => ({ id: camera.camera_id, hull: convexHull(fieldOfView(camera)) }))
       .filter((footprint) => footprint.hull.length >= 3);
+    this.unplaced = cameras
+      .map((camera) => ({ camera_id: camera.camera_id, reason: missingReason(camera) }))
+      .filter((camera) => camera.reason);
     const points = this.footprints.flatMap((footprint) => footprint.hull);
     this.extent = points.length ? bounds(points) : { x0: 0, y0: 0, x1: 10, y1: 10 };
     const map = environment?.map;
     if (map?.image_url && map.metres_per_pixel > 0) {
       const image = new Image();
       image.onload = () => {
+        if (this.environment !== environment) return; // another environment was chosen since
         this.image = image;
         this.imageExtent = {
           x0: 0,
@@ -45,6 +57,18 @@ export class FloorMap {
       image.src = map.image_url;
     }
     this.drawn = { frame: null, refined: false, dots: 0, global_ids: [], trails: 0, source: "none" };
+  }
+
+  /** The global id whose dot is under the click ``event``, or 0. */
+  dotAt(event) {
+    const box = this.canvas.getBoundingClientRect();
+    const [x, y] = [(event.clientX - box.left) * devicePixelRatio, (event.clientY - box.top) * devicePixelRatio];
+    let best = { gid: 0, distance: PICK_RADIUS_PX * devicePixelRatio };
+    for (const dot of this.dots) {
+      const distance = Math.hypot(dot.x - x, dot.y - y);
+      if (distance <= best.distance) best = { gid: dot.gid, distance };
+    }
+    return best.gid;
   }
 
   /** Draw the map at global frame ``frame`` (null: the plan only); returns what was drawn. */
@@ -71,6 +95,7 @@ export class FloorMap {
     this._plan(ctx, extent, px, py);
 
     const ids = [];
+    this.dots = [];
     let trails = 0;
     ctx.lineCap = ctx.lineJoin = "round";
     for (const [gid, trail] of positions) {
@@ -88,13 +113,17 @@ export class FloorMap {
       const [lastFrame, x, y] = trail[trail.length - 1];
       if (lastFrame !== frame) continue; // out of every camera's view now: trail only
       ids.push(gid);
+      this.dots.push({ gid, x: px(x), y: py(y) });
+      const focused = this.focus === gid;
+      ctx.globalAlpha = this.focus && !focused ? 0.35 : 1;
       ctx.fillStyle = colour(gid);
-      ctx.strokeStyle = "#fff";
-      ctx.lineWidth = 2 * devicePixelRatio;
+      ctx.strokeStyle = focused ? "#111" : "#fff";
+      ctx.lineWidth = (focused ? 3 : 2) * devicePixelRatio;
       ctx.beginPath();
-      ctx.arc(px(x), py(y), 7 * devicePixelRatio, 0, 2 * Math.PI);
+      ctx.arc(px(x), py(y), (focused ? 10 : 7) * devicePixelRatio, 0, 2 * Math.PI);
       ctx.fill();
       ctx.stroke();
+      ctx.globalAlpha = 1;
       ctx.fillStyle = "#222";
       ctx.font = `bold ${12 * devicePixelRatio}px system-ui, sans-serif`;
       ctx.textBaseline = "middle";
@@ -106,6 +135,11 @@ export class FloorMap {
       dots: ids.length,
       global_ids: ids.sort((a, b) => a - b),
       trails,
+      focus: this.focus,
+      // Where each dot is, in the canvas's CSS pixels (what a click there picks).
+      dots_at: this.dots.map(({ gid, x, y }) => ({ global_id: gid, x: x / devicePixelRatio, y: y / devicePixelRatio })),
+      fields_of_view: this.footprints.map((footprint) => footprint.id),
+      unplaced: this.unplaced.map((camera) => ({ ...camera })),
       source: this.image ? "image" : "rectangle",
       extent_m: [extent.x0, extent.y0, extent.x1, extent.y1],
     };
