@@ -8,7 +8,7 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models browser samples rtsp-server demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling clean
+.PHONY: setup proto models browser samples rtsp-server demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling bench-serving libb64 clean
 
 setup: $(SETUP)
 
@@ -109,6 +109,24 @@ bench-storage: setup
 
 bench-tiling: setup models
 	$(BIN)/python bench/detector_tiling.py
+
+# bench-serving's Triton ceiling is perf_analyzer from the tritonclient 2.51.0 wheel, the newest
+# whose binary runs on Debian 12's glibc. .venv pins a newer tritonclient, so that wheel goes
+# into a directory of its own (only its binary is used), with the libcudart it loads even on CPU.
+PERF_ANALYZER := $(VENV)/perf-analyzer/.tritonclient-2.51.0
+$(PERF_ANALYZER): $(SETUP)
+	$(BIN)/pip install -q --upgrade --no-deps --target $(VENV)/perf-analyzer tritonclient==2.51.0 nvidia-cuda-runtime-cu12==12.9.79
+	touch $@
+
+# Debian's libb64, which perf_analyzer links against.
+libb64:
+	@/sbin/ldconfig -p | grep -q libb64.so.0d || { echo "installing libb64-0d from Debian's packages"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libb64-0d >/dev/null; }
+
+# ghz is ../shared/tools/ghz (see its README).
+bench-serving: setup models $(PERF_ANALYZER) libb64
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) $(BASELINE) var proto/python proto/spoton.protoset $(MODELS)

@@ -81,7 +81,12 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
             "inference": Provide(_provide_inference, sync_to_thread=False),
             "event_streams": Provide(_provide_event_streams, sync_to_thread=False),
         },
-        state=State({"settings": settings, "event_streams": EventStreams(settings.sse_heartbeat_seconds)}),
+        state=State(
+            {
+                "settings": settings,
+                "event_streams": EventStreams(settings.sse_heartbeat_seconds, settings.sse_replay_events),
+            }
+        ),
         lifespan=[_inference_channel],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=_cors(settings),

@@ -40,6 +40,10 @@ class FacadeSettings:
     cors_allow_origins: tuple[str, ...] = ()
     # Idle time after which an SSE stream gets a comment line, so proxies keep it open.
     sse_heartbeat_seconds: float = 15.0
+    # Newest events of each followed task kept for its browsers, which share one WatchTask call:
+    # a browser resuming within them is served from memory, and one falling further behind is
+    # cut off (its stream ends; EventSource resumes with Last-Event-ID).
+    sse_replay_events: int = 1024
     # The largest job upload: the facade refuses a bigger multipart body (413) as it streams in.
     job_max_upload_bytes: int = 2 * 1024**3
 

@@ -7,8 +7,9 @@ by ``routes/jobs.py``, with the job's revision as the ``id``)::
     event: <status_update|media_available|tracking_update|tracks_refined|batch_processing_complete|...>
     data: <payload JSON, plus sequence, task_id and emitted_at>
 
-``id`` lets a browser's ``EventSource`` resume with ``Last-Event-ID``. While nothing changes a
-``: heartbeat`` comment keeps proxies from closing the connection. A gRPC error after the
+``id`` lets a browser's ``EventSource`` resume with ``Last-Event-ID``. Every browser following
+one task shares one WatchTask call (see ``sse_hub``); WatchJob streams have a call each. While
+nothing changes a ``: heartbeat`` comment keeps proxies from closing the connection. A gRPC error after the
 stream has started becomes an ``event: problem`` block (RFC 9457 JSON) and ends the stream, so
 the browser reconnects and resumes; an error before the first event is raised instead, so the
 client gets a real HTTP status.
@@ -18,23 +19,44 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import grpc
 import msgspec
+from litestar.params import HeaderParameter
 
 from spoton.v1 import tasks_pb2
+from spoton_facade.contract import SEQUENCE_MAX, optional_integer
 from spoton_facade.convert import message_to_json, timestamp_to_json
 from spoton_facade.problems import Problem, problem_for_rpc
 
 HEARTBEAT = b": heartbeat\n\n"
 # How long an events request waits for its Watch call to fail or deliver before committing
 # to a 200 stream; failures within it get a real HTTP status instead of an in-stream problem.
+# Never a refusal in itself: a call still silent after it streams anyway (heartbeats, then its
+# events). Under load the refusals were the service's own UNAVAILABLE answers arriving within it
+# (its PostgreSQL pool queued behind every watcher's per-event lookup); now a task's browsers
+# share one call, joiners are checked with GetTask, and the service shares that lookup.
 PREFLIGHT_S = 1.0
+# Events of a followed task kept in memory for its browsers (SPOTON_SSE_REPLAY_EVENTS).
+DEFAULT_REPLAY_EVENTS = 1024
 PROBLEM_EVENT = "problem"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 _encode = msgspec.json.Encoder().encode
+
+# What EventSource sends on reconnecting: the last ``id`` it received (a task event's sequence,
+# a job's revision); the stream resumes after it.
+LastEventIdHeader = Annotated[
+    int | None,
+    HeaderParameter(
+        name="Last-Event-ID",
+        ge=0,
+        le=SEQUENCE_MAX,
+        schema_extra=optional_integer(0, SEQUENCE_MAX),
+        description="Resume after this event id (`id:` of the last event received)",
+    ),
+]
 
 
 def format_event(event: tasks_pb2.TaskEvent) -> bytes:
@@ -100,23 +122,36 @@ class WatchCall(Protocol):
     def done(self) -> bool: ...
 
 
+class Until(Protocol):
+    """Asked after each message a stream sent: ``True`` ends the stream there (a hand-over)."""
+
+    def __call__(self, message: Any) -> bool: ...
+
+
 class TaskEventStream:
     """Owns one WatchTask or WatchJob call and yields it as SSE bytes.
 
     The call is cancelled as soon as the stream ends, fails, is drained, is cancelled (the
-    client went away) or :meth:`aclose` is called, whichever comes first; :meth:`aclose` also
-    covers a stream that was never iterated.
+    client went away), ``until`` says so, or :meth:`aclose` is called, whichever comes first;
+    :meth:`aclose` also covers a stream that was never iterated.
     """
 
     def __init__(
-        self, call: WatchCall, blocks: Blocks, heartbeat_s: float, draining: asyncio.Event, instance: str
+        self,
+        call: WatchCall,
+        blocks: Blocks,
+        heartbeat_s: float,
+        draining: asyncio.Event,
+        instance: str,
+        until: Until | None = None,
     ) -> None:
         self._call = call
         self._blocks = blocks
         self._heartbeat_s = heartbeat_s
         self._draining = draining
+        self._until = until
         # The request path, reported in problem events.
-        self._instance = instance
+        self.instance = instance
         self._read: asyncio.Future[Any] | None = None
         self._headers: asyncio.Future[Any] | None = None
         self._drained: asyncio.Future[Any] | None = None
@@ -129,8 +164,8 @@ class TaskEventStream:
         first event. The wait ends early when the service sends its response headers.
         """
         try:
-            self._read = _observed(self._call.read())
-            self._headers = _observed(self._call.initial_metadata())
+            self._read = observed(self._call.read())
+            self._headers = observed(self._call.initial_metadata())
             await asyncio.wait(
                 {self._read, self._headers},
                 timeout=timeout_s,
@@ -147,15 +182,23 @@ class TaskEventStream:
             raise
         return True
 
+    async def next_message(self) -> Any:
+        """The call's next message, ``grpc.aio.EOF`` at its end; raises its ``AioRpcError``.
+
+        For a reader of its own (the shared upstream of ``sse_hub``) instead of iterating.
+        """
+        read, self._read = self._read or observed(self._call.read()), None
+        return await read
+
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._stream()
 
     async def _stream(self) -> AsyncIterator[bytes]:
-        self._drained = _observed(self._draining.wait())
+        self._drained = observed(self._draining.wait())
         try:
             while True:
                 if self._read is None:
-                    self._read = _observed(self._call.read())
+                    self._read = observed(self._call.read())
                 done, _ = await asyncio.wait(
                     {self._read, self._drained}, timeout=self._heartbeat_s, return_when=asyncio.FIRST_COMPLETED
                 )
@@ -168,11 +211,13 @@ class TaskEventStream:
                 try:
                     event = read.result()
                 except grpc.aio.AioRpcError as exc:
-                    yield format_problem(problem_for_rpc(exc.code(), exc.details(), self._instance))
+                    yield format_problem(problem_for_rpc(exc.code(), exc.details(), self.instance))
                     return
                 if event is grpc.aio.EOF:
                     return
                 yield self._blocks.block(event)
+                if self._until is not None and self._until(event):
+                    return
         finally:
             # No await here: a cancelled anyio scope would cancel it again before it ran.
             self.close()
@@ -190,17 +235,28 @@ class TaskEventStream:
 
 
 class EventStreams:
-    """What all SSE subscribers share: rendered blocks, the heartbeat and the shutdown signal."""
+    """What all SSE subscribers share: rendered blocks, the heartbeat, the shutdown signal and
+    the task streams' hub (``tasks``: one upstream call per followed task)."""
 
-    def __init__(self, heartbeat_s: float) -> None:
+    def __init__(self, heartbeat_s: float, replay_events: int = DEFAULT_REPLAY_EVENTS) -> None:
+        # sse_hub builds on this module's streams, so it is imported here, not at the top.
+        from spoton_facade.sse_hub import TaskHub
+
         self.blocks = BlockCache()
         self.heartbeat_s = heartbeat_s
         self._draining = asyncio.Event()
+        self.tasks = TaskHub(self, replay_events)
 
-    def open(self, call: WatchCall, instance: str, blocks: Blocks | None = None) -> TaskEventStream:
+    @property
+    def draining(self) -> asyncio.Event:
+        return self._draining
+
+    def open(
+        self, call: WatchCall, instance: str, blocks: Blocks | None = None, until: Until | None = None
+    ) -> TaskEventStream:
         """A stream over ``call`` for the request at path ``instance``; ``blocks`` renders its
-        messages (default: task events, cached across subscribers)."""
-        return TaskEventStream(call, blocks or self.blocks, self.heartbeat_s, self._draining, instance)
+        messages (default: task events, cached across subscribers); ``until`` may end it early."""
+        return TaskEventStream(call, blocks or self.blocks, self.heartbeat_s, self._draining, instance, until)
 
     def drain(self) -> None:
         """End every stream, open or yet to open: the server is shutting down.
@@ -210,7 +266,8 @@ class EventStreams:
         self._draining.set()
 
 
-def _observed(awaitable: Any) -> asyncio.Future[Any]:
+def observed(awaitable: Any) -> asyncio.Future[Any]:
+    """``awaitable`` as a task whose failure, once nobody cares, is not logged as unretrieved."""
     task = asyncio.ensure_future(awaitable)
     # A read that fails after the stream stopped caring must not log "exception never retrieved".
     task.add_done_callback(lambda t: t.cancelled() or t.exception())

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import urllib.parse
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from spoton_inference.core.health import (
     STARTING,
     ComponentHealth,
     HealthChecker,
+    HealthMonitor,
     HealthReport,
     SupervisedComponent,
 )
@@ -144,6 +146,13 @@ class InferenceApp:
                 "history": self._probe_history,
             }
         )
+        # What GetHealth and grpc.health.v1 answer from: refreshed in the background (create() starts it).
+        self.health_monitor = HealthMonitor(
+            self._health,
+            self.supervised,
+            interval_s=settings.health_probe_interval_s,
+            supervised_version=lambda: _file_version(supervision_path(settings.data_dir)),
+        )
 
     @classmethod
     async def create(cls, settings: Settings) -> InferenceApp:
@@ -153,7 +162,12 @@ class InferenceApp:
         db = await Database.connect(settings.postgres_dsn, timeout_s=settings.postgres_timeout_s, secrets=secrets)
         events = RedisEventLog.from_url(settings.redis_url, settings.event_retention, settings.redis_max_connections)
         await events.ping()
-        models = TritonModels(settings.triton_grpc_url, settings.detector_model, settings.reid_model)
+        models = TritonModels(
+            settings.triton_grpc_url,
+            settings.detector_model,
+            settings.reid_model,
+            shared_memory=settings.triton_shared_memory,
+        )
         app = cls(settings, db, events, models)
         await bootstrap_admin(app.auth, settings)
         await app.writer.start()
@@ -166,6 +180,7 @@ class InferenceApp:
         await app.tasks.recover()
         await app.jobs.recover()
         app.camera_health.start()
+        app.health_monitor.start()
         return app
 
     async def warm_up(self) -> None:
@@ -178,7 +193,7 @@ class InferenceApp:
         self.jobs.start()  # queued jobs (those a restart left too) run once the models are ready
 
     async def close(self) -> None:
-        await self._health.close()
+        await self.health_monitor.close()  # the prober and any probe still hanging
         await self.jobs.close()  # first: running jobs stay RUNNING, to be run again after a restart
         await self.tasks.shutdown()
         await self.camera_health.close()
@@ -198,7 +213,13 @@ class InferenceApp:
         await self.db.close()
 
     async def health(self) -> HealthReport:
+        """Every dependency probed now (bounded per probe); a caller that can wait for the truth."""
         return await self._health.check(warmed_up=self.warmed_up, supervised=self.supervised())
+
+    async def latest_health(self) -> HealthReport:
+        """The background prober's newest findings (at most one interval plus the probe bound
+        old): what GetHealth and grpc.health.v1 answer, without probing anything."""
+        return await self.health_monitor.latest(warmed_up=self.warmed_up)
 
     def supervised(self) -> list[SupervisedComponent]:
         """Restarts and states from the embedded stack running this service; none otherwise."""
@@ -289,6 +310,15 @@ class InferenceApp:
     async def _probe_live(self) -> list[ComponentHealth]:
         # Drops are back-pressure working as designed, not a fault: reported, still healthy.
         return [ComponentHealth("live_streams", HEALTHY, self.live.describe())]
+
+
+def _file_version(path: Path) -> tuple[int, int, int] | None:
+    """What changes whenever ``path`` is replaced or written (one ``stat``); None while it is missing."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _where(dsn: str) -> str:

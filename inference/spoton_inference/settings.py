@@ -48,6 +48,10 @@ class Settings:
     # Most pixels an image in a request may announce (JPEG/PNG header, raw width x height):
     # larger ones are refused before decoding. The default admits 8K UHD (33 Mpx).
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    # Frames one StreamFrames stream works on at once (detected ahead while earlier ones are
+    # tracked in order): a client keeping at most this many unanswered never loses one; one
+    # sending further ahead has the oldest waiting frames dropped, counted in dropped_frames.
+    stream_max_in_flight: int = 4
 
     triton_grpc_url: str = "127.0.0.1:8001"
     triton_http_url: str = "http://127.0.0.1:8000"
@@ -57,6 +61,11 @@ class Settings:
     # How long a running task or job waits for an unreachable Triton (retrying the same frame
     # with back-off) before it fails with a reason naming Triton.
     triton_outage_wait_s: float = 60.0
+    # Frames and crops reach Triton through POSIX shared memory instead of inside each gRPC
+    # request (pipeline/triton_shm.py): "auto" when triton_grpc_url is a loopback address,
+    # "on" for a Triton on this host under another name (sharing /dev/shm), "off" never.
+    # A Triton that cannot map the memory gets them over gRPC anyway.
+    triton_shared_memory: str = "auto"
     # Tracking (spoton_inference/tracking). Re-ID cosine distances typical of one person and
     # of two people for the embedder in use: appearance costs 0 at the first and 1 at the
     # second, so the weights below mean the same with any model. They are the prior: with
@@ -90,6 +99,9 @@ class Settings:
     # Redis connections this process opens at most; a command waits for a free one. Watchers
     # share one subscription per task, so this does not grow with them.
     redis_max_connections: int = 32
+    # Connections, besides those, for the blocking reads that wake WatchTask streams: one per
+    # watched task, whatever its watchers; more watched tasks than this wait their turn.
+    redis_watch_connections: int = 8
 
     # Events kept per task in the Redis stream, for WatchTask resume.
     event_retention: int = 100_000
@@ -117,6 +129,10 @@ class Settings:
     cors_allow_origins: tuple[str, ...] = ()
     # Idle seconds after which an SSE stream gets a heartbeat comment.
     sse_heartbeat_seconds: float = 15.0
+    # Newest events of each followed task the facade keeps for its browsers, which share one
+    # WatchTask call per task: a browser resuming within them is served from memory, and one
+    # falling further behind than this is cut off (it resumes with Last-Event-ID).
+    sse_replay_events: int = 1024
 
     # Jobs (uploaded videos). The largest upload accepted: counted while it streams to disk,
     # refused (RESOURCE_EXHAUSTED, HTTP 413) the moment it is exceeded.
@@ -165,6 +181,9 @@ class Settings:
     oidc_role_claim: str = "spoton_role"
     # Prometheus text metrics at http://<grpc_host>:<port>/metrics; 0 turns them off.
     metrics_port: int = 0
+    # Seconds between rounds of dependency probes; GetHealth and grpc.health.v1 answer from the
+    # newest round, so a dead component reads failed within this plus the 1.5 s probe bound.
+    health_probe_interval_s: float = 1.0
     # Live cameras (RTSP/HTTP sources the service pulls): the bound on opening a source and on
     # each read after, and the longest wait between reconnect attempts (back-off doubles up to it).
     source_connect_timeout_s: float = 10.0
@@ -189,6 +208,10 @@ class Settings:
         for host in ("grpc_host", "facade_host"):
             if not getattr(self, host):
                 object.__setattr__(self, host, self.bind_host)
+        if self.stream_max_in_flight < 1:
+            raise ValueError(f"SPOTON_STREAM_MAX_IN_FLIGHT must be at least 1, got {self.stream_max_in_flight}")
+        if self.health_probe_interval_s <= 0:
+            raise ValueError(f"SPOTON_HEALTH_PROBE_INTERVAL_S must be above 0, got {self.health_probe_interval_s}")
 
     @property
     def media(self) -> MediaRoot:

@@ -1,4 +1,6 @@
-"""SSE: TaskEvent formatting (pure) and the WatchTask-backed stream's lifecycle."""
+"""SSE: TaskEvent formatting (pure), the WatchTask-backed stream's lifecycle, and the hub that
+shares one WatchTask call among a task's browsers (over stand-in calls; tests/facade/
+test_sse_fanout.py runs it against the real service)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 
 from spoton.v1 import tasks_pb2
 from spoton_facade.sse import HEARTBEAT, BlockCache, EventStreams, TaskEventStream, format_event
+from spoton_facade.sse_hub import Ring, Subscription
 
 EMITTED = dt.datetime(2025, 1, 2, 3, 4, 5, 600000, tzinfo=dt.UTC)
 
@@ -290,3 +293,164 @@ async def test_draining_ends_open_streams() -> None:
     late = streams.open(FakeWatchCall(headers=True), instance="/events")
     assert await late.preflight(timeout_s=1.0)
     assert await asyncio.wait_for(_collect(late), timeout=5.0) == []
+
+
+# -- the hub: one upstream call per task --------------------------------------------------------
+
+TASK = "t1"
+INSTANCE = f"/api/v1/processing-tasks/{TASK}/events"
+
+
+class FakeTaskCalls:
+    """Stands in for one browser's InferenceClient: GetTask answers (or refuses), and each
+    WatchTask is a FakeWatchCall that has sent its headers."""
+
+    def __init__(self, refuse: grpc.StatusCode | None = None) -> None:
+        self.refuse = refuse
+        self.lookups = 0
+        self.watches: list[tuple[int, FakeWatchCall]] = []
+
+    async def get_task(self, task_id: str) -> tasks_pb2.Task:
+        self.lookups += 1
+        if self.refuse is not None:
+            raise _error(self.refuse)
+        return tasks_pb2.Task(task_id=task_id)
+
+    def watch_task(self, task_id: str, after_sequence: int) -> FakeWatchCall:
+        call = FakeWatchCall(headers=True)
+        self.watches.append((after_sequence, call))
+        return call
+
+
+def _tick(sequence: int) -> tasks_pb2.TaskEvent:
+    return _event(sequence, batch_processing_complete=tasks_pb2.BatchProcessingComplete())
+
+
+def _blocks_of(*sequences: int) -> bytes:
+    return b"".join(format_event(_tick(s)) for s in sequences)
+
+
+async def _subscribe(streams: EventStreams, calls: FakeTaskCalls, after: int = 0) -> Subscription:
+    subscription = await streams.tasks.subscribe(calls, TASK, after, instance=INSTANCE)
+    assert subscription is not None
+    return subscription
+
+
+async def _read_until(blocks: Any, expected: bytes) -> bytes:
+    """Chunks from ``blocks`` until they add up to ``expected`` (heartbeats left out)."""
+    got = b""
+    async with asyncio.timeout(5):
+        while len(got) < len(expected):
+            chunk = await anext(blocks)
+            if chunk != HEARTBEAT:
+                got += chunk
+    return got
+
+
+def test_ring_holds_the_newest_events_within_its_bounds() -> None:
+    ring = Ring(capacity=3, max_bytes=9, floor=0)
+    for sequence in range(1, 6):
+        ring.append(sequence, b"%d" % sequence)
+    assert (ring.floor, ring.newest, ring.since(2)) == (2, 5, b"345")
+    assert ring.covers(2) and ring.covers(5) and not ring.covers(1) and not ring.covers(6)
+    ring.append(6, b"x" * 8)  # past max_bytes: older blocks go, the newest always stays
+    assert (ring.floor, ring.since(ring.floor)) == (4, b"5" + b"x" * 8)
+
+
+async def test_a_tasks_browsers_share_one_call_each_checked_with_its_own_credential() -> None:
+    streams = EventStreams(heartbeat_s=60.0)
+    first, others = FakeTaskCalls(), [FakeTaskCalls() for _ in range(3)]
+    subscriptions = [await _subscribe(streams, first)] + [await _subscribe(streams, c) for c in others]
+    assert len(first.watches) == 1 and all(not c.watches and c.lookups == 1 for c in others)
+    assert (streams.tasks.upstreams, streams.tasks.subscribers) == (1, 4)
+    (_, call) = first.watches[0]
+    for sequence in (1, 2, 3):
+        call.push(_tick(sequence))
+    readers = [aiter(s) for s in subscriptions]
+    assert [await _read_until(r, _blocks_of(1, 2, 3)) for r in readers] == [_blocks_of(1, 2, 3)] * 4
+    # A browser joining now is served the recent events from memory.
+    late = aiter(await _subscribe(streams, FakeTaskCalls(), after=1))
+    assert await _read_until(late, _blocks_of(2, 3)) == _blocks_of(2, 3)
+    for reader in [*readers, late]:
+        await reader.aclose()  # type: ignore[attr-defined]
+    # The last browser gone, the call goes too.
+    assert call.cancelled and streams.tasks.upstreams == 0
+
+
+async def test_a_joiner_refused_by_the_service_does_not_disturb_the_others() -> None:
+    streams = EventStreams(heartbeat_s=60.0)
+    first = FakeTaskCalls()
+    subscription = aiter(await _subscribe(streams, first))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _subscribe(streams, FakeTaskCalls(refuse=grpc.StatusCode.NOT_FOUND))
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND  # another environment's task, say
+    first.watches[0][1].push(_tick(1))
+    assert await _read_until(subscription, _blocks_of(1)) == _blocks_of(1)
+    assert streams.tasks.subscribers == 1
+    await subscription.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_slow_browser_is_cut_off_and_never_holds_up_the_others() -> None:
+    streams = EventStreams(heartbeat_s=60.0, replay_events=4)
+    calls = FakeTaskCalls()
+    fast, slow = aiter(await _subscribe(streams, calls)), aiter(await _subscribe(streams, FakeTaskCalls()))
+    call = calls.watches[0][1]
+    call.push(_tick(1))
+    assert await _read_until(slow, _blocks_of(1)) == _blocks_of(1)  # then it stops reading
+    for sequence in range(2, 11):
+        call.push(_tick(sequence))
+    assert await _read_until(fast, _blocks_of(*range(1, 11))) == _blocks_of(*range(1, 11))
+    # The slow one fell out of the ring: its stream ends, so its browser resumes after event 1.
+    with pytest.raises(StopAsyncIteration):
+        await anext(slow)
+    assert streams.tasks.cut_off == 1 and streams.tasks.subscribers == 1
+    await fast.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_resume_older_than_the_ring_catches_up_on_its_own_call_then_joins() -> None:
+    streams = EventStreams(heartbeat_s=60.0, replay_events=4)
+    calls = FakeTaskCalls()
+    first = aiter(await _subscribe(streams, calls))
+    upstream = calls.watches[0][1]
+    for sequence in range(1, 11):
+        upstream.push(_tick(sequence))
+    assert await _read_until(first, _blocks_of(*range(1, 11))) == _blocks_of(*range(1, 11))
+    resuming = FakeTaskCalls()
+    behind = aiter(await _subscribe(streams, resuming, after=2))  # the ring holds 7..10
+    (after, own) = resuming.watches[0]
+    assert after == 2
+    for sequence in range(3, 8):  # the service replays from the resume point
+        own.push(_tick(sequence))
+    assert await _read_until(behind, _blocks_of(*range(3, 7))) == _blocks_of(*range(3, 7))
+    # Event 6 reached the ring: the own call is dropped and the rest comes from the upstream.
+    assert await _read_until(behind, _blocks_of(7, 8, 9, 10)) == _blocks_of(7, 8, 9, 10)
+    assert own.cancelled and streams.tasks.handed_over == 1
+    upstream.push(_tick(11))
+    assert await _read_until(behind, _blocks_of(11)) == _blocks_of(11)
+    assert streams.tasks.upstreams == 1 and streams.tasks.subscribers == 2
+    for reader in (first, behind):
+        await reader.aclose()  # type: ignore[attr-defined]
+
+
+async def test_the_task_ending_or_the_call_failing_ends_every_browser() -> None:
+    streams = EventStreams(heartbeat_s=60.0)
+    calls = FakeTaskCalls()
+    readers = [aiter(await _subscribe(streams, c)) for c in (calls, FakeTaskCalls())]
+    call = calls.watches[0][1]
+    call.push(_tick(1))
+    call.push(_error(grpc.StatusCode.UNAVAILABLE))
+    for reader in readers:
+        assert await _read_until(reader, _blocks_of(1)) == _blocks_of(1)
+        fields, data = _parse(await anext(reader))
+        assert fields["event"] == "problem" and data["status"] == 503 and data["instance"] == INSTANCE
+        with pytest.raises(StopAsyncIteration):
+            await anext(reader)
+    assert streams.tasks.upstreams == 0  # the next browser opens a new call
+
+
+async def test_a_finished_task_with_nothing_after_the_resume_point_is_none() -> None:
+    streams = EventStreams(heartbeat_s=60.0)
+    calls = FakeTaskCalls()
+    calls.watch_task = lambda task_id, after: FakeWatchCall(grpc.aio.EOF)  # type: ignore[method-assign]
+    assert await streams.tasks.subscribe(calls, TASK, 5, instance=INSTANCE) is None
+    assert streams.tasks.upstreams == 0

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -177,3 +178,47 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _area(boxes: np.ndarray) -> np.ndarray:
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+def test_encoded_image_gives_the_detections_of_its_pixels(
+    model: Any,
+    built_repository: Path,
+    make_args: Callable[[Path], dict[str, str]],
+    make_request: Callable[..., Any],
+    test_images: dict[str, Path],
+) -> None:
+    """IMAGE_ENCODED (the JPEG file itself) is decoded in the model: same boxes as IMAGE."""
+    triton_model = model.TritonPythonModel()
+    triton_model.initialize(make_args(built_repository / "detector"))
+    jpeg = test_images["zidane.jpg"].read_bytes()
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    pixels, encoded = triton_model.execute(
+        [make_request(IMAGE=rgb), make_request(IMAGE_ENCODED=np.array([jpeg], dtype=object))]
+    )
+    assert pixels.error is None and encoded.error is None
+    assert len(encoded.outputs["SCORES"]) >= 2  # two people in the photo
+    np.testing.assert_array_equal(encoded.outputs["BOXES"], pixels.outputs["BOXES"])
+    np.testing.assert_array_equal(encoded.outputs["SCORES"], pixels.outputs["SCORES"])
+
+
+def test_encoded_image_errors_name_the_input(
+    model: Any, built_repository: Path, make_args: Callable[[Path], dict[str, str]], make_request: Callable[..., Any]
+) -> None:
+    triton_model = model.TritonPythonModel()
+    triton_model.initialize(make_args(built_repository / "detector"))
+    frame = np.zeros((8, 8, 3), np.uint8)
+    png = cv2.imencode(".png", frame)[1].tobytes()
+    cases = {
+        "not an image": (make_request(IMAGE_ENCODED=np.array([b"not an image"], dtype=object)), "could not be decoded"),
+        "empty": (make_request(IMAGE_ENCODED=np.array([b""], dtype=object)), "IMAGE_ENCODED is empty"),
+        "two files": (make_request(IMAGE_ENCODED=np.array([png, png], dtype=object)), "one image"),
+        "both inputs": (
+            make_request(IMAGE=frame, IMAGE_ENCODED=np.array([png], dtype=object)),
+            "exactly one of IMAGE",
+        ),
+        "neither": (make_request(SCORE_THRESHOLD=np.array([0.5], np.float32)), "exactly one of IMAGE"),
+    }
+    responses = triton_model.execute([request for request, _ in cases.values()])
+    for (case, (_, text)), response in zip(cases.items(), responses, strict=True):
+        assert response.error is not None and response.error.code == "INVALID_ARG", case
+        assert text in response.error.message(), case

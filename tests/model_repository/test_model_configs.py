@@ -13,7 +13,12 @@ MODEL_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 CONTRACT = {
     "detector": {
         "max_batch_size": 0,
-        "inputs": {"IMAGE": (mc.TYPE_UINT8, [-1, -1, 3], False), "SCORE_THRESHOLD": (mc.TYPE_FP32, [1], True)},
+        # IMAGE or IMAGE_ENCODED (one JPEG/PNG file): the model refuses neither or both.
+        "inputs": {
+            "IMAGE": (mc.TYPE_UINT8, [-1, -1, 3], True),
+            "IMAGE_ENCODED": (mc.TYPE_STRING, [1], True),
+            "SCORE_THRESHOLD": (mc.TYPE_FP32, [1], True),
+        },
         "outputs": {"BOXES": (mc.TYPE_FP32, [-1, 4]), "SCORES": (mc.TYPE_FP32, [-1])},
         "parameters": {
             "onnx_file",

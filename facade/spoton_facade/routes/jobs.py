@@ -28,7 +28,7 @@ from spoton.v1 import jobs_pb2
 from spoton_facade import to_proto
 from spoton_facade.analytics_schemas import ZoneBody
 from spoton_facade.client import request_metadata
-from spoton_facade.contract import SEQUENCE_MAX, UUID, optional_integer
+from spoton_facade.contract import UUID
 from spoton_facade.convert import enum_number
 from spoton_facade.idempotency import IdempotencyKeyHeader, idempotency_key
 from spoton_facade.job_schemas import Job, JobPage
@@ -37,7 +37,7 @@ from spoton_facade.problems import LOOKUP_PROBLEMS, REASON_TO_HTTP, UPSTREAM_PRO
 from spoton_facade.routes.media import serve_file
 from spoton_facade.schemas import HomographyBody, from_proto
 from spoton_facade.settings import FacadeSettings
-from spoton_facade.sse import PREFLIGHT_S, SSE_HEADERS, EventStreams
+from spoton_facade.sse import PREFLIGHT_S, SSE_HEADERS, EventStreams, LastEventIdHeader
 from spoton_facade.upload_form import FORM_OVERHEAD_BYTES, FormHead, StreamedForm
 
 # The reason the inference service gives (trailing metadata) for an upload that is no video.
@@ -283,16 +283,7 @@ class JobController(Controller):
         settings: NamedDependency[FacadeSettings],
         event_streams: NamedDependency[EventStreams],
         request: Request[Any, Any, Any],
-        resume_header: Annotated[
-            int | None,
-            HeaderParameter(
-                name="Last-Event-ID",
-                ge=0,
-                le=SEQUENCE_MAX,
-                schema_extra=optional_integer(0, SEQUENCE_MAX),
-                description="SSE: resume after this revision",
-            ),
-        ] = None,
+        resume_header: LastEventIdHeader = None,
         range_header: Annotated[str | None, HeaderParameter(name="Range")] = None,
         if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
         if_range: Annotated[str | None, HeaderParameter(name="If-Range")] = None,

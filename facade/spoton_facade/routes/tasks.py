@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 
 from spoton.v1 import tasks_pb2
@@ -27,7 +27,7 @@ from spoton_facade.schemas import (
     TaskStarted,
     from_proto,
 )
-from spoton_facade.sse import PREFLIGHT_S, SSE_HEADERS, EventStreams
+from spoton_facade.sse import SSE_HEADERS, EventStreams, LastEventIdHeader
 
 # The service's largest page.
 MAX_PAGE_SIZE = 200
@@ -134,7 +134,9 @@ class TaskController(Controller):
             "of frames `[start_global_frame_index, end_global_frame_index)`, which replace that range's "
             "`tracking_update` events. `: heartbeat` comments are sent while idle. A "
             "service error after the stream started arrives as `event: problem` (RFC 9457 JSON) "
-            "and ends the stream. The stream ends when the task ends."
+            "and ends the stream. The stream ends when the task ends. All browsers following a task share one "
+            "WatchTask call and its recent events; one that falls behind them is cut off (its stream ends) "
+            "and resumes with `Last-Event-ID`."
         ),
         media_type="text/event-stream",
         responses={
@@ -149,16 +151,7 @@ class TaskController(Controller):
         inference: NamedDependency[InferenceClient],
         event_streams: NamedDependency[EventStreams],
         request: Request[Any, Any, Any],
-        resume_header: Annotated[
-            int | None,
-            HeaderParameter(
-                name="Last-Event-ID",
-                ge=0,
-                le=SEQUENCE_MAX,
-                schema_extra=optional_integer(0, SEQUENCE_MAX),
-                description="Resume after this sequence",
-            ),
-        ] = None,
+        resume_header: LastEventIdHeader = None,
         last_event_id: Annotated[
             int | None,
             QueryParameter(
@@ -169,11 +162,12 @@ class TaskController(Controller):
             ),
         ] = None,
     ) -> Stream:
-        """TaskService.WatchTask as Server-Sent Events; the call is cancelled when the client goes."""
+        """TaskService.WatchTask as Server-Sent Events, one call shared by the task's browsers
+        (``sse_hub``); this browser's credential is checked by its own GetTask or WatchTask."""
         # The header wins: a browser sends it on reconnecting, after the query's starting point.
         after = resume_header if resume_header is not None else (last_event_id or 0)
-        stream = event_streams.open(inference.watch_task(task_id, after), instance=request.url.path)
-        if not await stream.preflight(PREFLIGHT_S):
+        stream = await event_streams.tasks.subscribe(inference, task_id, after, instance=request.url.path)
+        if stream is None:
             # A non-200 answer stops EventSource from reconnecting to a finished task forever.
             return Stream((), status_code=204)
         return Stream(

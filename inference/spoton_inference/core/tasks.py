@@ -36,6 +36,7 @@ from spoton_inference.core.principal import current_principal
 from spoton_inference.core.rate_limit import RateLimiter
 from spoton_inference.core.request_args import decode_token, encode_token, known_cameras, parse_uuid
 from spoton_inference.core.scoping import scope, visible
+from spoton_inference.core.shared_lookups import SharedLookups
 from spoton_inference.core.zones import Zone
 from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES, rewrite_mot
 from spoton_inference.pipeline.live_pull import LivePull, PullOptions
@@ -68,6 +69,9 @@ WATCH_RETRY_S = 0.5
 # Rounds of shared waits (about a second each) that a finished task's stream must stay over,
 # with no final event, before a watcher ends without one.
 WATCH_OVER_ROUNDS = 3
+# How long the answer to "has the stored task ended?" serves every watcher of the task; the
+# final event, not this, ends a watch that the runner finishes.
+WATCH_FINAL_FRESH_S = 0.5
 UNFINISHED = tuple(s for s in TaskState if not s.is_final)
 
 
@@ -191,8 +195,11 @@ class TaskManager:
         )
         # WatchTask streams being served right now; health reports it, tests check it drops to 0.
         self.open_watches = 0
-        # Watchers of one task share one blocking Redis read, so they do not use up the pool.
-        self.shared_waits = SharedWaits(events, settings.redis_timeout_s)
+        # Watchers of one task share one blocking Redis read, on connections of its own, so they
+        # do not use up the pool.
+        self.shared_waits = SharedWaits(events, settings.redis_timeout_s, settings.redis_watch_connections)
+        # ... and one PostgreSQL lookup of whether the task has ended, not one each per event.
+        self._stored_finals = SharedLookups(self._read_stored_final, WATCH_FINAL_FRESH_S)
 
     async def recover(self) -> None:
         """Tasks a dead process left unfinished cannot resume mid-frame: fail them, visibly.
@@ -504,14 +511,21 @@ class TaskManager:
         return (await self._events.get_live_state(task_id)).get("replica", "")
 
     async def _stored_final(self, task_id: str) -> bool:
-        """Whether the stored task has ended; False while PostgreSQL is away (watchers go on)."""
+        """Whether the stored task has ended; False while PostgreSQL is away (watchers go on).
+
+        Shared by the task's watchers (see ``WATCH_FINAL_FRESH_S``); each was scoped on starting.
+        """
+        return await self._stored_finals.get(task_id)
+
+    async def _read_stored_final(self, task_id: str) -> bool:
         try:
-            return (await self.get(task_id)).state.is_final
-        except NotFound:
-            raise
+            record = await self._db.get_task(parse_uuid(task_id, "task id"))
         except Exception as exc:  # any database failure
             log.debug("cannot read task %s from PostgreSQL (%s); watching on", task_id, exc)
             return False
+        if record is None:
+            raise NotFound(f"task {task_id!r} not found")  # deleted (with its job) while watched
+        return record.state.is_final
 
     async def exports(self, task_id: str) -> list[ExportInfo]:
         record = await self.get(task_id)

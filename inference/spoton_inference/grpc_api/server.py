@@ -86,10 +86,11 @@ def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
     return server, health
 
 
-async def publish_health(app: InferenceApp, health: HealthServicer, interval_s: float = 2.0) -> None:
-    """Keep grpc.health.v1 in step with the detailed health: SERVING once warmed up."""
+async def publish_health(app: InferenceApp, health: HealthServicer, interval_s: float = 1.0) -> None:
+    """Keep grpc.health.v1 in step with the detailed health: SERVING once warmed up. It reads
+    the background prober's findings, as GetHealth does, and never probes itself."""
     while True:
-        report = await app.health()
+        report = await app.latest_health()
         status = (
             health_pb2.HealthCheckResponse.NOT_SERVING
             if report.status == STARTING

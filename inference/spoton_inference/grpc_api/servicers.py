@@ -20,7 +20,7 @@ from spoton.v1 import (
 )
 from spoton_inference.app import InferenceApp
 from spoton_inference.core.camera_source import CameraSource
-from spoton_inference.core.detection import decode_encoded, decode_raw, detect_image
+from spoton_inference.core.detection import decode_raw, detect_encoded, detect_image
 from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.errors import streaming, unary
@@ -214,14 +214,16 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     @unary
     async def Detect(self, request, context):
         which, limit = request.WhichOneof("image"), self.app.settings.max_image_pixels
+        threshold = request.score_threshold or self.app.settings.detection_threshold
         if which == "encoded":
-            rgb = decode_encoded(request.encoded, limit)
+            result = await detect_encoded(
+                self.app.models, request.encoded, limit, threshold, request.include_embeddings
+            )
         elif which == "raw":
             rgb = decode_raw(request.raw.data, request.raw.width, request.raw.height, limit)
+            result = await detect_image(self.app.models, rgb, threshold, request.include_embeddings)
         else:
             raise InvalidArgument("set either `encoded` (JPEG/PNG bytes) or `raw` (BGR pixels with width and height)")
-        threshold = request.score_threshold or self.app.settings.detection_threshold
-        result = await detect_image(self.app.models, rgb, threshold, request.include_embeddings)
         response = inference_pb2.DetectResponse(width=result.width, height=result.height)
         for i, (box, score) in enumerate(zip(result.boxes, result.scores, strict=True)):
             det = response.detections.add(box=common_pb2.Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3]), score=score)
@@ -235,4 +237,5 @@ class SystemServicer(system_pb2_grpc.SystemServiceServicer):
         self.app = app
 
     async def GetHealth(self, request: system_pb2.GetHealthRequest, context: grpc.aio.ServicerContext):
-        return convert.health(await self.app.health())
+        # From the background prober's newest round: a poll costs no probe (core/health.py).
+        return convert.health(await self.app.latest_health())

@@ -1,5 +1,9 @@
 """``InferenceService.StreamFrames``: the bidi edge over :class:`~spoton_inference.pipeline.live.LiveSession`.
 
+Frames are pipelined (see :mod:`spoton_inference.pipeline.live`): a client may keep up to
+``SPOTON_STREAM_MAX_IN_FLIGHT`` frames unanswered without losing any; answers come in the
+order sent, and frames dropped beyond that window are counted in ``dropped_frames``.
+
 The servicer extends the unary one (``Detect``) because gRPC serves one servicer per
 service. The handler is a coroutine that writes with ``context.write`` rather than an
 async generator: a cancelled call then unwinds one call stack, so the session's reader
@@ -48,7 +52,12 @@ class InferenceServicer(servicers.InferenceServicer):
             env = self.app.catalog.get(first.environment_id)
         tracking = functools.partial(tracking_setup, self.app.settings)
         session = LiveSession(
-            env, self.app.models, tracking, self.app.live, max_image_pixels=self.app.settings.max_image_pixels
+            env,
+            self.app.models,
+            tracking,
+            self.app.live,
+            max_image_pixels=self.app.settings.max_image_pixels,
+            max_in_flight=self.app.settings.stream_max_in_flight,
         )
         frames = _frames(env, first, requests, metadata.get(CAMERA_METADATA, ""))
         async with contextlib.aclosing(session.stream(frames)) as results:

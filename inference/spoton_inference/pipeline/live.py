@@ -1,12 +1,20 @@
-"""Live frames: one tracking session per client stream, with bounded back-pressure.
+"""Live frames: one tracking session per client stream, pipelined, with bounded back-pressure.
 
 A client streams frames of one environment's cameras and gets each processed frame's
-tracks back. Between the reader of the client's frames and the pipeline sits a
-:class:`FrameBuffer` of a few frames; when the client sends faster than the pipeline
-keeps up, the *oldest* waiting frame is dropped and counted, and the count rides on the
-next result. Dropping the oldest keeps what is answered as fresh as possible (a live
+tracks back, in the order sent. Up to ``max_in_flight`` frames are worked on at once: each
+is decoded and detected as soon as it arrives (detection needs no tracker state), while
+the tracker takes the detected frames one at a time in order (plan, embed the crops it
+asks for, update), so detecting frame n+1 overlaps tracking frame n, and the tracks are
+the same as with one frame at a time. A client that keeps at most ``max_in_flight`` frames
+unanswered never loses one.
+
+Frames beyond that window wait in a :class:`FrameBuffer` of a few frames; when the client
+sends faster than the pipeline keeps up, the *oldest* waiting frame is dropped and
+counted, and the count rides on the next result (``dropped_frames``, and a gap of as many
+in ``sequence``). Dropping the oldest keeps what is answered as fresh as possible (a live
 client wants to know where people are now, and answers to ever staler frames would lag
-further and further behind), and keeps latency bounded by the buffer's size.
+further and further behind), and keeps latency and memory bounded: a stream holds at
+most ``max_in_flight`` + ``queue_frames`` frames.
 
 The session is per stream, not per environment: a stream's tracker state is its own, so
 a cancelled or failing stream cannot disturb another one, and nothing is shared across
@@ -14,8 +22,8 @@ streams that would need locking. A client that wants cross-camera global ids sen
 cameras of the site over one stream (each frame names its camera).
 
 Per frame: decode (JPEG/PNG in a worker thread; raw BGR is a view, no copy) -> detect
-(Triton) -> plan -> embed the crops the tracker asks for (one Triton call) -> update
-(local ids, map coordinates, global ids). Nothing here knows about gRPC; the servicer in
+(Triton) -> [in order] plan -> embed the crops the tracker asks for (one Triton call) ->
+update (local ids, map coordinates, global ids). Nothing here knows about gRPC; the servicer in
 ``grpc_api/streaming.py`` converts messages to and from these dataclasses.
 
 Example (the buffer alone):
@@ -47,16 +55,21 @@ from spoton_inference.core.environment import Environment
 from spoton_inference.core.errors import InvalidArgument, NotFound, Unavailable
 from spoton_inference.core.image_header import DEFAULT_MAX_IMAGE_PIXELS, announced_size, check_pixels
 from spoton_inference.pipeline.tracking_settings import TrackingSetup
-from spoton_inference.pipeline.triton_models import TritonModels, crop_people
+from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
 from spoton_inference.tracking.camera import FramePlan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Frames that may wait for the pipeline per stream. Small on purpose: each waiting frame is
-# latency added to every answer, and memory (up to the gRPC message limit each).
+# Frames that may wait beyond the in-flight window per stream. Small on purpose: each
+# waiting frame is latency added to every answer, and memory (up to the gRPC message limit each).
 DEFAULT_QUEUE_FRAMES = 2
+# Frames worked on at once per stream (SPOTON_STREAM_MAX_IN_FLIGHT): enough to keep the
+# detector busy while the tracker embeds; each is a concurrent Triton call and a decoded frame.
+DEFAULT_MAX_IN_FLIGHT = 4
 READER_TASK_PREFIX = "live-reader"
+DISPATCHER_TASK_PREFIX = "live-dispatcher"
+DETECT_TASK_PREFIX = "live-detect"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -170,6 +183,12 @@ class FrameBuffer(Generic[T]):
             self._closed, self._error = True, error
             self._ready.set()
 
+    def clear(self) -> list[T]:
+        """Take every buffered item out (not counted as dropped)."""
+        items = list(self._items)
+        self._items.clear()
+        return items
+
     async def get(self) -> tuple[T, int] | None:
         """The oldest item and the drops since the last get; None once closed and drained."""
         while not self._items and not self._closed:
@@ -192,6 +211,28 @@ class _Admitted:
     received_at: float
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Detected:
+    rgb: np.ndarray
+    detections: Detections
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A frame in the window: its detection started on arrival, its tracking still to come."""
+
+    admitted: _Admitted
+    dropped_before: int  # frames dropped between the previous frame in the window and this one
+    detection: asyncio.Task[_Detected]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _End:
+    """No more frames; ``error`` (a bad frame, after those before it) to raise, if any."""
+
+    error: BaseException | None = None
+
+
 class LiveSession:
     """Tracking state of one live stream over one environment's cameras."""
 
@@ -203,16 +244,22 @@ class LiveSession:
         stats: LiveStats | None = None,
         queue_frames: int = DEFAULT_QUEUE_FRAMES,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         """``tracking(fps)``: how to track, as tasks get it (``pipeline.tracking_settings.tracking_setup``
         over the service settings). Live output is online: it is never refined. Frames whose
-        size is over ``max_image_pixels`` are refused on arrival, before decoding."""
+        size is over ``max_image_pixels`` are refused on arrival, before decoding. At most
+        ``max_in_flight`` frames are decoded, detected or tracked at once; ``queue_frames``
+        more may wait, the oldest dropped beyond that."""
         if not environment.cameras:
             raise NotFound(f"environment {environment.environment_id!r} has no cameras to stream")
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
         self.environment = environment
         self.models = models
         self.stats = stats or LiveStats()
         self.queue_frames = queue_frames
+        self.max_in_flight = max_in_flight
         self.max_image_pixels = max_image_pixels
         self._cameras = {c.camera_id: c for c in environment.cameras}
         # One clock for the stream, as a task uses its first camera's fps for the whole environment.
@@ -224,35 +271,52 @@ class LiveSession:
         self._last_index = 0
 
     async def stream(self, frames: AsyncIterator[LiveFrame]) -> AsyncIterator[LiveResult]:
-        """Results for ``frames``, in order, dropping the oldest waiting frames under back-pressure.
+        """Results for ``frames``, in order, dropping the oldest waiting frames beyond the window.
 
         A bad frame (or any error raised by ``frames``) is raised after the frames before it
-        are answered. Closing this generator, or cancelling its consumer, cancels the reader.
+        are answered. Closing this generator, or cancelling its consumer, cancels the reader,
+        the dispatcher and every detection still running.
         """
-        buffer: FrameBuffer[_Admitted] = FrameBuffer(self.queue_frames)
-        reader = asyncio.create_task(
-            self._read(frames, buffer), name=f"{READER_TASK_PREFIX}-{self.environment.environment_id}"
+        waiting: FrameBuffer[_Admitted] = FrameBuffer(self.queue_frames)
+        window: asyncio.Queue[_InFlight | _End] = asyncio.Queue()  # bounded by ``slots``
+        slots = asyncio.Semaphore(self.max_in_flight)
+        env_id = self.environment.environment_id
+        reader = asyncio.create_task(self._read(frames, waiting), name=f"{READER_TASK_PREFIX}-{env_id}")
+        dispatcher = asyncio.create_task(
+            self._dispatch(waiting, window, slots), name=f"{DISPATCHER_TASK_PREFIX}-{env_id}"
         )
         self.stats.open_streams += 1
-        answered = 0
+        answered = dropped_total = 0
+        current: _InFlight | None = None
         try:
-            while (item := await buffer.get()) is not None:
-                admitted, dropped = item
-                yield await self._process(admitted, dropped, buffer.dropped_total)
+            while not isinstance(item := await window.get(), _End):
+                current = item
+                dropped_total += item.dropped_before
+                result = await self._track(item, dropped_total)
+                current = None
+                slots.release()  # the next waiting frame starts while this answer is written
+                yield result
                 answered += 1
                 self.stats.frames_answered += 1
+            if item.error is not None:
+                raise item.error
         finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            for task in (reader, dispatcher):
+                task.cancel()
+            await asyncio.gather(reader, dispatcher, return_exceptions=True)
+            left = [f for f in (current, *_drain(window)) if isinstance(f, _InFlight)]
+            for flight in left:
+                flight.detection.cancel()
+            await asyncio.gather(*(f.detection for f in left), return_exceptions=True)
             self.stats.open_streams -= 1
             log.info(
                 "live stream on %s closed: %d answered, %d dropped by back-pressure",
-                self.environment.environment_id,
+                env_id,
                 answered,
-                buffer.dropped_total,
+                waiting.dropped_total,
             )
 
-    async def _read(self, frames: AsyncIterator[LiveFrame], buffer: FrameBuffer[_Admitted]) -> None:
+    async def _read(self, frames: AsyncIterator[LiveFrame], waiting: FrameBuffer[_Admitted]) -> None:
         """Admit frames as fast as they come; the buffer, not the client, decides what waits."""
         counts: collections.Counter[str] = collections.Counter()
         sequence = 0
@@ -262,18 +326,38 @@ class LiveSession:
                 counts[frame.camera_id] += 1
                 sequence += 1
                 self.stats.frames_received += 1
-                if buffer.put(admitted) is not None:
+                if waiting.put(admitted) is not None:
                     self.stats.frames_dropped += 1
-                self.stats.max_queue_depth = max(self.stats.max_queue_depth, len(buffer))
+                self.stats.max_queue_depth = max(self.stats.max_queue_depth, len(waiting))
         except Exception as exc:  # handed to the consumer, after what came before it
-            buffer.close(exc)
+            waiting.close(exc)
         except asyncio.CancelledError:
             # Only stream() cancels us on purpose (its consumer is gone by then); any other
             # cancellation must not pass for a half-close.
-            buffer.close(Unavailable("reading the client's frames was interrupted"))
+            waiting.close(Unavailable("reading the client's frames was interrupted"))
             raise
         finally:
-            buffer.close()
+            waiting.close()
+
+    async def _dispatch(
+        self, waiting: FrameBuffer[_Admitted], window: asyncio.Queue[_InFlight | _End], slots: asyncio.Semaphore
+    ) -> None:
+        """Start each waiting frame's detection as soon as the window has room, in order."""
+        try:
+            while True:
+                await slots.acquire()
+                item = await waiting.get()
+                if item is None:
+                    break
+                admitted, dropped = item
+                detection = asyncio.create_task(
+                    self._detect(admitted), name=f"{DETECT_TASK_PREFIX}-{admitted.sequence}"
+                )
+                window.put_nowait(_InFlight(admitted, dropped, detection))
+        except Exception as exc:  # the reader's error, queued behind the frames before it
+            window.put_nowait(_End(exc))
+            return
+        window.put_nowait(_End())
 
     def _admit(self, frame: LiveFrame, sequence: int, camera_count: int) -> _Admitted:
         """Cheap checks on arrival, so a malformed frame fails the stream even if it would be dropped."""
@@ -298,16 +382,23 @@ class LiveSession:
             raise InvalidArgument(f"frame {sequence} (camera {frame.camera_id!r}): {exc}") from exc
         return _Admitted(frame, rgb, sequence, camera_count, time.time())
 
-    async def _process(self, item: _Admitted, dropped: int, dropped_total: int) -> LiveResult:
-        frame, cam = item.frame, item.frame.camera_id
+    async def _detect(self, item: _Admitted) -> _Detected:
+        """Decode (encoded frames, in a worker thread) and detect: no tracker state, so frames overlap."""
         rgb = item.rgb
         if rgb is None:
             try:
-                rgb = await asyncio.to_thread(decode_encoded, frame.image, self.max_image_pixels)  # type: ignore[arg-type]
+                rgb = await asyncio.to_thread(decode_encoded, item.frame.image, self.max_image_pixels)  # type: ignore[arg-type]
             except InvalidArgument as exc:
-                raise InvalidArgument(f"frame {item.sequence} (camera {cam!r}): {exc}") from exc
+                raise InvalidArgument(f"frame {item.sequence} (camera {item.frame.camera_id!r}): {exc}") from exc
         # Down to the tracker's low score: weak detections extend tracks, never start them.
-        det = await self.models.detect(rgb, self._tracker_config.low_score)
+        return _Detected(rgb, await self.models.detect(rgb, self._tracker_config.low_score))
+
+    async def _track(self, flight: _InFlight, dropped_total: int) -> LiveResult:
+        """The tracker's part, one frame at a time in stream order."""
+        item = flight.admitted
+        frame, cam = item.frame, item.frame.camera_id
+        detected = await flight.detection
+        rgb, det = detected.rgb, detected.detections
         plans = self._tracker.plan({cam: (det.boxes, det.scores)})
         embeddings = await self._embed(rgb, cam, plans[cam])
         index = self._frame_index(item)
@@ -332,7 +423,7 @@ class LiveSession:
                 )
                 for t in tracks
             ),
-            dropped_frames=dropped,
+            dropped_frames=flight.dropped_before,
             dropped_frames_total=dropped_total,
         )
 
@@ -356,3 +447,10 @@ class LiveSession:
             index = round(item.camera_count * self.fps / self._cameras[item.frame.camera_id].fps)
         self._last_index = max(self._last_index, index)
         return self._last_index
+
+
+def _drain(queue: asyncio.Queue[T]) -> list[T]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items

@@ -1,9 +1,13 @@
 """Clients for the two Triton models, over tritonclient's gRPC asyncio API.
 
 The model contract is in ``model_repository/README.md``:
-- detector: ``IMAGE`` uint8 [H,W,3] RGB (+ optional ``SCORE_THRESHOLD``) -> ``BOXES`` [N,4]
-  x1,y1,x2,y2 pixels, ``SCORES`` [N];
+- detector: ``IMAGE`` uint8 [H,W,3] RGB, or ``IMAGE_ENCODED`` (one JPEG/PNG file, where the
+  model declares it), + optional ``SCORE_THRESHOLD`` -> ``BOXES`` [N,4] x1,y1,x2,y2 pixels,
+  ``SCORES`` [N];
 - reid: ``CROPS`` uint8 [B,256,128,3] RGB -> ``EMBEDDINGS`` [B,D], L2-normalised.
+
+Frames and crops travel through Triton's system shared memory when Triton is on this host
+(SPOTON_TRITON_SHARED_MEMORY, :mod:`triton_shm`), else inside the gRPC request.
 
 A call that finds Triton unreachable fails at once with :class:`Unavailable` (an RPC such as
 Detect answers UNAVAILABLE). Tasks and jobs ride an outage out instead: :class:`OutageWait`
@@ -27,6 +31,7 @@ import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
 from spoton_inference.core.errors import InvalidArgument, Unavailable
+from spoton_inference.pipeline.triton_shm import ShmPool, ShmUnsupported, is_lost_region, wants_shared_memory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,9 +82,20 @@ class Models(Protocol):
 
 
 class TritonModels:
-    """One gRPC channel to Triton, shared by the detector and the embedder calls."""
+    """One gRPC channel to Triton, shared by the detector and the embedder calls.
 
-    def __init__(self, url: str, detector_model: str, reid_model: str, timeout_s: float = 30.0) -> None:
+    ``shared_memory`` is SPOTON_TRITON_SHARED_MEMORY: ``auto`` (a loopback ``url``), ``on`` or
+    ``off``. A Triton that cannot map this host's shared memory gets tensors over gRPC.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        detector_model: str,
+        reid_model: str,
+        timeout_s: float = 30.0,
+        shared_memory: str = "auto",
+    ) -> None:
         self.url = url
         self._client = triton.InferenceServerClient(
             url=url,
@@ -94,8 +110,17 @@ class TritonModels:
         self.detector_model = detector_model
         self.reid_model = reid_model
         self._timeout_s = timeout_s
+        self._shm = ShmPool(self._client) if wants_shared_memory(shared_memory, url) else None
+        self._accepts_encoded: bool | None = None  # asked once, by accepts_encoded()
+
+    @property
+    def shared_memory(self) -> ShmPool | None:
+        """The shared-memory pool in use; None when tensors travel over gRPC."""
+        return self._shm
 
     async def close(self) -> None:
+        if self._shm is not None:
+            await self._shm.close()
         await self._client.close()
 
     async def ready(self) -> dict[str, bool]:
@@ -111,24 +136,79 @@ class TritonModels:
         return out
 
     async def detect(self, frame_rgb: np.ndarray, score_threshold: float) -> Detections:
-        """Person boxes in one RGB frame."""
-        image = triton.InferInput("IMAGE", list(frame_rgb.shape), "UINT8")
-        image.set_data_from_numpy(np.ascontiguousarray(frame_rgb, dtype=np.uint8))
-        thr = triton.InferInput("SCORE_THRESHOLD", [1], "FP32")
-        thr.set_data_from_numpy(np.array([score_threshold], dtype=np.float32))
-        result = await self._infer(self.detector_model, [image, thr], ["BOXES", "SCORES"])
-        boxes = self._output(result, self.detector_model, "BOXES").reshape(-1, 4).astype(np.float32)
-        scores = self._output(result, self.detector_model, "SCORES").reshape(-1).astype(np.float32)
-        return Detections(boxes, scores)
+        """Person boxes in one RGB frame (any layout: a BGR->RGB view is copied once)."""
+        result = await self._infer_pixels(
+            self.detector_model, "IMAGE", frame_rgb, [_threshold(score_threshold)], ["BOXES", "SCORES"]
+        )
+        return self._detections(result)
+
+    async def accepts_encoded(self) -> bool:
+        """Whether the detector declares ``IMAGE_ENCODED`` (ours does; a model dropped in
+        whole may not). Asked once."""
+        if self._accepts_encoded is None:
+            try:
+                meta = await self._client.get_model_metadata(self.detector_model, as_json=True)
+            except InferenceServerException as exc:
+                raise self._failure(self.detector_model, exc) from exc
+            self._accepts_encoded = any(i.get("name") == "IMAGE_ENCODED" for i in meta.get("inputs", []))
+        return self._accepts_encoded
+
+    async def detect_encoded(self, image: bytes, score_threshold: float) -> Detections:
+        """Person boxes in one JPEG/PNG file, decoded by the detector (see :meth:`accepts_encoded`)."""
+        encoded = triton.InferInput("IMAGE_ENCODED", [1], "BYTES")
+        encoded.set_data_from_numpy(np.array([image], dtype=np.object_))
+        result = await self._infer(self.detector_model, [encoded, _threshold(score_threshold)], ["BOXES", "SCORES"])
+        return self._detections(result)
 
     async def embed(self, crops: np.ndarray) -> np.ndarray:
         """Embeddings for a batch of RGB crops already sized CROP_HEIGHT x CROP_WIDTH."""
         if len(crops) == 0:
             return np.zeros((0, 0), dtype=np.float32)
-        inp = triton.InferInput("CROPS", list(crops.shape), "UINT8")
-        inp.set_data_from_numpy(np.ascontiguousarray(crops, dtype=np.uint8))
-        result = await self._infer(self.reid_model, [inp], ["EMBEDDINGS"])
+        result = await self._infer_pixels(self.reid_model, "CROPS", crops, [], ["EMBEDDINGS"])
         return self._output(result, self.reid_model, "EMBEDDINGS").reshape(len(crops), -1).astype(np.float32)
+
+    def _detections(self, result: triton.InferResult) -> Detections:
+        boxes = self._output(result, self.detector_model, "BOXES").reshape(-1, 4).astype(np.float32)
+        scores = self._output(result, self.detector_model, "SCORES").reshape(-1).astype(np.float32)
+        return Detections(boxes, scores)
+
+    async def _infer_pixels(
+        self, model: str, name: str, pixels: np.ndarray, others: list, outputs: list[str]
+    ) -> triton.InferResult:
+        """Infer with a uint8 tensor ``name`` in shared memory if in use, else in the request."""
+        pixels = np.asarray(pixels, dtype=np.uint8)
+        pool = self._shm
+        if pool is not None:
+            try:
+                return await self._infer_shared(pool, model, name, pixels, others, outputs)
+            except ShmUnsupported as exc:
+                if self._shm is pool:  # the first of the requests that found out
+                    log.warning("Triton at %s: %s; sending tensors over gRPC instead", self.url, exc)
+                    self._shm = None
+                    await pool.close()
+        tensor = triton.InferInput(name, list(pixels.shape), "UINT8")
+        tensor.set_data_from_numpy(np.ascontiguousarray(pixels))
+        return await self._infer(model, [tensor, *others], outputs)
+
+    async def _infer_shared(
+        self, pool: ShmPool, model: str, name: str, pixels: np.ndarray, others: list, outputs: list[str]
+    ) -> triton.InferResult:
+        for attempt in range(2):
+            try:
+                async with pool.lease(pixels.nbytes) as region:
+                    tensor = triton.InferInput(name, list(pixels.shape), "UINT8")
+                    tensor.set_shared_memory(region.name, region.write(pixels))
+                    return await self._request(model, [tensor, *others], outputs)
+            except InferenceServerException as exc:
+                if not is_lost_region(exc):
+                    raise self._failure(model, exc) from exc
+                # A restarted Triton has forgotten our regions: register them again, once; a
+                # second loss in a row is a Triton still restarting (OutageWait tries again).
+                await pool.forget()
+                if attempt == 1:
+                    raise Unavailable(f"Triton at {self.url} lost its shared-memory regions twice: {exc}") from exc
+                log.info("Triton at %s lost its shared-memory regions (restarted?): registering again", self.url)
+        raise AssertionError("unreachable")
 
     def _output(self, result: triton.InferResult, model: str, name: str) -> np.ndarray:
         """An output the model contract promises; a reply without it comes from a backend that is
@@ -140,17 +220,23 @@ class TritonModels:
 
     async def _infer(self, model: str, inputs: list, outputs: list[str]) -> triton.InferResult:
         try:
-            return await self._client.infer(
-                model,
-                inputs,
-                outputs=[triton.InferRequestedOutput(o) for o in outputs],
-                client_timeout=self._timeout_s,
-            )
+            return await self._request(model, inputs, outputs)
         except InferenceServerException as exc:
-            text = str(exc)
-            if exc.status() in _UNAVAILABLE_CODES or any(m in text.lower() for m in _UNAVAILABLE_MARKERS):
-                raise Unavailable(f"Triton model {model!r} at {self.url} is unavailable: {text}") from exc
-            raise InvalidArgument(f"Triton model {model!r} rejected the input: {text}") from exc
+            raise self._failure(model, exc) from exc
+
+    async def _request(self, model: str, inputs: list, outputs: list[str]) -> triton.InferResult:
+        return await self._client.infer(
+            model,
+            inputs,
+            outputs=[triton.InferRequestedOutput(o) for o in outputs],
+            client_timeout=self._timeout_s,
+        )
+
+    def _failure(self, model: str, exc: InferenceServerException) -> Unavailable | InvalidArgument:
+        text = str(exc)
+        if exc.status() in _UNAVAILABLE_CODES or any(m in text.lower() for m in _UNAVAILABLE_MARKERS):
+            return Unavailable(f"Triton model {model!r} at {self.url} is unavailable: {text}")
+        return InvalidArgument(f"Triton model {model!r} rejected the input: {text}")
 
 
 class OutageWait:
@@ -205,6 +291,12 @@ class OutageWait:
                 if self.on_wait is not None:
                     await self.on_wait("")
             return result
+
+
+def _threshold(score_threshold: float) -> triton.InferInput:
+    tensor = triton.InferInput("SCORE_THRESHOLD", [1], "FP32")
+    tensor.set_data_from_numpy(np.array([score_threshold], dtype=np.float32))
+    return tensor
 
 
 def crop_people(frame_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:

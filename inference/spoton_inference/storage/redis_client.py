@@ -47,3 +47,17 @@ def connect(url: str, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> aioredi
         retry=Retry(NoBackoff(), 1),
     )
     return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+
+
+def sibling(client: aioredis.Redis, max_connections: int) -> aioredis.Redis:
+    """A client to the same server with the same settings, on a bounded pool of its own: blocking
+    reads there (XREAD BLOCK holds its connection for the whole wait) cannot take the
+    connections that commands, event publishing and the replica lease need."""
+    pool = client.connection_pool
+    own = aioredis.BlockingConnectionPool(
+        connection_class=pool.connection_class,
+        max_connections=max_connections,
+        timeout=POOL_WAIT_S,
+        **pool.connection_kwargs,
+    )
+    return aioredis.Redis.from_pool(own)

@@ -18,7 +18,7 @@ import time
 import redis.asyncio as aioredis
 
 from spoton_inference.core.events import TaskEvent, TaskEventPayload, decode_event, encode_event
-from spoton_inference.storage.redis_client import DEFAULT_MAX_CONNECTIONS, connect
+from spoton_inference.storage.redis_client import DEFAULT_MAX_CONNECTIONS, connect, sibling
 
 _APPEND = """
 if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then
@@ -51,6 +51,10 @@ class RedisEventLog:
     @classmethod
     def from_url(cls, url: str, retention: int, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> RedisEventLog:
         return cls(connect(url, max_connections), retention)
+
+    def on_own_pool(self, max_connections: int) -> RedisEventLog:
+        """The same log on a pool of its own of ``max_connections`` (see ``redis_client.sibling``)."""
+        return RedisEventLog(sibling(self.client, max_connections), self._retention)
 
     async def close(self) -> None:
         await self.client.aclose()

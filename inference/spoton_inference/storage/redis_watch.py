@@ -6,6 +6,11 @@ else (event publishing, the replica lease). Here each task with watchers has one
 blocks on the task's stream and wakes the watchers when an event arrives; each watcher then
 fetches its own events with a short non-blocking read from the sequence it has reached, so
 none can miss one. A watcher holds no queue: only the newest sequence seen is shared.
+
+The blocking reads run on a pool of their own (SPOTON_REDIS_WATCH_CONNECTIONS), one
+connection per watched task at most: a blocked XREAD never holds a connection of the command
+pool, and past that many watched tasks a reader waits for a free connection (its watchers
+still look every BLOCK_MS) rather than opening more.
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ class _Stream:
 class SharedWaits:
     """Waits for new events on task streams, one Redis read per task however many watch it."""
 
-    def __init__(self, events: RedisEventLog, timeout_s: float) -> None:
-        self._events = events
+    def __init__(self, events: RedisEventLog, timeout_s: float, connections: int) -> None:
+        self._events = events.on_own_pool(connections)
         # Bound on one shared read beyond its own block time: a frozen Redis must not hold it.
         self._timeout_s = timeout_s
         self._streams: dict[str, _Stream] = {}
@@ -77,6 +82,7 @@ class SharedWaits:
         for reader in readers:
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
+        await self._events.close()
 
     async def _read(self, task_id: str, stream: _Stream) -> None:
         while True:

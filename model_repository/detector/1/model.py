@@ -2,7 +2,9 @@
 
 Contract (see ``model_repository/README.md``):
 
-* ``IMAGE`` uint8 ``[H, W, 3]`` RGB, any size; optional ``SCORE_THRESHOLD`` fp32 ``[1]``.
+* ``IMAGE`` uint8 ``[H, W, 3]`` RGB, any size, or ``IMAGE_ENCODED`` bytes ``[1]``: one
+  JPEG or PNG file, decoded here (a tenth of the bytes to carry, and the decode runs in
+  the model's instances); exactly one of the two. Optional ``SCORE_THRESHOLD`` fp32 ``[1]``.
 * ``BOXES`` fp32 ``[K, 4]`` = x1, y1, x2, y2 in pixels of the input frame,
   ``SCORES`` fp32 ``[K]``, best first; person class only.
 
@@ -144,6 +146,26 @@ def validate_frame(frame: np.ndarray) -> np.ndarray:
     if frame.shape[0] < 1 or frame.shape[1] < 1:
         raise InputError(f"IMAGE is empty: {list(frame.shape)}")
     return np.ascontiguousarray(frame)
+
+
+def decode_image(value: np.ndarray) -> np.ndarray:
+    """An ``IMAGE_ENCODED`` tensor (one JPEG or PNG file) as an RGB frame, or :class:`InputError`.
+
+    OpenCV refuses images over its own pixel limit (``CV_IO_MAX_IMAGE_PIXELS``, 2^30).
+
+    >>> ok, png = cv2.imencode(".png", np.full((2, 3, 3), (255, 0, 0), np.uint8))  # BGR blue
+    >>> decode_image(np.array([png.tobytes()], dtype=object))[0, 0].tolist()
+    [0, 0, 255]
+    """
+    if value.size != 1:
+        raise InputError(f"IMAGE_ENCODED must hold one image, got shape {list(value.shape)}")
+    data = value.reshape(-1)[0]
+    if not isinstance(data, bytes) or not data:
+        raise InputError("IMAGE_ENCODED is empty: send the bytes of one JPEG or PNG file")
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"IMAGE_ENCODED ({len(data)} bytes) could not be decoded as JPEG or PNG")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def parse_threshold(value: np.ndarray) -> float:
@@ -361,6 +383,15 @@ class Detector:
         return decode_yolo(output[0].astype(np.float32), scale, pad, frame_hw, threshold, p.nms_iou, p.max_detections)
 
 
+def _request_frame(request: Any) -> np.ndarray:
+    """The request's frame, from ``IMAGE`` or ``IMAGE_ENCODED`` (exactly one is given)."""
+    image = pb_utils.get_input_tensor_by_name(request, "IMAGE")
+    encoded = pb_utils.get_input_tensor_by_name(request, "IMAGE_ENCODED")
+    if (image is None) == (encoded is None):
+        raise InputError("send exactly one of IMAGE (uint8 [H, W, 3] RGB) and IMAGE_ENCODED (one JPEG or PNG file)")
+    return image.as_numpy() if image is not None else decode_image(encoded.as_numpy())
+
+
 def _error_response(message: str, invalid_arg: bool) -> Any:
     code = pb_utils.TritonError.INVALID_ARG if invalid_arg else pb_utils.TritonError.INTERNAL
     return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message, code))
@@ -381,7 +412,7 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                frame = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
+                frame = _request_frame(request)
                 given = pb_utils.get_input_tensor_by_name(request, "SCORE_THRESHOLD")
                 threshold = self.params.score_threshold if given is None else parse_threshold(given.as_numpy())
                 boxes, scores = self.detector.detect(frame, threshold)

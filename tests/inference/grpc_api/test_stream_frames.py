@@ -22,7 +22,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from spoton.v1 import inference_pb2, inference_pb2_grpc
 from spoton_inference.app import InferenceApp
-from spoton_inference.pipeline.live import DEFAULT_QUEUE_FRAMES, READER_TASK_PREFIX
+from spoton_inference.pipeline.live import (
+    DEFAULT_QUEUE_FRAMES,
+    DETECT_TASK_PREFIX,
+    DISPATCHER_TASK_PREFIX,
+    READER_TASK_PREFIX,
+)
 from spoton_inference.scenes.config import demo_config
 from spoton_inference.scenes.generate import generate
 
@@ -75,13 +80,15 @@ def _frame(camera: str, jpeg: bytes, frame_id: int, seconds: float | None = None
 
 
 async def _no_stream_left(app: InferenceApp) -> None:
-    """Every stream's session closed and its reader task gone (they unwind asynchronously)."""
+    """Every stream's session closed and its reader, dispatcher and detection tasks gone (they
+    unwind asynchronously)."""
+    prefixes = (READER_TASK_PREFIX, DISPATCHER_TASK_PREFIX, DETECT_TASK_PREFIX)
     for _ in range(200):
-        readers = [t for t in asyncio.all_tasks() if t.get_name().startswith(READER_TASK_PREFIX)]
-        if app.live.open_streams == 0 and not readers:
+        left = [t for t in asyncio.all_tasks() if t.get_name().startswith(prefixes)]
+        if app.live.open_streams == 0 and not left:
             return
         await asyncio.sleep(0.025)
-    raise AssertionError(f"{app.live.open_streams} live streams still open, reader tasks: {readers}")
+    raise AssertionError(f"{app.live.open_streams} live streams still open, tasks left: {left}")
 
 
 def _iou(a, b) -> float:
@@ -129,6 +136,48 @@ async def test_frames_in_tracks_out_with_stable_local_ids(stub, jpegs):
                     pairs += 1
                     same += best.track_id == t.track_id
         assert pairs >= n // 2 and same / pairs >= 0.95, f"{cam}: {same}/{pairs} consecutive boxes kept their id"
+
+
+async def _stream_with_in_flight(stub, frames: list[inference_pb2.StreamFramesRequest], in_flight: int) -> list:
+    """The replies to ``frames`` from a client that keeps ``in_flight`` of them unanswered."""
+    call = stub.StreamFrames(metadata=(("spoton-environment-id", ENV_ID),))
+    replies = []
+    for i, request in enumerate(frames):
+        if i >= in_flight:  # the window is full: the oldest answer first
+            replies.append(await call.read())
+        await call.write(request)
+    await call.done_writing()
+    replies += [r async for r in call]
+    assert await call.code() == grpc.StatusCode.OK
+    return replies
+
+
+def _tracks(reply) -> list[tuple]:
+    return [(t.track_id, t.global_id, t.box.x1, t.box.y1, t.box.x2, t.box.y2, t.score) for t in reply.tracks]
+
+
+async def test_frames_in_flight_within_the_window_are_all_answered_in_order_with_the_same_tracks(stub, app, jpegs):
+    window = app.settings.stream_max_in_flight
+    assert window >= 4
+    frames = [
+        _frame(cam, jpegs[cam][i], frame_id=2 * i + k, seconds=i / 10)
+        for i in range(12)
+        for k, cam in enumerate(("c02", "c03"))
+    ]
+    dropped = app.live.frames_dropped
+    one = await _stream_with_in_flight(stub, frames, 1)
+    several = await _stream_with_in_flight(stub, frames, window)
+
+    # Every frame answered, in the order sent, none dropped: the window is not back-pressure.
+    for replies in (one, several):
+        assert [r.frame_id for r in replies] == list(range(len(frames)))
+        assert [r.sequence for r in replies] == list(range(len(frames)))
+        assert all(r.dropped_frames == 0 and r.dropped_frames_total == 0 for r in replies)
+    assert app.live.frames_dropped == dropped
+    # Detection runs ahead, tracking stays in order: the very same tracks, ids included.
+    assert sum(len(r.tracks) for r in one) >= len(frames) // 2, "too few tracks to compare"
+    assert [_tracks(r) for r in several] == [_tracks(r) for r in one]
+    assert [r.global_frame_index for r in several] == [r.global_frame_index for r in one]
 
 
 async def test_a_client_that_outruns_the_pipeline_gets_drops_counted_and_the_newest_frame(stub, app, jpegs):

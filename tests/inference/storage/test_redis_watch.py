@@ -1,6 +1,7 @@
 """Many watchers of one task share one Redis read: each gets every event, in order, and the
 service's Redis connections stay well under their bound (redis-py's default pool failed with
-"Too many connections" past 100 watchers, and starved event publishing and the lease)."""
+"Too many connections" past 100 watchers, and starved event publishing and the lease). The
+blocking read holds a connection of its own pool, never one of the command pool."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from support.auth import ADMIN_API_KEY
 
 from spoton.v1 import tasks_pb2
 from spoton_client.client import SpotOnClient
+from spoton_inference.core.events import BatchProcessingComplete
+from spoton_inference.storage.redis_events import RedisEventLog
+from spoton_inference.storage.redis_watch import SharedWaits
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-WATCHERS = 160
+WATCHERS = 200
 
 
 async def test_watchers_of_one_task_share_a_subscription_and_all_get_every_event(live_service):
@@ -52,10 +56,31 @@ async def test_watchers_of_one_task_share_a_subscription_and_all_get_every_event
     assert all([e.sequence for e in events] == list(range(1, last + 1)) for events in results)
     assert all(events[-1].status_update.state == tasks_pb2.TASK_STATE_COMPLETED for events in results)
     print(f"{WATCHERS} watchers, {last} events each; Redis clients at most {peak_clients}")
-    # Every client of the server (this service, its gallery, the other test services): well
-    # under one per watcher.
-    assert 0 < peak_clients < settings.redis_max_connections + 20 < WATCHERS
+    # Every client of the server (this service's command and watch pools, its gallery, the other
+    # test services): well under one per watcher.
+    bound = settings.redis_max_connections + settings.redis_watch_connections + 20
+    assert 0 < peak_clients < bound < WATCHERS
     assert app.tasks.shared_waits.readers == 0  # the shared read stops with its last watcher
+
+
+async def test_blocked_shared_reads_leave_the_command_pool_free(redis_server):
+    # Two connections for commands, two for the blocking reads, and more watched tasks than either.
+    log = RedisEventLog.from_url(redis_server.url, retention=100, max_connections=2)
+    waits = SharedWaits(log, timeout_s=1.0, connections=2)
+    tasks = [f"pool-{i}" for i in range(5)]
+    try:
+        waiting = [asyncio.create_task(waits.wait_past(task, 0)) for task in tasks]
+        await asyncio.sleep(0.2)  # the shared reads are blocked in Redis (or waiting their turn)
+        assert waits.readers == len(tasks)
+        # Commands get a connection at once although every watch connection is taken.
+        async with asyncio.timeout(0.5):
+            for task in tasks:
+                assert await log.append(task, BatchProcessingComplete(1)) == 1
+        async with asyncio.timeout(5):
+            await asyncio.gather(*waiting)  # and each watcher learns of its task's event
+    finally:
+        await waits.close()
+        await log.close()
 
 
 async def _collect(client: SpotOnClient, task_id: str) -> list[tasks_pb2.TaskEvent]:

@@ -1,0 +1,1 @@
+"""Parts of ``bench/serving.py``: each serving figure beside its ceiling."""
