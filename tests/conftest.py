@@ -25,6 +25,7 @@ if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
 from support.auth import ADMIN_API_KEY
+from support.services import serving
 
 # Loopback hosts camera sources may use in tests (SPOTON_SOURCE_ALLOWED_HOSTS): the RTSP test server's.
 LOCAL_TEST_CAMERA_HOSTS = ("127.0.0.1",)
@@ -264,19 +265,9 @@ class JobsService:
 
 @pytest_asyncio.fixture(scope="session")
 async def jobs_service(service_settings, job_video) -> AsyncIterator[JobsService]:
-    from spoton_inference.app import InferenceApp
-    from spoton_inference.grpc_api.server import build_server
-
     settings = await service_settings("spoton_jobs", job_max_upload_bytes=4 * 1024 * 1024, job_concurrency=1)
-    app = await InferenceApp.create(settings)
-    server, _ = build_server(app)
-    await server.start()
-    try:
-        await app.warm_up()
+    async with serving(settings) as app:
         yield JobsService(app, settings, f"{settings.grpc_host}:{settings.grpc_port}", job_video)
-    finally:
-        await server.stop(grace=1.0)
-        await app.close()
 
 
 # -- a local RTSP camera (Debian's gst-rtsp-server; `make rtsp-server` installs it) ------------

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import grpc
 
@@ -30,7 +31,9 @@ from spoton.v1 import (
 )
 from spoton_client.auth import authed_channel
 
+# A watch the server drops (UNAVAILABLE) is reopened this many times in a row before the error is raised.
 WATCH_RETRIES = 5
+T = TypeVar("T")
 # A StartTask that timed out or found the service unreachable is sent again this many times,
 # with the same idempotency key, so a retry never starts a second task.
 START_RETRIES = 3
@@ -94,24 +97,15 @@ class SpotOnClient:
     async def get_task(self, task_id: str) -> tasks_pb2.Task:
         return await self.tasks.GetTask(tasks_pb2.GetTaskRequest(task_id=task_id), timeout=10, metadata=self._metadata)
 
-    async def watch(self, task_id: str, after_sequence: int = 0) -> AsyncIterator[tasks_pb2.TaskEvent]:
+    def watch(self, task_id: str, after_sequence: int = 0) -> AsyncIterator[tasks_pb2.TaskEvent]:
         """Every event of the task until it ends; a dropped stream is resumed where it broke."""
-        last, retries = after_sequence, 0
-        while True:
-            request = tasks_pb2.WatchTaskRequest(task_id=task_id, after_sequence=last)
-            call = self.tasks.WatchTask(request, metadata=self._metadata)
-            try:
-                async for event in call:
-                    last, retries = event.sequence, 0
-                    yield event
-                return
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or retries >= WATCH_RETRIES:
-                    raise
-                retries += 1
-                await asyncio.sleep(0.25 * 2**retries)
-            finally:
-                call.cancel()
+        return _resumed(
+            lambda after: self.tasks.WatchTask(
+                tasks_pb2.WatchTaskRequest(task_id=task_id, after_sequence=after), metadata=self._metadata
+            ),
+            lambda event: event.sequence,
+            after_sequence,
+        )
 
     async def download_exports(self, task_id: str, out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -157,25 +151,15 @@ class SpotOnClient:
 
         return await self.jobs.UploadJob(requests(), metadata=self._metadata)
 
-    async def watch_job(self, job_id: str) -> AsyncIterator[jobs_pb2.Job]:
+    def watch_job(self, job_id: str) -> AsyncIterator[jobs_pb2.Job]:
         """The job at every change until its final state; a dropped stream is resumed."""
-        last, retries = 0, 0
-        while True:
-            call = self.jobs.WatchJob(
-                jobs_pb2.WatchJobRequest(job_id=job_id, after_revision=last), metadata=self._metadata
-            )
-            try:
-                async for job in call:
-                    last, retries = job.revision, 0
-                    yield job
-                return
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or retries >= WATCH_RETRIES:
-                    raise
-                retries += 1
-                await asyncio.sleep(0.25 * 2**retries)
-            finally:
-                call.cancel()
+        return _resumed(
+            lambda after: self.jobs.WatchJob(
+                jobs_pb2.WatchJobRequest(job_id=job_id, after_revision=after), metadata=self._metadata
+            ),
+            lambda job: job.revision,
+            0,
+        )
 
     async def download_job_result(self, job_id: str, kind: int, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -200,3 +184,26 @@ class SpotOnClient:
         """Whether the server can read a live source, with its codec, size and fps."""
         request = catalog_pb2.TestCameraConnectionRequest(source_url=source_url)
         return await self.catalog.TestCameraConnection(request, timeout=60, metadata=self._metadata)
+
+
+async def _resumed(
+    open_stream: Callable[[int], grpc.aio.UnaryStreamCall], position: Callable[[T], int], after: int
+) -> AsyncIterator[T]:
+    """The items of a server stream that resumes after a position (a task's sequence, a job's
+    revision): reopened after the last item seen when the server is briefly UNAVAILABLE, with
+    back-off, at most ``WATCH_RETRIES`` times in a row."""
+    retries = 0
+    while True:
+        call = open_stream(after)
+        try:
+            async for item in call:
+                after, retries = position(item), 0
+                yield item
+            return
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or retries >= WATCH_RETRIES:
+                raise
+            retries += 1
+            await asyncio.sleep(0.25 * 2**retries)
+        finally:
+            call.cancel()

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from support.auth import admin_headers
+from support.services import serving
 from support.videos import VTEST, VTEST_FRAMES, frame_times, write_video
 
 from spoton_facade.settings import FacadeSettings
@@ -35,19 +36,9 @@ UPLOAD_LIMIT_BYTES = 32 * 1024 * 1024
 @pytest_asyncio.fixture(scope="module")
 async def media_service(service_settings) -> AsyncIterator[Any]:
     """An inference service of its own (uploads up to 32 MiB: vtest.avi is 8 MB)."""
-    from spoton_inference.app import InferenceApp
-    from spoton_inference.grpc_api.server import build_server
-
     settings = await service_settings("spoton_browser_media", job_max_upload_bytes=UPLOAD_LIMIT_BYTES)
-    app = await InferenceApp.create(settings)
-    server, _ = build_server(app)
-    await server.start()
-    try:
-        await app.warm_up()
+    async with serving(settings) as app:
         yield app
-    finally:
-        await server.stop(grace=1.0)
-        await app.close()
 
 
 @pytest_asyncio.fixture(scope="module")

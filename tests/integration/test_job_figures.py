@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from support.auth import authed_channel
+from support.services import serving
 from support.videos import VTEST
 
 from spoton.v1 import jobs_pb2, jobs_pb2_grpc
@@ -36,19 +37,9 @@ ETA_TOLERANCE = 0.5
 @pytest_asyncio.fixture(scope="module")
 async def fresh_service(service_settings) -> AsyncIterator[Any]:
     """A service with a database of its own: its first job has no earlier rendering to go by."""
-    from spoton_inference.app import InferenceApp
-    from spoton_inference.grpc_api.server import build_server
-
     settings = await service_settings("spoton_job_figures", job_max_upload_bytes=UPLOAD_LIMIT_BYTES)
-    app = await InferenceApp.create(settings)
-    server, _ = build_server(app)
-    await server.start()
-    try:
-        await app.warm_up()
+    async with serving(settings) as app:
         yield app
-    finally:
-        await server.stop(grace=1.0)
-        await app.close()
 
 
 def _upload(filename: str, data: bytes) -> list[jobs_pb2.UploadJobRequest]:
