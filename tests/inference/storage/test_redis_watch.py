@@ -10,6 +10,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 from support.auth import ADMIN_API_KEY
+from support.services import serving
 
 from spoton.v1 import tasks_pb2
 from spoton_client.client import SpotOnClient
@@ -22,12 +23,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 WATCHERS = 200
 
 
-async def test_watchers_of_one_task_share_a_subscription_and_all_get_every_event(live_service):
-    app, settings = live_service.app, live_service.settings
-    env_dir = live_service.make_environment("fan-out")
+async def test_watchers_of_one_task_share_a_subscription_and_all_get_every_event(live_service, service_settings):
+    # A service of its own: the session's shared one carries every earlier test's tasks and watches,
+    # and this test is about what one task's watchers cost. (Run on the shared service, it once
+    # stalled past its timeout late in a full CI run; cause not found yet: see the issue 18 note.)
+    settings = await service_settings("spoton_redis_watch")
+    async with serving(settings) as app:
+        await _fan_out(app, settings, live_service.make_environment("fan-out"))
+
+
+async def _fan_out(app, settings, env_dir) -> None:
     env = await app.catalog.register_directory(str(env_dir))
     server = aioredis.Redis.from_url(settings.redis_url)
-    async with SpotOnClient(live_service.target, api_key=ADMIN_API_KEY) as client:
+    async with SpotOnClient(f"{settings.grpc_host}:{settings.grpc_port}", api_key=ADMIN_API_KEY) as client:
         task = await client.start_task(env.environment_id)
         await client.tasks.ControlTask(
             tasks_pb2.ControlTaskRequest(task_id=task.task_id, action=tasks_pb2.TASK_ACTION_PAUSE)
