@@ -8,6 +8,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
 import grpc
 
 from spoton_inference.core.errors import (
@@ -33,6 +34,14 @@ RETRY_AFTER_METADATA = "retry-after"
 # The task a refusal is about (TaskRunning: the unfinished task over the environment).
 TASK_ID_METADATA = "spoton-task-id"
 
+# A PostgreSQL connection lost under a handler (its server killed or restarting) that no
+# store turned into Unavailable: the caller should retry, as for any outage, not see INTERNAL.
+POSTGRES_LOST: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
 STATUS_FOR: list[tuple[type[Exception], grpc.StatusCode]] = [
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFound, grpc.StatusCode.NOT_FOUND),
@@ -51,6 +60,8 @@ def status_for(exc: Exception) -> grpc.StatusCode | None:
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    if isinstance(exc, POSTGRES_LOST):
+        exc = Unavailable(f"PostgreSQL connection lost ({type(exc).__name__}); retry")
     code = status_for(exc)
     if code is None:
         if isinstance(exc, SpotOnError):
