@@ -6,49 +6,22 @@ protoset, as a load tester in any language would.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from pathlib import Path
 
 import pytest
 from support.auth import make_key
-
-from spoton_inference.settings import REPO_ROOT
+from support.ghz import FROM_PROTOSET, GHZ, REFLECTION, ghz_report
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-GHZ = REPO_ROOT.parent / "shared" / "tools" / "ghz"
-PROTOSET = REPO_ROOT / "proto" / "spoton.protoset"
 CALLS = 200
 
 
-async def _ghz(target: str, call: str, *extra: str, schema: tuple[str, ...] = ("--protoset", str(PROTOSET))) -> dict:
-    """ghz's JSON report; the schema from the protoset, or (``schema=()``) server reflection."""
-    process = await asyncio.create_subprocess_exec(
-        str(GHZ),
-        "--insecure",
-        *schema,
-        "--call",
-        call,
-        "-d",
-        "{}",
-        "-n",
-        str(CALLS),
-        "-c",
-        "10",
-        "-O",
-        "json",
-        *extra,
-        target,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert out, err.decode()
-    return json.loads(out)
+async def _ghz(target: str, call: str, *extra: str, schema: tuple[str, ...] = FROM_PROTOSET) -> dict:
+    return await ghz_report(target, call, "-d", "{}", *extra, calls=CALLS, concurrency=10, schema=schema)
 
 
-@pytest.mark.skipif(not Path(GHZ).is_file(), reason="the shared ghz is not beside the repository")
+@pytest.mark.skipif(not GHZ.is_file(), reason="the shared ghz is not beside the repository")
 async def test_ghz_with_a_viewer_key_in_metadata_is_answered_and_without_one_is_refused(live_service):
     viewer = await make_key(live_service.target, "viewer")
     metadata = json.dumps({"authorization": f"Bearer {viewer}"})
@@ -60,5 +33,5 @@ async def test_ghz_with_a_viewer_key_in_metadata_is_answered_and_without_one_is_
 
     # Probes and discovery stay open, as the README says: the standard health service, found
     # through reflection, needs no key.
-    health = await _ghz(live_service.target, "grpc.health.v1.Health/Check", schema=())
+    health = await _ghz(live_service.target, "grpc.health.v1.Health/Check", schema=REFLECTION)
     assert health["statusCodeDistribution"] == {"OK": CALLS}

@@ -7,7 +7,6 @@ ghz is the shared tool (``../shared/tools/ghz``, see its README); its JSON repor
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -15,45 +14,24 @@ import cv2
 import numpy as np
 import pytest
 from support.auth import make_key
+from support.ghz import FROM_PROTOSET, GHZ, REFLECTION, ghz_report
 
 from spoton.v1 import inference_pb2
-from spoton_inference.settings import REPO_ROOT
 
-GHZ = REPO_ROOT.parent / "shared" / "tools" / "ghz"
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(300),
     pytest.mark.skipif(not GHZ.is_file(), reason="the shared ghz is not beside the repository"),
 ]
-PROTOSET = REPO_ROOT / "proto" / "spoton.protoset"
-SCHEMAS = {"reflection": (), "protoset": ("--protoset", str(PROTOSET))}
+SCHEMAS = {"reflection": REFLECTION, "protoset": FROM_PROTOSET}
 HEALTH_CALLS, DETECT_CALLS = 300, 200
 CONCURRENCY = 4
 
 
 async def _ghz(target: str, key: str, call: str, calls: int, schema: tuple[str, ...], *data: str) -> dict:
-    process = await asyncio.create_subprocess_exec(
-        str(GHZ),
-        "--insecure",
-        *schema,
-        "--call",
-        call,
-        *(data or ("-d", "{}")),
-        "--metadata",
-        json.dumps({"authorization": f"Bearer {key}"}),
-        "-n",
-        str(calls),
-        "-c",
-        str(CONCURRENCY),
-        "-O",
-        "json",
-        target,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=240)
-    assert out, err.decode()
-    return json.loads(out)
+    metadata = json.dumps({"authorization": f"Bearer {key}"})
+    request = (*(data or ("-d", "{}")), "--metadata", metadata)
+    return await ghz_report(target, call, *request, calls=calls, concurrency=CONCURRENCY, schema=schema, timeout_s=240)
 
 
 def _detect_request(directory: Path) -> Path:
