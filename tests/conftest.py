@@ -227,6 +227,7 @@ def service_settings(live_service, make_data_dir) -> Callable[..., Any]:
     import asyncpg
 
     from spoton_inference.embedded.ports import pick_free_ports
+    from spoton_inference.embedded.redis import DATABASES
 
     redis_dbs = itertools.count(1)
 
@@ -238,12 +239,14 @@ def service_settings(live_service, make_data_dir) -> Callable[..., Any]:
         finally:
             await conn.close()
         data_dir = make_data_dir(name)
+        redis_db = next(redis_dbs)
+        assert redis_db < DATABASES, f"the embedded Redis has {DATABASES} databases: raise DATABASES"
         return dataclasses.replace(
             base,
             data_dir=data_dir,
             media_root=data_dir / "media",
             postgres_dsn=urlunsplit(urlsplit(base.postgres_dsn)._replace(path=f"/{name}")),
-            redis_url=urlunsplit(urlsplit(base.redis_url)._replace(path=f"/{next(redis_dbs)}")),
+            redis_url=urlunsplit(urlsplit(base.redis_url)._replace(path=f"/{redis_db}")),
             grpc_port=pick_free_ports(1)[0],
             **overrides,
         )

@@ -22,6 +22,9 @@ from spoton_inference.settings import Settings
 
 _PROBE_TIMEOUT_S = 2.0
 PASSWORD_FILE = "redis_password"
+# Redis's default is 16. Services sharing one embedded Redis each select a database of their
+# own in SPOTON_REDIS_URL (``/N``); the test suite alone runs more than 16 such services.
+DATABASES = 64
 
 
 def redis_server_path() -> Path:
@@ -44,6 +47,7 @@ def render_config(port: int, data_dir: Path, password: str) -> str:
             f"requirepass {password}",
             "protected-mode yes",
             "daemonize no",
+            f"databases {DATABASES}",
             # Logs go to stdout, which the supervisor sends to our log file.
             'logfile ""',
             f'dir "{data_dir}"',

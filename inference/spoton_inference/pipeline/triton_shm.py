@@ -145,6 +145,12 @@ class ShmPool:
         self._closed = False
 
     @property
+    def prefix(self) -> str:
+        """What the names of this pool's regions start with (other pools, in this process or
+        others, have their own)."""
+        return self._prefix
+
+    @property
     def registered(self) -> int:
         """How many regions Triton holds for this pool."""
         return len(self._registered)

@@ -152,8 +152,11 @@ async def test_each_steps_figures_are_kept_after_completion(completed, channel):
     for figure in ("progress", "frames_processed", "frames_rendered", "processing_seconds"):
         values = [getattr(m, figure) for m in seen]
         assert values == sorted(values), f"{figure} went back: {values}"
+    # WatchJob sends the latest state, so a short rendering step can pass between two sends on a
+    # busy machine; whatever rendering snapshots came keep processing's figures
+    # (tests/inference/core/test_job_progress.py checks every one).
     rendering = [m for m in seen if m.step == "rendering"]
-    assert rendering and all(m.frames_processed == final.frames_processed for m in rendering)
+    assert all(m.frames_processed == final.frames_processed for m in rendering)
     assert all(m.frames_per_second == final.frames_per_second for m in rendering)  # not rendering's speed
     # The environment it ran as is a job's, kept apart from sites.
     catalog = catalog_pb2_grpc.CatalogServiceStub(channel)
