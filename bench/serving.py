@@ -20,7 +20,8 @@ measures, pair by pair, back to back:
     (``serving_lib/task.py`` says how the replay is derived);
 (d) SSE fan-out: ``--subscribers`` clients on one task's events through the facade: share
     connected, events lost against WatchTask's full list, lag from ``emitted_at`` to receipt;
-(e) ``GetHealth`` under ``ghz -c 50 -n 20000``.
+(e) ``GetHealth`` and the standard ``Health/Check`` under ``ghz -c 50 -n 20000``, against
+    ``Health/Check`` on a bare grpc.aio server (``serving_lib/bare_grpc.py``).
 
 It prints a table with ratios and PASS/MISS per target (``serving_lib/targets.py``) and
 writes ``DIR/serving.json`` (default ``bench/results``). The exit code is 0 whatever the
@@ -40,12 +41,12 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from serving_lib import perf_analyzer
+from serving_lib import bare_grpc, perf_analyzer, process_cpu
 from serving_lib.frames import Scene, jpeg, load_scene
 from serving_lib.ghz import GHZ, GhzCall, error_text, run_ghz, summary_from_report
 from serving_lib.report import Row, machine_info, rate, table, write_json
 from serving_lib.sse import fan_out
-from serving_lib.stats import percentile, ratio
+from serving_lib.stats import Summary, percentile, ratio
 from serving_lib.streams import direct_ceiling, stream_throughput
 from serving_lib.targets import detect_target, health_target, sse_target, task_target
 from serving_lib.task import embedder_calls, exported_detections, follow_task, replay, run_task
@@ -55,6 +56,7 @@ from spoton.v1 import inference_pb2
 from spoton_client.client import SpotOnClient
 from spoton_client.process import wait_until_serving
 from spoton_inference.embedded.endpoints import StackEndpoints
+from spoton_inference.embedded.ports import pick_free_ports
 from spoton_inference.launch import local_api_key, stack_for_run
 from spoton_inference.settings import REPO_ROOT, Settings
 
@@ -65,6 +67,7 @@ STACK_FILE = REPO_ROOT / "var" / "bench" / "serving-stack.json"
 DETECT_CONCURRENCY = (1, 2, 4)
 STREAM_IN_FLIGHT = (1, 4)
 HEALTH_CONCURRENCY, HEALTH_CALLS = 50, 20000
+HEALTH_CHECK = "grpc.health.v1.Health/Check"
 WARM_UP_CALLS = 20
 DETECTOR, EMBEDDER = "detector", "reid"
 # A Triton at one of these maps this host's shared memory.
@@ -133,12 +136,49 @@ async def detect_vs_triton(bench: Bench) -> None:
 
 
 async def get_health(bench: Bench) -> None:
-    call = bench.ghz("spoton.v1.SystemService/GetHealth", HEALTH_CONCURRENCY, bench.args.health_calls)
-    report = await run_ghz(bench.endpoints.grpc_target, call)
-    health = summary_from_report(report)
-    check = health_target(health.rps, health.p99_ms, health.errors)
-    bench.rows.append(Row(f"GetHealth ghz -c {HEALTH_CONCURRENCY}", rate(health), "", None, check))
-    bench.results["get_health"] = {**health.to_json(), "errors": error_text(report)}
+    """GetHealth and the standard Health/Check through SpotOn, each beside Health/Check on a bare
+    grpc.aio server (``serving_lib/bare_grpc.py``): the floor of one Python gRPC process here.
+
+    The bare server is measured before and after SpotOn, and the faster run is the ceiling, so
+    load that drifts during the runs cannot flatter the ratios. Each server's CPU time per call
+    is measured too (``serving_lib/process_cpu.py``): unlike throughput, other load on the
+    machine does not change it, and ``1e6 / us_per_call`` bounds what one process can answer.
+    """
+    calls = bench.args.health_calls
+    check_call = bench.ghz(HEALTH_CHECK, HEALTH_CONCURRENCY, calls, protoset=None)
+    spoton_call = bench.ghz("spoton.v1.SystemService/GetHealth", HEALTH_CONCURRENCY, calls)
+    spoton_pid = process_cpu.listening_pid(int(bench.endpoints.grpc_target.rpartition(":")[2]))
+    bare_port = pick_free_ports(1)[0]
+    async with bare_grpc.serving(bare_port) as bare_target:
+        bare_pid = process_cpu.listening_pid(bare_port)
+        runs: list[tuple[str, int, GhzCall, str]] = [
+            ("bare", bare_pid, check_call, bare_target),
+            ("GetHealth", spoton_pid, spoton_call, bench.endpoints.grpc_target),
+            ("Health/Check", spoton_pid, check_call, bench.endpoints.grpc_target),
+            ("bare", bare_pid, check_call, bare_target),
+        ]
+        measured: list[tuple[str, Summary, float, str]] = []
+        for name, pid, call, target in runs:
+            with process_cpu.measured(pid) as cpu:
+                report = await run_ghz(target, call)
+            summary = summary_from_report(report)
+            measured.append((name, summary, cpu.us_per_call(summary.count + summary.errors), error_text(report)))
+    bare_runs = [m for m in measured if m[0] == "bare"]
+    _, bare, bare_cpu_us, _ = max(bare_runs, key=lambda m: m[1].rps)
+    ceiling_text = f"{rate(bare)} (bare grpc.aio Health/Check); CPU {bare_cpu_us:.0f} us/call"
+    results: dict[str, Any] = {"bare_grpc_aio_health_check": []}
+    for name, summary, cpu_us, errors in measured:
+        entry = {**summary.to_json(), "errors": errors, "cpu_us_per_call": cpu_us}
+        if name == "bare":
+            results["bare_grpc_aio_health_check"].append(entry)
+            continue
+        r = ratio(summary.rps, bare.rps)
+        check = health_target(summary.rps, summary.p99_ms, summary.errors) if name == "GetHealth" else None
+        ours = f"{rate(summary)}; CPU {cpu_us:.0f} us/call"
+        bench.rows.append(Row(f"{name} ghz -c {HEALTH_CONCURRENCY}", ours, ceiling_text, r, check))
+        key = "get_health" if name == "GetHealth" else "spoton_health_check"
+        results[key] = {**entry, "ratio_to_bare": r, "cpu_ratio_to_bare": ratio(cpu_us, bare_cpu_us)}
+    bench.results["get_health"] = results
 
 
 async def stream_frames(bench: Bench) -> None:
@@ -194,9 +234,13 @@ async def sse_fan_out(bench: Bench) -> None:
     camera_frames = sum(len(f) for f in bench.scene.frames.values())
     task = await bench.client.start_task(bench.environment_id)
     following = asyncio.create_task(follow_task(bench.client, task, camera_frames))
-    subs, sequences, watch_lags = await fan_out(
-        bench.endpoints.facade_url, bench.api_key, task.task_id, bench.args.subscribers, bench.client
-    )
+    # Where the CPU goes while 2 cores carry the task, the facade and the subscribers: the
+    # facade's time per event delivered, and this process's (the subscribers') per event read.
+    facade_pid = process_cpu.listening_pid(urllib.parse.urlsplit(bench.endpoints.facade_url).port or 80)
+    with process_cpu.measured(facade_pid) as facade_cpu, process_cpu.measured(os.getpid()) as client_cpu:
+        subs, sequences, watch_lags = await fan_out(
+            bench.endpoints.facade_url, bench.api_key, task.task_id, bench.args.subscribers, bench.client
+        )
     run = await following
     full = set(sequences)
     connected = [s for s in subs if s.connected]
@@ -214,6 +258,10 @@ async def sse_fan_out(bench: Bench) -> None:
     watch = f"WatchTask lag p50 {percentile(watch_lags, 50):.0f} / p99 {percentile(watch_lags, 99):.0f} ms"
     bench.rows.append(Row(f"SSE fan-out, {len(subs)} subscribers", ours, watch, None, sse_target(share, lost, p99)))
     bench.rows.append(Row("  task under fan-out", f"{run.fps:.1f} frames/s", "", None, None))
+    delivered = sum(len(s.sequences) for s in connected)
+    facade_us, client_us = facade_cpu.us_per_call(delivered), client_cpu.us_per_call(delivered)
+    cpu_text = f"facade {facade_us:.0f} us, subscribers {client_us:.0f} us per event delivered"
+    bench.rows.append(Row("  CPU of the fan-out", cpu_text, f"{run.wall_s:.0f} s of task", None, None))
     bench.results["sse"] = {
         "subscribers": len(subs),
         "connected": len(connected),
@@ -224,6 +272,8 @@ async def sse_fan_out(bench: Bench) -> None:
         "watch_task_lag_ms": {"p50": percentile(watch_lags, 50), "p99": percentile(watch_lags, 99)},
         "failures": refused,
         "task_fps_under_fan_out": run.fps,
+        "cpu_s": {"facade": facade_cpu.seconds, "subscribers": client_cpu.seconds},
+        "cpu_us_per_event_delivered": {"facade": facade_us, "subscribers": client_us},
     }
 
 

@@ -1,0 +1,45 @@
+"""CPU time a server process spends on a run of calls: a figure that other load on the machine
+does not change, where throughput does.
+
+``1e6 / cpu_us_per_call`` is the most calls a second that process could answer with one core
+to itself; a server that needs more than that needs more processes (and cores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+
+import psutil
+
+
+def listening_pid(port: int) -> int:
+    """The pid of the process listening on TCP ``port`` on this host."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            return conn.pid
+    raise LookupError(f"no process listens on port {port}")
+
+
+@dataclasses.dataclass
+class CpuUse:
+    """Filled in when the ``measured`` block ends: the process's user plus system seconds."""
+
+    seconds: float = 0.0
+
+    def us_per_call(self, calls: int) -> float:
+        return self.seconds * 1e6 / calls if calls else float("nan")
+
+
+@contextlib.contextmanager
+def measured(pid: int) -> Iterator[CpuUse]:
+    """CPU seconds process ``pid`` used (all its threads) while the block ran."""
+    process = psutil.Process(pid)
+    before = process.cpu_times()
+    use = CpuUse()
+    try:
+        yield use
+    finally:
+        after = process.cpu_times()
+        use.seconds = (after.user - before.user) + (after.system - before.system)
