@@ -235,9 +235,13 @@ async def sse_fan_out(bench: Bench) -> None:
     task = await bench.client.start_task(bench.environment_id)
     following = asyncio.create_task(follow_task(bench.client, task, camera_frames))
     # Where the CPU goes while 2 cores carry the task, the facade and the subscribers: the
-    # facade's time per event delivered, and this process's (the subscribers') per event read.
+    # facade's time per event delivered, and the subscriber processes' (children of this one,
+    # ended within the block) per event read.
     facade_pid = process_cpu.listening_pid(urllib.parse.urlsplit(bench.endpoints.facade_url).port or 80)
-    with process_cpu.measured(facade_pid) as facade_cpu, process_cpu.measured(os.getpid()) as client_cpu:
+    with (
+        process_cpu.measured(facade_pid) as facade_cpu,
+        process_cpu.measured(os.getpid(), children=True) as client_cpu,
+    ):
         subs, sequences, watch_lags = await fan_out(
             bench.endpoints.facade_url, bench.api_key, task.task_id, bench.args.subscribers, bench.client
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import psutil
 
@@ -32,14 +33,19 @@ class CpuUse:
         return self.seconds * 1e6 / calls if calls else float("nan")
 
 
+def _seconds(times: Any, children: bool) -> float:  # psutil's pcputimes
+    own = times.user + times.system
+    return own + times.children_user + times.children_system if children else own
+
+
 @contextlib.contextmanager
-def measured(pid: int) -> Iterator[CpuUse]:
-    """CPU seconds process ``pid`` used (all its threads) while the block ran."""
+def measured(pid: int, *, children: bool = False) -> Iterator[CpuUse]:
+    """CPU seconds process ``pid`` used (all its threads) while the block ran; with
+    ``children``, also that of its children that ended and were waited for in the block."""
     process = psutil.Process(pid)
     before = process.cpu_times()
     use = CpuUse()
     try:
         yield use
     finally:
-        after = process.cpu_times()
-        use.seconds = (after.user - before.user) + (after.system - before.system)
+        use.seconds = _seconds(process.cpu_times(), children) - _seconds(before, children)

@@ -264,6 +264,7 @@ class EventStreams:
         Without this a server waits for SSE responses that never finish on their own.
         """
         self._draining.set()
+        self.tasks.drain()
 
 
 def observed(awaitable: Any) -> asyncio.Future[Any]:

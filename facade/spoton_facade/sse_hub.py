@@ -34,7 +34,7 @@ import grpc
 
 from spoton.v1 import tasks_pb2
 from spoton_facade.problems import problem_for_rpc
-from spoton_facade.sse import HEARTBEAT, PREFLIGHT_S, TaskEventStream, format_event, format_problem, observed
+from spoton_facade.sse import HEARTBEAT, PREFLIGHT_S, TaskEventStream, format_event, format_problem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -103,21 +103,38 @@ class Upstream:
         self.final = b""
         # Set once the opening browser's preflight is over, whatever its outcome.
         self.opened = asyncio.Event()
-        # Replaced on every new event; subscribers wait on the one they saw.
-        self.changed = asyncio.Event()
+        # Heartbeat periods passed: a subscriber woken by a tick with nothing new sends one.
+        self.ticks = 0
         self._instance = instance
         self._pump: asyncio.Task[None] | None = None
         self._stream: TaskEventStream | None = None
+        # One future all subscribers wait on, resolved (and replaced) on every new event, tick,
+        # end or drain. Waiting costs each subscriber a shield, not a task and a timer of its
+        # own: with hundreds of browsers per task, those were a fifth of the facade's CPU.
+        self._signal: asyncio.Future[None] | None = None
+        self._ticker: asyncio.TimerHandle | None = None
 
     @property
     def live(self) -> bool:
         """Pumping, so subscribers may join."""
         return self._pump is not None and not self.ended
 
-    def start(self, stream: TaskEventStream, on_end: Callable[[Upstream], None]) -> None:
+    def start(self, stream: TaskEventStream, on_end: Callable[[Upstream], None], heartbeat_s: float) -> None:
         self._stream = stream
         self._pump = asyncio.create_task(self._run(stream, on_end), name=f"sse-upstream-{self.task_id}")
+        self._tick(heartbeat_s, first=True)
         self.opened.set()
+
+    async def changed(self) -> None:
+        """Return at the next event, tick, end or drain (cancelling a waiter cancels only it)."""
+        if self._signal is None:
+            self._signal = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._signal)
+
+    def wake(self) -> None:
+        if self._signal is not None:
+            self._signal.set_result(None)
+            self._signal = None
 
     def end(self) -> None:
         """No one may join any more (closed, over, or its opening preflight failed)."""
@@ -130,23 +147,33 @@ class Upstream:
             self._stream.close()
         if self._pump is not None:
             self._pump.cancel()
+        self._stop_ticking()
+
+    def _tick(self, heartbeat_s: float, first: bool = False) -> None:
+        if not first:
+            self.ticks += 1
+            self.wake()
+        if not self.ended:
+            self._ticker = asyncio.get_running_loop().call_later(heartbeat_s, self._tick, heartbeat_s)
+
+    def _stop_ticking(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
 
     async def _run(self, stream: TaskEventStream, on_end: Callable[[Upstream], None]) -> None:
         try:
             while (event := await stream.next_message()) is not grpc.aio.EOF:
                 self.ring.append(event.sequence, format_event(event))
-                self._wake()
+                self.wake()
         except grpc.aio.AioRpcError as exc:
             self.final = format_problem(problem_for_rpc(exc.code(), exc.details(), self._instance))
         finally:
             stream.close()
             self.ended = True
-            self._wake()
+            self._stop_ticking()
+            self.wake()
             on_end(self)
-
-    def _wake(self) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
 
 
 class Subscription:
@@ -194,38 +221,32 @@ class Subscription:
             self.close()
 
     async def _follow(self, upstream: Upstream) -> AsyncIterator[bytes]:
-        drained = observed(self._hub.streams.draining.wait())
-        try:
-            while True:
-                ring = upstream.ring
-                if self._position < ring.floor:
-                    self._hub.cut_off += 1
-                    log.info(
-                        "SSE subscriber of task %s cut off %d events behind; it resumes with Last-Event-ID",
-                        self._task_id,
-                        ring.newest - self._position,
-                    )
-                    return
-                if self._position < ring.newest:
-                    chunk = ring.since(self._position)
-                    self._position = ring.newest
-                    yield chunk
-                    continue
-                if upstream.ended:
-                    if upstream.final:
-                        yield upstream.final
-                    return
-                changed = observed(upstream.changed.wait())
-                done, _ = await asyncio.wait(
-                    {changed, drained}, timeout=self._hub.streams.heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+        draining = self._hub.streams.draining
+        while True:
+            ring = upstream.ring
+            if self._position < ring.floor:
+                self._hub.cut_off += 1
+                log.info(
+                    "SSE subscriber of task %s cut off %d events behind; it resumes with Last-Event-ID",
+                    self._task_id,
+                    ring.newest - self._position,
                 )
-                changed.cancel()
-                if drained in done:
-                    return  # shutting down: the browser reconnects (elsewhere) and resumes
-                if not done:
-                    yield HEARTBEAT
-        finally:
-            drained.cancel()
+                return
+            if self._position < ring.newest:
+                chunk = ring.since(self._position)
+                self._position = ring.newest
+                yield chunk
+                continue
+            if upstream.ended:
+                if upstream.final:
+                    yield upstream.final
+                return
+            if draining.is_set():
+                return  # shutting down: the browser reconnects (elsewhere) and resumes
+            ticks = upstream.ticks
+            await upstream.changed()
+            if upstream.ticks != ticks and self._position == upstream.ring.newest and not draining.is_set():
+                yield HEARTBEAT
 
     def close(self) -> None:
         """Leave the upstream and cancel any catch-up call; safe to call more than once."""
@@ -292,7 +313,7 @@ class TaskHub:
             if not started:
                 self._end(upstream)
                 return None
-            upstream.start(own, self._ended)
+            upstream.start(own, self._ended, self.streams.heartbeat_s)
             self.opened += 1
             log.info("SSE upstream of task %s opened (%d open)", task_id, len(self._upstreams))
             subscription.follow(upstream)
@@ -301,6 +322,11 @@ class TaskHub:
             return None
         subscription.catch_up(own)
         return subscription
+
+    def drain(self) -> None:
+        """Wake every subscriber, so that each sees the server is shutting down."""
+        for upstream in self._upstreams.values():
+            upstream.wake()
 
     def leave(self, upstream: Upstream) -> None:
         upstream.subscribers -= 1

@@ -306,3 +306,35 @@ async def _open_watches(live_service, expected: int) -> None:
             if live_service.app.tasks.open_watches == expected:
                 return
             await asyncio.sleep(0.02)
+
+
+async def test_idle_browsers_of_a_shared_upstream_get_heartbeats_and_drain_ends_them(
+    live_service, registered, admin_headers
+) -> None:
+    """While a task is paused, every browser on its shared upstream gets a heartbeat each period;
+    when shutdown begins, every stream ends at once, not at its next heartbeat."""
+    browsers = 5
+    async with (
+        _facade(live_service) as (url, app),
+        httpx.AsyncClient(base_url=url, headers=admin_headers, timeout=60) as http,
+    ):
+        task_id = await _paused_task(http, await registered("sse-heartbeats"))
+        beating = [asyncio.Event() for _ in range(browsers)]
+
+        async def browser(two_beats: asyncio.Event) -> None:
+            beats = 0
+            async with http.stream("GET", f"{BASE}/{task_id}/events") as response:
+                assert response.status_code == 200
+                async for chunk in response.aiter_raw():
+                    beats += chunk.count(b": heartbeat")
+                    if beats >= 2:
+                        two_beats.set()
+
+        reading = [asyncio.create_task(browser(b)) for b in beating]
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(b.wait() for b in beating))
+        assert app.state.event_streams.tasks.subscribers == browsers
+        app.state.event_streams.drain()
+        async with asyncio.timeout(HEARTBEAT_S / 2):
+            await asyncio.gather(*reading)
+        await _control(http, task_id, "cancel")
