@@ -8,7 +8,7 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models browser samples rtsp-server demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling bench-serving libb64 clean
+.PHONY: setup proto models browser samples rtsp-server mosquitto demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling bench-serving libb64 clean
 
 setup: $(SETUP)
 
@@ -73,7 +73,15 @@ rtsp-server:
 	    python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	    gstreamer1.0-plugins-ugly >/dev/null; }
 
-test: setup models browser samples rtsp-server $(TRACKEVAL)
+# Debian's mosquitto broker, for the MQTT sink tests (tests/support/mosquitto.py starts its own
+# broker on a free loopback port with a generated config). Only the binaries are used: the
+# package's own system service is not wanted, and the tests do not care whether it runs.
+mosquitto:
+	@[ -x /usr/sbin/mosquitto ] && [ -x /usr/bin/mosquitto_passwd ] || { echo "installing mosquitto from Debian's packages"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends mosquitto >/dev/null; }
+
+test: setup models browser samples rtsp-server mosquitto $(TRACKEVAL)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

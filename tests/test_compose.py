@@ -24,7 +24,7 @@ def _published(service: str) -> set[int]:
 
 
 def test_the_production_services_are_all_there():
-    assert set(SERVICES) == {"triton", "timescaledb", "redis", "inference", "facade"}
+    assert set(SERVICES) == {"triton", "timescaledb", "redis", "inference", "facade", "mosquitto"}
     assert "tritonserver" in (REPO / SERVICES["triton"]["build"]["dockerfile"]).read_text()
     assert "timescaledb" in SERVICES["timescaledb"]["image"]
 
