@@ -1,5 +1,6 @@
 # SpotOn: `make demo` sets up and runs the demo on the embedded stack; `make test` runs every test.
-# Everything installs into .venv; nothing outside the repository is needed but Python 3.11.
+# Everything installs into .venv; nothing outside the repository is needed but Python 3.11 and
+# the Debian packages `make test` installs (Chromium, opencv-doc, gst-rtsp-server, mosquitto, Node.js, Go).
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -8,7 +9,7 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models browser samples rtsp-server mosquitto demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling bench-serving libb64 clean
+.PHONY: setup proto models browser samples rtsp-server mosquitto node go demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling bench-serving libb64 clean
 
 setup: $(SETUP)
 
@@ -73,6 +74,30 @@ rtsp-server:
 	    python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
 	    gstreamer1.0-plugins-ugly >/dev/null; }
 
+# Debian's Node.js and npm, then the Node client's pinned packages (clients/node; npm ci also
+# builds it), for tests/clients/test_node_client.py. npm ci runs again only when the package's
+# manifest or lockfile changed: the stamp lives in node_modules, which npm ci recreates.
+NODE_CLIENT := clients/node
+NODE_STAMP := $(NODE_CLIENT)/node_modules/.npm-ci-done
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "installing nodejs and npm from Debian's packages"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix $(NODE_CLIENT) --no-audit --no-fund
+	touch $@
+
+# Debian's Go toolchain and gRPC-Go, for clients/go/build.sh (tests/clients/test_go_client.py);
+# golang/protobuf 1.5, as 1.3 (Debian's other choice) cannot decode what protoc-gen-go 1.28 makes.
+GO_PACKAGES := golang-go golang-google-grpc-dev golang-github-golang-protobuf-1-5-dev golang-google-protobuf-dev \
+  protoc-gen-go protoc-gen-go-grpc
+go:
+	@[ -x /usr/bin/go ] && [ -x /usr/bin/protoc-gen-go-grpc ] && [ -f /usr/share/gocode/src/google.golang.org/grpc/server.go ] \
+	  && [ -f /usr/share/gocode/src/github.com/golang/protobuf/proto/registry.go ] || { echo "installing Go and gRPC-Go from Debian's packages"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(GO_PACKAGES) >/dev/null; }
+
 # Debian's mosquitto broker, for the MQTT sink tests (tests/support/mosquitto.py starts its own
 # broker on a free loopback port with a generated config). Only the binaries are used: the
 # package's own system service is not wanted, and the tests do not care whether it runs.
@@ -81,7 +106,7 @@ mosquitto:
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends mosquitto >/dev/null; }
 
-test: setup models browser samples rtsp-server mosquitto $(TRACKEVAL)
+test: setup models browser samples rtsp-server mosquitto node go $(TRACKEVAL)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

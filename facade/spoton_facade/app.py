@@ -37,6 +37,7 @@ from spoton_facade.routes.environments import EnvironmentController
 from spoton_facade.routes.health import HEALTH_PATH, HealthController
 from spoton_facade.routes.jobs import JobController
 from spoton_facade.routes.media import MediaController
+from spoton_facade.routes.sinks import EnvironmentSinksController, SinkController
 from spoton_facade.routes.tasks import TaskController
 from spoton_facade.security import document_security, guard_requests
 from spoton_facade.settings import FacadeSettings
@@ -67,6 +68,8 @@ def create_app(settings: FacadeSettings | None = None) -> Litestar:
             CameraOperationsController,
             AuthController,
             AuditController,
+            EnvironmentSinksController,
+            SinkController,
         ],
     )
     app = Litestar(

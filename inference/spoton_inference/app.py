@@ -32,6 +32,11 @@ from spoton_inference.core.health import (
 )
 from spoton_inference.core.jobs import JobManager
 from spoton_inference.core.secrets import SecretBox
+from spoton_inference.core.sink_dispatcher import DispatchSettings, SinkDispatcher
+from spoton_inference.core.sink_policy import SinkPolicy
+from spoton_inference.core.sink_service import SinkService
+from spoton_inference.core.sink_stats import SinkStats
+from spoton_inference.core.sinks_path import apply_sinks_path
 from spoton_inference.core.source_policy import policy_for
 from spoton_inference.core.source_url import mask_text
 from spoton_inference.core.tasks import TaskManager
@@ -40,6 +45,7 @@ from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.pipeline.live_pull import LivePull
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
 from spoton_inference.settings import Settings
+from spoton_inference.sinks.registry import build_deliverers
 from spoton_inference.storage.analytics_store import AnalyticsStore
 from spoton_inference.storage.audit_store import AuditStore
 from spoton_inference.storage.catalog_sync import CatalogSync
@@ -54,6 +60,7 @@ from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import RedisEventLog
 from spoton_inference.storage.replicas import ReplicaLease, replica_id
+from spoton_inference.storage.sink_store import SinkStore
 from spoton_inference.storage.track_writer import JOURNAL_FILE, TrackPointWriter
 
 log = logging.getLogger(__name__)
@@ -134,6 +141,26 @@ class InferenceApp:
         self.live = LiveStats()
         self.camera_ops = CameraOperations(settings, self.catalog, models, self.live_pulls)
         self.camera_health = CameraHealthMonitor(settings, db, self.catalog)
+        # Event sinks (webhooks, MQTT): configured through SinkService, fed by the outbox
+        # triggers (migration 0015), delivered by the dispatcher (started by create()).
+        self.sink_store, sink_policy = SinkStore(db), SinkPolicy.for_settings(settings)
+        self.sinks = SinkService(self.sink_store, self.catalog, sink_policy, audit=self.audit)
+        self.sink_stats = SinkStats()
+        self.sink_dispatcher = SinkDispatcher(
+            self.sink_store,
+            build_deliverers(settings, sink_policy),
+            DispatchSettings(
+                poll_interval_s=settings.sink_poll_interval_s,
+                retry_initial_s=settings.sink_retry_initial_s,
+                retry_max_s=settings.sink_retry_max_s,
+                timeout_s=settings.sink_timeout_s,
+                max_pending=settings.sink_max_pending,
+                retention_days=settings.sink_retention_days,
+            ),
+            owner=self.lease.replica_id,
+            dsn=settings.postgres_dsn,
+            stats=self.sink_stats,
+        )
         # Each named after the component it checks (the name a probe that hangs is reported under).
         self._health = HealthChecker(
             {
@@ -144,6 +171,7 @@ class InferenceApp:
                 "live_streams": self._probe_live,
                 "watch_streams": self._probe_watches,
                 "history": self._probe_history,
+                "sinks": self._probe_sinks,
             }
         )
         # What GetHealth and grpc.health.v1 answer from: refreshed in the background (create() starts it).
@@ -177,6 +205,10 @@ class InferenceApp:
         app._maintenance = asyncio.create_task(app._maintain_history(), name="history-maintenance")
         await app.catalog.load()
         app.catalog_sync.start()
+        await app.sink_store.reseal()  # sink secrets under an older key, as camera passwords are
+        if settings.sinks_path:
+            await apply_sinks_path(Path(settings.sinks_path), app.sinks)
+        app.sink_dispatcher.start()
         await app.tasks.recover()
         await app.jobs.recover()
         app.camera_health.start()
@@ -197,6 +229,7 @@ class InferenceApp:
         await self.jobs.close()  # first: running jobs stay RUNNING, to be run again after a restart
         await self.tasks.shutdown()
         await self.camera_health.close()
+        await self.sink_dispatcher.close()  # deliveries in flight stay pending, sent after a restart
         await self.catalog_sync.close()
         await self.outbox.close()
         await self.lease.close()
@@ -292,6 +325,11 @@ class InferenceApp:
         c = self.history.counters
         status = HEALTHY if c.events_dropped == 0 else DEGRADED
         return [ComponentHealth("history", status, c.describe())]
+
+    async def _probe_sinks(self) -> list[ComponentHealth]:
+        # A receiver that is down or refusing is its own fault, not this service's: reported here
+        # (and per sink by SinkService), never a reason to call the service unhealthy.
+        return [ComponentHealth("sinks", HEALTHY, self.sink_dispatcher.describe())]
 
     async def _maintain_history(self) -> None:
         """Track-point partitions ahead and retention: at start-up, then periodically."""

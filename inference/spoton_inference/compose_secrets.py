@@ -36,6 +36,8 @@ def generate(directory: Path) -> list[str]:
         "spoton_secret_keys": lambda: Fernet.generate_key().decode(),
         "spoton_postgres_dsn": lambda: f"postgresql://spoton:{postgres}@timescaledb:5432/spoton",
         "spoton_redis_url": lambda: f"redis://:{redis}@redis:6379/0",
+        # mosquitto's password for the user "spoton", and the secret of deploy/sinks.json's MQTT sink
+        "mqtt_password": lambda: secrets.token_urlsafe(PASSWORD_BYTES),
     }
     written = [name for name, make in values.items() if _write_new(directory / name, make)]
     return written

@@ -11,10 +11,13 @@ from collections.abc import Callable, Iterator, Sequence
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from spoton_inference.camera_metrics import CameraCollector, Pulls
 from spoton_inference.core.health import SupervisedComponent
+from spoton_inference.core.sink_stats import OUTCOMES, SinkStats
+from spoton_inference.core.sinks import SinkKind
 from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.storage.track_writer import TrackPointWriter
 
@@ -26,10 +29,18 @@ def _unsupervised() -> Sequence[SupervisedComponent]:
 
 
 class ServiceCollector(Collector):
-    def __init__(self, writer: TrackPointWriter, live: LiveStats, supervised: Supervised = _unsupervised) -> None:
+    def __init__(
+        self,
+        writer: TrackPointWriter,
+        live: LiveStats,
+        supervised: Supervised = _unsupervised,
+        sinks: SinkStats | None = None,
+    ) -> None:
         self._writer = writer
         self._live = live
         self._supervised = supervised
+        # Without the dispatcher's counters the sink metrics are still exported, at zero.
+        self._sinks = sinks or SinkStats()
 
     def collect(self) -> Iterator[Metric]:
         w, c = self._writer, self._writer.counters
@@ -77,16 +88,59 @@ class ServiceCollector(Collector):
         for component in self._supervised():
             restarts.add_metric([component.name], component.restarts)
         yield restarts
+        yield from _sink_metrics(self._sinks)
+
+
+def _sink_metrics(stats: SinkStats) -> Iterator[Metric]:
+    """Webhook and MQTT deliveries (core/sink_dispatcher.py), by sink kind."""
+    pending = GaugeMetricFamily(
+        "spoton_sink_pending_deliveries",
+        "Events waiting in the sink outbox (PostgreSQL) to be delivered, as of the dispatcher's last pass.",
+        labels=["kind"],
+    )
+    outcomes = CounterMetricFamily(
+        "spoton_sink_deliveries",
+        "Delivery attempts by outcome: delivered (acknowledged), retried (failed, tried again after a "
+        "back-off), failed (refused for good, the sink moved on).",
+        labels=["kind", "outcome"],
+    )
+    latency = HistogramMetricFamily(
+        "spoton_sink_delivery_seconds",
+        "Time from handing a delivery to the webhook or MQTT client to its acknowledgement or failure.",
+        labels=["kind"],
+    )
+    for kind in SinkKind:
+        pending.add_metric([kind.value], stats.pending.get(kind.value, 0))
+        for outcome in OUTCOMES:
+            outcomes.add_metric([kind.value, outcome], stats.outcomes[(kind.value, outcome)])
+        histogram = stats.latency[kind.value]
+        latency.add_metric([kind.value], histogram.cumulative(), sum_value=histogram.sum_s)
+    yield pending
+    yield outcomes
+    yield latency
+    yield CounterMetricFamily(
+        "spoton_sink_dropped_deliveries",
+        "Pending deliveries dropped, oldest first, because more than SPOTON_SINK_MAX_PENDING waited for one sink.",
+        value=stats.dropped,
+    )
 
 
 def start_metrics_server(
-    host: str, port: int, writer: TrackPointWriter, live: LiveStats, supervised: Supervised = _unsupervised
+    host: str,
+    port: int,
+    writer: TrackPointWriter,
+    live: LiveStats,
+    supervised: Supervised = _unsupervised,
+    sinks: SinkStats | None = None,
+    cameras: Pulls = dict,
 ) -> WSGIServer:
     """Serve the metrics (and the process's own) until ``shutdown()`` is called on the result.
 
-    ``supervised`` gives the embedded stack's components with their restart counts."""
+    ``supervised`` gives the embedded stack's components with their restart counts, ``sinks``
+    the event-sink dispatcher's counters, ``cameras`` the live cameras' pulls (camera_metrics.py)."""
     registry = CollectorRegistry()
-    for collector in (ServiceCollector(writer, live, supervised), PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    service = ServiceCollector(writer, live, supervised, sinks)
+    for collector in (service, CameraCollector(cameras), PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)
     server, _ = start_http_server(port, addr=host, registry=registry)
     return server

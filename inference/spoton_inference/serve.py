@@ -24,7 +24,15 @@ async def serve(settings: Settings) -> None:
     health_task = asyncio.create_task(publish_health(app, health))
     metrics = None
     if settings.metrics_port:
-        metrics = start_metrics_server(settings.grpc_host, settings.metrics_port, app.writer, app.live, app.supervised)
+        metrics = start_metrics_server(
+            settings.grpc_host,
+            settings.metrics_port,
+            app.writer,
+            app.live,
+            app.supervised,
+            sinks=app.sink_stats,
+            cameras=lambda: app.live_pulls,
+        )
         log.info("metrics at http://%s:%s/metrics", settings.grpc_host, settings.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

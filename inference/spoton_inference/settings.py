@@ -201,6 +201,26 @@ class Settings:
     # decrypt (rotate: put a new key first, restart, then drop the old one). Unset: a key
     # generated once into <data_dir>/secrets/secret_key (core/secrets.py).
     secret_keys: tuple[str, ...] = ()
+    # Event sinks (webhooks, MQTT; core/sink_dispatcher.py). A JSON file of sink definitions
+    # upserted by name at start-up ("" = none; the README's "Event sinks" shows the format).
+    sinks_path: str = ""
+    # Pending deliveries kept per sink: past it the oldest are marked dropped and counted.
+    sink_max_pending: int = 10_000
+    # Days finished deliveries (delivered, failed, dropped) stay readable before they are pruned.
+    sink_retention_days: int = 7
+    # The dispatcher wakes on PostgreSQL NOTIFY; it also polls this often (a lost notification,
+    # a retry that came due, the pending bound, the pending gauge).
+    sink_poll_interval_s: float = 2.0
+    # Retries of a failing head-of-line delivery: the first wait, doubling up to the cap (each
+    # with up to 20 % jitter); the sink's later events wait behind it, other sinks go on.
+    sink_retry_initial_s: float = 1.0
+    sink_retry_max_s: float = 300.0
+    # One delivery's bound (connect, send, acknowledgement), and open connections per transport.
+    sink_timeout_s: float = 10.0
+    sink_max_connections: int = 16
+    # Hosts a webhook may point at although they are loopback or link-local (names, addresses or
+    # CIDRs, comma-separated); others are refused, and so is every port of the service itself.
+    sink_allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.media_root == Path():
@@ -212,6 +232,13 @@ class Settings:
             raise ValueError(f"SPOTON_STREAM_MAX_IN_FLIGHT must be at least 1, got {self.stream_max_in_flight}")
         if self.health_probe_interval_s <= 0:
             raise ValueError(f"SPOTON_HEALTH_PROBE_INTERVAL_S must be above 0, got {self.health_probe_interval_s}")
+        if self.sink_max_pending < 1:
+            raise ValueError(f"SPOTON_SINK_MAX_PENDING must be at least 1, got {self.sink_max_pending}")
+        if not 0 < self.sink_retry_initial_s <= self.sink_retry_max_s:
+            raise ValueError(
+                "SPOTON_SINK_RETRY_INITIAL_S must be above 0 and at most SPOTON_SINK_RETRY_MAX_S, got "
+                f"{self.sink_retry_initial_s} and {self.sink_retry_max_s}"
+            )
 
     @property
     def media(self) -> MediaRoot:

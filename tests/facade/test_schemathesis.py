@@ -73,6 +73,12 @@ SEMANTIC_400 = (
     {"include-path-regex": "^/api/v1/environments/\\{environment_id\\}/cameras(/\\{camera_id\\})?$"},
     # A polygon with an area, no repeated corner and no crossing edges.
     {"include-path-regex": "^/api/v1/environments/\\{environment_id\\}/zones"},
+    # A URL of the sink kind's scheme whose host the URL policy allows; a webhook secret of 16+
+    # characters; topic_prefix for MQTT only.
+    {"include-path-regex": "^/api/v1/environments/\\{environment_id\\}/sinks$"},
+    {"include-name": "PATCH /api/v1/sinks/{sink_id}"},
+    # page_token: only a next_page_token this server issued.
+    {"include-name": "GET /api/v1/sinks/{sink_id}/deliveries"},
 )
 # Starting a task: camera_ids of the environment (400), and an Idempotency-Key reused with
 # another body (422): the fuzzer sends one key value with many bodies.

@@ -60,6 +60,9 @@ class AuditAction(enum.StrEnum):
     ZONE_CREATE = "zone.create"
     ZONE_UPDATE = "zone.update"
     ZONE_DELETE = "zone.delete"
+    SINK_CREATE = "sink.create"
+    SINK_UPDATE = "sink.update"
+    SINK_DELETE = "sink.delete"
     # Credential use, recorded by the auth edge.
     AUTH_LOGIN = "auth.login"
     AUTH_DENIED = "auth.denied"

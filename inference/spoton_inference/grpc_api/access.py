@@ -97,6 +97,16 @@ _BY_SERVICE: dict[str, dict[str, Role | Open]] = {
         "DeleteUser": A,
         "ListAuditEvents": A,
     },
+    "spoton.v1.SinkService": {
+        # A sink sends an environment's events to a URL of the caller's choosing: managed by
+        # the admin, as environments are; its status and deliveries are readable by viewers.
+        "CreateSink": A,
+        "ListSinks": V,
+        "GetSink": V,
+        "UpdateSink": A,
+        "DeleteSink": A,
+        "ListSinkDeliveries": V,
+    },
     # Probes and discovery stay open, as is usual (ghz and grpcurl list services with it).
     "grpc.health.v1.Health": {"Check": OPEN, "Watch": OPEN},
     "grpc.reflection.v1alpha.ServerReflection": {"ServerReflectionInfo": OPEN},

@@ -22,6 +22,8 @@ from spoton.v1 import (
     inference_pb2_grpc,
     jobs_pb2,
     jobs_pb2_grpc,
+    sinks_pb2,
+    sinks_pb2_grpc,
     system_pb2,
     system_pb2_grpc,
     tasks_pb2,
@@ -38,6 +40,7 @@ from spoton_inference.grpc_api.guard import RequestGuard
 from spoton_inference.grpc_api.jobs import JobServicer
 from spoton_inference.grpc_api.reflection import add_reflection
 from spoton_inference.grpc_api.servicers import CatalogServicer, SystemServicer, TaskServicer
+from spoton_inference.grpc_api.sinks import SinkServicer
 from spoton_inference.grpc_api.streaming import InferenceServicer
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ SPOTON_SERVICES = tuple(
         (jobs_pb2, "JobService"),
         (cameras_pb2, "CameraRegistryService"),
         (auth_pb2, "AuthService"),
+        (sinks_pb2, "SinkService"),
     )
 )
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -78,6 +82,7 @@ def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
     jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(app), server)
     cameras_pb2_grpc.add_CameraRegistryServiceServicer_to_server(CameraRegistryServicer(app), server)
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(app), server)
+    sinks_pb2_grpc.add_SinkServiceServicer_to_server(SinkServicer(app), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     add_reflection(server, [*SPOTON_SERVICES, HEALTH_SERVICE])

@@ -1,0 +1,1 @@
+"""Deliverers: one module per SinkKind transport (webhook, MQTT), picked by the dispatcher."""
