@@ -147,7 +147,7 @@ async def get_health(bench: Bench) -> None:
     calls = bench.args.health_calls
     check_call = bench.ghz(HEALTH_CHECK, HEALTH_CONCURRENCY, calls, protoset=None)
     spoton_call = bench.ghz("spoton.v1.SystemService/GetHealth", HEALTH_CONCURRENCY, calls)
-    spoton_pid = process_cpu.listening_pid(int(bench.endpoints.grpc_target.rpartition(":")[2]))
+    spoton_pid = process_cpu.listening_pid(_port(bench.endpoints.grpc_target))
     bare_port = pick_free_ports(1)[0]
     async with bare_grpc.serving(bare_port) as bare_target:
         bare_pid = process_cpu.listening_pid(bare_port)
@@ -203,14 +203,31 @@ async def stream_frames(bench: Bench) -> None:
 
 async def task_vs_replay(bench: Bench) -> None:
     camera_frames = sum(len(f) for f in bench.scene.frames.values())
-    run = await run_task(bench.client, bench.environment_id, camera_frames)
+    # Where the CPU goes, in the task and in its replay: the service's process (decoding,
+    # tracking, association, publishing, storing) and Triton's (the models).
+    service_pid = process_cpu.listening_pid(_port(bench.endpoints.grpc_target))
+    triton_pid = process_cpu.listening_pid(_port(bench.endpoints.triton_grpc_url))
+    with process_cpu.measured(service_pid) as task_service, process_cpu.measured(triton_pid, tree=True) as task_triton:
+        run = await run_task(bench.client, bench.environment_id, camera_frames)
     with tempfile.TemporaryDirectory(prefix="spoton-serving-") as tmp:
         await bench.client.download_exports(run.task_id, Path(tmp))
         detections = exported_detections(Path(tmp))
     crops = await embedder_calls(bench.triton, bench.scene.env_dir, bench.scene.frames, detections, bench.settings)
     embed_calls, n_crops = sum(1 for c in crops if len(c)), sum(map(len, crops))
-    replay_fps = await replay(bench.triton, bench.scene.frames, crops)
+    with (
+        process_cpu.measured(triton_pid, tree=True) as replay_triton,
+        process_cpu.measured(os.getpid()) as replay_client,
+    ):
+        replay_fps = await replay(bench.triton, bench.scene.frames, crops)
     r = ratio(run.fps, replay_fps)
+    cpu = {
+        "task": {"service_s": task_service.seconds, "triton_s": task_triton.seconds, "wall_s": run.wall_s},
+        "replay": {
+            "triton_s": replay_triton.seconds,
+            "client_s": replay_client.seconds,
+            "wall_s": camera_frames / replay_fps if replay_fps else float("nan"),
+        },
+    }
     bench.rows.append(
         Row(
             f"task end to end ({run.state}, {camera_frames} camera frames)",
@@ -220,6 +237,11 @@ async def task_vs_replay(bench: Bench) -> None:
             task_target(r),
         )
     )
+    per_frame_ms = {k: 1e3 * v / camera_frames for k, v in cpu["task"].items() if k != "wall_s"}
+    replay_ms = 1e3 * cpu["replay"]["triton_s"] / camera_frames
+    cpu_text = f"CPU per frame: service {per_frame_ms['service_s']:.1f} ms, Triton {per_frame_ms['triton_s']:.1f} ms"
+    replay_text = f"Triton {replay_ms:.1f} ms per frame in the replay"
+    bench.rows.append(Row("  CPU of the task", cpu_text, replay_text, None, None))
     bench.results["task"] = {
         **dataclasses.asdict(run),
         "fps": run.fps,
@@ -227,7 +249,13 @@ async def task_vs_replay(bench: Bench) -> None:
         "replay_embed_calls": embed_calls,
         "replay_crops": n_crops,
         "ratio": r,
+        "cpu": cpu,
     }
+
+
+def _port(address: str) -> int:
+    """The port of ``host:port`` or of a URL."""
+    return int(urllib.parse.urlsplit(address if "://" in address else f"//{address}").port or 0)
 
 
 async def sse_fan_out(bench: Bench) -> None:
@@ -237,7 +265,7 @@ async def sse_fan_out(bench: Bench) -> None:
     # Where the CPU goes while 2 cores carry the task, the facade and the subscribers: the
     # facade's time per event delivered, and the subscriber processes' (children of this one,
     # ended within the block) per event read.
-    facade_pid = process_cpu.listening_pid(urllib.parse.urlsplit(bench.endpoints.facade_url).port or 80)
+    facade_pid = process_cpu.listening_pid(_port(bench.endpoints.facade_url))
     with (
         process_cpu.measured(facade_pid) as facade_cpu,
         process_cpu.measured(os.getpid(), children=True) as client_cpu,

@@ -38,14 +38,25 @@ def _seconds(times: Any, children: bool) -> float:  # psutil's pcputimes
     return own + times.children_user + times.children_system if children else own
 
 
+def _tree_seconds(process: psutil.Process, children: bool, tree: bool) -> dict[int, float]:
+    members = [process, *(process.children(recursive=True) if tree else ())]
+    seconds = {}
+    for member in members:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            seconds[member.pid] = _seconds(member.cpu_times(), children)
+    return seconds
+
+
 @contextlib.contextmanager
-def measured(pid: int, *, children: bool = False) -> Iterator[CpuUse]:
+def measured(pid: int, *, children: bool = False, tree: bool = False) -> Iterator[CpuUse]:
     """CPU seconds process ``pid`` used (all its threads) while the block ran; with
-    ``children``, also that of its children that ended and were waited for in the block."""
+    ``children``, also that of its children that ended and were waited for in the block; with
+    ``tree``, also that of its live descendants (Triton's model backends run as such)."""
     process = psutil.Process(pid)
-    before = process.cpu_times()
+    before = _tree_seconds(process, children, tree)
     use = CpuUse()
     try:
         yield use
     finally:
-        use.seconds = _seconds(process.cpu_times(), children) - _seconds(before, children)
+        after = _tree_seconds(process, children, tree)
+        use.seconds = sum(t - before.get(member, 0.0) for member, t in after.items())

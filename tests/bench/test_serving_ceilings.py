@@ -43,3 +43,22 @@ def test_cpu_time_counts_what_the_process_spent_not_the_wall_time():
     assert spinning.seconds >= BUSY_S * 0.9
     assert waiting.seconds < 0.05
     assert spinning.us_per_call(3) == pytest.approx(spinning.seconds * 1e6 / 3)
+
+
+def test_a_process_tree_counts_its_live_descendants():
+    """Triton's model backends run as its children: their CPU is the server's too."""
+    spin = f"import time\nend = time.process_time() + {BUSY_S}\nwhile time.process_time() < end: pass\n"
+    grandchild = spin + "print('spun', flush=True)\ninput()"
+    parent = (
+        "import subprocess, sys\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {grandchild!r}], stdin=subprocess.PIPE, text=True)\n"
+        "child.communicate(input())\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", parent], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.2)  # the grandchild is started (its interpreter start-up counts either way)
+        with process_cpu.measured(child.pid) as alone, process_cpu.measured(child.pid, tree=True) as tree:
+            assert child.stdout is not None and child.stdout.readline() == "spun\n"
+    finally:
+        child.communicate("\n", timeout=10)
+    assert tree.seconds >= BUSY_S * 0.9 > alone.seconds
