@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from spoton_inference.core.analytics import Analytics, TimeRange
-from spoton_inference.core.catalog import CameraSpec, Catalog, EnvironmentSpec, HomographySpec
-from spoton_inference.core.errors import NotFound
+from spoton_inference.core.catalog import CameraSpec, Catalog, EnvironmentSpec
+from spoton_inference.domain.errors import NotFound
+from spoton_inference.domain.geometry import HomographySpec
 from spoton_inference.embedded.postgres import EmbeddedPostgres
 from spoton_inference.settings import Settings
 from spoton_inference.storage.analytics_store import AnalyticsStore

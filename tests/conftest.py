@@ -157,8 +157,8 @@ async def live_service(make_data_dir) -> AsyncIterator[LiveService]:
 def attach_source(live_service) -> Callable[..., Awaitable[None]]:
     """``await attach_source(environment_id, camera_id, url, username="", password="")``: give a
     camera registered on live_service an RTSP source, as an operator does (UpdateCamera)."""
-    from spoton_inference.core.camera_source import SourceInput, SourceKind
     from spoton_inference.core.catalog import CameraPatch
+    from spoton_inference.domain.camera_source import SourceInput, SourceKind
 
     async def attach(environment_id: str, camera_id: str, url: str, username: str = "", password: str = "") -> None:
         source = SourceInput(SourceKind.RTSP, url, username, password)

@@ -28,8 +28,8 @@ import numpy as np
 from accuracy_lib.matching import match_boxes
 from accuracy_lib.motfile import FrameDetections, MotRow, read_detections, write_rows, xywh_to_xyxy
 from spoton_client.scoring import read_mot
-from spoton_inference.core.environment import Environment
-from spoton_inference.core.events import TrackingUpdate
+from spoton_inference.domain.environment import Environment
+from spoton_inference.domain.events import TrackingUpdate
 from spoton_inference.pipeline.refinement import RefinementWindows
 from spoton_inference.pipeline.tracking_settings import TrackingSetup, tracking_setup
 from spoton_inference.settings import REPO_ROOT, Settings

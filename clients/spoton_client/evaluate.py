@@ -320,7 +320,7 @@ def _map_errors(pairing: Pairing, cams: list[str]) -> dict[str, MapError]:
 
 def _projection(spec: Homography) -> Projection:
     # The server's own fit (cv2.findHomography over all pairs), so the error is the one its map shows.
-    from spoton_inference.core.geometry import Homography as Fitted
+    from spoton_inference.domain.geometry import Homography as Fitted
 
     if "matrix" in spec:
         fitted = Fitted.from_matrix([spec["matrix"][i : i + 3] for i in range(0, 9, 3)])

@@ -14,7 +14,7 @@ from pathlib import Path
 from spoton_client.auth import how_to_authenticate
 from spoton_client.client import SpotOnClient
 from spoton_client.demo import DEFAULT_DEMO_DIR, ensure_demo_environment
-from spoton_inference.core.source_url import mask_text
+from spoton_inference.domain.source_url import mask_text
 from spoton_inference.embedded.endpoints import Listen
 from spoton_inference.embedded.ports import PortUnavailable
 from spoton_inference.embedded.stack import cancel_on_signals

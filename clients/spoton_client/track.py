@@ -55,7 +55,7 @@ from spoton_client.homography_file import Homography, HomographyFileError, for_c
 from spoton_client.process import process_environment, wait_until_serving
 
 if TYPE_CHECKING:
-    from spoton_inference.core.events import TrackingUpdate
+    from spoton_inference.domain.events import TrackingUpdate
 
 LIVE_SCHEMES = {"rtsp": catalog_pb2.CAMERA_SOURCE_KIND_RTSP, "rtsps": catalog_pb2.CAMERA_SOURCE_KIND_RTSP,
                 "http": catalog_pb2.CAMERA_SOURCE_KIND_HTTP, "https": catalog_pb2.CAMERA_SOURCE_KIND_HTTP}  # fmt: skip
@@ -396,7 +396,7 @@ async def _probe_fps(client: SpotOnClient, url: str) -> float:
 
 def _core_update(update: tasks_pb2.TrackingUpdate) -> TrackingUpdate:
     """The protobuf update as the export writer's domain type."""
-    from spoton_inference.core.events import CameraTracksOut, TrackingUpdate, TrackOut
+    from spoton_inference.domain.events import CameraTracksOut, TrackingUpdate, TrackOut
 
     return TrackingUpdate(
         global_frame_index=update.global_frame_index,

@@ -38,8 +38,8 @@ from spoton_inference.core.sink_service import SinkService
 from spoton_inference.core.sink_stats import SinkStats
 from spoton_inference.core.sinks_path import apply_sinks_path
 from spoton_inference.core.source_policy import policy_for
-from spoton_inference.core.source_url import mask_text
 from spoton_inference.core.tasks import TaskManager
+from spoton_inference.domain.source_url import mask_text
 from spoton_inference.embedded.restarts import read_supervision, supervision_path
 from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.pipeline.live_pull import LivePull

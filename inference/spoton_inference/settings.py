@@ -16,8 +16,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from spoton_inference.core.image_header import DEFAULT_MAX_IMAGE_PIXELS
 from spoton_inference.core.media import MEDIA_CACHE_DIR, MediaRoot, shared_videos
+from spoton_inference.domain.image_header import DEFAULT_MAX_IMAGE_PIXELS
 from spoton_inference.tracking.reid_defaults import DEFAULT_DIFFERENT_DISTANCE, DEFAULT_SAME_DISTANCE
 
 PREFIX = "SPOTON_"
@@ -148,7 +148,7 @@ class Settings:
     # Free bytes an upload must leave on the data directory's disk: refused (RESOURCE_EXHAUSTED,
     # HTTP 507) before its first chunk when its announced size would not fit, or as it streams.
     upload_disk_reserve_bytes: int = 1024**3
-    # Per credential (core/rate_limit.py): task starts and uploads a minute, each one a burst of
+    # Per credential (domain/rate_limit.py): task starts and uploads a minute, each one a burst of
     # that many; past it RESOURCE_EXHAUSTED (HTTP 429) with retry-after. 0 turns a limit off.
     rate_limit_task_starts_per_min: int = 30
     rate_limit_uploads_per_min: int = 10

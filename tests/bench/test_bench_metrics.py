@@ -10,7 +10,7 @@ from accuracy_lib.detection import count_camera
 from accuracy_lib.map_error import camera_errors, read_map_positions
 from accuracy_lib.motfile import FrameDetections
 
-from spoton_inference.core.geometry import Homography
+from spoton_inference.domain.geometry import Homography
 
 # 100 image pixels = 1 m on the map, no perspective.
 SCALE = Homography.from_matrix([[0.01, 0, 0], [0, 0.01, 0], [0, 0, 1]])

@@ -9,7 +9,7 @@ from accuracy_lib.motfile import FrameDetections
 from accuracy_lib.replay import ground_truth_features, perfect_reid_setup, replay
 
 from spoton_client.scoring import read_mot
-from spoton_inference.core.environment import Camera, Environment, FloorMap
+from spoton_inference.domain.environment import Camera, Environment, FloorMap
 
 
 def _gt(path: Path, rows: list[tuple[int, int, list[float]]]) -> None:

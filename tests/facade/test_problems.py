@@ -12,29 +12,64 @@ from spoton_facade.problems import GRPC_TO_HTTP, PROBLEM_MEDIA_TYPE
 
 Client = AsyncTestClient[Litestar]
 
-EXPECTED = {
+# google.rpc.Code's documented HTTP mapping (googleapis, google/rpc/code.proto): an
+# independent reference the facade's table is held to, rather than a copy of the table.
+GOOGLE_RPC_HTTP = {
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
     grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.UNAUTHENTICATED: 401,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.NOT_FOUND: 404,
     grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.FAILED_PRECONDITION: 409,
-    grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.OUT_OF_RANGE: 410,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
     grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+# Where the facade departs from it, and why; any other departure fails the test.
+DEPARTURES = {
+    # The facade cancels only when its client has gone, so a CANCELLED that reaches a response
+    # is the service dropping the call (shutting down); 499 is no HTTP status.
+    grpc.StatusCode.CANCELLED: 503,
+    # The upstream failed, not the facade (whose own errors are 500).
     grpc.StatusCode.UNKNOWN: 502,
     grpc.StatusCode.INTERNAL: 502,
     grpc.StatusCode.DATA_LOSS: 502,
-    grpc.StatusCode.CANCELLED: 503,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    # The resource is in the wrong state for the call (as ABORTED, already 409).
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    # Resuming events after a sequence the service no longer keeps (or an expired page token):
+    # gone, so the client starts over rather than retries.
+    grpc.StatusCode.OUT_OF_RANGE: 410,
 }
+# What each gRPC code must become.
+EXPECTED = GOOGLE_RPC_HTTP | DEPARTURES
 
 
 def test_every_error_code_is_mapped() -> None:
     assert set(GRPC_TO_HTTP) == set(grpc.StatusCode) - {grpc.StatusCode.OK}
     assert GRPC_TO_HTTP == EXPECTED
+
+
+def test_callers_faults_are_4xx_and_the_service_s_are_5xx() -> None:
+    callers = {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+    assert {c for c, status in GRPC_TO_HTTP.items() if 400 <= status < 500} == callers
+    assert all(500 <= status < 600 for c, status in GRPC_TO_HTTP.items() if c not in callers)
 
 
 @get("/test/rpc-error/{code:str}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from spoton_inference.core.environment import EnvironmentOrigin
+from spoton_inference.domain.environment import EnvironmentOrigin
 
 Client = httpx.AsyncClient
 BASE = "/api/v1/environments"

@@ -25,7 +25,7 @@ from spoton.v1 import tasks_pb2
 from spoton_client.client import SpotOnClient
 from spoton_facade import create_app
 from spoton_facade.settings import FacadeSettings
-from spoton_inference.core.events import CameraTracksOut, TrackingUpdate
+from spoton_inference.domain.events import CameraTracksOut, TrackingUpdate
 from spoton_inference.storage.redis_events import RedisEventLog
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from spoton_inference.core.events import BatchProcessingComplete
+from spoton_inference.domain.events import BatchProcessingComplete
 from spoton_inference.storage.redis_events import RedisEventLog
 
 BASE = "/api/v1/processing-tasks"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from spoton_inference.core.camera_source import CameraSource
+from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.embedded.ports import LOOPBACK, pick_free_port
 from spoton_inference.metrics import start_metrics_server
 from spoton_inference.pipeline.live import LiveStats

@@ -21,9 +21,9 @@ from cryptography.fernet import Fernet
 from support.auth import authed_channel
 
 from spoton.v1 import catalog_pb2, catalog_pb2_grpc
-from spoton_inference.core.camera_source import CameraSource, SourceInput, SourceKind
 from spoton_inference.core.catalog import CameraPatch
 from spoton_inference.core.secrets import SecretBox
+from spoton_inference.domain.camera_source import CameraSource, SourceInput, SourceKind
 
 pytestmark = pytest.mark.timeout(300)
 PASSWORD = "rtsp-pa55-never-leaves"

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from spoton_inference.core.events import StatusUpdate, ZoneEvent
+from spoton_inference.domain.events import StatusUpdate, ZoneEvent
 from spoton_inference.scenes.config import demo_config
 from spoton_inference.scenes.generate import generate
 

@@ -19,8 +19,8 @@ from support.mosquitto import Mosquitto, mosquitto_fixture  # noqa: F401 (the ``
 from support.services import serving
 
 from spoton.v1 import sinks_pb2, sinks_pb2_grpc
-from spoton_inference.core.events import StatusUpdate
 from spoton_inference.core.sinks import EVENT_TYPES
+from spoton_inference.domain.events import StatusUpdate
 from spoton_inference.scenes.config import demo_config
 from spoton_inference.scenes.generate import generate
 

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from spoton_inference.app import InferenceApp, wait_for_triton
-from spoton_inference.core.events import StatusUpdate, TaskState, TrackingUpdate
+from spoton_inference.domain.events import StatusUpdate, TaskState, TrackingUpdate
 from spoton_inference.embedded.restarts import RestartPolicy
 from spoton_inference.embedded.stack import EmbeddedStack
 from spoton_inference.scenes.config import demo_config
@@ -138,7 +138,7 @@ def _postgres_processes(postmaster: int) -> list[int]:
 
 
 async def test_rpcs_that_need_postgres_answer_unavailable_promptly_while_it_is_frozen_or_down(service):
-    from spoton_inference.core.errors import Unavailable
+    from spoton_inference.domain.errors import Unavailable
     from spoton_inference.grpc_api.errors import status_for
 
     stack, app = service
@@ -171,7 +171,7 @@ async def test_rpcs_that_need_postgres_answer_unavailable_promptly_while_it_is_f
 
 
 async def _get_or_none(app: InferenceApp, task_id: str):
-    from spoton_inference.core.errors import NotFound
+    from spoton_inference.domain.errors import NotFound
 
     try:
         return await app.tasks.get(task_id)

@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 
 from spoton_inference.app import InferenceApp
-from spoton_inference.core.events import StatusUpdate, TaskState, TrackingUpdate
+from spoton_inference.domain.events import StatusUpdate, TaskState, TrackingUpdate
 from spoton_inference.embedded.ports import pick_free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

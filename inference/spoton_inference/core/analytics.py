@@ -21,10 +21,10 @@ import numpy as np
 from spoton_inference.core import heatmap_png
 from spoton_inference.core.audit import Audit, AuditAction, audited
 from spoton_inference.core.catalog import Catalog
-from spoton_inference.core.environment import Environment
-from spoton_inference.core.errors import AlreadyExists, InvalidArgument, NotFound
 from spoton_inference.core.request_args import known_cameras
-from spoton_inference.core.zones import Zone, new_zone, validate_polygon
+from spoton_inference.domain.environment import Environment
+from spoton_inference.domain.errors import AlreadyExists, InvalidArgument, NotFound
+from spoton_inference.domain.zones import Zone, new_zone, validate_polygon
 from spoton_inference.storage.analytics_store import (
     AnalyticsStore,
     CountRow,

@@ -22,8 +22,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-from spoton_inference.core.errors import InvalidArgument
-from spoton_inference.core.principal import Principal, current_principal
+from spoton_inference.domain.errors import InvalidArgument
+from spoton_inference.domain.principal import Principal, current_principal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -34,8 +34,8 @@ from typing import Any, Protocol
 import argon2
 import jwt
 
-from spoton_inference.core.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated, Unavailable
-from spoton_inference.core.principal import Principal, Role
+from spoton_inference.domain.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated, Unavailable
+from spoton_inference.domain.principal import Principal, Role
 
 log = logging.getLogger(__name__)
 

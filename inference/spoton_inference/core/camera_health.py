@@ -21,10 +21,10 @@ import dataclasses
 import datetime as dt
 import logging
 
-from spoton_inference.core.camera_summary import DEGRADED, OFFLINE, ONLINE, UNKNOWN
 from spoton_inference.core.catalog import Catalog
-from spoton_inference.core.environment import Camera
 from spoton_inference.core.source_policy import REFUSED_BY_POLICY, SourceRefused
+from spoton_inference.domain.camera_summary import DEGRADED, OFFLINE, ONLINE, UNKNOWN
+from spoton_inference.domain.environment import Camera
 from spoton_inference.pipeline.source_probe import ProbeResult, probe_source
 from spoton_inference.settings import Settings
 from spoton_inference.storage import camera_health_store as store

@@ -16,17 +16,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from spoton_inference.core.camera_source import SourceInput, SourceKind
 from spoton_inference.core.catalog import (
     CameraPatch,
     CameraSpec,
     Catalog,
-    HomographySpec,
     new_camera,
     patched_camera,
 )
-from spoton_inference.core.environment import Camera, Environment
-from spoton_inference.core.errors import InvalidFields
+from spoton_inference.domain.camera_source import SourceInput, SourceKind
+from spoton_inference.domain.environment import Camera, Environment
+from spoton_inference.domain.errors import InvalidFields
+from spoton_inference.domain.geometry import HomographySpec
 
 
 class FileFormat(enum.StrEnum):

@@ -16,10 +16,10 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
-from spoton_inference.core.camera_source import CameraSource
 from spoton_inference.core.catalog import Catalog
-from spoton_inference.core.environment import Camera
-from spoton_inference.core.errors import FailedPrecondition, Unavailable
+from spoton_inference.domain.camera_source import CameraSource
+from spoton_inference.domain.environment import Camera
+from spoton_inference.domain.errors import FailedPrecondition, Unavailable
 from spoton_inference.pipeline.live_pull import LivePull
 from spoton_inference.pipeline.source_probe import ProbeResult, probe_source
 from spoton_inference.pipeline.triton_models import TritonModels

@@ -16,27 +16,23 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
 from spoton_inference.core.audit import Audit, AuditAction, audited
-from spoton_inference.core.camera_source import CameraSource, SourceInput, resolve_source
-from spoton_inference.core.camera_summary import CameraSummary, summarize
-from spoton_inference.core.environment import (
+from spoton_inference.core.environment_dir import floor_map_image, load_environment_dir, scan_sub_videos
+from spoton_inference.core.media import MediaRoot
+from spoton_inference.core.source_policy import SourcePolicy, SourceRefused
+from spoton_inference.domain.camera_source import CameraSource, SourceInput, resolve_source
+from spoton_inference.domain.camera_summary import CameraSummary, summarize
+from spoton_inference.domain.environment import (
     Camera,
     CameraGroup,
     Environment,
     EnvironmentOrigin,
     FloorMap,
-    floor_map_image,
-    load_environment_dir,
     require_id,
-    scan_sub_videos,
 )
-from spoton_inference.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, InvalidFields, NotFound
-from spoton_inference.core.geometry import Homography
-from spoton_inference.core.media import MediaRoot
-from spoton_inference.core.scoping import require_creatable, visible
-from spoton_inference.core.source_policy import SourcePolicy, SourceRefused
+from spoton_inference.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, InvalidFields, NotFound
+from spoton_inference.domain.geometry import HomographySpec
+from spoton_inference.domain.scoping import require_creatable, visible
 from spoton_inference.storage import camera_health_store, catalog_store
 from spoton_inference.storage.postgres import Database, TaskRecord
 
@@ -48,32 +44,6 @@ MEDIA_DIR = "environments"
 log = logging.getLogger(__name__)
 MAX_LOCATION_CHARS = 500
 MAX_NAME_CHARS = 200
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HomographySpec:
-    """A homography as a client gives it: point pairs, a row-major 3x3 matrix, or both."""
-
-    image_points: tuple[tuple[float, float], ...] = ()
-    map_points: tuple[tuple[float, float], ...] = ()
-    matrix: tuple[float, ...] = ()
-
-    def build(self) -> Homography:
-        """Validate and build; a matrix given with points is measured against them."""
-        if self.matrix:
-            if len(self.matrix) != 9:
-                raise InvalidArgument(f"homography matrix needs 9 values (row-major 3x3), got {len(self.matrix)}")
-            with_points = bool(self.image_points or self.map_points)
-            return Homography.from_matrix(
-                np.reshape(self.matrix, (3, 3)),
-                self.image_points if with_points else None,
-                self.map_points if with_points else None,
-            )
-        if not self.image_points and not self.map_points:
-            raise InvalidArgument(
-                "homography is empty: give 4 or more image_points with their map_points, or a 9-value matrix"
-            )
-        return Homography.fit(self.image_points, self.map_points)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -199,7 +169,7 @@ class Catalog:
         return env
 
     def list(self, origin: EnvironmentOrigin | None = None) -> list[Environment]:
-        """The environments the caller may see (core/scoping.py); only those of ``origin`` when given."""
+        """The environments the caller may see (domain/scoping.py); only those of ``origin`` when given."""
         return [self._cache[k] for k in sorted(self._cache) if visible(k) and origin in (None, self._cache[k].origin)]
 
     def get(self, environment_id: str) -> Environment:

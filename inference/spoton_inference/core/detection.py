@@ -8,8 +8,8 @@ import dataclasses
 import cv2
 import numpy as np
 
-from spoton_inference.core.errors import InvalidArgument
-from spoton_inference.core.image_header import announced_size, check_pixels
+from spoton_inference.domain.errors import InvalidArgument
+from spoton_inference.domain.image_header import announced_size, check_pixels
 from spoton_inference.pipeline.triton_models import TritonModels, crop_people
 
 # An Exif segment may rotate a JPEG on decode (orientation tag), so its header's width and

@@ -19,7 +19,7 @@ import re
 
 import msgspec
 
-from spoton_inference.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidArgument
+from spoton_inference.domain.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidArgument
 
 MAX_KEY_CHARS = 255
 # Printable ASCII without space, '"' and '\': what fits an HTTP structured-field string

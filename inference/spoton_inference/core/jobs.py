@@ -42,9 +42,14 @@ from pathlib import Path
 
 from spoton_inference.core.analytics import Analytics
 from spoton_inference.core.audit import Audit, AuditAction, audited
-from spoton_inference.core.catalog import CameraPatch, Catalog, HomographySpec
-from spoton_inference.core.environment import EnvironmentOrigin
-from spoton_inference.core.errors import (
+from spoton_inference.core.catalog import CameraPatch, Catalog
+from spoton_inference.core.idempotency import KeyClaim, Operation, claim_for, replayed
+from spoton_inference.core.request_args import decode_token, encode_token, parse_uuid
+from spoton_inference.core.tasks import TaskAction, TaskManager
+from spoton_inference.core.uploads import UploadGate, receive_to_file
+from spoton_inference.core.video_probe import probe_video
+from spoton_inference.domain.environment import EnvironmentOrigin
+from spoton_inference.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -53,18 +58,14 @@ from spoton_inference.core.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from spoton_inference.core.events import TaskState
-from spoton_inference.core.idempotency import KeyClaim, Operation, claim_for, replayed
-from spoton_inference.core.job_progress import JobProgress, Snapshot
-from spoton_inference.core.job_types import JobOptions, JobResult, JobState, JobZone, ResultKind
-from spoton_inference.core.principal import current_principal
-from spoton_inference.core.rate_limit import RateLimiter
-from spoton_inference.core.request_args import decode_token, encode_token, parse_uuid
-from spoton_inference.core.scoping import require_visible, scope
-from spoton_inference.core.tasks import TaskAction, TaskManager
-from spoton_inference.core.uploads import UploadGate, receive_to_file
-from spoton_inference.core.video_probe import probe_video
-from spoton_inference.core.zones import new_zone
+from spoton_inference.domain.events import TaskState
+from spoton_inference.domain.geometry import HomographySpec
+from spoton_inference.domain.job_progress import JobProgress, Snapshot
+from spoton_inference.domain.job_types import JobOptions, JobResult, JobState, JobZone, ResultKind
+from spoton_inference.domain.principal import current_principal
+from spoton_inference.domain.rate_limit import RateLimiter
+from spoton_inference.domain.scoping import require_visible, scope
+from spoton_inference.domain.zones import new_zone
 from spoton_inference.pipeline.annotate import render_annotated
 from spoton_inference.settings import Settings
 from spoton_inference.storage.gallery import RedisGallery

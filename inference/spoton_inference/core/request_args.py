@@ -9,8 +9,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from spoton_inference.core.environment import Environment
-from spoton_inference.core.errors import InvalidArgument, NotFound
+from spoton_inference.domain.environment import Environment
+from spoton_inference.domain.errors import InvalidArgument, NotFound
 
 
 def parse_uuid(value: str, what: str) -> str:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 
-from spoton_inference.core.errors import InvalidFields
 from spoton_inference.core.sinks import SinkKind
 from spoton_inference.core.source_policy import SourcePolicy, _is_local, _resolve, policy_for
+from spoton_inference.domain.errors import InvalidFields
 from spoton_inference.settings import Settings
 
 SCHEMES = {SinkKind.WEBHOOK: {"http": 80, "https": 443}, SinkKind.MQTT: {"mqtt": 1883, "mqtts": 8883}}

@@ -1,7 +1,7 @@
 """Event sinks' use cases: create, list, read, change and delete sinks, and read their deliveries.
 
 Checks every input before anything is stored (URL form and target, event types, secret),
-scopes every path by environment (core/scoping.py: a sink of an environment out of the
+scopes every path by environment (domain/scoping.py: a sink of an environment out of the
 caller's scope answers NotFound, like a missing one), records changes in the audit log, and
 never returns a secret: records carry ``has_secret`` only.
 """
@@ -16,9 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from spoton_inference.core.audit import Audit, AuditAction, run_audited
 from spoton_inference.core.catalog import Catalog
-from spoton_inference.core.errors import InvalidArgument, NotFound
 from spoton_inference.core.request_args import parse_uuid
-from spoton_inference.core.scoping import require_creatable, require_visible, scope
 from spoton_inference.core.sink_policy import SinkPolicy
 from spoton_inference.core.sinks import (
     DEFAULT_TOPIC_PREFIX,
@@ -29,6 +27,8 @@ from spoton_inference.core.sinks import (
     SinkKind,
     SinkRecord,
 )
+from spoton_inference.domain.errors import InvalidArgument, NotFound
+from spoton_inference.domain.scoping import require_creatable, require_visible, scope
 from spoton_inference.storage.sink_store import SinkStore
 
 # An HMAC key a receiver could guess signs nothing: webhooks need at least this many characters.

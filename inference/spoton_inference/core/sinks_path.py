@@ -22,8 +22,8 @@ from pathlib import Path
 
 import msgspec
 
-from spoton_inference.core.errors import NotFound
 from spoton_inference.core.sink_service import NewSink, SinkService
+from spoton_inference.domain.errors import NotFound
 
 log = logging.getLogger(__name__)
 

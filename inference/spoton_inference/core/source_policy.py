@@ -24,8 +24,8 @@ import socket
 import urllib.parse
 from collections.abc import Iterable, Sequence
 
-from spoton_inference.core.camera_source import DEFAULT_PORTS, CameraSource
-from spoton_inference.core.errors import InvalidFields
+from spoton_inference.domain.camera_source import DEFAULT_PORTS, CameraSource
+from spoton_inference.domain.errors import InvalidFields
 from spoton_inference.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

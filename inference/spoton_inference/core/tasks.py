@@ -28,16 +28,16 @@ from pathlib import Path
 
 from spoton_inference.core.audit import Audit, AuditAction, audited, run_audited
 from spoton_inference.core.catalog import Catalog
-from spoton_inference.core.environment import Camera
-from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from spoton_inference.core.events import FocusUpdate, StatusUpdate, TaskEvent, TaskEventPayload, TaskState
 from spoton_inference.core.idempotency import Operation, claim_for, replayed
-from spoton_inference.core.principal import current_principal
-from spoton_inference.core.rate_limit import RateLimiter
 from spoton_inference.core.request_args import decode_token, encode_token, known_cameras, parse_uuid
-from spoton_inference.core.scoping import scope, visible
 from spoton_inference.core.shared_lookups import SharedLookups
-from spoton_inference.core.zones import Zone
+from spoton_inference.domain.environment import Camera
+from spoton_inference.domain.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from spoton_inference.domain.events import FocusUpdate, StatusUpdate, TaskEvent, TaskEventPayload, TaskState
+from spoton_inference.domain.principal import current_principal
+from spoton_inference.domain.rate_limit import RateLimiter
+from spoton_inference.domain.scoping import scope, visible
+from spoton_inference.domain.zones import Zone
 from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES, rewrite_mot
 from spoton_inference.pipeline.live_pull import LivePull, PullOptions
 from spoton_inference.pipeline.live_runner import LiveTaskRunner

@@ -18,7 +18,7 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from spoton_inference.core.errors import InsufficientStorage, InvalidArgument, ResourceExhausted, TooManyUploads
+from spoton_inference.domain.errors import InsufficientStorage, InvalidArgument, ResourceExhausted, TooManyUploads
 
 # How often (in bytes written) a streaming upload looks at the free space again: a statvfs per
 # 16 MiB costs nothing, and the reserve absorbs the overshoot.

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import av
 
-from spoton_inference.core.errors import UnsupportedMedia
-from spoton_inference.core.job_types import VideoInfo
+from spoton_inference.domain.errors import UnsupportedMedia
+from spoton_inference.domain.job_types import VideoInfo
 
 # Packets demuxed before giving up on a first frame: generous for B-frame and intra-refresh
 # streams, small enough that a long undecodable file is refused quickly.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from spoton_inference.core.principal import Role
+from spoton_inference.domain.principal import Role
 
 Open = Literal["open"]
 OPEN: Final[Open] = "open"

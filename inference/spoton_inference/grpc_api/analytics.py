@@ -9,7 +9,7 @@ from spoton.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
 from spoton_inference.app import InferenceApp
 from spoton_inference.core.analytics import TimeRange as CoreTimeRange
 from spoton_inference.core.analytics import Trajectory, TrajectoryPoint, TrajectorySegment
-from spoton_inference.core.zones import Zone
+from spoton_inference.domain.zones import Zone
 from spoton_inference.grpc_api.convert import timestamp
 from spoton_inference.grpc_api.errors import unary
 

@@ -22,8 +22,8 @@ import grpc
 
 from spoton_inference.core.audit import Audit, AuditAction, failed
 from spoton_inference.core.auth import Authenticator, credential_from_metadata, parse_api_key
-from spoton_inference.core.errors import PermissionDenied, Unauthenticated, Unavailable
-from spoton_inference.core.principal import Principal, Role, reset_current_principal, set_current_principal
+from spoton_inference.domain.errors import PermissionDenied, Unauthenticated, Unavailable
+from spoton_inference.domain.principal import Principal, Role, reset_current_principal, set_current_principal
 from spoton_inference.grpc_api.access import OPEN, required
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from spoton.v1 import auth_pb2, auth_pb2_grpc
 from spoton_inference.core.audit import AuditAction, failed, run_audited
 from spoton_inference.core.auth import ApiKeyRecord, Authenticator, User
-from spoton_inference.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
-from spoton_inference.core.principal import Principal, Role, current_principal
+from spoton_inference.domain.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from spoton_inference.domain.principal import Principal, Role, current_principal
 from spoton_inference.grpc_api.errors import unary
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from spoton.v1 import cameras_pb2, cameras_pb2_grpc
 from spoton_inference.app import InferenceApp
 from spoton_inference.core import camera_io
 from spoton_inference.core.camera_io import FileFormat
-from spoton_inference.core.camera_summary import CameraCounts, CameraSummary
 from spoton_inference.core.catalog import GroupPatch
-from spoton_inference.core.environment import CameraGroup, Environment
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.camera_summary import CameraCounts, CameraSummary
+from spoton_inference.domain.environment import CameraGroup, Environment
+from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.grpc_api.errors import unary
 
 FORMATS = {cameras_pb2.CAMERA_FILE_FORMAT_CSV: FileFormat.CSV, cameras_pb2.CAMERA_FILE_FORMAT_JSON: FileFormat.JSON}

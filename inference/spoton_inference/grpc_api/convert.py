@@ -10,10 +10,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from spoton.v1 import catalog_pb2, common_pb2, system_pb2, tasks_pb2
 from spoton_inference.core.camera_health import CameraHealthReport
-from spoton_inference.core.camera_source import SourceInput, SourceKind
-from spoton_inference.core.catalog import CameraPatch, CameraSpec, EnvironmentPatch, EnvironmentSpec, HomographySpec
-from spoton_inference.core.environment import Camera, Environment, EnvironmentOrigin
-from spoton_inference.core.events import (
+from spoton_inference.core.catalog import CameraPatch, CameraSpec, EnvironmentPatch, EnvironmentSpec
+from spoton_inference.core.health import HealthReport
+from spoton_inference.core.tasks import TaskAction
+from spoton_inference.domain.camera_source import SourceInput, SourceKind
+from spoton_inference.domain.environment import Camera, Environment, EnvironmentOrigin
+from spoton_inference.domain.events import (
     BatchProcessingComplete,
     FocusUpdate,
     MediaAvailable,
@@ -24,8 +26,7 @@ from spoton_inference.core.events import (
     TracksRefined,
     ZoneEvent,
 )
-from spoton_inference.core.health import HealthReport
-from spoton_inference.core.tasks import TaskAction
+from spoton_inference.domain.geometry import HomographySpec
 from spoton_inference.pipeline.source_probe import ProbeResult
 from spoton_inference.storage.postgres import TaskRecord
 

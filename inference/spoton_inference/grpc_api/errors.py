@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import asyncpg
 import grpc
 
-from spoton_inference.core.errors import (
+from spoton_inference.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,

@@ -30,7 +30,7 @@ import grpc
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.errors import InvalidArgument
 
 # Problems named in one refusal, and looked for: a hostile message holding millions of them
 # costs no more than a few.

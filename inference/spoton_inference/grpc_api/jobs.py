@@ -10,10 +10,10 @@ import grpc
 
 from spoton.v1 import jobs_pb2, jobs_pb2_grpc
 from spoton_inference.app import InferenceApp
-from spoton_inference.core.errors import InvalidArgument
-from spoton_inference.core.job_types import JobState, JobZone, ResultKind
 from spoton_inference.core.jobs import UploadRequest
-from spoton_inference.core.zones import Zone
+from spoton_inference.domain.errors import InvalidArgument
+from spoton_inference.domain.job_types import JobState, JobZone, ResultKind
+from spoton_inference.domain.zones import Zone
 from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.analytics import zone_message
 from spoton_inference.grpc_api.errors import streaming, unary

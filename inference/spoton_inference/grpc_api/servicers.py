@@ -19,9 +19,9 @@ from spoton.v1 import (
     tasks_pb2_grpc,
 )
 from spoton_inference.app import InferenceApp
-from spoton_inference.core.camera_source import CameraSource
 from spoton_inference.core.detection import decode_raw, detect_encoded, detect_image
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.camera_source import CameraSource
+from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.errors import streaming, unary
 from spoton_inference.storage.postgres import TaskRecord

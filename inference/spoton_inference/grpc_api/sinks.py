@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from spoton.v1 import sinks_pb2, sinks_pb2_grpc
 from spoton_inference.app import InferenceApp
-from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.core.sink_service import NewSink, SinkPatch
 from spoton_inference.core.sinks import DeliveryRecord, DeliveryState, SinkKind, SinkRecord
+from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.grpc_api.convert import timestamp
 from spoton_inference.grpc_api.errors import unary
 

@@ -19,8 +19,8 @@ from collections.abc import AsyncIterator
 import grpc
 
 from spoton.v1 import inference_pb2
-from spoton_inference.core.environment import Environment
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.environment import Environment
+from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.grpc_api import convert, servicers
 from spoton_inference.grpc_api.errors import unary
 from spoton_inference.pipeline.live import LiveFrame, LiveResult, LiveSession, RawPixels

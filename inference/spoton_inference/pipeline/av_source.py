@@ -18,8 +18,8 @@ import av.error
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from spoton_inference.core.camera_source import CameraSource
-from spoton_inference.core.source_url import mask_text
+from spoton_inference.domain.camera_source import CameraSource
+from spoton_inference.domain.source_url import mask_text
 
 # Failure kinds, stable for API clients.
 AUTH, REFUSED, TIMEOUT, NOT_FOUND, NOT_VIDEO, HOST_NOT_FOUND, ENDED, ERROR = (

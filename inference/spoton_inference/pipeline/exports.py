@@ -26,7 +26,7 @@ from typing import IO
 
 import numpy as np
 
-from spoton_inference.core.events import CameraTracksOut, TrackingUpdate, TrackOut
+from spoton_inference.domain.events import CameraTracksOut, TrackingUpdate, TrackOut
 
 EXPORT_MEDIA_TYPES = {".txt": "text/plain", ".csv": "text/csv", ".json": "application/json"}
 

@@ -22,8 +22,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
-from spoton_inference.core.zones import Zone
-from spoton_inference.pipeline.zones import ZoneTracker, ZoneTransition
+from spoton_inference.domain.zones import Zone
+from spoton_inference.pipeline.zone_tracker import ZoneTracker, ZoneTransition
 
 
 class HistorySink(Protocol):

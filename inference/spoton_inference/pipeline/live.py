@@ -51,9 +51,9 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from spoton_inference.core.detection import decode_encoded, decode_raw
-from spoton_inference.core.environment import Environment
-from spoton_inference.core.errors import InvalidArgument, NotFound, Unavailable
-from spoton_inference.core.image_header import DEFAULT_MAX_IMAGE_PIXELS, announced_size, check_pixels
+from spoton_inference.domain.environment import Environment
+from spoton_inference.domain.errors import InvalidArgument, NotFound, Unavailable
+from spoton_inference.domain.image_header import DEFAULT_MAX_IMAGE_PIXELS, announced_size, check_pixels
 from spoton_inference.pipeline.tracking_settings import TrackingSetup
 from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
 from spoton_inference.tracking.camera import FramePlan

@@ -26,9 +26,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
 
-from spoton_inference.core.camera_source import CameraSource
-from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.core.video_probe import declared_fps
+from spoton_inference.domain.camera_source import CameraSource
+from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.pipeline.av_source import ENDED, ERROR, SourceError, describe, open_source
 from spoton_inference.pipeline.live import FrameBuffer, LiveFrame, RawPixels
 

@@ -18,8 +18,8 @@ import time
 import uuid
 from collections.abc import MutableMapping
 
-from spoton_inference.core.environment import Environment
-from spoton_inference.core.events import CameraTracksOut, TrackingUpdate, TrackOut
+from spoton_inference.domain.environment import Environment
+from spoton_inference.domain.events import CameraTracksOut, TrackingUpdate, TrackOut
 from spoton_inference.pipeline.live import LiveResult, LiveSession
 from spoton_inference.pipeline.live_pull import LivePull, PullOptions, pull_frames
 from spoton_inference.pipeline.runner import RunnerPorts, track_point_row

@@ -4,9 +4,9 @@ The runner hands each online frame to :class:`RefinementWindows` (what every cam
 matched, and every detection), and when a window is complete (a sub-video batch ends, or
 ``window_frames`` frames have gathered) asks for it back refined
 (:class:`~spoton_inference.tracking.refine.refiner.Refiner`): one
-:class:`~spoton_inference.core.events.TrackingUpdate` per frame of the window, with every
+:class:`~spoton_inference.domain.events.TrackingUpdate` per frame of the window, with every
 camera that had a frame, in frame order. The runner then stores and exports those instead
-of the online ones, and announces them in :class:`~spoton_inference.core.events.TracksRefined`
+of the online ones, and announces them in :class:`~spoton_inference.domain.events.TracksRefined`
 events of at most :data:`FRAMES_PER_REFINED_EVENT` frames each.
 
 Example:
@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from spoton_inference.core.events import CameraTracksOut, TrackingUpdate, TrackOut
+from spoton_inference.domain.events import CameraTracksOut, TrackingUpdate, TrackOut
 from spoton_inference.tracking.calibration import ReidFit
 from spoton_inference.tracking.identities import IdentityState
 from spoton_inference.tracking.multicam import GlobalTrack

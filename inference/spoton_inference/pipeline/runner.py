@@ -30,8 +30,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from spoton_inference.core.environment import Camera, Environment
-from spoton_inference.core.events import (
+from spoton_inference.core.media import MediaRoot
+from spoton_inference.domain.environment import Camera, Environment
+from spoton_inference.domain.events import (
     BatchProcessingComplete,
     CameraTracksOut,
     MediaAvailable,
@@ -42,15 +43,14 @@ from spoton_inference.core.events import (
     TracksRefined,
     ZoneEvent,
 )
-from spoton_inference.core.media import MediaRoot
-from spoton_inference.core.zones import Zone
+from spoton_inference.domain.zones import Zone
 from spoton_inference.pipeline.decode import read_frames_rgb
 from spoton_inference.pipeline.exports import ExportWriter, MotWriter
 from spoton_inference.pipeline.history import HistorySink, TaskHistory
 from spoton_inference.pipeline.refinement import FRAMES_PER_REFINED_EVENT, RefinedWindow, RefinementWindows
 from spoton_inference.pipeline.tracking_settings import TrackingSetup
 from spoton_inference.pipeline.triton_models import Detections, Models, crop_people
-from spoton_inference.pipeline.zones import ENTER, ZoneTransition
+from spoton_inference.pipeline.zone_tracker import ENTER, ZoneTransition
 from spoton_inference.tracking.camera import FramePlan
 from spoton_inference.tracking.identities import IdentityState
 

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from spoton_inference.core.camera_source import CameraSource
 from spoton_inference.core.video_probe import declared_fps
+from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.pipeline.av_source import ENDED, SourceError, describe, open_source
 
 

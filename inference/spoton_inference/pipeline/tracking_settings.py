@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 
-from spoton_inference.core.environment import Camera
+from spoton_inference.domain.environment import Camera
 from spoton_inference.settings import Settings
 from spoton_inference.tracking.appearance import ReidCalibration
 from spoton_inference.tracking.camera import TrackerConfig

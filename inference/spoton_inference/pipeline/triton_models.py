@@ -30,7 +30,7 @@ import numpy as np
 import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
-from spoton_inference.core.errors import InvalidArgument, Unavailable
+from spoton_inference.domain.errors import InvalidArgument, Unavailable
 from spoton_inference.pipeline.triton_shm import ShmPool, ShmUnsupported, is_lost_region, wants_shared_memory
 
 log = logging.getLogger(__name__)

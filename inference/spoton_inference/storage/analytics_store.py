@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import asyncpg
 import numpy as np
 
-from spoton_inference.core.errors import NotFound
-from spoton_inference.core.zones import Polygon, Zone
+from spoton_inference.domain.errors import NotFound
+from spoton_inference.domain.zones import Polygon, Zone
 from spoton_inference.storage.partitioning import timescale_installed
 from spoton_inference.storage.postgres import Database
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from spoton_inference.core.audit import AuditEvent
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from spoton_inference.storage.postgres import Database

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from spoton_inference.core.auth import ApiKeyRecord, User
-from spoton_inference.core.principal import Role
+from spoton_inference.domain.principal import Role
 
 if TYPE_CHECKING:
     from spoton_inference.storage.postgres import Database

@@ -13,8 +13,8 @@ import logging
 import asyncpg
 import msgspec
 
-from spoton_inference.core.camera_source import CameraSource
 from spoton_inference.core.secrets import SecretBox
+from spoton_inference.domain.camera_source import CameraSource
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ An environment's cameras and groups go with it through ``ON DELETE CASCADE``.
 
 from __future__ import annotations
 
-from spoton_inference.core.environment import CameraGroup
+from spoton_inference.domain.environment import CameraGroup
 from spoton_inference.storage.postgres import Database
 
 

@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 
-from spoton_inference.core.events import StatusUpdate, TaskEventPayload, TaskState, TrackingUpdate
+from spoton_inference.domain.events import StatusUpdate, TaskEventPayload, TaskState, TrackingUpdate
 from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import RedisEventLog
 

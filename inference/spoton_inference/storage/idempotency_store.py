@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from spoton_inference.core.errors import IdempotencyKeyInUse
 from spoton_inference.core.idempotency import KeyClaim, KeyHolder
+from spoton_inference.domain.errors import IdempotencyKeyInUse
 
 if TYPE_CHECKING:  # postgres.py imports this module
     from spoton_inference.storage.postgres import Database

@@ -16,8 +16,8 @@ import asyncpg
 import msgspec
 
 from spoton_inference.core.idempotency import KeyClaim
-from spoton_inference.core.job_progress import Snapshot
-from spoton_inference.core.job_types import JobOptions, JobResult, JobState, VideoInfo
+from spoton_inference.domain.job_progress import Snapshot
+from spoton_inference.domain.job_types import JobOptions, JobResult, JobState, VideoInfo
 from spoton_inference.storage.idempotency_store import complete_with_job
 from spoton_inference.storage.postgres import Database
 

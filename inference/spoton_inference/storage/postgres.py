@@ -21,13 +21,13 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 
-from spoton_inference.core.camera_source import CameraSource, SourceKind
-from spoton_inference.core.environment import Camera, Environment, EnvironmentOrigin, FloorMap, SubVideo
-from spoton_inference.core.errors import Unavailable
-from spoton_inference.core.events import TaskState
-from spoton_inference.core.geometry import Homography
 from spoton_inference.core.idempotency import KeyClaim
 from spoton_inference.core.secrets import SecretBox
+from spoton_inference.domain.camera_source import CameraSource, SourceKind
+from spoton_inference.domain.environment import Camera, Environment, EnvironmentOrigin, FloorMap, SubVideo
+from spoton_inference.domain.errors import Unavailable
+from spoton_inference.domain.events import TaskState
+from spoton_inference.domain.geometry import Homography
 from spoton_inference.storage.camera_secrets import open_sealed, seal_source, seal_stored_secrets
 from spoton_inference.storage.idempotency_store import claim_with_task, raise_if_claimed
 from spoton_inference.storage.migrate import migrate

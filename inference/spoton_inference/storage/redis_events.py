@@ -17,7 +17,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from spoton_inference.core.events import TaskEvent, TaskEventPayload, decode_event, encode_event
+from spoton_inference.domain.events import TaskEvent, TaskEventPayload, decode_event, encode_event
 from spoton_inference.storage.redis_client import DEFAULT_MAX_CONNECTIONS, connect, sibling
 
 _APPEND = """

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 
 import asyncpg
 
-from spoton_inference.core.errors import AlreadyExists, NotFound
 from spoton_inference.core.sinks import (
     DeliveryRecord,
     DeliveryState,
@@ -31,6 +30,7 @@ from spoton_inference.core.sinks import (
     SinkStatus,
     encode_body,
 )
+from spoton_inference.domain.errors import AlreadyExists, NotFound
 from spoton_inference.storage.postgres import Database
 
 # The channel the outbox triggers NOTIFY on (migration 0015).

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
-from spoton_inference.core.events import TaskState
+from spoton_inference.domain.events import TaskState
 
 log = logging.getLogger(__name__)
 

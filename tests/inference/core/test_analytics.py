@@ -14,10 +14,11 @@ import pytest
 
 from spoton_inference.core import analytics as module
 from spoton_inference.core.analytics import Analytics, TimeRange
-from spoton_inference.core.catalog import CameraSpec, Catalog, EnvironmentSpec, HomographySpec
-from spoton_inference.core.environment import Environment, FloorMap
-from spoton_inference.core.errors import AlreadyExists, InvalidArgument, NotFound
+from spoton_inference.core.catalog import CameraSpec, Catalog, EnvironmentSpec
 from spoton_inference.core.request_args import parse_uuid
+from spoton_inference.domain.environment import Environment, FloorMap
+from spoton_inference.domain.errors import AlreadyExists, InvalidArgument, NotFound
+from spoton_inference.domain.geometry import HomographySpec
 from spoton_inference.storage.analytics_store import AnalyticsStore
 from spoton_inference.storage.postgres import TaskRecord
 

@@ -8,8 +8,8 @@ import pytest
 
 from spoton_inference.core.audit import MAX_TARGET_CHARS, Audit, AuditAction
 from spoton_inference.core.catalog import Catalog, EnvironmentPatch, EnvironmentSpec
-from spoton_inference.core.errors import InvalidArgument, NotFound
-from spoton_inference.core.principal import Principal, Role, reset_current_principal, set_current_principal
+from spoton_inference.domain.errors import InvalidArgument, NotFound
+from spoton_inference.domain.principal import Principal, Role, reset_current_principal, set_current_principal
 from spoton_inference.storage.audit_store import AuditStore
 
 ALICE = Principal("alice", Role.ADMIN, frozenset(), "key-alice", "api_key")

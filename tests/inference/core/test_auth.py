@@ -27,8 +27,8 @@ from spoton_inference.core.auth import (
     parse_api_key,
     verify_secret,
 )
-from spoton_inference.core.errors import InvalidArgument, Unauthenticated
-from spoton_inference.core.principal import Role
+from spoton_inference.domain.errors import InvalidArgument, Unauthenticated
+from spoton_inference.domain.principal import Role
 
 NOW = dt.datetime.now(dt.UTC)
 ADA = User("ada", Role.OPERATOR, frozenset({"hall"}), NOW)

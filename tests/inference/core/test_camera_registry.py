@@ -13,10 +13,10 @@ import pytest
 
 from spoton_inference.core import camera_io
 from spoton_inference.core.camera_io import FileFormat
-from spoton_inference.core.camera_source import SourceInput, SourceKind
 from spoton_inference.core.catalog import CameraPatch, CameraSpec, Catalog, EnvironmentSpec, GroupPatch
-from spoton_inference.core.environment import CameraGroup
-from spoton_inference.core.errors import AlreadyExists, InvalidArgument, NotFound
+from spoton_inference.domain.camera_source import SourceInput, SourceKind
+from spoton_inference.domain.environment import CameraGroup
+from spoton_inference.domain.errors import AlreadyExists, InvalidArgument, NotFound
 from spoton_inference.storage import camera_health_store
 from spoton_inference.storage.camera_health_store import HealthCheck
 

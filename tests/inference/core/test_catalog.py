@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from spoton_inference.core.catalog import HomographySpec
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.errors import InvalidArgument
+from spoton_inference.domain.geometry import HomographySpec
 
 IMAGE = ((0.0, 0.0), (100.0, 0.0), (100.0, 100.0), (0.0, 100.0))
 WORLD = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))

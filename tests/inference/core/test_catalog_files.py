@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from spoton_inference.core.catalog import Catalog
-from spoton_inference.core.errors import InvalidArgument
 from spoton_inference.core.media import MediaRoot
+from spoton_inference.domain.errors import InvalidArgument
 
 PNG = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from spoton_inference.app import InferenceApp
-from spoton_inference.core.catalog import HomographySpec
-from spoton_inference.core.events import TaskState
-from spoton_inference.core.job_types import JobState, JobZone, ResultKind
 from spoton_inference.core.jobs import UploadRequest
+from spoton_inference.domain.events import TaskState
+from spoton_inference.domain.geometry import HomographySpec
+from spoton_inference.domain.job_types import JobState, JobZone, ResultKind
 
 pytestmark = pytest.mark.timeout(300)
 

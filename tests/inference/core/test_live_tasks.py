@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from spoton_inference.core.camera_source import SourceInput, SourceKind
 from spoton_inference.core.catalog import CameraPatch, CameraSpec, EnvironmentSpec
-from spoton_inference.core.errors import FailedPrecondition
-from spoton_inference.core.events import StatusUpdate, TaskState, TrackingUpdate
 from spoton_inference.core.tasks import TaskAction
+from spoton_inference.domain.camera_source import SourceInput, SourceKind
+from spoton_inference.domain.errors import FailedPrecondition
+from spoton_inference.domain.events import StatusUpdate, TaskState, TrackingUpdate
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from spoton_inference.core.catalog import CameraSpec, EnvironmentSpec
-from spoton_inference.core.errors import InvalidArgument, RateLimited, UnsupportedMedia
 from spoton_inference.core.jobs import UploadRequest
-from spoton_inference.core.principal import SYSTEM, Principal, Role, reset_current_principal, set_current_principal
-from spoton_inference.core.rate_limit import RateLimiter
+from spoton_inference.domain.errors import InvalidArgument, RateLimited, UnsupportedMedia
+from spoton_inference.domain.principal import SYSTEM, Principal, Role, reset_current_principal, set_current_principal
+from spoton_inference.domain.rate_limit import RateLimiter
 
 from .services import services
 

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from spoton_inference.core.catalog import CameraSpec, EnvironmentPatch, EnvironmentSpec
-from spoton_inference.core.errors import NotFound, PermissionDenied
 from spoton_inference.core.jobs import UploadRequest
-from spoton_inference.core.principal import Principal, Role, reset_current_principal, set_current_principal
 from spoton_inference.core.tasks import TaskAction
+from spoton_inference.domain.errors import NotFound, PermissionDenied
+from spoton_inference.domain.principal import Principal, Role, reset_current_principal, set_current_principal
 
 from .services import services
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from spoton_inference.core.camera_source import CameraSource
 from spoton_inference.core.source_policy import SourcePolicy, SourceRefused, policy_for
+from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.settings import Settings
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from spoton_inference.core.errors import InsufficientStorage, InvalidArgument, ResourceExhausted, TooManyUploads
 from spoton_inference.core.uploads import SPACE_CHECK_INTERVAL_BYTES, UploadGate, receive_to_file
+from spoton_inference.domain.errors import InsufficientStorage, InvalidArgument, ResourceExhausted, TooManyUploads
 
 MIB = 1024 * 1024
 

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from spoton_inference.core.errors import InvalidArgument, UnsupportedMedia
 from spoton_inference.core.video_probe import probe_video
+from spoton_inference.domain.errors import InvalidArgument, UnsupportedMedia
 from spoton_inference.scenes.video import VideoSink
 
 

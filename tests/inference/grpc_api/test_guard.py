@@ -15,7 +15,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection_pb2
 
 from spoton.v1 import catalog_pb2, inference_pb2, tasks_pb2
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.grpc_api.errors import unary
 from spoton_inference.grpc_api.guard import RefusedRequest, RequestGuard, check_message
 from spoton_inference.grpc_api.reflection import add_reflection

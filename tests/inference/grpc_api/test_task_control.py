@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from spoton.v1 import tasks_pb2
-from spoton_inference.core.events import BatchProcessingComplete
+from spoton_inference.domain.events import BatchProcessingComplete
 from spoton_inference.storage.redis_events import RedisEventLog
 
 PAUSE, RESUME, CANCEL, FOCUS = (

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from spoton.v1 import catalog_pb2, tasks_pb2
-from spoton_inference.core.environment import EnvironmentOrigin
+from spoton_inference.domain.environment import EnvironmentOrigin
 
 CANCEL = tasks_pb2.TASK_ACTION_CANCEL
 PAUSE = tasks_pb2.TASK_ACTION_PAUSE

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from spoton_inference.core.events import CameraTracksOut, TrackingUpdate, TrackOut
+from spoton_inference.domain.events import CameraTracksOut, TrackingUpdate, TrackOut
 from spoton_inference.pipeline.exports import ExportWriter
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.pipeline.live import FrameBuffer
 
 

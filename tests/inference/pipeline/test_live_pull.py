@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from spoton_inference.core.camera_source import CameraSource
+from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.pipeline.av_source import AUTH, REFUSED, TIMEOUT, SourceError, open_source
 from spoton_inference.pipeline.live import RawPixels
 from spoton_inference.pipeline.live_pull import LivePull, PullOptions, backoff_s, pull_frames

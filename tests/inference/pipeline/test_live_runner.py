@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from spoton_inference.core.camera_source import CameraSource
-from spoton_inference.core.environment import Camera, Environment, FloorMap
-from spoton_inference.core.events import TrackingUpdate
+from spoton_inference.domain.camera_source import CameraSource
+from spoton_inference.domain.environment import Camera, Environment, FloorMap
+from spoton_inference.domain.events import TrackingUpdate
 from spoton_inference.pipeline.live_pull import PullOptions
 from spoton_inference.pipeline.live_runner import LIVE_STEP, LiveTaskRunner
 from spoton_inference.pipeline.runner import RunnerPorts

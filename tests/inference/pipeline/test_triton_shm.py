@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from spoton_inference.core.detection import decode_encoded, detect_encoded, detect_image
-from spoton_inference.core.image_header import DEFAULT_MAX_IMAGE_PIXELS
+from spoton_inference.domain.image_header import DEFAULT_MAX_IMAGE_PIXELS
 from spoton_inference.embedded.triton import EmbeddedTriton
 from spoton_inference.pipeline import triton_shm
 from spoton_inference.pipeline.triton_models import TritonModels, crop_people

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from spoton_inference.core.events import (
+from spoton_inference.domain.events import (
     BatchProcessingComplete,
     StatusUpdate,
     TaskState,

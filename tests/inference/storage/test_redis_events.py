@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from spoton_inference.core.events import BatchProcessingComplete, StatusUpdate, TaskState
+from spoton_inference.domain.events import BatchProcessingComplete, StatusUpdate, TaskState
 from spoton_inference.storage.redis_events import EventsExpired, RedisEventLog
 
 

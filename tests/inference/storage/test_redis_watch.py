@@ -15,7 +15,7 @@ from support.services import serving
 
 from spoton.v1 import tasks_pb2
 from spoton_client.client import SpotOnClient
-from spoton_inference.core.events import BatchProcessingComplete
+from spoton_inference.domain.events import BatchProcessingComplete
 from spoton_inference.storage.redis_events import RedisEventLog
 from spoton_inference.storage.redis_watch import SharedWaits
 

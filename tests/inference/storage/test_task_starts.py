@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from spoton_inference.core.events import TaskState
+from spoton_inference.domain.events import TaskState
 from spoton_inference.storage.migrate import MIGRATIONS_DIR, available_migrations, migrate
 from spoton_inference.storage.postgres import Database, EnvironmentBusy
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from spoton_inference.core.events import TaskState
+from spoton_inference.domain.events import TaskState
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.task_states import TaskStateUpdate, TaskStateWriter
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from spoton_inference.core.geometry import Homography
+from spoton_inference.domain.geometry import Homography
 from spoton_inference.tracking.appearance import ReidCalibration
 from spoton_inference.tracking.camera import TrackerConfig
 from spoton_inference.tracking.identities import AssociationConfig

@@ -18,8 +18,8 @@ import math
 import uuid
 from collections.abc import Sequence
 
-from spoton_inference.core.environment import require_id
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.environment import require_id
+from spoton_inference.domain.errors import InvalidArgument
 
 Point = tuple[float, float]
 Polygon = tuple[Point, ...]

@@ -10,7 +10,7 @@ import enum
 
 import msgspec
 
-from spoton_inference.core.catalog import HomographySpec
+from spoton_inference.domain.geometry import HomographySpec
 
 
 class JobState(enum.StrEnum):

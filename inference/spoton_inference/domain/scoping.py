@@ -9,8 +9,8 @@ service does on its own behalf runs as SYSTEM, which sees every environment.
 
 from __future__ import annotations
 
-from spoton_inference.core.errors import NotFound, PermissionDenied
-from spoton_inference.core.principal import current_principal
+from spoton_inference.domain.errors import NotFound, PermissionDenied
+from spoton_inference.domain.principal import current_principal
 
 
 def visible(environment_id: str) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.errors import InvalidArgument
 
 # Below this |det| of the normalised matrix, the mapping collapses the plane.
 _MIN_ABS_DET = 1e-9
@@ -134,3 +134,29 @@ def _collinear(points: np.ndarray) -> bool:
     centred = points - points.mean(axis=0)
     singular = np.linalg.svd(centred, compute_uv=False)
     return bool(singular[-1] <= 1e-9 * max(singular[0], 1.0))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HomographySpec:
+    """A homography as a client gives it: point pairs, a row-major 3x3 matrix, or both."""
+
+    image_points: tuple[tuple[float, float], ...] = ()
+    map_points: tuple[tuple[float, float], ...] = ()
+    matrix: tuple[float, ...] = ()
+
+    def build(self) -> Homography:
+        """Validate and build; a matrix given with points is measured against them."""
+        if self.matrix:
+            if len(self.matrix) != 9:
+                raise InvalidArgument(f"homography matrix needs 9 values (row-major 3x3), got {len(self.matrix)}")
+            with_points = bool(self.image_points or self.map_points)
+            return Homography.from_matrix(
+                np.reshape(self.matrix, (3, 3)),
+                self.image_points if with_points else None,
+                self.map_points if with_points else None,
+            )
+        if not self.image_points and not self.map_points:
+            raise InvalidArgument(
+                "homography is empty: give 4 or more image_points with their map_points, or a 9-value matrix"
+            )
+        return Homography.fit(self.image_points, self.map_points)

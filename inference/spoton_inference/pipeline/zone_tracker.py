@@ -7,7 +7,7 @@ for more than ``leave_after_frames`` while inside exits at the last frame they w
 and :meth:`ZoneTracker.close` ends every stay still open.
 
 Example:
-    >>> from spoton_inference.core.zones import Zone
+    >>> from spoton_inference.domain.zones import Zone
     >>> zt = ZoneTracker([Zone("env", "door", "Door", ((0, 0), (2, 0), (2, 2), (0, 2)))], confirm_frames=2)
     >>> [t.kind for f in range(4) for t in zt.update(f, {7: ("c1", (1.0, 1.0))})]
     ['zone_enter']
@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from spoton_inference.core.zones import Zone, bounds, contains
+from spoton_inference.domain.zones import Zone, bounds, contains
 
 ENTER, EXIT = "zone_enter", "zone_exit"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from spoton_inference.core.job_progress import PROCESSING_SHARE, RENDER_SPEEDUP_GUESS, JobProgress, StepClock
+from spoton_inference.domain.job_progress import PROCESSING_SHARE, RENDER_SPEEDUP_GUESS, JobProgress, StepClock
 
 
 def test_a_step_rate_counts_from_its_first_frame_and_its_average_from_its_start() -> None:

@@ -6,9 +6,9 @@ import datetime as dt
 import json
 import uuid
 
-from spoton_inference.core.zones import Zone
+from spoton_inference.domain.zones import Zone
 from spoton_inference.pipeline.history import TaskHistory
-from spoton_inference.pipeline.zones import ENTER, EXIT, ZoneTracker
+from spoton_inference.pipeline.zone_tracker import ENTER, EXIT, ZoneTracker
 
 ROOM = Zone("env", "room", "Room", ((0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0)))
 DESK = Zone("env", "desk", "Desk", ((1.0, 1.0), (2.0, 1.0), (2.0, 2.0), (1.0, 2.0)))

@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.domain.errors import InvalidArgument
 
 # 8K UHD (7680 x 4320, 33 Mpx) fits with room; a 16000 x 16000 bomb (256 Mpx) does not.
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000

@@ -24,8 +24,8 @@ import collections
 import time
 from collections.abc import Callable
 
-from spoton_inference.core.errors import RateLimited
-from spoton_inference.core.principal import Principal, Role  # noqa: F401  (Role: doctest)
+from spoton_inference.domain.errors import RateLimited
+from spoton_inference.domain.principal import Principal, Role  # noqa: F401  (Role: doctest)
 
 # Buckets kept at most; past it the least recently used goes (a full bucket, most likely:
 # forgetting it only forgives what that credential had used).

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from spoton_inference.core.detection import decode_encoded, decode_raw
-from spoton_inference.core.errors import InvalidArgument
-from spoton_inference.core.image_header import PNG_SIGNATURE, announced_size, check_pixels
+from spoton_inference.domain.errors import InvalidArgument
+from spoton_inference.domain.image_header import PNG_SIGNATURE, announced_size, check_pixels
 
 
 def png_header(width: int, height: int) -> bytes:

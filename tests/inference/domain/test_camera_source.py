@@ -2,8 +2,8 @@
 
 import pytest
 
-from spoton_inference.core.camera_source import CameraSource, SourceInput, SourceKind, resolve_source
-from spoton_inference.core.errors import InvalidFields
+from spoton_inference.domain.camera_source import CameraSource, SourceInput, SourceKind, resolve_source
+from spoton_inference.domain.errors import InvalidFields
 
 RTSP = SourceKind.RTSP
 

@@ -1,4 +1,4 @@
-from spoton_inference.core.source_url import mask_text, with_credentials
+from spoton_inference.domain.source_url import mask_text, with_credentials
 
 
 def test_credentials_round_trip_through_the_url_parser():

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from spoton_inference.core.environment import load_environment_dir
-from spoton_inference.core.errors import InvalidArgument
+from spoton_inference.core.environment_dir import load_environment_dir
+from spoton_inference.domain.errors import InvalidArgument
 
 H = {"image_points": [[0, 360], [640, 360], [640, 0], [0, 0]], "map_points": [[0, 0], [8, 0], [8, 6], [0, 6]]}
 

@@ -1,4 +1,4 @@
-"""Domain errors raised by the core; the gRPC edge maps each to a status code."""
+"""Domain errors, raised by the domain rules and the services; the gRPC edge maps each to a status code."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class IdempotencyKeyInUse(FailedPrecondition):
 
 
 class RateLimited(ResourceExhausted):
-    """A credential used up its rate limit (core/rate_limit.py); RESOURCE_EXHAUSTED with the
+    """A credential used up its rate limit (domain/rate_limit.py); RESOURCE_EXHAUSTED with the
     ``retry-after`` trailing metadata, REST answers 429 with Retry-After."""
 
     reason = "rate-limited"

@@ -17,8 +17,14 @@ import enum
 import urllib.parse
 from collections.abc import Sequence
 
-from spoton_inference.core.errors import InvalidFields
-from spoton_inference.core.source_url import MASK, fill_query_secrets, mask_text, split_query_secrets, with_credentials
+from spoton_inference.domain.errors import InvalidFields
+from spoton_inference.domain.source_url import (
+    MASK,
+    fill_query_secrets,
+    mask_text,
+    split_query_secrets,
+    with_credentials,
+)
 
 
 class SourceKind(enum.StrEnum):

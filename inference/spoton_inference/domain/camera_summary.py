@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from spoton_inference.core.camera_source import SourceKind
-from spoton_inference.core.environment import Camera, Environment
+from spoton_inference.domain.camera_source import SourceKind
+from spoton_inference.domain.environment import Camera, Environment
 
 # A camera's health status (core/camera_health.py); unknown before its first check.
 ONLINE, OFFLINE, DEGRADED, UNKNOWN = "online", "offline", "degraded", "unknown"

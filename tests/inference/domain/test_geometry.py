@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from spoton_inference.core.errors import InvalidArgument
-from spoton_inference.core.geometry import Homography, foot_points
+from spoton_inference.domain.errors import InvalidArgument
+from spoton_inference.domain.geometry import Homography, foot_points
 
 
 def _true_homography() -> np.ndarray:
