@@ -3,7 +3,7 @@
 Dependencies every handler can ask for by name:
 
 * ``settings`` — :class:`~spoton_facade.settings.FacadeSettings`;
-* ``inference`` — an :class:`~spoton_facade.client.InferenceClient` on the app's one channel,
+* ``inference`` — an :class:`~spoton_facade.clients.inference.InferenceClient` on the app's one channel,
   carrying the caller's credential (header or session cookie) as gRPC ``authorization``
   metadata (see :mod:`spoton_facade.security`; the facade holds no credential of its own);
 * ``event_streams`` — the :class:`~spoton_facade.sse.EventStreams` that opens SSE streams;
@@ -25,7 +25,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import Scope
 
 from spoton_facade import api_docs
-from spoton_facade.client import InferenceClient, open_channel, open_upload_channel, request_metadata
+from spoton_facade.clients.inference import InferenceClient, open_channel, open_upload_channel, request_metadata
 from spoton_facade.contract import allow_every_method, finish_openapi, refuse_nul
 from spoton_facade.problems import EXCEPTION_HANDLERS
 from spoton_facade.routes.analytics import AnalyticsController, ZoneController

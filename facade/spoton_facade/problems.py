@@ -61,7 +61,7 @@ REASON_TO_HTTP: dict[str, int] = {
     # The upload cap: 503 with Retry-After (the server is busy, not the client at fault).
     "too-many-uploads": 503,
     "insufficient-storage": 507,
-    # A credential past its rate limit: 429 with the service's retry-after (core/rate_limit.py).
+    # A credential past its rate limit: 429 with the service's retry-after (domain/rate_limit.py).
     "rate-limited": 429,
 }
 RETRY_AFTER_METADATA = "retry-after"

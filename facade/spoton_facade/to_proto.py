@@ -7,9 +7,9 @@ of a PATCH body stays unset (proto3 ``optional``) and the service leaves it as i
 from __future__ import annotations
 
 from spoton.v1 import analytics_pb2, catalog_pb2, common_pb2, tasks_pb2
-from spoton_facade.analytics_schemas import ZoneBody, ZonePatchBody
 from spoton_facade.convert import enum_number
-from spoton_facade.schemas import (
+from spoton_facade.schemas.analytics import ZoneBody, ZonePatchBody
+from spoton_facade.schemas.core import (
     CameraBody,
     CameraPatchBody,
     CameraSourceBody,

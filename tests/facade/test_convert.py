@@ -6,7 +6,7 @@ import datetime as dt
 
 from spoton.v1 import catalog_pb2, common_pb2, tasks_pb2
 from spoton_facade.convert import enum_name, enum_names, enum_number, message_to_json
-from spoton_facade.schemas import (
+from spoton_facade.schemas.core import (
     Environment,
     EnvironmentOriginName,
     Task,

@@ -8,9 +8,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from spoton.v1 import jobs_pb2
 from spoton_facade.convert import enum_names
-from spoton_facade.job_schemas import Job, JobResultKindName, JobStateName
 from spoton_facade.routes.jobs import JobBlocks
-from spoton_facade.schemas import from_proto
+from spoton_facade.schemas.core import from_proto
+from spoton_facade.schemas.jobs import Job, JobResultKindName, JobStateName
 
 
 def test_enums_match_the_proto() -> None:

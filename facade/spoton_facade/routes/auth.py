@@ -19,8 +19,12 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from spoton.v1 import auth_pb2
-from spoton_facade.auth_client import AuthClient
-from spoton_facade.auth_schemas import (
+from spoton_facade.clients.auth import AuthClient
+from spoton_facade.clients.inference import request_metadata
+from spoton_facade.contract import NO_NUL
+from spoton_facade.convert import enum_number, timestamp_to_json
+from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
+from spoton_facade.schemas.auth import (
     ApiKey,
     ApiKeyBody,
     ApiKeyList,
@@ -33,11 +37,7 @@ from spoton_facade.auth_schemas import (
     UserBody,
     UserList,
 )
-from spoton_facade.client import request_metadata
-from spoton_facade.contract import NO_NUL
-from spoton_facade.convert import enum_number, timestamp_to_json
-from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
-from spoton_facade.schemas import from_proto
+from spoton_facade.schemas.core import from_proto
 from spoton_facade.security import SESSION_COOKIE
 
 # Routes a caller with no credential may use (the OpenAPI document says so: ``security: []``).

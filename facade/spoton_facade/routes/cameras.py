@@ -10,10 +10,10 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
-from spoton_facade.camera_schemas import CameraHealth, ConnectionTest
-from spoton_facade.client import InferenceClient
+from spoton_facade.clients.inference import InferenceClient
 from spoton_facade.problems import LOOKUP_PROBLEMS, problem_responses
-from spoton_facade.schemas import from_proto
+from spoton_facade.schemas.cameras import CameraHealth, ConnectionTest
+from spoton_facade.schemas.core import from_proto
 
 JPEG = "image/jpeg"
 # 409: the camera has no live source (test) or no frames at all (snapshot); 503: it gave none now.

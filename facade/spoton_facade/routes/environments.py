@@ -10,10 +10,10 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from spoton.v1 import catalog_pb2
 from spoton_facade import to_proto
-from spoton_facade.client import InferenceClient
+from spoton_facade.clients.inference import InferenceClient
 from spoton_facade.convert import enum_number
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
-from spoton_facade.schemas import (
+from spoton_facade.schemas.core import (
     Camera,
     CameraBody,
     CameraList,

@@ -9,8 +9,8 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
-from spoton_facade.client import InferenceClient
-from spoton_facade.schemas import ComponentHealth, HealthReport, HealthStatus
+from spoton_facade.clients.inference import InferenceClient
+from spoton_facade.schemas.core import ComponentHealth, HealthReport, HealthStatus
 from spoton_facade.settings import FacadeSettings
 
 HEALTH_PATH = "/health"

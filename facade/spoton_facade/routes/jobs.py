@@ -26,16 +26,16 @@ from litestar.response import Stream
 
 from spoton.v1 import jobs_pb2
 from spoton_facade import to_proto
-from spoton_facade.analytics_schemas import ZoneBody
-from spoton_facade.client import request_metadata
+from spoton_facade.clients.inference import request_metadata
+from spoton_facade.clients.jobs import JobClient
 from spoton_facade.contract import UUID
 from spoton_facade.convert import enum_number
 from spoton_facade.idempotency import IdempotencyKeyHeader, idempotency_key
-from spoton_facade.job_schemas import Job, JobPage
-from spoton_facade.jobs_client import JobClient
 from spoton_facade.problems import LOOKUP_PROBLEMS, REASON_TO_HTTP, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.routes.media import serve_file
-from spoton_facade.schemas import HomographyBody, from_proto
+from spoton_facade.schemas.analytics import ZoneBody
+from spoton_facade.schemas.core import HomographyBody, from_proto
+from spoton_facade.schemas.jobs import Job, JobPage
 from spoton_facade.settings import FacadeSettings
 from spoton_facade.sse import PREFLIGHT_S, SSE_HEADERS, EventStreams, LastEventIdHeader
 from spoton_facade.upload_form import FORM_OVERHEAD_BYTES, FormHead, StreamedForm

@@ -19,8 +19,8 @@ from litestar.params import FromPath, HeaderParameter
 from litestar.response import Stream
 
 from spoton_facade import media
-from spoton_facade.auth_client import AuthClient
-from spoton_facade.client import InferenceClient, request_metadata
+from spoton_facade.clients.auth import AuthClient
+from spoton_facade.clients.inference import InferenceClient, request_metadata
 from spoton_facade.problems import problem_responses
 from spoton_facade.settings import FacadeSettings
 

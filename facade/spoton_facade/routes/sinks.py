@@ -13,13 +13,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from spoton.v1 import sinks_pb2
-from spoton_facade.client import request_metadata
+from spoton_facade.clients.inference import request_metadata
+from spoton_facade.clients.sinks import SinkClient
 from spoton_facade.contract import UUID
 from spoton_facade.convert import enum_number
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
-from spoton_facade.schemas import from_proto
-from spoton_facade.sinks_client import SinkClient
-from spoton_facade.sinks_schemas import (
+from spoton_facade.schemas.core import from_proto
+from spoton_facade.schemas.sinks import (
     DeliveryStateName,
     Sink,
     SinkBody,

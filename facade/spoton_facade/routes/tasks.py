@@ -13,12 +13,12 @@ from litestar.response import Stream
 
 from spoton.v1 import tasks_pb2
 from spoton_facade import to_proto
-from spoton_facade.client import InferenceClient
+from spoton_facade.clients.inference import InferenceClient
 from spoton_facade.contract import SEQUENCE_MAX, UUID, optional_integer
 from spoton_facade.convert import enum_number
 from spoton_facade.idempotency import IdempotencyKeyHeader, idempotency_key
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
-from spoton_facade.schemas import (
+from spoton_facade.schemas.core import (
     ControlTaskBody,
     ExportList,
     StartTaskBody,

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 
 from spoton.v1 import jobs_pb2, jobs_pb2_grpc
-from spoton_facade.client import UNARY_TIMEOUT_S, Metadata
+from spoton_facade.clients.inference import UNARY_TIMEOUT_S, Metadata
 
 # An upload streams the whole file; the service answers once it has probed it.
 UPLOAD_TIMEOUT_S = 3600.0
@@ -31,7 +31,7 @@ class JobClient:
     """Thin async wrapper over the JobService stub; ``metadata`` goes on every call.
 
     Uploads go through ``upload_channel``, a blocking channel (see
-    :func:`~spoton_facade.client.open_upload_channel`); everything else through ``channel``.
+    :func:`~spoton_facade.clients.inference.open_upload_channel`); everything else through ``channel``.
     """
 
     def __init__(self, channel: grpc.aio.Channel, upload_channel: grpc.Channel, metadata: Metadata = ()) -> None:

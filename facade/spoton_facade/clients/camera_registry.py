@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from spoton.v1 import cameras_pb2, cameras_pb2_grpc
-from spoton_facade.client import UNARY_TIMEOUT_S, Metadata
+from spoton_facade.clients.inference import UNARY_TIMEOUT_S, Metadata
 
 # An import validates every row (and probes sub-videos of new cameras) before one write.
 IMPORT_TIMEOUT_S = 60.0

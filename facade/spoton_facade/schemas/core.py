@@ -1,4 +1,5 @@
-"""The REST contract: typed bodies the handlers return, so the OpenAPI document is complete.
+"""The shared REST pieces (:func:`from_proto`, points) and the health, task and catalog bodies:
+typed bodies the handlers return, so the OpenAPI document is complete.
 
 Field names follow the ``.proto``. Handlers build these with :func:`from_proto`, which runs the
 shared proto walker (:mod:`spoton_facade.convert`) and lets msgspec check the result against

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from spoton.v1 import sinks_pb2, sinks_pb2_grpc
-from spoton_facade.client import UNARY_TIMEOUT_S, Metadata
+from spoton_facade.clients.inference import UNARY_TIMEOUT_S, Metadata
 
 
 class SinkClient:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import grpc
 
 from spoton.v1 import auth_pb2, auth_pb2_grpc
-from spoton_facade.client import UNARY_TIMEOUT_S, Metadata
+from spoton_facade.clients.inference import UNARY_TIMEOUT_S, Metadata
 
 
 class AuthClient:
