@@ -48,7 +48,7 @@ import psutil
 from spoton.v1 import inference_pb2, inference_pb2_grpc
 from spoton_inference.embedded.ports import pick_free_ports
 from spoton_inference.embedded.triton import EmbeddedTriton
-from spoton_inference.grpc_api.servicers import InferenceServicer
+from spoton_inference.grpc_api.inference import InferenceServicer
 from spoton_inference.pipeline.triton_models import TritonModels
 from spoton_inference.settings import REPO_ROOT, Settings
 

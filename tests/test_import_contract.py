@@ -44,7 +44,7 @@ WHOLE_APP = "the servicer holds the whole InferenceApp; step 'edges': it takes o
 WHOLE_APP_TYPE_ONLY = f"{WHOLE_APP} (an annotation under TYPE_CHECKING, still a dependency)"
 ROW_TYPE = "the edge converts an adapter's row type; step 'storage': the record type moves to domain"
 ADAPTER_ERROR = "the edge maps an adapter's error; step 'storage': the adapter raises a domain error instead"
-EDGE_BUILDS = "the edge builds on pipeline objects (issue: streaming.py:44-46); step 'edges': a service does it"
+EDGE_BUILDS = "the edge builds the LiveSession (grpc_api/inference.py); step 'edges': a service does it"
 PROBE_RESULT = "the edge converts the pipeline's ProbeResult; step 'pipeline ports': the type moves to domain"
 HOST_PORT = "formats host:port with the embedded stack's helper; step 'edges': the pure helper moves to domain"
 VIDEO_IO = "file/video I/O still in core (video_probe, media); step 'adapters': it moves to the video I/O adapter"
@@ -121,21 +121,24 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("storage.replicas", "settings"): READS_SETTINGS,
     # edges -> pipeline
     ("grpc_api.convert", "pipeline.source_probe"): PROBE_RESULT,
-    ("grpc_api.streaming", "pipeline.live"): EDGE_BUILDS,
-    ("grpc_api.streaming", "pipeline.tracking_settings"): EDGE_BUILDS,
+    ("grpc_api.inference", "pipeline.live"): EDGE_BUILDS,
+    ("grpc_api.inference", "pipeline.tracking_settings"): EDGE_BUILDS,
     # edges -> adapters
     ("grpc_api.convert", "storage.postgres"): ROW_TYPE,
     ("grpc_api.errors", "storage.redis_events"): ADAPTER_ERROR,
     ("grpc_api.jobs", "storage.job_store"): ROW_TYPE,
     ("grpc_api.server", "embedded.endpoints"): HOST_PORT,
-    ("grpc_api.servicers", "storage.postgres"): ROW_TYPE,
+    ("grpc_api.tasks", "storage.postgres"): ROW_TYPE,
     # edges -> root
     ("grpc_api.analytics", "app"): WHOLE_APP,
     ("grpc_api.auth_service", "app"): WHOLE_APP_TYPE_ONLY,
     ("grpc_api.cameras", "app"): WHOLE_APP,
     ("grpc_api.jobs", "app"): WHOLE_APP,
     ("grpc_api.server", "app"): SERVER_WIRING,
-    ("grpc_api.servicers", "app"): WHOLE_APP,
+    ("grpc_api.catalog", "app"): WHOLE_APP,
+    ("grpc_api.inference", "app"): WHOLE_APP,
+    ("grpc_api.system", "app"): WHOLE_APP,
+    ("grpc_api.tasks", "app"): WHOLE_APP,
     ("grpc_api.sinks", "app"): WHOLE_APP,
 }
 
@@ -238,7 +241,7 @@ def test_libraries_of_skips_the_stdlib_and_the_package(tmp_path: Path) -> None:
         ("domain.events", "domain"),
         ("tracking.refine.graph", "domain"),
         ("storage.postgres", "adapters"),
-        ("grpc_api.servicers", "edges"),
+        ("grpc_api.tasks", "edges"),
     ],
 )
 def test_layer_of_uses_the_longest_prefix(module: str, layer: str) -> None:

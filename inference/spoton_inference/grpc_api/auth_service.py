@@ -108,9 +108,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return self.app.auth
 
     @unary
-    async def Login(  # noqa: N802 (the proto's name)
-        self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
-    ) -> auth_pb2.LoginResponse:
+    async def Login(self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext) -> auth_pb2.LoginResponse:
         target = f"user/{request.username}"
         try:
             token, expires, user = await self.auth.login(request.username, request.password)
@@ -128,13 +126,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     @unary
-    async def WhoAmI(  # noqa: N802 (the proto's name)
-        self, request: auth_pb2.WhoAmIRequest, context: grpc.aio.ServicerContext
-    ) -> auth_pb2.Principal:
+    async def WhoAmI(self, request: auth_pb2.WhoAmIRequest, context: grpc.aio.ServicerContext) -> auth_pb2.Principal:
         return principal_to_proto(current_principal())
 
     @unary
-    async def CreateApiKey(  # noqa: N802 (the proto's name)
+    async def CreateApiKey(
         self, request: auth_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.CreateApiKeyResponse:
         expires = request.expires_at.ToDatetime(dt.UTC) if request.HasField("expires_at") else None
@@ -153,13 +149,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.CreateApiKeyResponse(api_key=api_key_to_proto(record), secret=text)
 
     @unary
-    async def ListApiKeys(  # noqa: N802 (the proto's name)
+    async def ListApiKeys(
         self, request: auth_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ListApiKeysResponse:
         return auth_pb2.ListApiKeysResponse(api_keys=[api_key_to_proto(k) for k in await self.auth.list_keys()])
 
     @unary
-    async def RevokeApiKey(  # noqa: N802 (the proto's name)
+    async def RevokeApiKey(
         self, request: auth_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RevokeApiKeyResponse:
         await run_audited(
@@ -168,9 +164,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.RevokeApiKeyResponse()
 
     @unary
-    async def CreateUser(  # noqa: N802 (the proto's name)
-        self, request: auth_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
-    ) -> auth_pb2.User:
+    async def CreateUser(self, request: auth_pb2.CreateUserRequest, context: grpc.aio.ServicerContext) -> auth_pb2.User:
         user = await run_audited(
             self.app.audit,
             AuditAction.USER_CREATE,
@@ -185,13 +179,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return user_to_proto(user)
 
     @unary
-    async def ListUsers(  # noqa: N802 (the proto's name)
+    async def ListUsers(
         self, request: auth_pb2.ListUsersRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ListUsersResponse:
         return auth_pb2.ListUsersResponse(users=[user_to_proto(u) for u in await self.auth.list_users()])
 
     @unary
-    async def DeleteUser(  # noqa: N802 (the proto's name)
+    async def DeleteUser(
         self, request: auth_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.DeleteUserResponse:
         await run_audited(
@@ -200,7 +194,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.DeleteUserResponse()
 
     @unary
-    async def ListAuditEvents(  # noqa: N802 (the proto's name)
+    async def ListAuditEvents(
         self, request: auth_pb2.ListAuditEventsRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ListAuditEventsResponse:
         events, next_token = await self.app.audit.list(

@@ -21,22 +21,22 @@ class CameraRegistryServicer(cameras_pb2_grpc.CameraRegistryServiceServicer):
         self.app = app
 
     @unary
-    async def CreateCameraGroup(self, request, context):  # noqa: N802 (the proto's names)
+    async def CreateCameraGroup(self, request, context):
         g = request.group
         group = await self.app.catalog.create_group(g.environment_id, CameraGroup(g.group_id, g.name, g.description))
         return self._group(g.environment_id, group)
 
     @unary
-    async def GetCameraGroup(self, request, context):  # noqa: N802
+    async def GetCameraGroup(self, request, context):
         return self._group(request.environment_id, self.app.catalog.group(request.environment_id, request.group_id))
 
     @unary
-    async def ListCameraGroups(self, request, context):  # noqa: N802
+    async def ListCameraGroups(self, request, context):
         env = self.app.catalog.get(request.environment_id)
         return cameras_pb2.ListCameraGroupsResponse(groups=[group(env, g) for g in env.groups])
 
     @unary
-    async def UpdateCameraGroup(self, request, context):  # noqa: N802
+    async def UpdateCameraGroup(self, request, context):
         patch = GroupPatch(
             name=request.name if request.HasField("name") else None,
             description=request.description if request.HasField("description") else None,
@@ -45,12 +45,12 @@ class CameraRegistryServicer(cameras_pb2_grpc.CameraRegistryServiceServicer):
         return self._group(request.environment_id, updated)
 
     @unary
-    async def DeleteCameraGroup(self, request, context):  # noqa: N802
+    async def DeleteCameraGroup(self, request, context):
         await self.app.catalog.delete_group(request.environment_id, request.group_id)
         return cameras_pb2.DeleteCameraGroupResponse()
 
     @unary
-    async def ImportCameras(self, request, context):  # noqa: N802
+    async def ImportCameras(self, request, context):
         self.app.catalog.get(request.environment_id)  # NOT_FOUND before the format is looked at
         result = await camera_io.import_cameras(
             self.app.catalog, request.environment_id, request.content, _format(request.format), dry_run=request.dry_run
@@ -66,7 +66,7 @@ class CameraRegistryServicer(cameras_pb2_grpc.CameraRegistryServiceServicer):
         )
 
     @unary
-    async def ExportCameras(self, request, context):  # noqa: N802
+    async def ExportCameras(self, request, context):
         env = self.app.catalog.get(request.environment_id)
         file_format = _format(request.format)
         return cameras_pb2.ExportCamerasResponse(
@@ -76,7 +76,7 @@ class CameraRegistryServicer(cameras_pb2_grpc.CameraRegistryServiceServicer):
         )
 
     @unary
-    async def GetCameraSummary(self, request, context):  # noqa: N802
+    async def GetCameraSummary(self, request, context):
         return summary(await self.app.catalog.summary())
 
     def _group(self, environment_id: str, g: CameraGroup) -> cameras_pb2.CameraGroup:

@@ -31,7 +31,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self.app = app
 
     @unary  # maps core errors to status codes for any coroutine handler, this one included
-    async def UploadJob(  # noqa: N802 (the proto's name)
+    async def UploadJob(
         self, request_iterator: AsyncIterator[jobs_pb2.UploadJobRequest], context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Job:
         requests = aiter(request_iterator)
@@ -44,26 +44,26 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         return self.job(record)
 
     @unary
-    async def GetJob(self, request, context):  # noqa: N802
+    async def GetJob(self, request, context):
         return self.job(await self.app.jobs.get(request.job_id))
 
     @unary
-    async def ListJobs(self, request, context):  # noqa: N802
+    async def ListJobs(self, request, context):
         state = PROTO_TO_STATE.get(request.state) if request.state else None
         rows, token = await self.app.jobs.list(page_size=request.page_size, page_token=request.page_token, state=state)
         return jobs_pb2.ListJobsResponse(jobs=[self.job(r) for r in rows], next_page_token=token)
 
     @unary
-    async def CancelJob(self, request, context):  # noqa: N802
+    async def CancelJob(self, request, context):
         return self.job(await self.app.jobs.cancel(request.job_id))
 
     @unary
-    async def DeleteJob(self, request, context):  # noqa: N802
+    async def DeleteJob(self, request, context):
         await self.app.jobs.delete(request.job_id)
         return jobs_pb2.DeleteJobResponse()
 
     @streaming
-    async def WatchJob(self, request, context) -> AsyncIterator[jobs_pb2.Job]:  # noqa: N802
+    async def WatchJob(self, request, context) -> AsyncIterator[jobs_pb2.Job]:
         # NOT_FOUND and INVALID_ARGUMENT before the stream opens; a finished job with nothing
         # past after_revision ends it at once with OK.
         if not await self.app.jobs.has_news(request.job_id, request.after_revision):
@@ -74,7 +74,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             yield self.job(record)
 
     @streaming
-    async def GetJobResult(self, request, context) -> AsyncIterator[jobs_pb2.JobResultChunk]:  # noqa: N802
+    async def GetJobResult(self, request, context) -> AsyncIterator[jobs_pb2.JobResultChunk]:
         kind = PROTO_TO_KIND.get(request.kind)
         if kind is None:
             raise InvalidArgument("kind is required: JOB_RESULT_KIND_VIDEO, _EVENTS or _TRACKS")

@@ -36,12 +36,14 @@ from spoton_inference.grpc_api.analytics import AnalyticsServicer
 from spoton_inference.grpc_api.auth import AuthInterceptor
 from spoton_inference.grpc_api.auth_service import AuthServicer
 from spoton_inference.grpc_api.cameras import CameraRegistryServicer
+from spoton_inference.grpc_api.catalog import CatalogServicer
 from spoton_inference.grpc_api.guard import RequestGuard
+from spoton_inference.grpc_api.inference import InferenceServicer
 from spoton_inference.grpc_api.jobs import JobServicer
 from spoton_inference.grpc_api.reflection import add_reflection
-from spoton_inference.grpc_api.servicers import CatalogServicer, SystemServicer, TaskServicer
 from spoton_inference.grpc_api.sinks import SinkServicer
-from spoton_inference.grpc_api.streaming import InferenceServicer
+from spoton_inference.grpc_api.system import SystemServicer
+from spoton_inference.grpc_api.tasks import TaskServicer
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ class SinkServicer(sinks_pb2_grpc.SinkServiceServicer):
         self.app = app
 
     @unary
-    async def CreateSink(self, request, context):  # noqa: N802 (the proto's names)
+    async def CreateSink(self, request, context):
         if request.kind not in KINDS:
             raise InvalidArgument("kind is required: SINK_KIND_WEBHOOK or SINK_KIND_MQTT")
         new = NewSink(
@@ -44,16 +44,16 @@ class SinkServicer(sinks_pb2_grpc.SinkServiceServicer):
         return sink(await self.app.sinks.create(new))
 
     @unary
-    async def ListSinks(self, request, context):  # noqa: N802
+    async def ListSinks(self, request, context):
         records = await self.app.sinks.list(request.environment_id)
         return sinks_pb2.ListSinksResponse(sinks=[sink(r) for r in records])
 
     @unary
-    async def GetSink(self, request, context):  # noqa: N802
+    async def GetSink(self, request, context):
         return sink(await self.app.sinks.get(request.sink_id))
 
     @unary
-    async def UpdateSink(self, request, context):  # noqa: N802
+    async def UpdateSink(self, request, context):
         def field(name: str) -> object:
             return getattr(request, name) if request.HasField(name) else None
 
@@ -68,12 +68,12 @@ class SinkServicer(sinks_pb2_grpc.SinkServiceServicer):
         return sink(await self.app.sinks.update(request.sink_id, patch))
 
     @unary
-    async def DeleteSink(self, request, context):  # noqa: N802
+    async def DeleteSink(self, request, context):
         await self.app.sinks.delete(request.sink_id)
         return sinks_pb2.DeleteSinkResponse()
 
     @unary
-    async def ListSinkDeliveries(self, request, context):  # noqa: N802
+    async def ListSinkDeliveries(self, request, context):
         if request.state and request.state not in STATES:
             raise InvalidArgument(f"state {request.state} is not a DeliveryState")
         rows, token = await self.app.sinks.deliveries(

@@ -24,7 +24,7 @@ cameras of the site over one stream (each frame names its camera).
 Per frame: decode (JPEG/PNG in a worker thread; raw BGR is a view, no copy) -> detect
 (Triton) -> [in order] plan -> embed the crops the tracker asks for (one Triton call) ->
 update (local ids, map coordinates, global ids). Nothing here knows about gRPC; the servicer in
-``grpc_api/streaming.py`` converts messages to and from these dataclasses.
+``grpc_api/inference.py`` converts messages to and from these dataclasses.
 
 Example (the buffer alone):
     >>> import asyncio

@@ -1,11 +1,11 @@
-"""``InferenceService.StreamFrames``: the bidi edge over :class:`~spoton_inference.pipeline.live.LiveSession`.
+"""``InferenceService``: ``Detect`` on one image, and ``StreamFrames``, the bidi edge over
+:class:`~spoton_inference.pipeline.live.LiveSession`.
 
 Frames are pipelined (see :mod:`spoton_inference.pipeline.live`): a client may keep up to
 ``SPOTON_STREAM_MAX_IN_FLIGHT`` frames unanswered without losing any; answers come in the
 order sent, and frames dropped beyond that window are counted in ``dropped_frames``.
 
-The servicer extends the unary one (``Detect``) because gRPC serves one servicer per
-service. The handler is a coroutine that writes with ``context.write`` rather than an
+``StreamFrames`` is a coroutine that writes with ``context.write`` rather than an
 async generator: a cancelled call then unwinds one call stack, so the session's reader
 task is always cancelled and awaited before the handler returns, never left to GC.
 """
@@ -18,10 +18,16 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from spoton.v1 import inference_pb2
+from spoton.v1 import (
+    common_pb2,
+    inference_pb2,
+    inference_pb2_grpc,
+)
+from spoton_inference.app import InferenceApp
+from spoton_inference.core.detection import decode_raw, detect_encoded, detect_image
 from spoton_inference.domain.environment import Environment
 from spoton_inference.domain.errors import InvalidArgument
-from spoton_inference.grpc_api import convert, servicers
+from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.errors import unary
 from spoton_inference.pipeline.live import LiveFrame, LiveResult, LiveSession, RawPixels
 from spoton_inference.pipeline.tracking_settings import tracking_setup
@@ -31,11 +37,32 @@ ENVIRONMENT_METADATA = "spoton-environment-id"
 CAMERA_METADATA = "spoton-camera-id"
 
 
-class InferenceServicer(servicers.InferenceServicer):
-    """``Detect`` (inherited) and ``StreamFrames``."""
+class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
+    def __init__(self, app: InferenceApp) -> None:
+        self.app = app
+
+    @unary
+    async def Detect(self, request, context):
+        which, limit = request.WhichOneof("image"), self.app.settings.max_image_pixels
+        threshold = request.score_threshold or self.app.settings.detection_threshold
+        if which == "encoded":
+            result = await detect_encoded(
+                self.app.models, request.encoded, limit, threshold, request.include_embeddings
+            )
+        elif which == "raw":
+            rgb = decode_raw(request.raw.data, request.raw.width, request.raw.height, limit)
+            result = await detect_image(self.app.models, rgb, threshold, request.include_embeddings)
+        else:
+            raise InvalidArgument("set either `encoded` (JPEG/PNG bytes) or `raw` (BGR pixels with width and height)")
+        response = inference_pb2.DetectResponse(width=result.width, height=result.height)
+        for i, (box, score) in enumerate(zip(result.boxes, result.scores, strict=True)):
+            det = response.detections.add(box=common_pb2.Box(x1=box[0], y1=box[1], x2=box[2], y2=box[3]), score=score)
+            if result.embeddings is not None:
+                det.embedding.extend(result.embeddings[i].tolist())
+        return response
 
     @unary  # maps core errors to status codes for any coroutine handler, this one included
-    async def StreamFrames(  # noqa: N802 (the proto's name)
+    async def StreamFrames(
         self, request_iterator: AsyncIterator[inference_pb2.StreamFramesRequest], context: grpc.aio.ServicerContext
     ) -> None:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
