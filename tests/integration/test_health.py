@@ -163,7 +163,11 @@ async def test_a_frozen_postgres_is_unhealthy_within_seconds_and_healthy_once_th
             assert time.monotonic() - frozen_at < PROBE_INTERVAL_S + PROBE_TIMEOUT_S + FREEZE_SLACK_S, (
                 "a frozen PostgreSQL still reads healthy"
             )
-        assert postgres.status == "failed" and "no answer" in postgres.detail, postgres
+        # The prober's bound (no answer: failed) or the pool's own check (unreachable: degraded,
+        # tracking goes on) notices first, whichever the machine's scheduling lets fire first.
+        assert (postgres.status, "no answer" in postgres.detail) == ("failed", True) or (
+            postgres.status == "degraded" and "unreachable" in postgres.detail
+        ), postgres
     finally:
         _signal_all(frozen, signal.SIGCONT)
     await _eventually_healthy(stack, "postgres", timeout_s=15)
