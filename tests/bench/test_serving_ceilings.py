@@ -47,18 +47,18 @@ def test_cpu_time_counts_what_the_process_spent_not_the_wall_time():
 
 def test_a_process_tree_counts_its_live_descendants():
     """Triton's model backends run as its children: their CPU is the server's too."""
-    spin = f"import time\nend = time.process_time() + {BUSY_S}\nwhile time.process_time() < end: pass\n"
-    grandchild = spin + "print('spun', flush=True)\ninput()"
-    parent = (
-        "import subprocess, sys\n"
-        f"child = subprocess.Popen([sys.executable, '-c', {grandchild!r}], stdin=subprocess.PIPE, text=True)\n"
-        "child.communicate(input())\n"
-    )
+    # The grandchild shares the child's stdin and stdout (ours): it spins only once told to,
+    # inside the measured block, and stays alive until told to end.
+    spin = f"end = time.process_time() + {BUSY_S}\nwhile time.process_time() < end: pass\n"
+    grandchild = "import time\ninput()\n" + spin + "print('spun', flush=True)\ninput()"
+    parent = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {grandchild!r}])\n"
     child = subprocess.Popen([sys.executable, "-c", parent], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
     try:
-        time.sleep(0.2)  # the grandchild is started (its interpreter start-up counts either way)
         with process_cpu.measured(child.pid) as alone, process_cpu.measured(child.pid, tree=True) as tree:
-            assert child.stdout is not None and child.stdout.readline() == "spun\n"
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "spun\n"
     finally:
         child.communicate("\n", timeout=10)
     assert tree.seconds >= BUSY_S * 0.9 > alone.seconds
