@@ -30,10 +30,11 @@ from spoton_inference.core.analytics import Analytics, TimeRange
 from spoton_inference.core.catalog import CameraSpec, Catalog, EnvironmentSpec
 from spoton_inference.domain.errors import NotFound
 from spoton_inference.domain.geometry import HomographySpec
+from spoton_inference.domain.tasks import TaskRecord
 from spoton_inference.embedded.postgres import EmbeddedPostgres
 from spoton_inference.settings import Settings
 from spoton_inference.storage.analytics_store import AnalyticsStore
-from spoton_inference.storage.postgres import Database, TaskRecord
+from spoton_inference.storage.postgres import Database
 
 TARGET_S = 1.0
 CELL_SIZE_M = 0.5

@@ -42,7 +42,6 @@ RUNS_PIPELINE = "drives the pipeline itself; step 'pipeline ports': a runner/pro
 READS_SETTINGS = "reads Settings itself; step 'composition root': app.py passes in the values it needs"
 WHOLE_APP = "the servicer holds the whole InferenceApp; step 'edges': it takes only the services it calls"
 WHOLE_APP_TYPE_ONLY = f"{WHOLE_APP} (an annotation under TYPE_CHECKING, still a dependency)"
-ROW_TYPE = "the edge converts an adapter's row type; step 'storage': the record type moves to domain"
 ADAPTER_ERROR = "the edge maps an adapter's error; step 'storage': the adapter raises a domain error instead"
 EDGE_BUILDS = "the edge builds the LiveSession (grpc_api/inference.py); step 'edges': a service does it"
 PROBE_RESULT = "the edge converts the pipeline's ProbeResult; step 'pipeline ports': the type moves to domain"
@@ -71,7 +70,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("core.tasks", "pipeline.triton_models"): RUNS_PIPELINE,
     # services -> adapters
     ("core.analytics", "storage.analytics_store"): STORE,
-    ("core.analytics", "storage.postgres"): DATABASE,
     ("core.camera_health", "storage.camera_health_store"): STORE,
     ("core.camera_health", "storage.postgres"): DATABASE,
     ("core.catalog", "storage.camera_health_store"): STORE,
@@ -124,11 +122,8 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("grpc_api.inference", "pipeline.live"): EDGE_BUILDS,
     ("grpc_api.inference", "pipeline.tracking_settings"): EDGE_BUILDS,
     # edges -> adapters
-    ("grpc_api.convert", "storage.postgres"): ROW_TYPE,
     ("grpc_api.errors", "storage.redis_events"): ADAPTER_ERROR,
-    ("grpc_api.jobs", "storage.job_store"): ROW_TYPE,
     ("grpc_api.server", "embedded.endpoints"): HOST_PORT,
-    ("grpc_api.tasks", "storage.postgres"): ROW_TYPE,
     # edges -> root
     ("grpc_api.analytics", "app"): WHOLE_APP,
     ("grpc_api.auth_service", "app"): WHOLE_APP_TYPE_ONLY,

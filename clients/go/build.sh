@@ -3,8 +3,8 @@
 # packages, in GOPATH mode: stubs generated from proto/ into a GOPATH of their own (their
 # import path is the .proto files' go_package), everything else from /usr/share/gocode.
 #
-#   apt-get install golang-go golang-google-grpc-dev golang-google-protobuf-dev \
-#     protoc-gen-go protoc-gen-go-grpc          # or: make go
+#   make go    # Debian's golang-go, golang-google-grpc-dev, golang-github-golang-protobuf-1-5-dev,
+#              # golang-google-protobuf-dev, protoc-gen-go and protoc-gen-go-grpc
 #   clients/go/build.sh [WORK_DIR]              # prints the binary's path (default var/go)
 #
 # protoc is grpcio-tools' in .venv (make setup); the plugins are Debian's protoc-gen-go and

@@ -24,6 +24,7 @@ from spoton_inference.core.catalog import Catalog
 from spoton_inference.core.request_args import known_cameras
 from spoton_inference.domain.environment import Environment
 from spoton_inference.domain.errors import AlreadyExists, InvalidArgument, NotFound
+from spoton_inference.domain.tasks import TaskRecord
 from spoton_inference.domain.zones import Zone, new_zone, validate_polygon
 from spoton_inference.storage.analytics_store import (
     AnalyticsStore,
@@ -33,7 +34,6 @@ from spoton_inference.storage.analytics_store import (
     HistoryFilter,
     TrajectoryRow,
 )
-from spoton_inference.storage.postgres import TaskRecord
 
 # A camera's sighting of a person more than this after the previous one starts a new segment.
 SEGMENT_GAP_S = 2.0

@@ -33,8 +33,9 @@ from spoton_inference.domain.environment import (
 from spoton_inference.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, InvalidFields, NotFound
 from spoton_inference.domain.geometry import HomographySpec
 from spoton_inference.domain.scoping import require_creatable, visible
+from spoton_inference.domain.tasks import TaskRecord
 from spoton_inference.storage import camera_health_store, catalog_store
-from spoton_inference.storage.postgres import Database, TaskRecord
+from spoton_inference.storage.postgres import Database
 
 # Unfinished tasks over an environment; deleting what they use is refused.
 InUse = Callable[[str], Awaitable[list[TaskRecord]]]

@@ -61,7 +61,7 @@ from spoton_inference.domain.errors import (
 from spoton_inference.domain.events import TaskState
 from spoton_inference.domain.geometry import HomographySpec
 from spoton_inference.domain.job_progress import JobProgress, Snapshot
-from spoton_inference.domain.job_types import JobOptions, JobResult, JobState, JobZone, ResultKind
+from spoton_inference.domain.job_types import JobOptions, JobRecord, JobResult, JobState, JobZone, ResultKind
 from spoton_inference.domain.principal import current_principal
 from spoton_inference.domain.rate_limit import RateLimiter
 from spoton_inference.domain.scoping import require_visible, scope
@@ -71,7 +71,7 @@ from spoton_inference.settings import Settings
 from spoton_inference.storage.gallery import RedisGallery
 from spoton_inference.storage.idempotency_store import IdempotencyStore, KeyTaken
 from spoton_inference.storage.identity_sync import IdentitySync
-from spoton_inference.storage.job_store import JobRecord, JobStore, NewJob
+from spoton_inference.storage.job_store import JobStore, NewJob
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.redis_events import RedisEventLog
 

@@ -37,6 +37,7 @@ from spoton_inference.domain.events import FocusUpdate, StatusUpdate, TaskEvent,
 from spoton_inference.domain.principal import current_principal
 from spoton_inference.domain.rate_limit import RateLimiter
 from spoton_inference.domain.scoping import scope, visible
+from spoton_inference.domain.tasks import TaskRecord
 from spoton_inference.domain.zones import Zone
 from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES, rewrite_mot
 from spoton_inference.pipeline.live_pull import LivePull, PullOptions
@@ -49,7 +50,7 @@ from spoton_inference.storage.event_outbox import EventOutbox
 from spoton_inference.storage.history_writer import HistoryWriter
 from spoton_inference.storage.idempotency_store import IdempotencyStore, KeyTaken
 from spoton_inference.storage.identity_sync import IdentitySync, snapshot
-from spoton_inference.storage.postgres import Database, EnvironmentBusy, TaskRecord
+from spoton_inference.storage.postgres import Database, EnvironmentBusy
 from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import EventsExpired, RedisEventLog
 from spoton_inference.storage.redis_watch import SharedWaits

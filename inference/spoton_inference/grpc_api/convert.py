@@ -27,8 +27,8 @@ from spoton_inference.domain.events import (
     ZoneEvent,
 )
 from spoton_inference.domain.geometry import HomographySpec
+from spoton_inference.domain.tasks import TaskRecord
 from spoton_inference.pipeline.source_probe import ProbeResult
-from spoton_inference.storage.postgres import TaskRecord
 
 STATE_TO_PROTO = {s: tasks_pb2.TaskState.Value(f"TASK_STATE_{s.name}") for s in TaskState}
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}

@@ -12,12 +12,11 @@ from spoton.v1 import jobs_pb2, jobs_pb2_grpc
 from spoton_inference.app import InferenceApp
 from spoton_inference.core.jobs import UploadRequest
 from spoton_inference.domain.errors import InvalidArgument
-from spoton_inference.domain.job_types import JobState, JobZone, ResultKind
+from spoton_inference.domain.job_types import JobRecord, JobState, JobZone, ResultKind
 from spoton_inference.domain.zones import Zone
 from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.analytics import zone_message
 from spoton_inference.grpc_api.errors import streaming, unary
-from spoton_inference.storage.job_store import JobRecord
 
 RESULT_CHUNK_BYTES = 256 * 1024
 STATE_TO_PROTO = {s: jobs_pb2.JobState.Value(f"JOB_STATE_{s.name}") for s in JobState}

@@ -11,9 +11,9 @@ from spoton.v1 import (
 )
 from spoton_inference.app import InferenceApp
 from spoton_inference.domain.errors import InvalidArgument
+from spoton_inference.domain.tasks import TaskRecord
 from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.errors import streaming, unary
-from spoton_inference.storage.postgres import TaskRecord
 
 EXPORT_CHUNK_BYTES = 256 * 1024
 

@@ -17,59 +17,9 @@ import msgspec
 
 from spoton_inference.core.idempotency import KeyClaim
 from spoton_inference.domain.job_progress import Snapshot
-from spoton_inference.domain.job_types import JobOptions, JobResult, JobState, VideoInfo
+from spoton_inference.domain.job_types import JobOptions, JobRecord, JobResult, JobState, VideoInfo
 from spoton_inference.storage.idempotency_store import complete_with_job
 from spoton_inference.storage.postgres import Database
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class JobRecord:
-    job_id: str
-    name: str
-    filename: str
-    state: JobState
-    step: str
-    error: str
-    progress: float
-    eta_seconds: float | None
-    frames_per_second: float
-    frames_processed: int
-    total_frames: int
-    size_bytes: int
-    video: VideoInfo
-    options: JobOptions
-    environment_id: str
-    camera_id: str
-    task_id: str
-    results: tuple[JobResult, ...]
-    attempts: int
-    revision: int
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    rendering_frames_per_second: float = 0.0
-    frames_rendered: int = 0
-    processing_seconds: float = 0.0
-    rendering_seconds: float = 0.0
-
-    def elapsed_seconds(self, now: dt.datetime) -> float:
-        """Seconds since the job started running, until it ended once it has; 0 while queued."""
-        return elapsed_seconds(self.started_at, self.finished_at, now)
-
-
-def elapsed_seconds(started_at: dt.datetime | None, finished_at: dt.datetime | None, now: dt.datetime) -> float:
-    """Seconds from ``started_at`` to ``finished_at``, or to ``now`` while unfinished; 0 unstarted.
-
-    >>> t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    >>> elapsed_seconds(t, None, t + dt.timedelta(seconds=7)), elapsed_seconds(t, t, t + dt.timedelta(1))
-    (7.0, 0.0)
-    >>> elapsed_seconds(None, None, t)
-    0.0
-    """
-    if started_at is None:
-        return 0.0
-    return max(((finished_at or now) - started_at).total_seconds(), 0.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import urllib.parse
@@ -28,25 +27,11 @@ from spoton_inference.domain.environment import Camera, Environment, Environment
 from spoton_inference.domain.errors import Unavailable
 from spoton_inference.domain.events import TaskState
 from spoton_inference.domain.geometry import Homography
+from spoton_inference.domain.tasks import TaskRecord
 from spoton_inference.storage.camera_secrets import open_sealed, seal_source, seal_stored_secrets
 from spoton_inference.storage.idempotency_store import claim_with_task, raise_if_claimed
 from spoton_inference.storage.migrate import migrate
 from spoton_inference.storage.track_writer import BatchRejected
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TaskRecord:
-    task_id: str
-    environment_id: str
-    camera_ids: tuple[str, ...]
-    state: TaskState
-    progress: float
-    step: str
-    error: str
-    frames_processed: int
-    total_frames: int
-    created_at: dt.datetime
-    updated_at: dt.datetime
 
 
 class EnvironmentBusy(Exception):

@@ -19,8 +19,8 @@ from spoton_inference.core.request_args import parse_uuid
 from spoton_inference.domain.environment import Environment, FloorMap
 from spoton_inference.domain.errors import AlreadyExists, InvalidArgument, NotFound
 from spoton_inference.domain.geometry import HomographySpec
+from spoton_inference.domain.tasks import TaskRecord
 from spoton_inference.storage.analytics_store import AnalyticsStore
-from spoton_inference.storage.postgres import TaskRecord
 
 T0 = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
 SQUARE = ((0, 0), (640, 0), (640, 480), (0, 480))
