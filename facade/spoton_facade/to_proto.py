@@ -6,7 +6,7 @@ of a PATCH body stays unset (proto3 ``optional``) and the service leaves it as i
 
 from __future__ import annotations
 
-from spoton.v1 import analytics_pb2, catalog_pb2, common_pb2, tasks_pb2
+from spoton.v1 import analytics_pb2, catalog_pb2, common_pb2, sinks_pb2, tasks_pb2
 from spoton_facade.convert import enum_number
 from spoton_facade.schemas.analytics import ZoneBody, ZonePatchBody
 from spoton_facade.schemas.core import (
@@ -19,6 +19,7 @@ from spoton_facade.schemas.core import (
     HomographyBody,
     Point,
 )
+from spoton_facade.schemas.sinks import SinkBody, SinkPatchBody
 
 
 def _points(points: list[Point]) -> list[common_pb2.MapPoint]:
@@ -114,3 +115,30 @@ def zone_update(environment_id: str, zone_id: str, body: ZonePatchBody) -> analy
     return analytics_pb2.UpdateZoneRequest(
         environment_id=environment_id, zone_id=zone_id, name=body.name, polygon=_points(body.polygon or [])
     )
+
+
+def sink(environment_id: str, body: SinkBody) -> sinks_pb2.CreateSinkRequest:
+    return sinks_pb2.CreateSinkRequest(
+        environment_id=environment_id,
+        name=body.name,
+        kind=enum_number(sinks_pb2.SinkKind.DESCRIPTOR, body.kind),
+        url=body.url,
+        event_types=list(body.event_types),
+        secret=body.secret,
+        topic_prefix=body.topic_prefix,
+        enabled=body.enabled,
+    )
+
+
+def sink_update(sink_id: str, body: SinkPatchBody) -> sinks_pb2.UpdateSinkRequest:
+    request = sinks_pb2.UpdateSinkRequest(
+        sink_id=sink_id,
+        name=body.name,
+        url=body.url,
+        secret=body.secret,
+        topic_prefix=body.topic_prefix,
+        enabled=body.enabled,
+    )
+    if body.event_types is not None:  # absent keeps them; a list (even empty) replaces them
+        request.event_types.values.extend(body.event_types)
+    return request

@@ -13,6 +13,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from spoton.v1 import sinks_pb2
+from spoton_facade import to_proto
 from spoton_facade.clients.inference import request_metadata
 from spoton_facade.clients.sinks import SinkClient
 from spoton_facade.contract import UUID
@@ -58,17 +59,7 @@ class EnvironmentSinksController(Controller):
         self, environment_id: FromPath[str], data: JSONBody[SinkBody], sinks: NamedDependency[SinkClient]
     ) -> Sink:
         """SinkService.CreateSink."""
-        request = sinks_pb2.CreateSinkRequest(
-            environment_id=environment_id,
-            name=data.name,
-            kind=enum_number(sinks_pb2.SinkKind.DESCRIPTOR, data.kind),
-            url=data.url,
-            event_types=list(data.event_types),
-            secret=data.secret,
-            topic_prefix=data.topic_prefix,
-            enabled=data.enabled,
-        )
-        return from_proto(await sinks.create(request), Sink)
+        return from_proto(await sinks.create(to_proto.sink(environment_id, data)), Sink)
 
     @get("/{environment_id:str}/sinks", summary="List an environment's event sinks", responses=LOOKUP_PROBLEMS)
     async def list_sinks(self, environment_id: FromPath[str], sinks: NamedDependency[SinkClient]) -> SinkList:
@@ -97,17 +88,7 @@ class SinkController(Controller):
         self, sink_id: SinkId, data: JSONBody[SinkPatchBody], sinks: NamedDependency[SinkClient]
     ) -> Sink:
         """SinkService.UpdateSink."""
-        request = sinks_pb2.UpdateSinkRequest(
-            sink_id=sink_id,
-            name=data.name,
-            url=data.url,
-            secret=data.secret,
-            topic_prefix=data.topic_prefix,
-            enabled=data.enabled,
-        )
-        if data.event_types is not None:
-            request.event_types.values.extend(data.event_types)
-        return from_proto(await sinks.update(request), Sink)
+        return from_proto(await sinks.update(to_proto.sink_update(sink_id, data)), Sink)
 
     @delete(
         "/{sink_id:str}",

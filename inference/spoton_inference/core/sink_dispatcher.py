@@ -31,6 +31,7 @@ import asyncpg
 
 from spoton_inference.core.sink_stats import OUTCOMES, SinkStats
 from spoton_inference.core.sinks import Deliverer, DeliveryFailed, Sink, SinkDelivery
+from spoton_inference.domain.backoff import doubling_s
 from spoton_inference.storage.sink_store import NOTIFY_CHANNEL, SinkStore
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def backoff_s(attempts: int, initial_s: float, max_s: float, draw: Callable[[], 
     >>> [backoff_s(n, 1.0, 10.0, lambda: 0.0) for n in (1, 2, 3, 4, 5)]
     [1.0, 2.0, 4.0, 8.0, 10.0]
     """
-    base = min(max_s, initial_s * 2 ** min(max(attempts - 1, 0), 60))
+    base = doubling_s(attempts - 1, initial_s, max_s)
     return base * (1 - JITTER * draw())
 
 

@@ -9,14 +9,13 @@ never returns a secret: records carry ``has_secret`` only.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import uuid
 from collections.abc import Iterable, Sequence
 
 from spoton_inference.core.audit import Audit, AuditAction, run_audited
 from spoton_inference.core.catalog import Catalog
-from spoton_inference.core.request_args import parse_uuid
+from spoton_inference.core.request_args import decode_id_token, encode_id_token, parse_uuid
 from spoton_inference.core.sink_policy import SinkPolicy
 from spoton_inference.core.sinks import (
     DEFAULT_TOPIC_PREFIX,
@@ -37,6 +36,10 @@ MAX_SECRET_CHARS = 1024
 MAX_NAME_CHARS = 100
 MAX_TOPIC_PREFIX_CHARS = 200
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 1000
+
+
+# Tags the page tokens of ListSinkDeliveries (the tokens of other listings are refused).
+DELIVERIES_TOKEN = "d"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -153,10 +156,10 @@ class SinkService:
         if page_size < 0:
             raise InvalidArgument("page_size must not be negative")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        before = _decode_token(page_token) if page_token else None
+        before = decode_id_token(DELIVERIES_TOKEN, page_token) if page_token else None
         rows = await self._store.deliveries(record.sink.sink_id, state, before, size + 1)
         if len(rows) > size:
-            return rows[:size], _encode_token(rows[size - 1].delivery_id)
+            return rows[:size], encode_id_token(DELIVERIES_TOKEN, rows[size - 1].delivery_id)
         return rows, ""
 
     async def _validated(self, new: NewSink, sink_id: str) -> Sink:
@@ -232,17 +235,3 @@ def _topic_prefix(kind: SinkKind, prefix: str) -> str:
 
 def _target(record: SinkRecord) -> str:
     return f"{record.sink.environment_id}/{record.sink.name} ({record.sink.sink_id})"
-
-
-def _encode_token(delivery_id: int) -> str:
-    return base64.urlsafe_b64encode(f"d|{delivery_id}".encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    try:
-        tag, value = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        if tag != "d":
-            raise ValueError(tag)
-        return int(value)
-    except ValueError:
-        raise InvalidArgument("page_token is not one this server issued") from None

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from spoton_inference.core.health import SupervisedComponent
+from spoton_inference.domain.backoff import doubling_s
 from spoton_inference.embedded.pids import pid_alive
 from spoton_inference.embedded.supervisor import ChildState, ChildStatus
 
@@ -50,7 +51,7 @@ class RestartPolicy:
 
     def backoff_s(self, recent: int) -> float:
         """The wait before the next restart, after ``recent`` restarts within the window."""
-        return min(self.backoff_max_s, self.backoff_initial_s * 2**recent)
+        return doubling_s(recent, self.backoff_initial_s, self.backoff_max_s)
 
 
 class RestartBudget:

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import numpy as np
 
 from spoton_inference.core.video_probe import declared_fps
+from spoton_inference.domain.backoff import doubling_s
 from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.pipeline.av_source import ENDED, ERROR, SourceError, describe, open_source
@@ -71,7 +72,7 @@ class PullState:
 def backoff_s(attempt: int, options: PullOptions, rand: Callable[[], float] = random.random) -> float:
     """Delay before reconnect ``attempt`` (0-based): doubling from the initial delay up to the
     cap, scaled by a random 50-100% so cameras dropped together do not all retry together."""
-    base = min(options.reconnect_max_s, options.reconnect_initial_s * 2 ** min(attempt, 30))
+    base = doubling_s(attempt, options.reconnect_initial_s, options.reconnect_max_s)
     return base * (0.5 + 0.5 * rand())
 
 

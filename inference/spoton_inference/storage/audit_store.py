@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from typing import TYPE_CHECKING
 
 import asyncpg
 
 from spoton_inference.core.audit import AuditEvent
-from spoton_inference.domain.errors import InvalidArgument
+from spoton_inference.core.request_args import decode_id_token, encode_id_token
 
 if TYPE_CHECKING:
     from spoton_inference.storage.postgres import Database
 
+# Tags this listing's page tokens.
+AUDIT_TOKEN = "audit"
 _COLUMNS = "event_id, at, actor, actor_kind, credential_id, role, action, target, outcome"
-
-
-def _token(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"audit|{event_id}".encode()).decode()
-
-
-def _after(token: str) -> int:
-    try:
-        kind, event_id = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        if kind != "audit":
-            raise ValueError(kind)
-        return int(event_id)
-    except ValueError:
-        raise InvalidArgument("page_token is not one this server issued") from None
 
 
 def _event(row: asyncpg.Record) -> AuditEvent:
@@ -71,7 +58,7 @@ class AuditStore:
         filter when given. Returns the page and the next page's token ('' at the end)."""
         clauses, args = ["TRUE"], []
         if page_token:
-            args.append(_after(page_token))
+            args.append(decode_id_token(AUDIT_TOKEN, page_token))
             clauses.append(f"event_id < ${len(args)}")
         if actor:
             args.append(actor)
@@ -88,7 +75,7 @@ class AuditStore:
             rows = [_event(r) for r in await conn.fetch(sql, *args)]
         more = len(rows) > page_size
         rows = rows[:page_size]
-        return rows, _token(rows[-1].event_id) if more else ""
+        return rows, encode_id_token(AUDIT_TOKEN, rows[-1].event_id) if more else ""
 
     async def prune(self, before: dt.datetime) -> int:
         """Delete events older than ``before``; returns how many."""
