@@ -165,11 +165,14 @@ class TritonModels:
         if len(crops) == 0:
             return np.zeros((0, 0), dtype=np.float32)
         result = await self._infer_pixels(self.reid_model, "CROPS", crops, [], ["EMBEDDINGS"])
-        return self._output(result, self.reid_model, "EMBEDDINGS").reshape(len(crops), -1).astype(np.float32)
+        vectors = self._output(result, self.reid_model, "EMBEDDINGS", (len(crops), -1))
+        if vectors.shape[1] == 0:  # numpy reshapes no values to (n, 0) without complaint
+            raise Unavailable(f"Triton model {self.reid_model!r} at {self.url} answered an empty EMBEDDINGS output")
+        return vectors.astype(np.float32)
 
     def _detections(self, result: triton.InferResult) -> Detections:
-        boxes = self._output(result, self.detector_model, "BOXES").reshape(-1, 4).astype(np.float32)
-        scores = self._output(result, self.detector_model, "SCORES").reshape(-1).astype(np.float32)
+        boxes = self._output(result, self.detector_model, "BOXES", (-1, 4)).astype(np.float32)
+        scores = self._output(result, self.detector_model, "SCORES", (len(boxes),)).astype(np.float32)
         return Detections(boxes, scores)
 
     async def _infer_pixels(
@@ -210,13 +213,18 @@ class TritonModels:
                 log.info("Triton at %s lost its shared-memory regions (restarted?): registering again", self.url)
         raise AssertionError("unreachable")
 
-    def _output(self, result: triton.InferResult, model: str, name: str) -> np.ndarray:
-        """An output the model contract promises; a reply without it comes from a backend that is
-        failing (seen after Triton was frozen and resumed), so Triton counts as unavailable."""
-        array = result.as_numpy(name)
-        if array is None:
-            raise Unavailable(f"Triton model {model!r} at {self.url} answered without its {name} output")
-        return array
+    def _output(self, result: triton.InferResult, model: str, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Output ``name`` in the ``shape`` the model contract promises. A reply without it, or
+        whose bytes do not fill that shape, comes from a backend that is failing (both seen after
+        Triton was frozen and resumed), so Triton counts as unavailable."""
+        try:
+            array = result.as_numpy(name)
+            if array is None:
+                raise Unavailable(f"Triton model {model!r} at {self.url} answered without its {name} output")
+            return array.reshape(shape)
+        except ValueError as exc:  # raw bytes that do not fill the declared, or the promised, shape
+            malformed = f"Triton model {model!r} at {self.url} answered a malformed {name} output"
+            raise Unavailable(f"{malformed}: {exc}") from exc
 
     async def _infer(self, model: str, inputs: list, outputs: list[str]) -> triton.InferResult:
         try:
