@@ -9,17 +9,17 @@ from __future__ import annotations
 from spoton.v1 import analytics_pb2, catalog_pb2, common_pb2, sinks_pb2, tasks_pb2
 from spoton_facade.convert import enum_number
 from spoton_facade.schemas.analytics import ZoneBody, ZonePatchBody
-from spoton_facade.schemas.core import (
+from spoton_facade.schemas.base import Point
+from spoton_facade.schemas.catalog import (
     CameraBody,
     CameraPatchBody,
     CameraSourceBody,
-    ControlTaskBody,
     EnvironmentBody,
     EnvironmentPatchBody,
     HomographyBody,
-    Point,
 )
 from spoton_facade.schemas.sinks import SinkBody, SinkPatchBody
+from spoton_facade.schemas.tasks import ControlTaskBody
 
 
 def _points(points: list[Point]) -> list[common_pb2.MapPoint]:

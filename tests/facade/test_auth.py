@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from spoton_facade.security import CONTENT_SECURITY_POLICY, SESSION_COOKIE
-from spoton_inference.core.auth import parse_api_key
+from spoton_inference.services.auth import parse_api_key
 
 BASE = "/api/v1/processing-tasks"
 FINAL = ("completed", "failed", "cancelled")

@@ -12,8 +12,9 @@ from litestar.testing import AsyncTestClient
 
 from spoton_facade.routes.jobs import JobStateFilter
 from spoton_facade.routes.tasks import TaskStateFilter
-from spoton_facade.schemas.core import EnvironmentOriginFilter, EnvironmentOriginName, TaskStateName
+from spoton_facade.schemas.catalog import EnvironmentOriginFilter, EnvironmentOriginName
 from spoton_facade.schemas.jobs import JobStateName
+from spoton_facade.schemas.tasks import TaskStateName
 
 Client = AsyncTestClient[Litestar]
 TASK = "0b9c6f5e-6d0e-4d8e-9a51-2f1d8c3b7a10"

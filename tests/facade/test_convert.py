@@ -6,14 +6,9 @@ import datetime as dt
 
 from spoton.v1 import catalog_pb2, common_pb2, tasks_pb2
 from spoton_facade.convert import enum_name, enum_names, enum_number, message_to_json
-from spoton_facade.schemas.core import (
-    Environment,
-    EnvironmentOriginName,
-    Task,
-    TaskActionName,
-    TaskStateName,
-    from_proto,
-)
+from spoton_facade.schemas.base import from_proto
+from spoton_facade.schemas.catalog import Environment, EnvironmentOriginName
+from spoton_facade.schemas.tasks import Task, TaskActionName, TaskStateName
 
 
 def test_task_state_names_follow_the_proto() -> None:

@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from spoton.v1 import jobs_pb2
 from spoton_facade.convert import enum_names
 from spoton_facade.routes.jobs import JobBlocks
-from spoton_facade.schemas.core import from_proto
+from spoton_facade.schemas.base import from_proto
 from spoton_facade.schemas.jobs import Job, JobResultKindName, JobStateName
 
 

@@ -1,6 +1,6 @@
 """Every REST struct mirrors its ``spoton.v1`` message field by field, so proto and REST cannot drift.
 
-Responses are built by :func:`~spoton_facade.schemas.core.from_proto`, which lets msgspec drop
+Responses are built by :func:`~spoton_facade.schemas.base.from_proto`, which lets msgspec drop
 any field the struct does not declare: a field added to a ``.proto`` would vanish from REST
 without a sound. Here each struct is paired with the message it mirrors (:data:`MIRRORS`), and
 every proto field must appear in the struct under its own name (or a listed rename) with a type
@@ -27,7 +27,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 import spoton_facade
 from spoton.v1 import analytics_pb2, auth_pb2, cameras_pb2, catalog_pb2, jobs_pb2, sinks_pb2, system_pb2, tasks_pb2
 from spoton_facade.convert import enum_names
-from spoton_facade.schemas import analytics, auth, camera_registry, cameras, core, jobs, sinks
+from spoton_facade.schemas import analytics, auth, camera_registry, cameras, catalog, health, jobs, sinks, tasks
 
 # Field types as they reach REST (see spoton_facade.convert): the scalar kinds a proto type maps to.
 _INTEGER_TYPES = {
@@ -72,27 +72,27 @@ class Mirror:
 
 MIRRORS: tuple[Mirror, ...] = (
     # -- responses (from_proto, or built by hand from the message) ------------------------------
-    Mirror(core.ComponentHealth, system_pb2.ComponentHealth.DESCRIPTOR),
+    Mirror(health.ComponentHealth, system_pb2.ComponentHealth.DESCRIPTOR),
     Mirror(
-        core.HealthReport,
+        health.HealthReport,
         system_pb2.GetHealthResponse.DESCRIPTOR,
         rest_only={"facade": "the facade's own health, answered by no service"},
     ),
-    Mirror(core.Task, tasks_pb2.Task.DESCRIPTOR),
-    Mirror(core.TaskPage, tasks_pb2.ListTasksResponse.DESCRIPTOR),
-    Mirror(core.Homography, catalog_pb2.Homography.DESCRIPTOR),
+    Mirror(tasks.Task, tasks_pb2.Task.DESCRIPTOR),
+    Mirror(tasks.TaskPage, tasks_pb2.ListTasksResponse.DESCRIPTOR),
+    Mirror(catalog.Homography, catalog_pb2.Homography.DESCRIPTOR),
     Mirror(
-        core.CameraSource,
+        catalog.CameraSource,
         catalog_pb2.CameraSource.DESCRIPTOR,
         omitted={"password": "a secret: never answered; password_set says whether one is stored"},
     ),
-    Mirror(core.Camera, catalog_pb2.Camera.DESCRIPTOR),
-    Mirror(core.CameraList, catalog_pb2.ListCamerasResponse.DESCRIPTOR),
-    Mirror(core.FloorMap, catalog_pb2.FloorMap.DESCRIPTOR),
-    Mirror(core.Environment, catalog_pb2.Environment.DESCRIPTOR),
-    Mirror(core.EnvironmentList, catalog_pb2.ListEnvironmentsResponse.DESCRIPTOR),
-    Mirror(core.ExportFile, tasks_pb2.ExportFile.DESCRIPTOR),
-    Mirror(core.ExportList, tasks_pb2.ListTaskExportsResponse.DESCRIPTOR),
+    Mirror(catalog.Camera, catalog_pb2.Camera.DESCRIPTOR),
+    Mirror(catalog.CameraList, catalog_pb2.ListCamerasResponse.DESCRIPTOR),
+    Mirror(catalog.FloorMap, catalog_pb2.FloorMap.DESCRIPTOR),
+    Mirror(catalog.Environment, catalog_pb2.Environment.DESCRIPTOR),
+    Mirror(catalog.EnvironmentList, catalog_pb2.ListEnvironmentsResponse.DESCRIPTOR),
+    Mirror(tasks.ExportFile, tasks_pb2.ExportFile.DESCRIPTOR),
+    Mirror(tasks.ExportList, tasks_pb2.ListTaskExportsResponse.DESCRIPTOR),
     Mirror(analytics.TrajectoryPoint, analytics_pb2.TrajectoryPoint.DESCRIPTOR),
     Mirror(analytics.TrajectorySegment, analytics_pb2.TrajectorySegment.DESCRIPTOR),
     Mirror(analytics.Trajectory, analytics_pb2.Trajectory.DESCRIPTOR),
@@ -148,24 +148,24 @@ MIRRORS: tuple[Mirror, ...] = (
     Mirror(sinks.SinkDeliveryPage, sinks_pb2.ListSinkDeliveriesResponse.DESCRIPTOR),
     # -- request bodies (to_proto.py and the routes copy them into these messages) ---------------
     Mirror(
-        core.StartTaskBody,
+        tasks.StartTaskBody,
         tasks_pb2.StartTaskRequest.DESCRIPTOR,
         omitted={"idempotency_key": "from the Idempotency-Key header"},
     ),
     Mirror(
-        core.ControlTaskBody,
+        tasks.ControlTaskBody,
         tasks_pb2.ControlTaskRequest.DESCRIPTOR,
         omitted={"task_id": PATH},
         renamed={"global_id": "focus_global_id"},
     ),
-    Mirror(core.HomographyBody, catalog_pb2.Homography.DESCRIPTOR, omitted={"reprojection_error_m": OUTPUT_ONLY}),
+    Mirror(catalog.HomographyBody, catalog_pb2.Homography.DESCRIPTOR, omitted={"reprojection_error_m": OUTPUT_ONLY}),
     Mirror(
-        core.CameraSourceBody,
+        catalog.CameraSourceBody,
         catalog_pb2.CameraSource.DESCRIPTOR,
         omitted={"password_set": OUTPUT_ONLY, "masked_url": OUTPUT_ONLY},
     ),
     Mirror(
-        core.CameraBody,
+        catalog.CameraBody,
         catalog_pb2.Camera.DESCRIPTOR,
         omitted={
             "sub_videos": "found on the server's disk (a registered directory); the service ignores them on create",
@@ -173,7 +173,7 @@ MIRRORS: tuple[Mirror, ...] = (
         },
     ),
     Mirror(
-        core.EnvironmentBody,
+        catalog.EnvironmentBody,
         catalog_pb2.Environment.DESCRIPTOR,
         omitted={
             "map.image_url": "the floor plan image comes with a registered directory; ignored on create",
@@ -183,14 +183,14 @@ MIRRORS: tuple[Mirror, ...] = (
         renamed={"metres_per_pixel": "map.metres_per_pixel"},
     ),
     Mirror(
-        core.EnvironmentPatchBody, catalog_pb2.UpdateEnvironmentRequest.DESCRIPTOR, omitted={"environment_id": PATH}
+        catalog.EnvironmentPatchBody, catalog_pb2.UpdateEnvironmentRequest.DESCRIPTOR, omitted={"environment_id": PATH}
     ),
     Mirror(
-        core.CameraPatchBody,
+        catalog.CameraPatchBody,
         catalog_pb2.UpdateCameraRequest.DESCRIPTOR,
         omitted={"environment_id": PATH, "camera_id": PATH},
     ),
-    Mirror(core.RegisterEnvironmentBody, catalog_pb2.RegisterEnvironmentFromDirectoryRequest.DESCRIPTOR),
+    Mirror(catalog.RegisterEnvironmentBody, catalog_pb2.RegisterEnvironmentFromDirectoryRequest.DESCRIPTOR),
     Mirror(
         analytics.ZoneBody,
         analytics_pb2.Zone.DESCRIPTOR,
@@ -225,7 +225,7 @@ MIRRORS: tuple[Mirror, ...] = (
 
 # Structs that mirror no message, and why.
 REST_ONLY: Mapping[str, str] = {
-    "spoton_facade.schemas.core.TaskStarted": "the facade's links to follow a started task (status and events URLs)",
+    "spoton_facade.schemas.tasks.TaskStarted": "the facade's links to follow a started task (status and events URLs)",
     "spoton_facade.problems.Problem": "an RFC 9457 problem: the facade's error body, made from gRPC status codes",
 }
 
@@ -377,7 +377,7 @@ def test_every_facade_struct_mirrors_a_message_or_says_why_not() -> None:
 
 def test_a_proto_field_missing_from_rest_is_reported() -> None:
     # The checker itself: Homography's answer field, as the body (which leaves it out) would miss it.
-    unlisted = Mirror(core.HomographyBody, catalog_pb2.Homography.DESCRIPTOR)
+    unlisted = Mirror(catalog.HomographyBody, catalog_pb2.Homography.DESCRIPTOR)
     assert mismatches(unlisted) == [
         "proto field reprojection_error_m is missing from REST (add it, or list it as omitted with why)"
     ]
@@ -385,7 +385,7 @@ def test_a_proto_field_missing_from_rest_is_reported() -> None:
 
 def test_a_type_that_does_not_map_is_reported() -> None:
     # FloorMap against the wrong message: a scalar paired with a list, and a name the proto lacks.
-    wrong = Mirror(core.FloorMap, catalog_pb2.Homography.DESCRIPTOR, renamed={"metres_per_pixel": "matrix"})
+    wrong = Mirror(catalog.FloorMap, catalog_pb2.Homography.DESCRIPTOR, renamed={"metres_per_pixel": "matrix"})
     problems = mismatches(wrong)
     assert "metres_per_pixel: repeated in the proto is True, a list in REST is False" in problems
     assert any(p.startswith("REST field image_url has no proto field") for p in problems)

@@ -24,7 +24,7 @@ from spoton_facade.clients.inference import InferenceClient
 from spoton_facade.contract import INT32_MAX, UUID
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.schemas.analytics import Counts, Dwell, Heatmap, Trajectory, Zone, ZoneBody, ZoneList, ZonePatchBody
-from spoton_facade.schemas.core import from_proto
+from spoton_facade.schemas.base import from_proto
 
 PNG = "image/png"
 # The service's smallest heatmap cell.

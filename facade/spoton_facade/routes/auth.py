@@ -37,7 +37,7 @@ from spoton_facade.schemas.auth import (
     UserBody,
     UserList,
 )
-from spoton_facade.schemas.core import from_proto
+from spoton_facade.schemas.base import from_proto
 from spoton_facade.security import SESSION_COOKIE
 
 # Routes a caller with no credential may use (the OpenAPI document says so: ``security: []``).

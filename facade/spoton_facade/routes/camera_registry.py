@@ -23,6 +23,7 @@ from spoton_facade.clients.camera_registry import CameraRegistryClient
 from spoton_facade.clients.inference import request_metadata
 from spoton_facade.convert import enum_number, message_to_json
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
+from spoton_facade.schemas.base import from_proto
 from spoton_facade.schemas.camera_registry import (
     CameraGroup,
     CameraGroupBody,
@@ -31,7 +32,6 @@ from spoton_facade.schemas.camera_registry import (
     CameraSummary,
     ImportReport,
 )
-from spoton_facade.schemas.core import from_proto
 
 WRITE_PROBLEMS = {**problem_responses(404, 409), **UPSTREAM_PROBLEMS}
 IMPORT_PROBLEMS = {**problem_responses(404, 415, 422), **UPSTREAM_PROBLEMS}

@@ -12,8 +12,8 @@ from litestar.params import FromPath, QueryParameter
 
 from spoton_facade.clients.inference import InferenceClient
 from spoton_facade.problems import LOOKUP_PROBLEMS, problem_responses
+from spoton_facade.schemas.base import from_proto
 from spoton_facade.schemas.cameras import CameraHealth, ConnectionTest
-from spoton_facade.schemas.core import from_proto
 
 JPEG = "image/jpeg"
 # 409: the camera has no live source (test) or no frames at all (snapshot); 503: it gave none now.

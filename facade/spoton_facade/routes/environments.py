@@ -13,7 +13,8 @@ from spoton_facade import to_proto
 from spoton_facade.clients.inference import InferenceClient
 from spoton_facade.convert import enum_number
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
-from spoton_facade.schemas.core import (
+from spoton_facade.schemas.base import from_proto
+from spoton_facade.schemas.catalog import (
     Camera,
     CameraBody,
     CameraList,
@@ -24,7 +25,6 @@ from spoton_facade.schemas.core import (
     EnvironmentOriginFilter,
     EnvironmentPatchBody,
     RegisterEnvironmentBody,
-    from_proto,
 )
 
 # A write can also clash with what exists (409: ALREADY_EXISTS, or in use by a task).

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
 from spoton_facade.clients.inference import InferenceClient
-from spoton_facade.schemas.core import ComponentHealth, HealthReport, HealthStatus
+from spoton_facade.schemas.health import ComponentHealth, HealthReport, HealthStatus
 from spoton_facade.settings import FacadeSettings
 
 HEALTH_PATH = "/health"

@@ -34,7 +34,8 @@ from spoton_facade.idempotency import IdempotencyKeyHeader, idempotency_key
 from spoton_facade.problems import LOOKUP_PROBLEMS, REASON_TO_HTTP, UPSTREAM_PROBLEMS, problem_responses
 from spoton_facade.routes.media import serve_file
 from spoton_facade.schemas.analytics import ZoneBody
-from spoton_facade.schemas.core import HomographyBody, from_proto
+from spoton_facade.schemas.base import from_proto
+from spoton_facade.schemas.catalog import HomographyBody
 from spoton_facade.schemas.jobs import Job, JobPage
 from spoton_facade.settings import FacadeSettings
 from spoton_facade.sse import PREFLIGHT_S, SSE_HEADERS, EventStreams, LastEventIdHeader

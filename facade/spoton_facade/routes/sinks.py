@@ -19,7 +19,7 @@ from spoton_facade.clients.sinks import SinkClient
 from spoton_facade.contract import UUID
 from spoton_facade.convert import enum_number
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
-from spoton_facade.schemas.core import from_proto
+from spoton_facade.schemas.base import from_proto
 from spoton_facade.schemas.sinks import (
     DeliveryStateName,
     Sink,

@@ -18,15 +18,8 @@ from spoton_facade.contract import SEQUENCE_MAX, UUID, optional_integer
 from spoton_facade.convert import enum_number
 from spoton_facade.idempotency import IdempotencyKeyHeader, idempotency_key
 from spoton_facade.problems import LOOKUP_PROBLEMS, UPSTREAM_PROBLEMS, problem_responses
-from spoton_facade.schemas.core import (
-    ControlTaskBody,
-    ExportList,
-    StartTaskBody,
-    Task,
-    TaskPage,
-    TaskStarted,
-    from_proto,
-)
+from spoton_facade.schemas.base import from_proto
+from spoton_facade.schemas.tasks import ControlTaskBody, ExportList, StartTaskBody, Task, TaskPage, TaskStarted
 from spoton_facade.sse import SSE_HEADERS, EventStreams, LastEventIdHeader
 
 # The service's largest page.

@@ -1,6 +1,6 @@
 """The REST contract of ``/api/v1/analytics`` and zones: ``spoton.v1`` analytics messages as JSON.
 
-Built with :func:`spoton_facade.schemas.core.from_proto`, so field names follow the ``.proto``,
+Built with :func:`spoton_facade.schemas.base.from_proto`, so field names follow the ``.proto``,
 map points are ``[x, y]`` in metres and times are ISO-8601 UTC.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 
 from spoton_facade.contract import DefaultName, Name, NewIdOrEmpty
-from spoton_facade.schemas.core import Point
+from spoton_facade.schemas.base import Point
 
 # The service's bounds on a zone's corners.
 MIN_POLYGON_POINTS = 3

@@ -1,6 +1,6 @@
 """The REST contract of ``/api/v1/jobs``: ``spoton.v1`` job messages as JSON bodies.
 
-Built with :func:`spoton_facade.schemas.core.from_proto`, so field names follow the ``.proto``.
+Built with :func:`spoton_facade.schemas.base.from_proto`, so field names follow the ``.proto``.
 """
 
 from __future__ import annotations

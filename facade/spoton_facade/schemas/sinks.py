@@ -17,7 +17,7 @@ EventType = Literal[
     "person.appeared", "person.left", "person.handover", "zone.entered", "zone.exited", "task.state_changed"
 ]
 DeliveryStateName = Literal["pending", "delivered", "failed", "dropped"]
-# The service's bounds (core/sink_policy.py, core/sink_service.py).
+# The service's bounds (services/sink_policy.py, services/sink_service.py).
 # http(s):// for webhooks, mqtt(s):// for MQTT; which one fits the kind, and where the host may
 # be, the service checks.
 Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^(https?|mqtts?)://[^\x00]+$")]

@@ -1,132 +1,20 @@
-"""The shared REST pieces (:func:`from_proto`, points) and the health, task and catalog bodies:
-typed bodies the handlers return, so the OpenAPI document is complete.
-
-Field names follow the ``.proto``. Handlers build these with :func:`from_proto`, which runs the
-shared proto walker (:mod:`spoton_facade.convert`) and lets msgspec check the result against
-the declared shape.
-"""
+"""The catalogue: environments, cameras, floor maps and homographies, as answered and as sent."""
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 import msgspec
-from google.protobuf.message import Message
 
-from spoton_facade.contract import NO_NUL, Count32, DefaultName, Id, Name, NewId, NonNegative, Text
-from spoton_facade.convert import message_to_json
+from spoton_facade.contract import NO_NUL, Count32, DefaultName, Name, NewId, NonNegative, Text
+from spoton_facade.schemas.base import Point
 
-S = TypeVar("S", bound=msgspec.Struct)
-
-# [x, y] on the floor plan, in metres (or [u, v] in image pixels for homography image points).
-Point = tuple[float, float]
 Threshold = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
 # The service's longest camera location.
 Location = Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)]
-
-
-class TaskStateName(enum.StrEnum):
-    """``spoton.v1.TaskState`` without its prefix; a test keeps the two in step."""
-
-    UNSPECIFIED = "unspecified"
-    QUEUED = "queued"
-    PREPARING = "preparing"
-    PROCESSING = "processing"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-def from_proto(message: Message, shape: type[S]) -> S:
-    """Translate ``message`` into the REST body ``shape``."""
-    return msgspec.convert(message_to_json(message), shape)
-
-
-HealthStatus = Literal["healthy", "degraded", "starting"]
-
-
-class ComponentHealth(msgspec.Struct):
-    """One dependency's health as the inference service (or the facade) sees it."""
-
-    name: str
-    # healthy, degraded, starting or failed
-    status: str
-    detail: str
-    # Restarts by the embedded stack's supervisor, and why it last died ("was killed by SIGKILL").
-    restarts: int = 0
-    last_exit: str = ""
-
-
-class HealthReport(msgspec.Struct):
-    """``GET /health``: the inference service's view plus the facade's own."""
-
-    status: HealthStatus
-    components: list[ComponentHealth]
-    facade: Literal["ok"] = "ok"
-
-
-class StartTaskBody(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /api/v1/processing-tasks/start``."""
-
-    environment_id: Id
-    # Empty or absent means every camera of the environment.
-    camera_ids: list[Id] = msgspec.field(default_factory=list)
-    # Start even while another task over the environment is unfinished (else 409, naming it).
-    allow_concurrent: bool = False
-
-
-class TaskStarted(msgspec.Struct):
-    """Where to follow a task that was just started."""
-
-    task_id: str
-    status_url: str
-    events_url: str
-
-
-class Task(msgspec.Struct):
-    """``spoton.v1.Task``."""
-
-    task_id: str
-    environment_id: str
-    camera_ids: list[str]
-    state: TaskStateName
-    progress: float
-    step: str
-    error: str
-    created_at: dt.datetime | None
-    updated_at: dt.datetime | None
-    frames_processed: int
-    total_frames: int
-    last_sequence: int
-    # The global person id dashboards should highlight; 0 for none.
-    focus_global_id: int = 0
-
-
-class TaskActionName(enum.StrEnum):
-    """``spoton.v1.TaskAction`` without its prefix (less ``unspecified``); a test keeps them in step."""
-
-    PAUSE = "pause"
-    RESUME = "resume"
-    CANCEL = "cancel"
-    FOCUS = "focus"
-
-
-class ControlTaskBody(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /api/v1/processing-tasks/{task_id}/control``."""
-
-    action: TaskActionName
-    # For ``focus``: the global person id to highlight; 0 clears the focus.
-    global_id: Count32 = 0
-
-
-class TaskPage(msgspec.Struct):
-    """``spoton.v1.ListTasksResponse``; an empty ``next_page_token`` means the last page."""
-
-    tasks: list[Task]
-    next_page_token: str
 
 
 class Homography(msgspec.Struct):
@@ -215,21 +103,6 @@ class EnvironmentList(msgspec.Struct):
     """``spoton.v1.ListEnvironmentsResponse``."""
 
     environments: list[Environment]
-
-
-class ExportFile(msgspec.Struct):
-    """``spoton.v1.ExportFile``; ``url`` is served by the media route."""
-
-    name: str
-    size_bytes: int
-    media_type: str
-    url: str
-
-
-class ExportList(msgspec.Struct):
-    """``spoton.v1.ListTaskExportsResponse``."""
-
-    files: list[ExportFile]
 
 
 class HomographyBody(msgspec.Struct, forbid_unknown_fields=True):
