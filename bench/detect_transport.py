@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -49,7 +48,9 @@ from spoton.v1 import inference_pb2, inference_pb2_grpc
 from spoton_inference.embedded.ports import pick_free_ports
 from spoton_inference.embedded.triton import EmbeddedTriton
 from spoton_inference.grpc_api.inference import InferenceServicer
-from spoton_inference.pipeline.triton_models import TritonModels
+from spoton_inference.pipeline.image_decode import decode_encoded, decode_raw
+from spoton_inference.pipeline.triton_models import TritonModels, crop_people
+from spoton_inference.services.detection import Detect
 from spoton_inference.settings import REPO_ROOT, Settings
 
 FRAME_VIDEO = REPO_ROOT.parent / "shared" / "real" / "tud-campus" / "cameras" / "c01" / "sub_video_01.mp4"
@@ -75,9 +76,13 @@ async def serve(mode: str, triton_url: str, port: int) -> None:
     models = TritonModels(triton_url, "detector", "reid", shared_memory="on" if mode == "shm" else "off")
     if mode != "encoded":
         models._accepts_encoded = False  # decode here (before issue 18; and A), pixels to Triton
-    app = types.SimpleNamespace(models=models, settings=Settings())
+    settings = Settings()
+    detect = Detect(models, decode_encoded, decode_raw, crop_people)
+    servicer = InferenceServicer(  # Detect only: no StreamFrames sessions here
+        detect, None, max_image_pixels=settings.max_image_pixels, detection_threshold=settings.detection_threshold
+    )
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 32 << 20)])
-    inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(app), server)
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print("serving", flush=True)

@@ -37,7 +37,7 @@ from accuracy_lib.scenes import BENCH_VAR, REAL_SUITE, BenchScene, generated_sce
 from alt_embedder import build as build_alt
 
 from spoton_client.scoring import read_mot, score_environment
-from spoton_inference.core.environment_dir import load_environment_dir
+from spoton_inference.files.environment_dir import load_environment_dir
 from spoton_inference.settings import REPO_ROOT, Settings
 
 # Same-person pairs as the self-calibration takes them: crops of one track a few frames apart

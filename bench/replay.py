@@ -37,7 +37,7 @@ from accuracy_lib.replay import (
 from accuracy_lib.scenes import BENCH_VAR, REAL_SUITE, BenchScene, generated_scenes, real_scenes
 
 from spoton_client.scoring import read_mot, score_environment
-from spoton_inference.core.environment_dir import load_environment_dir
+from spoton_inference.files.environment_dir import load_environment_dir
 from spoton_inference.pipeline.tracking_settings import TrackingSetup
 from spoton_inference.scenes.suite import SUITES
 from spoton_inference.settings import Settings

@@ -40,6 +40,7 @@ from spoton_inference.embedded.postgres import EmbeddedPostgres
 from spoton_inference.settings import REPO_ROOT, Settings
 from spoton_inference.storage.journal import Journal
 from spoton_inference.storage.postgres import Database
+from spoton_inference.storage.task_store import TaskStore
 from spoton_inference.storage.track_writer import TrackPointWriter
 
 WRITE_RATE_TARGET = 20_000
@@ -103,14 +104,14 @@ async def _empty_tables(db: Database) -> None:
 async def _raw_copy(db: Database, rows: list[tuple], batch_size: int) -> float:
     start = time.perf_counter()
     for i in range(0, len(rows), batch_size):
-        await db.copy_track_points(rows[i : i + batch_size])
+        await TaskStore(db).copy_track_points(rows[i : i + batch_size])
     return time.perf_counter() - start
 
 
 async def _through_writer(bench: Bench, rows: list[tuple], journal_dir: Path) -> tuple[float, dict[str, int]]:
     s = bench.settings
     writer = TrackPointWriter(
-        bench.db.write_track_point_batch,
+        TaskStore(bench.db).write_track_point_batch,
         Journal(journal_dir / "track_points.journal", s.writer_journal_max_bytes),
         batch_size=s.writer_batch_size,
         buffer_rows=s.writer_buffer_rows,

@@ -26,15 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from spoton_inference.core.analytics import Analytics, TimeRange
-from spoton_inference.core.catalog import CameraSpec, Catalog, EnvironmentSpec
 from spoton_inference.domain.errors import NotFound
 from spoton_inference.domain.geometry import HomographySpec
 from spoton_inference.domain.tasks import TaskRecord
 from spoton_inference.embedded.postgres import EmbeddedPostgres
+from spoton_inference.files import environment_dir, heatmap_png
+from spoton_inference.services.analytics import Analytics, TimeRange
+from spoton_inference.services.catalog import CameraSpec, Catalog, EnvironmentSpec
 from spoton_inference.settings import Settings
 from spoton_inference.storage.analytics_store import AnalyticsStore
+from spoton_inference.storage.camera_health_store import CameraHealthStore
+from spoton_inference.storage.catalog_store import CatalogStore
+from spoton_inference.storage.environment_store import EnvironmentStore
 from spoton_inference.storage.postgres import Database
+from spoton_inference.storage.task_store import TaskStore
 
 TARGET_S = 1.0
 CELL_SIZE_M = 0.5
@@ -95,7 +100,7 @@ async def _timed(call, runs: int) -> tuple[float, list[float], object]:
 async def measure_heatmap(dsn: str, *, rows: int = 1_000_000, runs: int = 5) -> dict:
     """Insert ``rows`` track points with COPY, time the heatmap over them, then remove them."""
     db = await Database.connect(dsn, max_size=4)
-    catalog = Catalog(db)
+    catalog = Catalog(EnvironmentStore(db), CatalogStore(db), CameraHealthStore(db), environment_dir)
     await catalog.load()
     environment_id = f"bench-heatmap-{uuid.uuid4().hex[:8]}"
     await catalog.create_environment(
@@ -106,13 +111,13 @@ async def measure_heatmap(dsn: str, *, rows: int = 1_000_000, runs: int = 5) -> 
         points = _track_points(task, environment_id, rows, time.time() - 3600)
         t = time.perf_counter()
         for i in range(0, rows, COPY_BATCH):
-            await db.copy_track_points(points[i : i + COPY_BATCH])
+            await TaskStore(db).copy_track_points(points[i : i + COPY_BATCH])
         insert_s = time.perf_counter() - t
         del points
         async with db.pool.acquire() as conn:
             await conn.execute("ANALYZE track_points")  # what autovacuum does after a bulk load
 
-        analytics = Analytics(AnalyticsStore(db), catalog, _no_task_scope)
+        analytics = Analytics(AnalyticsStore(db), catalog, _no_task_scope, paint_heatmap=heatmap_png.paint)
         whole = TimeRange()
         median_s, times, heat = await _timed(
             lambda: analytics.heatmap(environment_id, cell_size_m=CELL_SIZE_M, span=whole), runs

@@ -63,7 +63,7 @@ async def main(args: argparse.Namespace) -> None:
     from spoton_inference.app import InferenceApp
     from spoton_inference.embedded.ports import pick_free_ports
     from spoton_inference.embedded.stack import EmbeddedStack
-    from spoton_inference.grpc_api.server import build_server
+    from spoton_inference.grpc_server import build_server
     from spoton_inference.scenes.config import demo_config
     from spoton_inference.scenes.generate import generate
     from spoton_inference.settings import Settings

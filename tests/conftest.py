@@ -114,7 +114,7 @@ async def _until_serving(target: str, timeout_s: float = 30) -> None:
 async def live_service(make_data_dir) -> AsyncIterator[LiveService]:
     from spoton_inference.app import InferenceApp, wait_for_triton
     from spoton_inference.embedded.stack import EmbeddedStack
-    from spoton_inference.grpc_api.server import build_server, publish_health
+    from spoton_inference.grpc_server import build_server, publish_health
     from spoton_inference.settings import Settings
 
     envs = make_data_dir("live-envs")
@@ -157,8 +157,8 @@ async def live_service(make_data_dir) -> AsyncIterator[LiveService]:
 def attach_source(live_service) -> Callable[..., Awaitable[None]]:
     """``await attach_source(environment_id, camera_id, url, username="", password="")``: give a
     camera registered on live_service an RTSP source, as an operator does (UpdateCamera)."""
-    from spoton_inference.core.catalog import CameraPatch
     from spoton_inference.domain.camera_source import SourceInput, SourceKind
+    from spoton_inference.services.catalog import CameraPatch
 
     async def attach(environment_id: str, camera_id: str, url: str, username: str = "", password: str = "") -> None:
         source = SourceInput(SourceKind.RTSP, url, username, password)

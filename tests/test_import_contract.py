@@ -1,10 +1,9 @@
 """The inference service's imports run one way: inward, towards the domain (issue 20).
 
 The layers and the edges allowed between them are listed once, in tests/support/import_graph.py
-(:data:`LAYER_OF_PREFIX`, :data:`ALLOWED_EDGES`). Every import that runs the wrong way today is
-listed below as a named exception with the reason it exists and the issue-20 step that removes
-it. The contract fails on a new wrong-way import, and also on a listed exception that no longer
-occurs, so the list only shrinks: whoever removes a back-edge deletes its line.
+(:data:`LAYER_OF_PREFIX`, :data:`ALLOWED_EDGES`). No import runs the wrong way: the contract
+fails on a new one unless it is listed in :data:`EXCEPTIONS` with its reason, and fails on a
+listed exception that no longer occurs, so the list only shrinks.
 
 Imports under ``if TYPE_CHECKING:`` count like any other: an annotation naming a concrete store
 or the composition root couples the module to it just the same, and a Protocol removes it.
@@ -35,107 +34,10 @@ from support.import_graph import (
     module_files,
 )
 
-# Why each kind of back-edge exists today, and the issue-20 step that removes it.
-STORE = "uses a concrete store; step 'ports': it takes a Protocol the adapter implements, wired in app.py"
-DATABASE = "uses Database/TaskRecord of the PostgreSQL adapter; step 'ports' (a store Protocol, rows in domain)"
-RUNS_PIPELINE = "drives the pipeline itself; step 'pipeline ports': a runner/probe Protocol given by app.py"
-READS_SETTINGS = "reads Settings itself; step 'composition root': app.py passes in the values it needs"
-WHOLE_APP = "the servicer holds the whole InferenceApp; step 'edges': it takes only the services it calls"
-WHOLE_APP_TYPE_ONLY = f"{WHOLE_APP} (an annotation under TYPE_CHECKING, still a dependency)"
-ADAPTER_ERROR = "the edge maps an adapter's error; step 'storage': the adapter raises a domain error instead"
-EDGE_BUILDS = "the edge builds the LiveSession (grpc_api/inference.py); step 'edges': a service does it"
-PROBE_RESULT = "the edge converts the pipeline's ProbeResult; step 'pipeline ports': the type moves to domain"
-HOST_PORT = "formats host:port with the embedded stack's helper; step 'edges': the pure helper moves to domain"
-VIDEO_IO = "file/video I/O still in core (video_probe, media); step 'adapters': it moves to the video I/O adapter"
-REPO_ROOT = "takes REPO_ROOT from settings; step 'composition root': app.py passes the path in"
-SERVER_WIRING = "server.py registers the servicers on InferenceApp (wiring); step 'composition root': it joins app.py"
-DECODE = "frame decoding sits in core.detection; step 'services': decoding moves into pipeline/"
-
-# Every back-edge today, (importer, imported) without the "spoton_inference." prefix -> why.
-# Grouped by (importer layer -> imported layer); delete a line when its import is gone.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    # services -> pipeline
-    ("core.camera_health", "pipeline.source_probe"): RUNS_PIPELINE,
-    ("core.camera_ops", "pipeline.live_pull"): RUNS_PIPELINE,
-    ("core.camera_ops", "pipeline.source_probe"): RUNS_PIPELINE,
-    ("core.camera_ops", "pipeline.triton_models"): RUNS_PIPELINE,
-    ("core.detection", "pipeline.triton_models"): RUNS_PIPELINE,
-    ("core.jobs", "pipeline.annotate"): RUNS_PIPELINE,
-    ("core.media", "pipeline.browser_video"): RUNS_PIPELINE,
-    ("core.tasks", "pipeline.exports"): RUNS_PIPELINE,
-    ("core.tasks", "pipeline.live_pull"): RUNS_PIPELINE,
-    ("core.tasks", "pipeline.live_runner"): RUNS_PIPELINE,
-    ("core.tasks", "pipeline.runner"): RUNS_PIPELINE,
-    ("core.tasks", "pipeline.tracking_settings"): RUNS_PIPELINE,
-    ("core.tasks", "pipeline.triton_models"): RUNS_PIPELINE,
-    # services -> adapters
-    ("core.analytics", "storage.analytics_store"): STORE,
-    ("core.camera_health", "storage.camera_health_store"): STORE,
-    ("core.camera_health", "storage.postgres"): DATABASE,
-    ("core.catalog", "storage.camera_health_store"): STORE,
-    ("core.catalog", "storage.catalog_store"): STORE,
-    ("core.catalog", "storage.postgres"): DATABASE,
-    ("core.jobs", "storage.gallery"): STORE,
-    ("core.jobs", "storage.idempotency_store"): STORE,
-    ("core.jobs", "storage.identity_sync"): STORE,
-    ("core.jobs", "storage.job_store"): STORE,
-    ("core.jobs", "storage.postgres"): DATABASE,
-    ("core.jobs", "storage.redis_events"): STORE,
-    ("core.sink_dispatcher", "storage.sink_store"): STORE,
-    ("core.sink_service", "storage.sink_store"): STORE,
-    ("core.tasks", "storage.event_outbox"): STORE,
-    ("core.tasks", "storage.history_writer"): STORE,
-    ("core.tasks", "storage.idempotency_store"): STORE,
-    ("core.tasks", "storage.identity_sync"): STORE,
-    ("core.tasks", "storage.postgres"): DATABASE,
-    ("core.tasks", "storage.redis_client"): STORE,
-    ("core.tasks", "storage.redis_events"): STORE,
-    ("core.tasks", "storage.redis_watch"): STORE,
-    ("core.tasks", "storage.replicas"): STORE,
-    ("core.tasks", "storage.task_states"): STORE,
-    ("core.tasks", "storage.track_writer"): STORE,
-    # services -> root
-    ("core.camera_health", "settings"): READS_SETTINGS,
-    ("core.camera_ops", "settings"): READS_SETTINGS,
-    ("core.jobs", "settings"): READS_SETTINGS,
-    ("core.sink_policy", "settings"): READS_SETTINGS,
-    ("core.source_policy", "settings"): READS_SETTINGS,
-    ("core.tasks", "settings"): READS_SETTINGS,
-    # pipeline -> services
-    ("pipeline.live", "core.detection"): DECODE,
-    ("pipeline.live_pull", "core.video_probe"): VIDEO_IO,
-    ("pipeline.runner", "core.media"): VIDEO_IO,
-    ("pipeline.source_probe", "core.video_probe"): VIDEO_IO,
-    # pipeline -> root
-    ("pipeline.tracking_settings", "settings"): READS_SETTINGS,
-    # adapters -> root
-    ("embedded.endpoints", "settings"): READS_SETTINGS,
-    ("embedded.postgres", "settings"): READS_SETTINGS,
-    ("embedded.redis", "settings"): READS_SETTINGS,
-    ("embedded.stack", "settings"): READS_SETTINGS,
-    ("embedded.stackfile", "settings"): REPO_ROOT,
-    ("embedded.triton", "settings"): READS_SETTINGS,
-    ("sinks.registry", "settings"): READS_SETTINGS,
-    ("storage.replicas", "settings"): READS_SETTINGS,
-    # edges -> pipeline
-    ("grpc_api.convert", "pipeline.source_probe"): PROBE_RESULT,
-    ("grpc_api.inference", "pipeline.live"): EDGE_BUILDS,
-    ("grpc_api.inference", "pipeline.tracking_settings"): EDGE_BUILDS,
-    # edges -> adapters
-    ("grpc_api.errors", "storage.redis_events"): ADAPTER_ERROR,
-    ("grpc_api.server", "embedded.endpoints"): HOST_PORT,
-    # edges -> root
-    ("grpc_api.analytics", "app"): WHOLE_APP,
-    ("grpc_api.auth_service", "app"): WHOLE_APP_TYPE_ONLY,
-    ("grpc_api.cameras", "app"): WHOLE_APP,
-    ("grpc_api.jobs", "app"): WHOLE_APP,
-    ("grpc_api.server", "app"): SERVER_WIRING,
-    ("grpc_api.catalog", "app"): WHOLE_APP,
-    ("grpc_api.inference", "app"): WHOLE_APP,
-    ("grpc_api.system", "app"): WHOLE_APP,
-    ("grpc_api.tasks", "app"): WHOLE_APP,
-    ("grpc_api.sinks", "app"): WHOLE_APP,
-}
+# Wrong-way imports allowed for now, (importer, imported) without the "spoton_inference." prefix
+# -> the reason and the step that removes it. Issue 20 emptied it; a new entry needs a reason a
+# reviewer accepts, and is deleted with its import (test_every_exception_still_occurs).
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _package(root: Path, files: dict[str, str]) -> Path:
@@ -157,8 +59,8 @@ def test_scanner_finds_every_form_of_import(tmp_path: Path) -> None:
             "storage/__init__.py": "",
             "storage/postgres.py": "",
             "storage/gallery.py": "",
-            "core/__init__.py": "",
-            "core/jobs.py": """
+            "services/__init__.py": "",
+            "services/jobs.py": """
                 from typing import TYPE_CHECKING
                 import importlib
                 from . import rules
@@ -169,25 +71,25 @@ def test_scanner_finds_every_form_of_import(tmp_path: Path) -> None:
                 def lazy():
                     return importlib.import_module("spoton_inference.storage.gallery")
             """,
-            "core/rules.py": "",
+            "services/rules.py": "",
             "pipeline/__init__.py": "",
-            "pipeline/runner.py": "from spoton_inference.core.rules import Rule\n",
+            "pipeline/runner.py": "from spoton_inference.services.rules import Rule\n",
         },
     )
     assert import_graph(package) == {
-        Edge("core.jobs", "core.rules", type_only=False),
-        Edge("core.jobs", "storage.postgres", type_only=False),
-        Edge("core.jobs", "settings", type_only=False),
-        Edge("core.jobs", "pipeline.runner", type_only=True),
-        Edge("core.jobs", "storage.gallery", type_only=False),
-        Edge("pipeline.runner", "core.rules", type_only=False),
+        Edge("services.jobs", "services.rules", type_only=False),
+        Edge("services.jobs", "storage.postgres", type_only=False),
+        Edge("services.jobs", "settings", type_only=False),
+        Edge("services.jobs", "pipeline.runner", type_only=True),
+        Edge("services.jobs", "storage.gallery", type_only=False),
+        Edge("pipeline.runner", "services.rules", type_only=False),
     }
     assert [(edge.importer, edge.imported) for edge in back_edges(package)] == [
-        ("core.jobs", "pipeline.runner"),
-        ("core.jobs", "settings"),
-        ("core.jobs", "storage.gallery"),
-        ("core.jobs", "storage.postgres"),
-        ("pipeline.runner", "core.rules"),
+        ("pipeline.runner", "services.rules"),
+        ("services.jobs", "pipeline.runner"),
+        ("services.jobs", "settings"),
+        ("services.jobs", "storage.gallery"),
+        ("services.jobs", "storage.postgres"),
     ]
 
 
@@ -232,7 +134,7 @@ def test_libraries_of_skips_the_stdlib_and_the_package(tmp_path: Path) -> None:
     [
         ("spoton_inference", "root"),
         ("spoton_inference.app", "root"),
-        ("core.tasks", "services"),
+        ("services.tasks", "services"),
         ("domain.events", "domain"),
         ("tracking.refine.graph", "domain"),
         ("storage.postgres", "adapters"),

@@ -25,7 +25,7 @@ from accuracy_lib.replay import ground_truth_features, load_detections, perfect_
 from accuracy_lib.scenes import BenchScene
 from spoton_client.process import ProcessResult
 from spoton_client.scoring import MapError, Scores, score_environment
-from spoton_inference.core.environment_dir import load_environment_dir
+from spoton_inference.files.environment_dir import load_environment_dir
 from spoton_inference.pipeline.runner import TRACKING_EXPORT
 
 # System -> (directory under the run, file infix): ours online and refined share the service's exports.

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from spoton_client.scoring import MapPositions, camera_map_errors, read_map_positions, read_mot
-from spoton_inference.core.environment_dir import load_environment_dir
 from spoton_inference.domain.geometry import Homography
+from spoton_inference.files.environment_dir import load_environment_dir
 
 
 def camera_errors(

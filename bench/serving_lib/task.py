@@ -25,7 +25,7 @@ from serving_lib.streams import LOW_SCORE
 from serving_lib.triton_direct import DirectTriton
 from spoton.v1 import tasks_pb2
 from spoton_client.client import SpotOnClient
-from spoton_inference.core.environment_dir import load_environment_dir
+from spoton_inference.files.environment_dir import load_environment_dir
 from spoton_inference.pipeline.tracking_settings import tracking_setup
 from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, crop_people
 from spoton_inference.settings import Settings

@@ -19,7 +19,7 @@ def main() -> None:
     if args.command == "serve":
         serve.main()
     elif args.command == "new-api-key":
-        from spoton_inference.core.auth import new_api_key
+        from spoton_inference.services.auth import new_api_key
 
         print(new_api_key().text)
     elif args.command == "compose-secrets":

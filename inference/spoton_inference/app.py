@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import urllib.parse
 from pathlib import Path
@@ -14,12 +15,24 @@ from pathlib import Path
 import numpy as np
 
 from spoton_inference.auth_setup import bootstrap_admin, build_authenticator
-from spoton_inference.core.analytics import Analytics
-from spoton_inference.core.audit import Audit
-from spoton_inference.core.camera_health import CameraHealthMonitor
-from spoton_inference.core.camera_ops import CameraOperations
-from spoton_inference.core.catalog import Catalog
-from spoton_inference.core.health import (
+from spoton_inference.domain.source_url import mask_text
+from spoton_inference.embedded.restarts import read_supervision, supervision_path
+from spoton_inference.files import environment_dir, heatmap_png
+from spoton_inference.files.video_probe import probe_video
+from spoton_inference.pipeline.annotate import render_annotated
+from spoton_inference.pipeline.image_decode import decode_encoded, decode_raw
+from spoton_inference.pipeline.live import LiveSession, LiveStats
+from spoton_inference.pipeline.live_pull import LivePulls
+from spoton_inference.pipeline.source_probe import probe_source
+from spoton_inference.pipeline.tracking_settings import tracking_setup
+from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels, crop_people
+from spoton_inference.services.analytics import Analytics
+from spoton_inference.services.audit import Audit
+from spoton_inference.services.camera_health import CameraHealthMonitor, HealthCheckSettings
+from spoton_inference.services.camera_ops import CameraOperations, CameraOpsSettings
+from spoton_inference.services.catalog import Catalog
+from spoton_inference.services.detection import Detect
+from spoton_inference.services.health import (
     DEGRADED,
     FAILED,
     HEALTHY,
@@ -30,38 +43,40 @@ from spoton_inference.core.health import (
     HealthReport,
     SupervisedComponent,
 )
-from spoton_inference.core.jobs import JobManager
-from spoton_inference.core.secrets import SecretBox
-from spoton_inference.core.sink_dispatcher import DispatchSettings, SinkDispatcher
-from spoton_inference.core.sink_policy import SinkPolicy
-from spoton_inference.core.sink_service import SinkService
-from spoton_inference.core.sink_stats import SinkStats
-from spoton_inference.core.sinks_path import apply_sinks_path
-from spoton_inference.core.source_policy import policy_for
-from spoton_inference.core.tasks import TaskManager
-from spoton_inference.domain.source_url import mask_text
-from spoton_inference.embedded.restarts import read_supervision, supervision_path
-from spoton_inference.pipeline.live import LiveStats
-from spoton_inference.pipeline.live_pull import LivePull
-from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels
+from spoton_inference.services.jobs import JobManager, JobSettings
+from spoton_inference.services.live_streams import LiveStreams
+from spoton_inference.services.secrets import SecretBox
+from spoton_inference.services.sink_dispatcher import DispatchSettings, SinkDispatcher
+from spoton_inference.services.sink_policy import SinkPolicy
+from spoton_inference.services.sink_service import SinkService
+from spoton_inference.services.sink_stats import SinkStats
+from spoton_inference.services.sinks_path import apply_sinks_path
+from spoton_inference.services.source_policy import SourcePolicy
 from spoton_inference.settings import Settings
 from spoton_inference.sinks.registry import build_deliverers
 from spoton_inference.storage.analytics_store import AnalyticsStore
 from spoton_inference.storage.audit_store import AuditStore
+from spoton_inference.storage.camera_health_store import CameraHealthStore
+from spoton_inference.storage.catalog_store import CatalogStore
 from spoton_inference.storage.catalog_sync import CatalogSync
 from spoton_inference.storage.embedding_store import EmbeddingStore
+from spoton_inference.storage.environment_store import EnvironmentStore
 from spoton_inference.storage.event_outbox import EventOutbox
 from spoton_inference.storage.gallery import RedisGallery
 from spoton_inference.storage.history_writer import HistoryWriter
+from spoton_inference.storage.idempotency_store import IdempotencyStore
 from spoton_inference.storage.identity_sync import IdentitySync
+from spoton_inference.storage.job_store import JobStore
 from spoton_inference.storage.journal import Journal
 from spoton_inference.storage.partitioning import maintain
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.storage.redis_events import RedisEventLog
 from spoton_inference.storage.replicas import ReplicaLease, replica_id
-from spoton_inference.storage.sink_store import SinkStore
+from spoton_inference.storage.sink_store import SinkNotices, SinkStore
+from spoton_inference.storage.task_store import TaskStore
 from spoton_inference.storage.track_writer import JOURNAL_FILE, TrackPointWriter
+from spoton_inference.task_setup import build_tasks, task_queries
 
 log = logging.getLogger(__name__)
 # Within the health check's own bound (PROBE_TIMEOUT_S), so an unreachable Redis is reported with its detail.
@@ -76,20 +91,30 @@ class InferenceApp:
         self.db = db
         self.events = events
         self.models = models
-        # Credentials (core/auth.py): None when SPOTON_AUTH_ENABLED=false.
+        # Credentials (services/auth.py): None when SPOTON_AUTH_ENABLED=false.
         self.auth = build_authenticator(settings, db)
         # Who did what (task and job control, catalogue changes; the auth edge records credential use).
         self.audit = Audit(AuditStore(db), retention_days=settings.audit_retention_days)
-        # Deleting what an unfinished task uses is refused; tasks are built next, hence the lambda.
+        self.outbox = EventOutbox(events, settings.event_outbox_max)
+        self.lease = ReplicaLease(events.client, replica_id(settings))
+        # Reading tasks needs no other service, so it is built first: the catalogue (deleting
+        # what an unfinished task uses is refused) and analytics (a task's zones) read through it.
+        self.task_queries = task_queries(settings, db, events, self.outbox)
+        # Announces this replica's catalogue changes; started with the catalogue's reload in create().
+        self.catalog_sync = CatalogSync(events.client, self.lease.replica_id)
         self.catalog = Catalog(
-            db,
-            in_use=lambda environment_id: self.tasks.unfinished(environment_id),
+            EnvironmentStore(db),
+            CatalogStore(db),
+            CameraHealthStore(db),
+            environment_dir,
+            in_use=self.task_queries.unfinished,
             media=settings.media,
             audit=self.audit,
-            source_policy=policy_for(settings),
+            source_policy=source_policy_for(settings),
+            on_change=self.catalog_sync.changed,
         )
         self.writer = TrackPointWriter(
-            db.write_track_point_batch,
+            TaskStore(db).write_track_point_batch,
             Journal(settings.data_dir / JOURNAL_FILE, settings.writer_journal_max_bytes),
             batch_size=settings.writer_batch_size,
             buffer_rows=settings.writer_buffer_rows,
@@ -98,18 +123,17 @@ class InferenceApp:
             settings.redis_url, max_size=settings.gallery_max_size, max_age_s=settings.gallery_max_age_s
         )
         self.identities = IdentitySync(self.gallery, EmbeddingStore(db))
-        self.outbox = EventOutbox(events, settings.event_outbox_max)
-        self.lease = ReplicaLease(events.client, replica_id(settings))
-        self.catalog_sync = CatalogSync(events.client, self.lease.replica_id, self.catalog.reload)
-        self.catalog.on_change = self.catalog_sync.changed
-        # Tasks are built below (they read the zones from here), hence the lambda.
         self.analytics = Analytics(
-            AnalyticsStore(db), self.catalog, lambda task_id: self.tasks.get(task_id), audit=self.audit
+            AnalyticsStore(db),
+            self.catalog,
+            self.task_queries.get,
+            audit=self.audit,
+            paint_heatmap=heatmap_png.paint,
         )
         self.history = HistoryWriter(db)
         # Live cameras being pulled, by (environment id, camera id); snapshots take their newest frame.
-        self.live_pulls: dict[tuple[str, str], LivePull] = {}
-        self.tasks = TaskManager(
+        self.live_pulls = LivePulls()
+        self.tasks = build_tasks(
             settings,
             db,
             events,
@@ -123,32 +147,60 @@ class InferenceApp:
             zones=self.analytics.list_zones,
             live_pulls=self.live_pulls,
             audit=self.audit,
+            queries=self.task_queries,
         )
         self._maintenance: asyncio.Task[None] | None = None
         self.jobs = JobManager(
-            settings,
-            db,
+            job_settings(settings),
+            JobStore(db),
+            IdempotencyStore(db),
             self.catalog,
             self.tasks,
             events,
             self.gallery,
             self.identities,
             analytics=self.analytics,
+            media=settings.media,
+            probe_video=probe_video,
+            render_annotated=render_annotated,
             audit=self.audit,
         )
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
         self.live = LiveStats()
-        self.camera_ops = CameraOperations(settings, self.catalog, models, self.live_pulls)
-        self.camera_health = CameraHealthMonitor(settings, db, self.catalog)
+        # Detect (one image) and StreamFrames (a session per stream), over the models.
+        self.detect = Detect(models, decode_encoded, decode_raw, crop_people)
+        self.live_streams = LiveStreams(
+            self.catalog,
+            functools.partial(
+                LiveSession,
+                models=models,
+                tracking=functools.partial(tracking_setup, settings),
+                stats=self.live,
+                max_image_pixels=settings.max_image_pixels,
+                max_in_flight=settings.stream_max_in_flight,
+            ),
+        )
+        self.camera_ops = CameraOperations(
+            CameraOpsSettings(settings.source_connect_timeout_s, settings.detection_threshold),
+            self.catalog,
+            models,
+            self.live_pulls,
+            probe_source,
+        )
+        self.camera_health = CameraHealthMonitor(
+            camera_health_settings(settings), CameraHealthStore(db), self.catalog, probe_source
+        )
         # Event sinks (webhooks, MQTT): configured through SinkService, fed by the outbox
         # triggers (migration 0015), delivered by the dispatcher (started by create()).
-        self.sink_store, sink_policy = SinkStore(db), SinkPolicy.for_settings(settings)
+        self.sink_store, sink_policy = SinkStore(db), sink_policy_for(settings)
         self.sinks = SinkService(self.sink_store, self.catalog, sink_policy, audit=self.audit)
         self.sink_stats = SinkStats()
         self.sink_dispatcher = SinkDispatcher(
             self.sink_store,
-            build_deliverers(settings, sink_policy),
+            build_deliverers(
+                sink_policy, timeout_s=settings.sink_timeout_s, max_connections=settings.sink_max_connections
+            ),
             DispatchSettings(
                 poll_interval_s=settings.sink_poll_interval_s,
                 retry_initial_s=settings.sink_retry_initial_s,
@@ -158,7 +210,7 @@ class InferenceApp:
                 retention_days=settings.sink_retention_days,
             ),
             owner=self.lease.replica_id,
-            dsn=settings.postgres_dsn,
+            notices=SinkNotices(settings.postgres_dsn),
             stats=self.sink_stats,
         )
         # Each named after the component it checks (the name a probe that hangs is reported under).
@@ -204,7 +256,7 @@ class InferenceApp:
         app.history.start()
         app._maintenance = asyncio.create_task(app._maintain_history(), name="history-maintenance")
         await app.catalog.load()
-        app.catalog_sync.start()
+        app.catalog_sync.start(app.catalog.reload)
         await app.sink_store.reseal()  # sink secrets under an older key, as camera passwords are
         if settings.sinks_path:
             await apply_sinks_path(Path(settings.sinks_path), app.sinks)
@@ -348,6 +400,58 @@ class InferenceApp:
     async def _probe_live(self) -> list[ComponentHealth]:
         # Drops are back-pressure working as designed, not a fault: reported, still healthy.
         return [ComponentHealth("live_streams", HEALTHY, self.live.describe())]
+
+
+def source_policy_for(settings: Settings) -> SourcePolicy:
+    """The policy of SPOTON_SOURCE_ALLOWED_HOSTS, with every port the service's settings name."""
+
+    def split(url: str) -> tuple[str, int]:
+        parts = urllib.parse.urlsplit(url if "://" in url else "//" + url)
+        return parts.hostname or "", parts.port or 0
+
+    pg_host, pg_port = split(settings.postgres_dsn)
+    redis_host, redis_port = split(settings.redis_url)
+    triton_grpc, triton_http = split(settings.triton_grpc_url), split(settings.triton_http_url)
+    own = [
+        ("gRPC API", settings.grpc_host, settings.grpc_port),
+        ("REST facade", settings.facade_host, settings.facade_port),
+        ("metrics", settings.grpc_host, settings.metrics_port),
+        ("PostgreSQL", pg_host, pg_port or 5432),
+        ("Redis", redis_host, redis_port or 6379),
+        ("Triton gRPC", *triton_grpc),
+        ("Triton HTTP", *triton_http),
+    ]
+    return SourcePolicy.build(settings.source_allowed_hosts, own)
+
+
+def sink_policy_for(settings: Settings) -> SinkPolicy:
+    """The policy of SPOTON_SINK_ALLOWED_HOSTS, refusing the service's own ports too."""
+    return SinkPolicy.build(settings.sink_allowed_hosts, source_policy_for(settings))
+
+
+def job_settings(settings: Settings) -> JobSettings:
+    """The job queue's settings (SPOTON_JOB_*, uploads, idempotency keys) and places."""
+    return JobSettings(
+        data_dir=settings.data_dir,
+        media_root=settings.media_root,
+        job_concurrency=settings.job_concurrency,
+        job_max_attempts=settings.job_max_attempts,
+        job_max_upload_bytes=settings.job_max_upload_bytes,
+        max_concurrent_uploads=settings.max_concurrent_uploads,
+        upload_disk_reserve_bytes=settings.upload_disk_reserve_bytes,
+        rate_limit_uploads_per_min=settings.rate_limit_uploads_per_min,
+        idempotency_key_ttl_s=settings.idempotency_key_ttl_s,
+    )
+
+
+def camera_health_settings(settings: Settings) -> HealthCheckSettings:
+    """The camera health monitor's settings (SPOTON_CAMERA_HEALTH_*, SPOTON_SOURCE_CONNECT_TIMEOUT_S)."""
+    return HealthCheckSettings(
+        interval_s=settings.camera_health_interval_s,
+        connect_timeout_s=settings.source_connect_timeout_s,
+        concurrency=settings.camera_health_concurrency,
+        retention_days=settings.camera_health_retention_days,
+    )
 
 
 def _file_version(path: Path) -> tuple[int, int, int] | None:

@@ -11,7 +11,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from spoton_inference.core.auth import BOOTSTRAP_USERNAME, Authenticator, OidcVerifier, TokenCodec
+from spoton_inference.services.auth import BOOTSTRAP_USERNAME, Authenticator, OidcVerifier, TokenCodec
 from spoton_inference.settings import Settings
 from spoton_inference.storage.auth_store import PostgresAuthStore
 from spoton_inference.storage.postgres import Database

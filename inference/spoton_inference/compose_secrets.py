@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from spoton_inference.core.auth import new_api_key
+from spoton_inference.services.auth import new_api_key
 
 PASSWORD_BYTES = 24
 DIRECTORY_MODE, FILE_MODE = 0o700, 0o644

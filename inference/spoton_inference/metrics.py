@@ -15,10 +15,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from spoton_inference.camera_metrics import CameraCollector, Pulls
-from spoton_inference.core.health import SupervisedComponent
-from spoton_inference.core.sink_stats import OUTCOMES, SinkStats
-from spoton_inference.core.sinks import SinkKind
 from spoton_inference.pipeline.live import LiveStats
+from spoton_inference.services.health import SupervisedComponent
+from spoton_inference.services.sink_stats import OUTCOMES, SinkStats
+from spoton_inference.services.sinks import SinkKind
 from spoton_inference.storage.track_writer import TrackPointWriter
 
 Supervised = Callable[[], Sequence[SupervisedComponent]]
@@ -92,7 +92,7 @@ class ServiceCollector(Collector):
 
 
 def _sink_metrics(stats: SinkStats) -> Iterator[Metric]:
-    """Webhook and MQTT deliveries (core/sink_dispatcher.py), by sink kind."""
+    """Webhook and MQTT deliveries (services/sink_dispatcher.py), by sink kind."""
     pending = GaugeMetricFamily(
         "spoton_sink_pending_deliveries",
         "Events waiting in the sink outbox (PostgreSQL) to be delivered, as of the dispatcher's last pass.",

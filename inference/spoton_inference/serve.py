@@ -8,7 +8,7 @@ import logging
 import signal
 
 from spoton_inference.app import InferenceApp, wait_for_triton
-from spoton_inference.grpc_api.server import build_server, publish_health
+from spoton_inference.grpc_server import build_server, publish_health
 from spoton_inference.metrics import start_metrics_server
 from spoton_inference.settings import Settings
 

@@ -16,8 +16,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from spoton_inference.core.media import MEDIA_CACHE_DIR, MediaRoot, shared_videos
 from spoton_inference.domain.image_header import DEFAULT_MAX_IMAGE_PIXELS
+from spoton_inference.files.media import MEDIA_CACHE_DIR, MediaRoot, shared_videos
 from spoton_inference.tracking.reid_defaults import DEFAULT_DIFFERENT_DISTANCE, DEFAULT_SAME_DISTANCE
 
 PREFIX = "SPOTON_"
@@ -163,7 +163,7 @@ class Settings:
     writer_batch_size: int = 10_000
     writer_buffer_rows: int = 100_000
     writer_journal_max_bytes: int = 1024**3
-    # Authentication (core/auth.py, grpc_api/access.py). Off only for local development on a
+    # Authentication (services/auth.py, grpc_api/access.py). Off only for local development on a
     # trusted machine: every call then acts as an admin.
     auth_enabled: bool = True
     # The bootstrap admin key (spk_<12>_<43>; `python -m spoton_inference new-api-key` makes
@@ -195,13 +195,13 @@ class Settings:
     camera_health_retention_days: int = 7
     # Hosts a camera source may point at although they are loopback or link-local (names,
     # addresses or CIDRs, comma-separated; e.g. 127.0.0.1 for local test cameras): others are
-    # refused, and so is every port of the service itself (core/source_policy.py).
+    # refused, and so is every port of the service itself (services/source_policy.py).
     source_allowed_hosts: tuple[str, ...] = ()
     # Fernet keys sealing camera passwords at rest, comma-separated: the first encrypts, all
     # decrypt (rotate: put a new key first, restart, then drop the old one). Unset: a key
-    # generated once into <data_dir>/secrets/secret_key (core/secrets.py).
+    # generated once into <data_dir>/secrets/secret_key (services/secrets.py).
     secret_keys: tuple[str, ...] = ()
-    # Event sinks (webhooks, MQTT; core/sink_dispatcher.py). A JSON file of sink definitions
+    # Event sinks (webhooks, MQTT; services/sink_dispatcher.py). A JSON file of sink definitions
     # upserted by name at start-up ("" = none; the README's "Event sinks" shows the format).
     sinks_path: str = ""
     # Pending deliveries kept per sink: past it the oldest are marked dropped and counted.

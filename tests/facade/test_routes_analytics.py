@@ -11,6 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
+from spoton_inference.storage.task_store import TaskStore
+
 Client = httpx.AsyncClient
 T0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
 ROOM = [[0, 0], [2, 0], [2, 2], [0, 2]]
@@ -21,12 +23,12 @@ async def walked(live_service, registered) -> tuple[str, str]:
     """A fresh environment and a task whose person 2 walks along y = 1 from x = 0 to 3.9 m at 10 fps."""
     env_id = await registered(f"rest-analytics-{uuid.uuid4().hex[:6]}")
     db = live_service.app.db
-    task = (await db.insert_task(env_id, ["c1"], 40)).task_id
+    task = (await TaskStore(db).insert_task(env_id, ["c1"], 40)).task_id
     rows = [
         (T0 + dt.timedelta(seconds=f / 10), uuid.UUID(task), env_id, "c1", f, 1, 2, 0, 0, 1, 1, 0.5, f * 0.1, 1.0)
         for f in range(40)
     ]
-    await db.copy_track_points(rows)
+    await TaskStore(db).copy_track_points(rows)
     return env_id, task
 
 

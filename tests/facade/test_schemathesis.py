@@ -202,7 +202,7 @@ async def fuzzed_facade_url(live_service, service_settings, serve_facade) -> Asy
     """The facade over an inference service of its own, with one registered environment (so
     list and lookup answers carry real data too)."""
     from spoton_inference.app import InferenceApp
-    from spoton_inference.grpc_api.server import build_server
+    from spoton_inference.grpc_server import build_server
 
     settings = await service_settings("spoton_schemathesis")
     app = await InferenceApp.create(settings)

@@ -10,9 +10,9 @@ from typing import cast
 import pytest
 
 from spoton_inference.auth_setup import BOOTSTRAP_BANNER, admin_key_path, bootstrap_admin, build_authenticator
-from spoton_inference.core.auth import new_api_key
 from spoton_inference.domain.errors import InvalidArgument, Unauthenticated
 from spoton_inference.domain.principal import Role
+from spoton_inference.services.auth import new_api_key
 from spoton_inference.settings import Settings
 from spoton_inference.storage.postgres import Database
 

@@ -45,7 +45,7 @@ async def test_metrics_are_scraped_with_their_current_values(tmp_path):
 
 
 async def test_component_restarts_are_a_counter_per_component(tmp_path):
-    from spoton_inference.core.health import SupervisedComponent
+    from spoton_inference.services.health import SupervisedComponent
 
     writer = TrackPointWriter(_never_called, Journal(tmp_path / "j.journal", 1 << 20), batch_size=10)
     supervised = [SupervisedComponent("triton", "healthy", 0), SupervisedComponent("postgres", "healthy", 0)]

@@ -17,11 +17,11 @@ from grpc_health.v1 import health_pb2
 from support.auth import ADMIN_API_KEY, authed_channel, login, make_key, make_user
 
 from spoton.v1 import auth_pb2, auth_pb2_grpc
-from spoton_inference.core.auth import User, parse_api_key
 from spoton_inference.domain.principal import Role
 from spoton_inference.grpc_api.access import ACCESS, OPEN
 from spoton_inference.grpc_api.reflection import SERVICE_NAMES as REFLECTION_SERVICES
 from spoton_inference.grpc_api.server import HEALTH_SERVICE, SPOTON_SERVICES
+from spoton_inference.services.auth import User, parse_api_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -21,9 +21,10 @@ from cryptography.fernet import Fernet
 from support.auth import authed_channel
 
 from spoton.v1 import catalog_pb2, catalog_pb2_grpc
-from spoton_inference.core.catalog import CameraPatch
-from spoton_inference.core.secrets import SecretBox
 from spoton_inference.domain.camera_source import CameraSource, SourceInput, SourceKind
+from spoton_inference.services.catalog import CameraPatch
+from spoton_inference.services.secrets import SecretBox
+from spoton_inference.storage.environment_store import EnvironmentStore
 
 pytestmark = pytest.mark.timeout(300)
 PASSWORD = "rtsp-pa55-never-leaves"
@@ -240,7 +241,7 @@ async def test_the_service_own_ports_are_refused_as_sources(live_service, catalo
 
 async def test_with_the_default_setting_loopback_sources_are_refused_and_never_called(live_service, service_settings):
     from spoton_inference.app import InferenceApp
-    from spoton_inference.grpc_api.server import build_server
+    from spoton_inference.grpc_server import build_server
 
     settings = await service_settings("spoton_attacks_default", source_allowed_hosts=(), camera_health_interval_s=0)
     app = await InferenceApp.create(settings)
@@ -266,7 +267,9 @@ async def test_with_the_default_setting_loopback_sources_are_refused_and_never_c
             # A camera stored before the policy existed (written past the catalogue): the health
             # checker reports it refused and never calls it.
             moved = dataclasses.replace(env.cameras[0], source=legacy)
-            await app.db.upsert_environment(dataclasses.replace(env, cameras=(moved, *env.cameras[1:])))
+            await EnvironmentStore(app.db).upsert_environment(
+                dataclasses.replace(env, cameras=(moved, *env.cameras[1:]))
+            )
             await app.catalog.reload()
             check = await app.camera_health.check(env.environment_id, app.catalog.camera(env.environment_id, "c1"))
             assert check.status == "offline" and "SPOTON_SOURCE_ALLOWED_HOSTS" in check.error

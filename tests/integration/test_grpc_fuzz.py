@@ -320,7 +320,7 @@ async def fuzz_service(service_settings, live_service) -> AsyncIterator[FuzzServ
     Triton, so what the fuzz creates stays out of other tests' way. No camera health checks,
     and a short bound on opening camera sources the fuzz names."""
     from spoton_inference.app import InferenceApp
-    from spoton_inference.grpc_api.server import build_server
+    from spoton_inference.grpc_server import build_server
 
     settings = await service_settings(
         "spoton_fuzz", camera_health_interval_s=0.0, source_connect_timeout_s=1.0, job_max_upload_bytes=1024 * 1024

@@ -21,10 +21,10 @@ from support.auth import ADMIN_API_KEY, admin_headers, authed_channel
 
 from spoton.v1 import inference_pb2, inference_pb2_grpc
 from spoton_client.client import SpotOnClient
-from spoton_inference.core.health import PROBE_INTERVAL_S, PROBE_TIMEOUT_S
 from spoton_inference.embedded.ports import pick_free_port
 from spoton_inference.embedded.supervisor import ChildState
 from spoton_inference.launch import full_stack
+from spoton_inference.services.health import PROBE_INTERVAL_S, PROBE_TIMEOUT_S
 from spoton_inference.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -143,7 +143,7 @@ def _signal_all(pids: list[int], sig: signal.Signals) -> None:
 
 
 async def test_a_frozen_postgres_is_unhealthy_within_seconds_and_healthy_once_thawed(stack):
-    # A monitor polls: its credential is in the service's key cache (core/auth.py), which
+    # A monitor polls: its credential is in the service's key cache (services/auth.py), which
     # answers for it while PostgreSQL cannot.
     assert (await _components(stack))["postgres"].status == "healthy"
     # The whole server, as a paused host freezes it: the postmaster first (no new backends), then the rest.

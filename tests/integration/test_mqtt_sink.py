@@ -19,10 +19,10 @@ from support.mosquitto import Mosquitto, mosquitto_fixture  # noqa: F401 (the ``
 from support.services import serving
 
 from spoton.v1 import sinks_pb2, sinks_pb2_grpc
-from spoton_inference.core.sinks import EVENT_TYPES
 from spoton_inference.domain.events import StatusUpdate
 from spoton_inference.scenes.config import demo_config
 from spoton_inference.scenes.generate import generate
+from spoton_inference.services.sinks import EVENT_TYPES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 WEST = [(0.0, 0.0), (7.0, 0.0), (7.0, 9.0), (0.0, 9.0)]  # the west half of the demo hall

@@ -20,9 +20,9 @@ from support.auth import ADMIN_API_KEY, admin_headers
 from spoton.v1 import tasks_pb2
 from spoton_client.client import SpotOnClient
 from spoton_facade.settings import FacadeSettings
-from spoton_inference.core.health import PROBE_INTERVAL_S, PROBE_TIMEOUT_S
 from spoton_inference.scenes.config import demo_config
 from spoton_inference.scenes.generate import generate
+from spoton_inference.services.health import PROBE_INTERVAL_S, PROBE_TIMEOUT_S
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -23,11 +23,11 @@ from support.auth import admin_headers, authed_channel
 from spoton.v1 import tasks_pb2, tasks_pb2_grpc
 from spoton_facade.settings import FacadeSettings
 from spoton_inference.app import InferenceApp
-from spoton_inference.core.tasks import TaskAction
 from spoton_inference.embedded.ports import LOOPBACK, pick_free_ports
 from spoton_inference.embedded.supervisor import ChildProcess, ChildState
-from spoton_inference.grpc_api.server import build_server
+from spoton_inference.grpc_server import build_server
 from spoton_inference.launch import inference_child
+from spoton_inference.services.tasks import TaskAction
 from spoton_inference.storage.replicas import replica_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

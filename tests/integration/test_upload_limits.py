@@ -239,7 +239,7 @@ async def test_the_idempotency_key_header_on_rest_uploads(rest, jobs_stub, jobs_
 @pytest_asyncio.fixture(scope="module")
 async def full_disk_service(service_settings) -> AsyncIterator[Any]:
     from spoton_inference.app import InferenceApp
-    from spoton_inference.grpc_api.server import build_server
+    from spoton_inference.grpc_server import build_server
 
     settings = await service_settings("spoton_full_disk", job_max_upload_bytes=4 * 1024 * 1024)
     free = shutil.disk_usage(settings.data_dir).free

@@ -15,7 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from spoton.v1 import auth_pb2, auth_pb2_grpc
 from spoton_client.auth import authed_channel as _authed_channel
-from spoton_inference.core.auth import new_api_key
+from spoton_inference.services.auth import new_api_key
 
 # The bootstrap admin key (SPOTON_ADMIN_API_KEY) of every stack the tests start: fresh for
 # each test session, never a constant a deployment could copy.

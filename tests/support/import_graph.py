@@ -53,8 +53,10 @@ LAYER_OF_PREFIX: dict[str, str] = {
     "domain": DOMAIN,
     # Pure tracking math: numpy and the domain types, no I/O.
     "tracking": DOMAIN,
-    # Today's use-case services; issue 20 renames the folder services/.
-    "core": SERVICES,
+    # The use cases..
+    "services": SERVICES,
+    # File and video I/O on this server's disk: probing, reading cameras' videos, media, PNGs.
+    "files": ADAPTERS,
     "pipeline": PIPELINE,
     "storage": ADAPTERS,
     "embedded": ADAPTERS,
@@ -126,7 +128,7 @@ class Edge:
 
 
 def short_name(module: str) -> str:
-    """``spoton_inference.core.jobs`` -> ``core.jobs``; the package itself -> ``""``."""
+    """``spoton_inference.services.jobs`` -> ``services.jobs``; the package itself -> ``""``."""
     return module.removeprefix(PACKAGE).removeprefix(".")
 
 

@@ -22,7 +22,7 @@ STOP_GRACE_S = 1.0
 async def serving(settings: Settings) -> AsyncIterator[InferenceApp]:
     # Imported here: collecting a test module must not load the service.
     from spoton_inference.app import InferenceApp
-    from spoton_inference.grpc_api.server import build_server
+    from spoton_inference.grpc_server import build_server
 
     app = await InferenceApp.create(settings)
     server, _ = build_server(app)

@@ -4,5 +4,5 @@ Environments, cameras and their sources, zones, homographies, the shapes of jobs
 principals and scoping, rate limits. No I/O, no transport, no settings: these modules import
 only each other, the standard library, numpy, msgspec and OpenCV's matrix maths, so every
 other layer can depend on them and they depend on none. Loading an environment from disk
-lives in ``spoton_inference.core.environment_dir``.
+lives in ``spoton_inference.files.environment_dir``.
 """

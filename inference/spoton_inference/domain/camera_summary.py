@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from spoton_inference.domain.camera_source import SourceKind
 from spoton_inference.domain.environment import Camera, Environment
 
-# A camera's health status (core/camera_health.py); unknown before its first check.
+# A camera's health status (services/camera_health.py); unknown before its first check.
 ONLINE, OFFLINE, DEGRADED, UNKNOWN = "online", "offline", "degraded", "unknown"
 STATUSES = (ONLINE, OFFLINE, DEGRADED, UNKNOWN)
 

@@ -1,7 +1,7 @@
 """Environments and cameras: what a site is made of, as plain values.
 
 Loading them from an environment directory (file reads, video probing) lives apart, in
-``spoton_inference.core.environment_dir``, so these types carry no I/O.
+``spoton_inference.files.environment_dir``, so these types carry no I/O.
 """
 
 from __future__ import annotations

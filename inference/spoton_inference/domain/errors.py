@@ -38,6 +38,11 @@ class Unavailable(SpotOnError):
     """A dependency (Triton, PostgreSQL, Redis) cannot be reached right now."""
 
 
+class OutOfRange(SpotOnError):
+    """A position asked for lies outside what is kept: events resumed from a sequence that
+    has left the retention window; the gRPC status OUT_OF_RANGE."""
+
+
 class InvalidFields(InvalidArgument):
     """Several fields of one item are wrong; ``errors`` lists (field, message) for each, so an
     import can report them per row. The message joins them after ``where``."""

@@ -120,3 +120,17 @@ def elapsed_seconds(started_at: dt.datetime | None, finished_at: dt.datetime | N
     if started_at is None:
         return 0.0
     return max(((finished_at or now) - started_at).total_seconds(), 0.0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewJob:
+    """An accepted upload, as it is first recorded (QUEUED)."""
+
+    job_id: str
+    name: str
+    filename: str
+    size_bytes: int
+    video: VideoInfo
+    options: JobOptions
+    environment_id: str
+    camera_id: str

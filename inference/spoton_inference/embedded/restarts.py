@@ -26,10 +26,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from spoton_inference.core.health import SupervisedComponent
 from spoton_inference.domain.backoff import doubling_s
 from spoton_inference.embedded.pids import pid_alive
 from spoton_inference.embedded.supervisor import ChildState, ChildStatus
+from spoton_inference.services.health import SupervisedComponent
 
 logger = logging.getLogger(__name__)
 

@@ -42,8 +42,16 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Generic, Protocol, TypeVar
 
-from spoton_inference.embedded.endpoints import Listen, StackEndpoints, client_host, host_port, local_url
+from spoton_inference.embedded.endpoints import (
+    EndpointSettings,
+    Listen,
+    StackEndpoints,
+    client_host,
+    host_port,
+    local_url,
+)
 from spoton_inference.embedded.postgres import EmbeddedPostgres
 from spoton_inference.embedded.redis import EmbeddedRedis
 from spoton_inference.embedded.restarts import (
@@ -57,14 +65,27 @@ from spoton_inference.embedded.restarts import (
 from spoton_inference.embedded.stackfile import remove_stack_file, write_stack_file
 from spoton_inference.embedded.supervisor import ChildProcess, ChildSpec, ChildState, ChildStatus
 from spoton_inference.embedded.triton import EmbeddedTriton
-from spoton_inference.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-ChildFactory = Callable[[Settings], ChildSpec]
+
+class StackSettings(EndpointSettings, Protocol):
+    """What the stack reads of the settings it is given (the root's Settings): its servers'
+    data directory and models, and where the public servers listen. Children get a copy with
+    every endpoint filled in (:meth:`StackEndpoints.apply_to`)."""
+
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def model_repository(self) -> Path: ...
 
 
-class EmbeddedStack:
+S = TypeVar("S", bound=StackSettings)
+# Builds a child's spec from the stack's settings (endpoints filled in).
+ChildFactory = Callable[[S], ChildSpec]
+
+
+class EmbeddedStack(Generic[S]):
     """Starts Triton → PostgreSQL → Redis → ``children`` in order; stops in reverse.
 
     Use as ``async with``; ``stack_file``, when given, is written once everything is ready
@@ -75,9 +96,9 @@ class EmbeddedStack:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: S,
         *,
-        children: Sequence[ChildFactory] = (),
+        children: Sequence[ChildFactory[S]] = (),
         stack_file: Path | None = None,
         restart: RestartPolicy | None = None,
         listen: Listen | None = None,
@@ -162,7 +183,7 @@ class EmbeddedStack:
         except OSError as exc:  # health then lacks restart counts; the stack itself goes on
             logger.warning("could not write %s: %s", self._supervision_file, exc)
 
-    async def __aenter__(self) -> EmbeddedStack:
+    async def __aenter__(self) -> EmbeddedStack[S]:
         try:
             await self.start()
         except BaseException:

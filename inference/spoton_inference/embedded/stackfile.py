@@ -18,11 +18,13 @@ from pathlib import Path
 from spoton_inference.embedded.endpoints import StackEndpoints
 from spoton_inference.embedded.pids import pid_alive
 from spoton_inference.embedded.probes import tcp_accepts
-from spoton_inference.settings import REPO_ROOT
 
+# The checkout this package runs from (inference/spoton_inference/embedded/stackfile.py), as
+# settings.REPO_ROOT: the file is var/stack.json there.
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 # SPOTON_STACK_FILE moves it, e.g. for a second stack beside a developer's own (read once: each CLI
 # run is a fresh process).
-DEFAULT_STACK_FILE = Path(os.environ.get("SPOTON_STACK_FILE") or REPO_ROOT / "var" / "stack.json")
+DEFAULT_STACK_FILE = Path(os.environ.get("SPOTON_STACK_FILE") or _REPO_ROOT / "var" / "stack.json")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

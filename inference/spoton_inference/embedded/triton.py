@@ -22,11 +22,11 @@ import shutil
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Protocol
 
 from spoton_inference.embedded.ports import LOOPBACK, pick_free_ports
 from spoton_inference.embedded.probes import http_ok
 from spoton_inference.embedded.supervisor import ChildProcess, ChildSpec, ChildStatus
-from spoton_inference.settings import Settings
 
 CONFIG_NAME = "config.pbtxt"
 ENV_PATH_PARAMETER = "EXECUTION_ENV_PATH"
@@ -124,6 +124,15 @@ def prepare_model_repository(source: Path, target: Path, env_path: Path) -> list
     return names
 
 
+class TritonSettings(Protocol):
+    """What the server reads of the settings (the root's Settings has both)."""
+
+    @property
+    def data_dir(self) -> Path: ...  # the served models and backends in <data_dir>/triton
+    @property
+    def model_repository(self) -> Path: ...  # the built models it serves
+
+
 class EmbeddedTriton:
     """``tritonserver`` on 127.0.0.1 with free gRPC, HTTP and metrics ports."""
 
@@ -131,7 +140,7 @@ class EmbeddedTriton:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: TritonSettings,
         *,
         ports: TritonPorts | None = None,
         exit_timeout_s: int = 1,

@@ -1,4 +1,4 @@
-"""spoton.v1.AnalyticsService: a thin translation over :class:`~spoton_inference.core.analytics.Analytics`."""
+"""spoton.v1.AnalyticsService: a thin translation over :class:`~spoton_inference.services.analytics.Analytics`."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ import datetime as dt
 from typing import Any
 
 from spoton.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
-from spoton_inference.app import InferenceApp
-from spoton_inference.core.analytics import TimeRange as CoreTimeRange
-from spoton_inference.core.analytics import Trajectory, TrajectoryPoint, TrajectorySegment
 from spoton_inference.domain.zones import Zone
 from spoton_inference.grpc_api.convert import timestamp
 from spoton_inference.grpc_api.errors import unary
+from spoton_inference.services.analytics import Analytics, Trajectory, TrajectoryPoint, TrajectorySegment
+from spoton_inference.services.analytics import TimeRange as CoreTimeRange
 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
-    def __init__(self, app: InferenceApp) -> None:
-        self.analytics = app.analytics
+    def __init__(self, analytics: Analytics) -> None:
+        self.analytics = analytics
 
     @unary
     async def GetTrajectory(self, request, context):

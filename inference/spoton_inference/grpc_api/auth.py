@@ -6,7 +6,7 @@ learns UNAUTHENTICATED, never what the contract says about its request. For each
 - a method missing from grpc_api/access.py is refused (PERMISSION_DENIED), so a new RPC is
   closed until given a role; OPEN methods (health, reflection, Login) pass as they are;
 - the credential in ``authorization: Bearer <API key or token>`` or ``x-api-key`` metadata
-  becomes a :class:`Principal` (core/auth.py), or the call answers UNAUTHENTICATED saying why;
+  becomes a :class:`Principal` (services/auth.py), or the call answers UNAUTHENTICATED saying why;
 - a principal whose role is below the method's answers PERMISSION_DENIED;
 - otherwise the handler runs with :func:`current_principal` set to the caller.
 """
@@ -20,11 +20,11 @@ from typing import Any
 
 import grpc
 
-from spoton_inference.core.audit import Audit, AuditAction, failed
-from spoton_inference.core.auth import Authenticator, credential_from_metadata, parse_api_key
 from spoton_inference.domain.errors import PermissionDenied, Unauthenticated, Unavailable
 from spoton_inference.domain.principal import Principal, Role, reset_current_principal, set_current_principal
 from spoton_inference.grpc_api.access import OPEN, required
+from spoton_inference.services.audit import Audit, AuditAction, failed
+from spoton_inference.services.auth import Authenticator, credential_from_metadata, parse_api_key
 
 log = logging.getLogger(__name__)
 

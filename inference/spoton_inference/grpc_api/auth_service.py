@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from spoton.v1 import auth_pb2, auth_pb2_grpc
-from spoton_inference.core.audit import AuditAction, failed, run_audited
-from spoton_inference.core.auth import ApiKeyRecord, Authenticator, User
 from spoton_inference.domain.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from spoton_inference.domain.principal import Principal, Role, current_principal
 from spoton_inference.grpc_api.errors import unary
-
-if TYPE_CHECKING:
-    from spoton_inference.app import InferenceApp
+from spoton_inference.services.audit import Audit, AuditAction, failed, run_audited
+from spoton_inference.services.auth import ApiKeyRecord, Authenticator, User
 
 # A failed login names the username it tried, cut to this length.
 MAX_NAME_CHARS = 64
@@ -98,14 +94,16 @@ def user_to_proto(user: User) -> auth_pb2.User:
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(self, app: InferenceApp) -> None:
-        self.app = app
+    def __init__(self, auth: Authenticator | None, audit: Audit) -> None:
+        """``auth``: None when authentication is off (SPOTON_AUTH_ENABLED=false)."""
+        self._auth = auth
+        self.audit = audit
 
     @property
     def auth(self) -> Authenticator:
-        if self.app.auth is None:
+        if self._auth is None:
             raise FailedPrecondition("authentication is off on this server (SPOTON_AUTH_ENABLED=false)")
-        return self.app.auth
+        return self._auth
 
     @unary
     async def Login(self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext) -> auth_pb2.LoginResponse:
@@ -114,10 +112,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             token, expires, user = await self.auth.login(request.username, request.password)
         except Exception as exc:
             who = Principal(request.username[:MAX_NAME_CHARS], Role.VIEWER, frozenset(), "", "token")
-            await self.app.audit.record(AuditAction.AUTH_LOGIN, target, failed(exc), principal=who)
+            await self.audit.record(AuditAction.AUTH_LOGIN, target, failed(exc), principal=who)
             raise
         who = Principal(user.username, user.role, user.environments, "", "token")
-        await self.app.audit.record(AuditAction.AUTH_LOGIN, target, principal=who)
+        await self.audit.record(AuditAction.AUTH_LOGIN, target, principal=who)
         return auth_pb2.LoginResponse(
             access_token=token,
             expires_at=_timestamp(expires),
@@ -135,7 +133,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.CreateApiKeyResponse:
         expires = request.expires_at.ToDatetime(dt.UTC) if request.HasField("expires_at") else None
         record, text = await run_audited(
-            self.app.audit,
+            self.audit,
             AuditAction.KEY_CREATE,
             self.auth.create_key(
                 request.name,
@@ -159,14 +157,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.RevokeApiKeyResponse:
         await run_audited(
-            self.app.audit, AuditAction.KEY_REVOKE, self.auth.revoke_key(request.key_id), f"key/{request.key_id}"
+            self.audit, AuditAction.KEY_REVOKE, self.auth.revoke_key(request.key_id), f"key/{request.key_id}"
         )
         return auth_pb2.RevokeApiKeyResponse()
 
     @unary
     async def CreateUser(self, request: auth_pb2.CreateUserRequest, context: grpc.aio.ServicerContext) -> auth_pb2.User:
         user = await run_audited(
-            self.app.audit,
+            self.audit,
             AuditAction.USER_CREATE,
             self.auth.create_user(
                 request.username,
@@ -189,7 +187,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.DeleteUserResponse:
         await run_audited(
-            self.app.audit, AuditAction.USER_DELETE, self.auth.delete_user(request.username), f"user/{request.username}"
+            self.audit, AuditAction.USER_DELETE, self.auth.delete_user(request.username), f"user/{request.username}"
         )
         return auth_pb2.DeleteUserResponse()
 
@@ -197,7 +195,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ListAuditEvents(
         self, request: auth_pb2.ListAuditEventsRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ListAuditEventsResponse:
-        events, next_token = await self.app.audit.list(
+        events, next_token = await self.audit.list(
             page_size=request.page_size, page_token=request.page_token, actor=request.actor, action=request.action
         )
         return auth_pb2.ListAuditEventsResponse(

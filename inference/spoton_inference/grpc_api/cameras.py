@@ -3,36 +3,90 @@ the catalogue; with the conversions between its messages and the core's records.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from typing import Protocol
+
 from spoton.v1 import cameras_pb2, cameras_pb2_grpc
-from spoton_inference.app import InferenceApp
-from spoton_inference.core import camera_io
-from spoton_inference.core.camera_io import FileFormat
-from spoton_inference.core.catalog import GroupPatch
 from spoton_inference.domain.camera_summary import CameraCounts, CameraSummary
 from spoton_inference.domain.environment import CameraGroup, Environment
 from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.grpc_api.errors import unary
+from spoton_inference.services.catalog import Catalog, GroupPatch
 
-FORMATS = {cameras_pb2.CAMERA_FILE_FORMAT_CSV: FileFormat.CSV, cameras_pb2.CAMERA_FILE_FORMAT_JSON: FileFormat.JSON}
+# The file formats by name, as the camera files port takes them (files/camera_io.py: FileFormat).
+FORMATS = {cameras_pb2.CAMERA_FILE_FORMAT_CSV: "csv", cameras_pb2.CAMERA_FILE_FORMAT_JSON: "json"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CameraFile:
+    """An exported camera file, as ExportCameras returns it."""
+
+    content: bytes
+    media_type: str
+    filename: str
+
+
+class RowError(Protocol):
+    """One fault of an imported file: its row (0: the file as a whole), camera, field and why."""
+
+    @property
+    def row(self) -> int: ...
+
+    @property
+    def camera_id(self) -> str: ...
+
+    @property
+    def field(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class CameraImport(Protocol):
+    """What importing a file did: applied (every row good, no dry run), or the faults found."""
+
+    @property
+    def applied(self) -> bool: ...
+
+    @property
+    def errors(self) -> Sequence[RowError]: ...
+
+    @property
+    def created(self) -> Sequence[str]: ...
+
+    @property
+    def updated(self) -> Sequence[str]: ...
+
+
+class CameraFiles(Protocol):
+    """An environment's cameras as CSV or JSON files (files/camera_io.py, wired by the root)."""
+
+    async def import_cameras(
+        self, environment_id: str, content: bytes, file_format: str, *, dry_run: bool
+    ) -> CameraImport: ...
+
+    def export_cameras(self, environment: Environment, file_format: str) -> CameraFile: ...
 
 
 class CameraRegistryServicer(cameras_pb2_grpc.CameraRegistryServiceServicer):
-    def __init__(self, app: InferenceApp) -> None:
-        self.app = app
+    def __init__(self, catalog: Catalog, camera_files: CameraFiles) -> None:
+        self.catalog = catalog
+        self.camera_files = camera_files
 
     @unary
     async def CreateCameraGroup(self, request, context):
         g = request.group
-        group = await self.app.catalog.create_group(g.environment_id, CameraGroup(g.group_id, g.name, g.description))
+        group = await self.catalog.create_group(g.environment_id, CameraGroup(g.group_id, g.name, g.description))
         return self._group(g.environment_id, group)
 
     @unary
     async def GetCameraGroup(self, request, context):
-        return self._group(request.environment_id, self.app.catalog.group(request.environment_id, request.group_id))
+        return self._group(request.environment_id, self.catalog.group(request.environment_id, request.group_id))
 
     @unary
     async def ListCameraGroups(self, request, context):
-        env = self.app.catalog.get(request.environment_id)
+        env = self.catalog.get(request.environment_id)
         return cameras_pb2.ListCameraGroupsResponse(groups=[group(env, g) for g in env.groups])
 
     @unary
@@ -41,19 +95,19 @@ class CameraRegistryServicer(cameras_pb2_grpc.CameraRegistryServiceServicer):
             name=request.name if request.HasField("name") else None,
             description=request.description if request.HasField("description") else None,
         )
-        updated = await self.app.catalog.update_group(request.environment_id, request.group_id, patch)
+        updated = await self.catalog.update_group(request.environment_id, request.group_id, patch)
         return self._group(request.environment_id, updated)
 
     @unary
     async def DeleteCameraGroup(self, request, context):
-        await self.app.catalog.delete_group(request.environment_id, request.group_id)
+        await self.catalog.delete_group(request.environment_id, request.group_id)
         return cameras_pb2.DeleteCameraGroupResponse()
 
     @unary
     async def ImportCameras(self, request, context):
-        self.app.catalog.get(request.environment_id)  # NOT_FOUND before the format is looked at
-        result = await camera_io.import_cameras(
-            self.app.catalog, request.environment_id, request.content, _format(request.format), dry_run=request.dry_run
+        self.catalog.get(request.environment_id)  # NOT_FOUND before the format is looked at
+        result = await self.camera_files.import_cameras(
+            request.environment_id, request.content, _format(request.format), dry_run=request.dry_run
         )
         return cameras_pb2.ImportCamerasResponse(
             applied=result.applied,
@@ -67,23 +121,21 @@ class CameraRegistryServicer(cameras_pb2_grpc.CameraRegistryServiceServicer):
 
     @unary
     async def ExportCameras(self, request, context):
-        env = self.app.catalog.get(request.environment_id)
-        file_format = _format(request.format)
+        env = self.catalog.get(request.environment_id)
+        exported = self.camera_files.export_cameras(env, _format(request.format))
         return cameras_pb2.ExportCamerasResponse(
-            content=camera_io.export_cameras(env, file_format),
-            media_type=camera_io.MEDIA_TYPES[file_format],
-            filename=camera_io.export_filename(env.environment_id, file_format),
+            content=exported.content, media_type=exported.media_type, filename=exported.filename
         )
 
     @unary
     async def GetCameraSummary(self, request, context):
-        return summary(await self.app.catalog.summary())
+        return summary(await self.catalog.summary())
 
     def _group(self, environment_id: str, g: CameraGroup) -> cameras_pb2.CameraGroup:
-        return group(self.app.catalog.get(environment_id), g)
+        return group(self.catalog.get(environment_id), g)
 
 
-def _format(value: int) -> FileFormat:
+def _format(value: int) -> str:
     if value not in FORMATS:
         raise InvalidArgument("format is required: CAMERA_FILE_FORMAT_CSV or CAMERA_FILE_FORMAT_JSON")
     return FORMATS[value]

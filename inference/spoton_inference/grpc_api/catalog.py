@@ -1,4 +1,5 @@
-"""``CatalogService``: environments and cameras, translated to and from :class:`InferenceApp`'s catalogue."""
+"""``CatalogService``: environments and cameras, translated to and from the catalogue (services/catalog.py),
+with connection tests and snapshots (services/camera_ops.py) and camera health (services/camera_health.py)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,25 @@ from spoton.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
 )
-from spoton_inference.app import InferenceApp
 from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.errors import unary
+from spoton_inference.services.camera_health import CameraHealthMonitor
+from spoton_inference.services.camera_listing import list_cameras
+from spoton_inference.services.camera_ops import CameraOperations
+from spoton_inference.services.catalog import Catalog
 
 
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, app: InferenceApp) -> None:
-        self.app = app
+    def __init__(self, catalog: Catalog, camera_ops: CameraOperations, camera_health: CameraHealthMonitor) -> None:
+        self.catalog = catalog
+        self.camera_ops = camera_ops
+        self.camera_health = camera_health
 
     @unary
     async def RegisterEnvironmentFromDirectory(self, request, context):
-        env = await self.app.catalog.register_directory(request.path)
+        env = await self.catalog.register_directory(request.path)
         return catalog_pb2.RegisterEnvironmentFromDirectoryResponse(environment=convert.environment(env))
 
     @unary
@@ -28,63 +34,56 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         if origin is None and request.origin:
             raise InvalidArgument(f"origin {request.origin} is unknown: ENVIRONMENT_ORIGIN_SITE, _JOB or unset for all")
         return catalog_pb2.ListEnvironmentsResponse(
-            environments=[convert.environment(e) for e in self.app.catalog.list(origin)]
+            environments=[convert.environment(e) for e in self.catalog.list(origin)]
         )
 
     @unary
     async def GetEnvironment(self, request, context):
-        return convert.environment(self.app.catalog.get(request.environment_id))
+        return convert.environment(self.catalog.get(request.environment_id))
 
     @unary
     async def CreateEnvironment(self, request, context):
-        env = await self.app.catalog.create_environment(convert.environment_spec(request.environment))
+        env = await self.catalog.create_environment(convert.environment_spec(request.environment))
         return convert.environment(env)
 
     @unary
     async def UpdateEnvironment(self, request, context):
         patch = convert.environment_patch(request)
-        return convert.environment(await self.app.catalog.update_environment(request.environment_id, patch))
+        return convert.environment(await self.catalog.update_environment(request.environment_id, patch))
 
     @unary
     async def DeleteEnvironment(self, request, context):
-        await self.app.catalog.delete_environment(request.environment_id)
+        await self.catalog.delete_environment(request.environment_id)
         return catalog_pb2.DeleteEnvironmentResponse()
 
     @unary
     async def ListCameras(self, request, context):
-        env = self.app.catalog.get(request.environment_id)
-        if request.group_id:
-            self.app.catalog.group(request.environment_id, request.group_id)  # NOT_FOUND for an unknown group
-        cameras = [
-            c
-            for c in env.cameras
-            if (not request.group_id or c.group_id == request.group_id)
-            and (not request.HasField("enabled") or c.enabled == request.enabled)
-        ]
+        enabled = request.enabled if request.HasField("enabled") else None
+        cameras = list_cameras(self.catalog, request.environment_id, request.group_id, enabled)
         return catalog_pb2.ListCamerasResponse(cameras=[convert.camera(c) for c in cameras])
 
     @unary
     async def GetCamera(self, request, context):
-        return convert.camera(self.app.catalog.camera(request.environment_id, request.camera_id))
+        return convert.camera(self.catalog.camera(request.environment_id, request.camera_id))
 
     @unary
     async def CreateCamera(self, request, context):
         spec = convert.camera_spec(request.camera)
-        return convert.camera(await self.app.catalog.create_camera(request.environment_id, spec))
+        return convert.camera(await self.catalog.create_camera(request.environment_id, spec))
 
     @unary
     async def UpdateCamera(self, request, context):
         patch = convert.camera_patch(request)
-        return convert.camera(await self.app.catalog.update_camera(request.environment_id, request.camera_id, patch))
+        return convert.camera(await self.catalog.update_camera(request.environment_id, request.camera_id, patch))
 
     @unary
     async def DeleteCamera(self, request, context):
-        await self.app.catalog.delete_camera(request.environment_id, request.camera_id)
+        await self.catalog.delete_camera(request.environment_id, request.camera_id)
         return catalog_pb2.DeleteCameraResponse()
 
     @unary
     async def TestCameraConnection(self, request, context):
-        ops = self.app.camera_ops
+        ops = self.camera_ops
         if request.source_url:
             source = CameraSource.from_url(request.source_url, request.username, request.password)
         elif request.environment_id and request.camera_id:
@@ -95,7 +94,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     @unary
     async def GetCameraSnapshot(self, request, context):
-        snap = await self.app.camera_ops.snapshot(
+        snap = await self.camera_ops.snapshot(
             request.environment_id, request.camera_id, draw_detections=request.draw_detections
         )
         return catalog_pb2.CameraSnapshot(
@@ -110,5 +109,5 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def ListCameraHealth(self, request, context):
         if request.limit < 0:
             raise InvalidArgument("limit must not be negative")
-        report = await self.app.camera_health.report(request.environment_id, request.camera_id, request.limit)
+        report = await self.camera_health.report(request.environment_id, request.camera_id, request.limit)
         return convert.camera_health(report)

@@ -9,10 +9,6 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from spoton.v1 import catalog_pb2, common_pb2, system_pb2, tasks_pb2
-from spoton_inference.core.camera_health import CameraHealthReport
-from spoton_inference.core.catalog import CameraPatch, CameraSpec, EnvironmentPatch, EnvironmentSpec
-from spoton_inference.core.health import HealthReport
-from spoton_inference.core.tasks import TaskAction
 from spoton_inference.domain.camera_source import SourceInput, SourceKind
 from spoton_inference.domain.environment import Camera, Environment, EnvironmentOrigin
 from spoton_inference.domain.events import (
@@ -27,8 +23,12 @@ from spoton_inference.domain.events import (
     ZoneEvent,
 )
 from spoton_inference.domain.geometry import HomographySpec
+from spoton_inference.domain.probe_result import ProbeResult
 from spoton_inference.domain.tasks import TaskRecord
-from spoton_inference.pipeline.source_probe import ProbeResult
+from spoton_inference.services.camera_health import CameraHealthReport
+from spoton_inference.services.catalog import CameraPatch, CameraSpec, EnvironmentPatch, EnvironmentSpec
+from spoton_inference.services.health import HealthReport
+from spoton_inference.services.tasks import TaskAction
 
 STATE_TO_PROTO = {s: tasks_pb2.TaskState.Value(f"TASK_STATE_{s.name}") for s in TaskState}
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}

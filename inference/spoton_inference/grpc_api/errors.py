@@ -16,13 +16,13 @@ from spoton_inference.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    OutOfRange,
     PermissionDenied,
     ResourceExhausted,
     SpotOnError,
     Unauthenticated,
     Unavailable,
 )
-from spoton_inference.storage.redis_events import EventsExpired
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,7 +51,7 @@ STATUS_FOR: list[tuple[type[Exception], grpc.StatusCode]] = [
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (EventsExpired, grpc.StatusCode.OUT_OF_RANGE),
+    (OutOfRange, grpc.StatusCode.OUT_OF_RANGE),
 ]
 
 

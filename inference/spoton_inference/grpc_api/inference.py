@@ -1,5 +1,5 @@
-"""``InferenceService``: ``Detect`` on one image, and ``StreamFrames``, the bidi edge over
-:class:`~spoton_inference.pipeline.live.LiveSession`.
+"""``InferenceService``: ``Detect`` on one image (services/detection.py), and ``StreamFrames``,
+the bidi edge over :class:`~spoton_inference.services.live_streams.LiveStreams`.
 
 Frames are pipelined (see :mod:`spoton_inference.pipeline.live`): a client may keep up to
 ``SPOTON_STREAM_MAX_IN_FLIGHT`` frames unanswered without losing any; answers come in the
@@ -13,7 +13,6 @@ task is always cancelled and awaited before the handler returns, never left to G
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncIterator
 
 import grpc
@@ -23,14 +22,13 @@ from spoton.v1 import (
     inference_pb2,
     inference_pb2_grpc,
 )
-from spoton_inference.app import InferenceApp
-from spoton_inference.core.detection import decode_raw, detect_encoded, detect_image
 from spoton_inference.domain.environment import Environment
 from spoton_inference.domain.errors import InvalidArgument
+from spoton_inference.domain.live_frames import LiveFrame, LiveResult, RawPixels
 from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.errors import unary
-from spoton_inference.pipeline.live import LiveFrame, LiveResult, LiveSession, RawPixels
-from spoton_inference.pipeline.tracking_settings import tracking_setup
+from spoton_inference.services.detection import Detect
+from spoton_inference.services.live_streams import LiveStreams
 
 # Metadata a client may send instead of the first message's ids (grpcurl -H, ghz --metadata).
 ENVIRONMENT_METADATA = "spoton-environment-id"
@@ -38,20 +36,25 @@ CAMERA_METADATA = "spoton-camera-id"
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
-    def __init__(self, app: InferenceApp) -> None:
-        self.app = app
+    def __init__(self, detect: Detect, live: LiveStreams, *, max_image_pixels: int, detection_threshold: float) -> None:
+        """``max_image_pixels`` and ``detection_threshold``: SPOTON_MAX_IMAGE_PIXELS and the
+        threshold a Detect request without its own gets (SPOTON_DETECTION_THRESHOLD)."""
+        self.detect = detect
+        self.live = live
+        self.max_image_pixels = max_image_pixels
+        self.detection_threshold = detection_threshold
 
     @unary
     async def Detect(self, request, context):
-        which, limit = request.WhichOneof("image"), self.app.settings.max_image_pixels
-        threshold = request.score_threshold or self.app.settings.detection_threshold
+        which, limit = request.WhichOneof("image"), self.max_image_pixels
+        threshold = request.score_threshold or self.detection_threshold
         if which == "encoded":
-            result = await detect_encoded(
-                self.app.models, request.encoded, limit, threshold, request.include_embeddings
-            )
+            result = await self.detect.detect_encoded(request.encoded, limit, threshold, request.include_embeddings)
         elif which == "raw":
-            rgb = decode_raw(request.raw.data, request.raw.width, request.raw.height, limit)
-            result = await detect_image(self.app.models, rgb, threshold, request.include_embeddings)
+            raw = request.raw
+            result = await self.detect.detect_raw(
+                raw.data, raw.width, raw.height, limit, threshold, request.include_embeddings
+            )
         else:
             raise InvalidArgument("set either `encoded` (JPEG/PNG bytes) or `raw` (BGR pixels with width and height)")
         response = inference_pb2.DetectResponse(width=result.width, height=result.height)
@@ -66,7 +69,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         self, request_iterator: AsyncIterator[inference_pb2.StreamFramesRequest], context: grpc.aio.ServicerContext
     ) -> None:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        env = self.app.catalog.get(metadata[ENVIRONMENT_METADATA]) if metadata.get(ENVIRONMENT_METADATA) else None
+        env = self.live.environment(metadata[ENVIRONMENT_METADATA]) if metadata.get(ENVIRONMENT_METADATA) else None
         requests = aiter(request_iterator)
         first = await anext(requests, None)
         if first is None:
@@ -76,18 +79,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 raise InvalidArgument(
                     f"no environment: set environment_id on the first message or the {ENVIRONMENT_METADATA!r} metadata"
                 )
-            env = self.app.catalog.get(first.environment_id)
-        tracking = functools.partial(tracking_setup, self.app.settings)
-        session = LiveSession(
-            env,
-            self.app.models,
-            tracking,
-            self.app.live,
-            max_image_pixels=self.app.settings.max_image_pixels,
-            max_in_flight=self.app.settings.stream_max_in_flight,
-        )
+            env = self.live.environment(first.environment_id)
         frames = _frames(env, first, requests, metadata.get(CAMERA_METADATA, ""))
-        async with contextlib.aclosing(session.stream(frames)) as results:
+        async with contextlib.aclosing(self.live.stream(env, frames)) as results:
             async for result in results:
                 await context.write(_response(result))
 

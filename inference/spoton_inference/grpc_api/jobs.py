@@ -1,4 +1,4 @@
-"""``spoton.v1.JobService``: the gRPC edge over :class:`~spoton_inference.core.jobs.JobManager`,
+"""``spoton.v1.JobService``: the gRPC edge over :class:`~spoton_inference.services.jobs.JobManager`,
 and the conversions between its protobuf messages and the core's records."""
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ from collections.abc import AsyncIterator
 import grpc
 
 from spoton.v1 import jobs_pb2, jobs_pb2_grpc
-from spoton_inference.app import InferenceApp
-from spoton_inference.core.jobs import UploadRequest
 from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.domain.job_types import JobRecord, JobState, JobZone, ResultKind
 from spoton_inference.domain.zones import Zone
 from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.analytics import zone_message
 from spoton_inference.grpc_api.errors import streaming, unary
+from spoton_inference.services.jobs import JobManager, UploadRequest
 
 RESULT_CHUNK_BYTES = 256 * 1024
 STATE_TO_PROTO = {s: jobs_pb2.JobState.Value(f"JOB_STATE_{s.name}") for s in JobState}
@@ -26,8 +25,8 @@ PROTO_TO_KIND = {v: k for k, v in KIND_TO_PROTO.items()}
 
 
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, app: InferenceApp) -> None:
-        self.app = app
+    def __init__(self, jobs: JobManager) -> None:
+        self.jobs = jobs
 
     @unary  # maps core errors to status codes for any coroutine handler, this one included
     async def UploadJob(
@@ -39,37 +38,37 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             raise InvalidArgument(
                 "the first message must carry `metadata` (filename, ...); the file follows as `chunk`s"
             )
-        record = await self.app.jobs.upload(upload_request(first.metadata), _chunks(requests))
+        record = await self.jobs.upload(upload_request(first.metadata), _chunks(requests))
         return self.job(record)
 
     @unary
     async def GetJob(self, request, context):
-        return self.job(await self.app.jobs.get(request.job_id))
+        return self.job(await self.jobs.get(request.job_id))
 
     @unary
     async def ListJobs(self, request, context):
         state = PROTO_TO_STATE.get(request.state) if request.state else None
-        rows, token = await self.app.jobs.list(page_size=request.page_size, page_token=request.page_token, state=state)
+        rows, token = await self.jobs.list(page_size=request.page_size, page_token=request.page_token, state=state)
         return jobs_pb2.ListJobsResponse(jobs=[self.job(r) for r in rows], next_page_token=token)
 
     @unary
     async def CancelJob(self, request, context):
-        return self.job(await self.app.jobs.cancel(request.job_id))
+        return self.job(await self.jobs.cancel(request.job_id))
 
     @unary
     async def DeleteJob(self, request, context):
-        await self.app.jobs.delete(request.job_id)
+        await self.jobs.delete(request.job_id)
         return jobs_pb2.DeleteJobResponse()
 
     @streaming
     async def WatchJob(self, request, context) -> AsyncIterator[jobs_pb2.Job]:
         # NOT_FOUND and INVALID_ARGUMENT before the stream opens; a finished job with nothing
         # past after_revision ends it at once with OK.
-        if not await self.app.jobs.has_news(request.job_id, request.after_revision):
+        if not await self.jobs.has_news(request.job_id, request.after_revision):
             return
         # Headers now, so proxies (the facade) open their stream without waiting for a change.
         await context.send_initial_metadata(())
-        async for record in self.app.jobs.watch(request.job_id, request.after_revision):
+        async for record in self.jobs.watch(request.job_id, request.after_revision):
             yield self.job(record)
 
     @streaming
@@ -77,7 +76,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         kind = PROTO_TO_KIND.get(request.kind)
         if kind is None:
             raise InvalidArgument("kind is required: JOB_RESULT_KIND_VIDEO, _EVENTS or _TRACKS")
-        path = await self.app.jobs.result_path(request.job_id, kind)
+        path = await self.jobs.result_path(request.job_id, kind)
         with path.open("rb") as f:
             while chunk := f.read(RESULT_CHUNK_BYTES):
                 yield jobs_pb2.JobResultChunk(data=chunk)
@@ -122,7 +121,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                     name=x.name,
                     media_type=x.media_type,
                     size_bytes=x.size_bytes,
-                    url=self.app.jobs.result_url(x),
+                    url=self.jobs.result_url(x),
                     media_path=x.media_path,
                 )
                 for x in r.results

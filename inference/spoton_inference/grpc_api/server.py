@@ -1,9 +1,15 @@
-"""The grpc.aio server: spoton.v1 services, grpc.health.v1 and reflection."""
+"""The grpc.aio server: spoton.v1 services, grpc.health.v1 and reflection.
+
+It serves servicers built elsewhere: the composition root (``grpc_server.py``) builds them
+over the services and hands them in, with the interceptors and the address.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -29,21 +35,17 @@ from spoton.v1 import (
     tasks_pb2,
     tasks_pb2_grpc,
 )
-from spoton_inference.app import InferenceApp
-from spoton_inference.core.health import STARTING
-from spoton_inference.embedded.endpoints import host_port
 from spoton_inference.grpc_api.analytics import AnalyticsServicer
-from spoton_inference.grpc_api.auth import AuthInterceptor
 from spoton_inference.grpc_api.auth_service import AuthServicer
 from spoton_inference.grpc_api.cameras import CameraRegistryServicer
 from spoton_inference.grpc_api.catalog import CatalogServicer
-from spoton_inference.grpc_api.guard import RequestGuard
 from spoton_inference.grpc_api.inference import InferenceServicer
 from spoton_inference.grpc_api.jobs import JobServicer
 from spoton_inference.grpc_api.reflection import add_reflection
 from spoton_inference.grpc_api.sinks import SinkServicer
 from spoton_inference.grpc_api.system import SystemServicer
 from spoton_inference.grpc_api.tasks import TaskServicer
+from spoton_inference.services.health import STARTING, HealthReport
 
 log = logging.getLogger(__name__)
 
@@ -64,40 +66,60 @@ SPOTON_SERVICES = tuple(
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
-def build_server(app: InferenceApp) -> tuple[grpc.aio.Server, HealthServicer]:
-    limit = app.settings.grpc_max_message_bytes
+@dataclasses.dataclass(frozen=True, slots=True)
+class Servicers:
+    """One servicer per spoton.v1 service, built over the services by the composition root."""
+
+    catalog: CatalogServicer
+    tasks: TaskServicer
+    inference: InferenceServicer
+    system: SystemServicer
+    analytics: AnalyticsServicer
+    jobs: JobServicer
+    cameras: CameraRegistryServicer
+    auth: AuthServicer
+    sinks: SinkServicer
+
+
+def build_server(
+    servicers: Servicers,
+    interceptors: Sequence[grpc.aio.ServerInterceptor],
+    *,
+    max_message_bytes: int,
+    address: str,
+) -> tuple[grpc.aio.Server, HealthServicer]:
+    """A server on ``address`` (host:port) with every servicer, grpc.health.v1 and reflection;
+    every call goes through ``interceptors`` in order."""
     server = grpc.aio.server(
-        # Every call, of every service below, through authentication first (grpc_api/auth.py),
-        # so a caller without a credential learns nothing of the contract, then the one guard
-        # (grpc_api/guard.py).
-        interceptors=[AuthInterceptor(app.auth, app.audit), RequestGuard(app.settings.grpc_unary_timeout_s)],
+        interceptors=list(interceptors),
         options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
         ],
     )
-    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(app), server)
-    tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(app), server)
-    inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(app), server)
-    system_pb2_grpc.add_SystemServiceServicer_to_server(SystemServicer(app), server)
-    analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(AnalyticsServicer(app), server)
-    jobs_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(app), server)
-    cameras_pb2_grpc.add_CameraRegistryServiceServicer_to_server(CameraRegistryServicer(app), server)
-    auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(app), server)
-    sinks_pb2_grpc.add_SinkServiceServicer_to_server(SinkServicer(app), server)
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicers.catalog, server)
+    tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicers.tasks, server)
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(servicers.inference, server)
+    system_pb2_grpc.add_SystemServiceServicer_to_server(servicers.system, server)
+    analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(servicers.analytics, server)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(servicers.jobs, server)
+    cameras_pb2_grpc.add_CameraRegistryServiceServicer_to_server(servicers.cameras, server)
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(servicers.auth, server)
+    sinks_pb2_grpc.add_SinkServiceServicer_to_server(servicers.sinks, server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     add_reflection(server, [*SPOTON_SERVICES, HEALTH_SERVICE])
-    # SPOTON_BIND_HOST (or SPOTON_GRPC_HOST): loopback by default, 0.0.0.0 for every interface.
-    server.add_insecure_port(host_port(app.settings.grpc_host, app.settings.grpc_port))
+    server.add_insecure_port(address)
     return server, health
 
 
-async def publish_health(app: InferenceApp, health: HealthServicer, interval_s: float = 1.0) -> None:
+async def publish_health(
+    latest_health: Callable[[], Awaitable[HealthReport]], health: HealthServicer, interval_s: float = 1.0
+) -> None:
     """Keep grpc.health.v1 in step with the detailed health: SERVING once warmed up. It reads
-    the background prober's findings, as GetHealth does, and never probes itself."""
+    the background prober's findings (``latest_health``), as GetHealth does, and never probes itself."""
     while True:
-        report = await app.latest_health()
+        report = await latest_health()
         status = (
             health_pb2.HealthCheckResponse.NOT_SERVING
             if report.status == STARTING

@@ -1,16 +1,15 @@
 """``spoton.v1.SinkService``: event sinks (webhooks, MQTT) and their deliveries, over
-core/sink_service.py; with the conversions between its messages and the core's records.
+services/sink_service.py; with the conversions between its messages and the core's records.
 No message built here carries a sink's secret."""
 
 from __future__ import annotations
 
 from spoton.v1 import sinks_pb2, sinks_pb2_grpc
-from spoton_inference.app import InferenceApp
-from spoton_inference.core.sink_service import NewSink, SinkPatch
-from spoton_inference.core.sinks import DeliveryRecord, DeliveryState, SinkKind, SinkRecord
 from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.grpc_api.convert import timestamp
 from spoton_inference.grpc_api.errors import unary
+from spoton_inference.services.sink_service import NewSink, SinkPatch, SinkService
+from spoton_inference.services.sinks import DeliveryRecord, DeliveryState, SinkKind, SinkRecord
 
 KINDS = {sinks_pb2.SINK_KIND_WEBHOOK: SinkKind.WEBHOOK, sinks_pb2.SINK_KIND_MQTT: SinkKind.MQTT}
 KIND_VALUES = {kind: value for value, kind in KINDS.items()}
@@ -24,8 +23,8 @@ STATE_VALUES = {state: value for value, state in STATES.items()}
 
 
 class SinkServicer(sinks_pb2_grpc.SinkServiceServicer):
-    def __init__(self, app: InferenceApp) -> None:
-        self.app = app
+    def __init__(self, sinks: SinkService) -> None:
+        self.sinks = sinks
 
     @unary
     async def CreateSink(self, request, context):
@@ -41,16 +40,16 @@ class SinkServicer(sinks_pb2_grpc.SinkServiceServicer):
             topic_prefix=request.topic_prefix,
             enabled=request.enabled if request.HasField("enabled") else True,
         )
-        return sink(await self.app.sinks.create(new))
+        return sink(await self.sinks.create(new))
 
     @unary
     async def ListSinks(self, request, context):
-        records = await self.app.sinks.list(request.environment_id)
+        records = await self.sinks.list(request.environment_id)
         return sinks_pb2.ListSinksResponse(sinks=[sink(r) for r in records])
 
     @unary
     async def GetSink(self, request, context):
-        return sink(await self.app.sinks.get(request.sink_id))
+        return sink(await self.sinks.get(request.sink_id))
 
     @unary
     async def UpdateSink(self, request, context):
@@ -65,18 +64,18 @@ class SinkServicer(sinks_pb2_grpc.SinkServiceServicer):
             topic_prefix=field("topic_prefix"),  # type: ignore[arg-type]
             enabled=field("enabled"),  # type: ignore[arg-type]
         )
-        return sink(await self.app.sinks.update(request.sink_id, patch))
+        return sink(await self.sinks.update(request.sink_id, patch))
 
     @unary
     async def DeleteSink(self, request, context):
-        await self.app.sinks.delete(request.sink_id)
+        await self.sinks.delete(request.sink_id)
         return sinks_pb2.DeleteSinkResponse()
 
     @unary
     async def ListSinkDeliveries(self, request, context):
         if request.state and request.state not in STATES:
             raise InvalidArgument(f"state {request.state} is not a DeliveryState")
-        rows, token = await self.app.sinks.deliveries(
+        rows, token = await self.sinks.deliveries(
             request.sink_id, STATES.get(request.state), request.page_size, request.page_token
         )
         return sinks_pb2.ListSinkDeliveriesResponse(deliveries=[delivery(r) for r in rows], next_page_token=token)

@@ -9,46 +9,44 @@ from spoton.v1 import (
     tasks_pb2,
     tasks_pb2_grpc,
 )
-from spoton_inference.app import InferenceApp
 from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.domain.tasks import TaskRecord
 from spoton_inference.grpc_api import convert
 from spoton_inference.grpc_api.errors import streaming, unary
+from spoton_inference.services.tasks import TaskManager
 
 EXPORT_CHUNK_BYTES = 256 * 1024
 
 
 class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
-    def __init__(self, app: InferenceApp) -> None:
-        self.app = app
+    def __init__(self, tasks: TaskManager) -> None:
+        self.tasks = tasks
 
     @unary
     async def StartTask(self, request, context):
-        record = await self.app.tasks.start(
+        record = await self.tasks.start(
             request.environment_id,
             list(request.camera_ids),
             idempotency_key=request.idempotency_key,
             allow_concurrent=request.allow_concurrent,
         )
-        seq = await self.app.tasks.last_sequence(record.task_id)
+        seq = await self.tasks.last_sequence(record.task_id)
         return tasks_pb2.StartTaskResponse(task=convert.task(record, seq))
 
     @unary
     async def GetTask(self, request, context):
-        return await self._task(await self.app.tasks.get(request.task_id))
+        return await self._task(await self.tasks.get(request.task_id))
 
     @unary
     async def ControlTask(self, request, context):
         action = convert.PROTO_TO_ACTION.get(request.action)
         if action is None:
             raise InvalidArgument("action is required: TASK_ACTION_PAUSE, _RESUME, _CANCEL or _FOCUS")
-        record = await self.app.tasks.control(request.task_id, action, request.focus_global_id)
+        record = await self.tasks.control(request.task_id, action, request.focus_global_id)
         return tasks_pb2.ControlTaskResponse(task=await self._task(record))
 
     async def _task(self, record: TaskRecord) -> tasks_pb2.Task:
-        seq, focus = await asyncio.gather(
-            self.app.tasks.last_sequence(record.task_id), self.app.tasks.focus(record.task_id)
-        )
+        seq, focus = await asyncio.gather(self.tasks.last_sequence(record.task_id), self.tasks.focus(record.task_id))
         return convert.task(record, seq, focus)
 
     @unary
@@ -56,7 +54,7 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
         if request.page_size < 0:
             raise InvalidArgument("page_size must not be negative")
         state = convert.PROTO_TO_STATE.get(request.state) if request.state else None
-        rows, token = await self.app.tasks.list(
+        rows, token = await self.tasks.list(
             page_size=request.page_size,
             page_token=request.page_token,
             environment_id=request.environment_id,
@@ -70,16 +68,16 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
     async def WatchTask(self, request, context) -> AsyncIterator[tasks_pb2.TaskEvent]:
         # NOT_FOUND, INVALID_ARGUMENT and OUT_OF_RANGE before the stream opens; nothing to send
         # (a finished task, resumed after its last event) ends it at once with OK.
-        if not await self.app.tasks.check_resume(request.task_id, request.after_sequence):
+        if not await self.tasks.check_resume(request.task_id, request.after_sequence):
             return
         # Headers now, so proxies (the facade) open their stream without waiting for an event.
         await context.send_initial_metadata(())
-        async for event in self.app.tasks.watch(request.task_id, request.after_sequence):
+        async for event in self.tasks.watch(request.task_id, request.after_sequence):
             yield convert.task_event(event)
 
     @unary
     async def ListTaskExports(self, request, context):
-        files = await self.app.tasks.exports(request.task_id)
+        files = await self.tasks.exports(request.task_id)
         return tasks_pb2.ListTaskExportsResponse(
             files=[
                 tasks_pb2.ExportFile(name=f.name, size_bytes=f.size_bytes, media_type=f.media_type, url=f.url)
@@ -89,7 +87,7 @@ class TaskServicer(tasks_pb2_grpc.TaskServiceServicer):
 
     @streaming
     async def GetTaskExport(self, request, context) -> AsyncIterator[tasks_pb2.ExportChunk]:
-        path = await self.app.tasks.export_path(request.task_id, request.name)
+        path = await self.tasks.export_path(request.task_id, request.name)
         with path.open("rb") as f:
             while chunk := f.read(EXPORT_CHUNK_BYTES):
                 yield tasks_pb2.ExportChunk(data=chunk)

@@ -61,7 +61,7 @@ def rewrite_mot(out_dir: Path, camera_ids: Sequence[str], points: Iterable[Seque
     number of points written.
 
     ``points``: (camera_id, global_frame_index, local_id, global_id, x1, y1, x2, y2, score,
-    map_x, map_y) in frame order, as ``Database.task_track_points`` returns them. For a task
+    map_x, map_y) in frame order, as ``TaskStore.task_track_points`` returns them. For a task
     whose process died mid-run, so that its exports say what was stored, not what happened to
     leave the process's file buffers.
     """

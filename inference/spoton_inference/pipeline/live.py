@@ -24,7 +24,7 @@ cameras of the site over one stream (each frame names its camera).
 Per frame: decode (JPEG/PNG in a worker thread; raw BGR is a view, no copy) -> detect
 (Triton) -> [in order] plan -> embed the crops the tracker asks for (one Triton call) ->
 update (local ids, map coordinates, global ids). Nothing here knows about gRPC; the servicer in
-``grpc_api/inference.py`` converts messages to and from these dataclasses.
+``grpc_api/inference.py`` converts messages to and from the records of ``domain/live_frames.py``.
 
 Example (the buffer alone):
     >>> import asyncio
@@ -50,10 +50,11 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from spoton_inference.core.detection import decode_encoded, decode_raw
 from spoton_inference.domain.environment import Environment
 from spoton_inference.domain.errors import InvalidArgument, NotFound, Unavailable
 from spoton_inference.domain.image_header import DEFAULT_MAX_IMAGE_PIXELS, announced_size, check_pixels
+from spoton_inference.domain.live_frames import LiveFrame, LiveResult, LiveTrack, RawPixels
+from spoton_inference.pipeline.image_decode import decode_encoded, decode_raw
 from spoton_inference.pipeline.tracking_settings import TrackingSetup
 from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
 from spoton_inference.tracking.camera import FramePlan
@@ -70,52 +71,6 @@ DEFAULT_MAX_IN_FLIGHT = 4
 READER_TASK_PREFIX = "live-reader"
 DISPATCHER_TASK_PREFIX = "live-dispatcher"
 DETECT_TASK_PREFIX = "live-detect"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RawPixels:
-    """Uncompressed BGR pixels, row-major, height x width x 3."""
-
-    data: bytes
-    width: int
-    height: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LiveFrame:
-    """One frame as the client sent it."""
-
-    camera_id: str
-    image: bytes | RawPixels  # JPEG/PNG bytes, or raw BGR
-    timestamp: float | None = None  # capture time, seconds since the epoch, on the client's clock
-    frame_id: int = 0  # the client's own id, echoed
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LiveTrack:
-    track_id: int
-    global_id: int
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2 pixels
-    score: float
-    map_xy: tuple[float, float] | None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LiveResult:
-    """The answer to one processed frame."""
-
-    environment_id: str
-    camera_id: str
-    frame_id: int
-    sequence: int  # 0-based position in the stream, dropped frames included
-    timestamp: float  # the frame's timestamp, else when it was received
-    global_frame_index: int
-    processed_at: float
-    width: int
-    height: int
-    tracks: tuple[LiveTrack, ...]
-    dropped_frames: int  # since the previous result
-    dropped_frames_total: int
 
 
 @dataclasses.dataclass(slots=True)

@@ -22,14 +22,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 
 import numpy as np
 
-from spoton_inference.core.video_probe import declared_fps
 from spoton_inference.domain.backoff import doubling_s
 from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.domain.errors import InvalidArgument
+from spoton_inference.domain.frame_rate import declared_fps
 from spoton_inference.pipeline.av_source import ENDED, ERROR, SourceError, describe, open_source
 from spoton_inference.pipeline.live import FrameBuffer, LiveFrame, RawPixels
 
@@ -45,7 +45,7 @@ class PullOptions:
     # Reconnect delays: first, then doubling up to the cap; each with jitter (50-100%).
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
-    # Run before every connection, raising to refuse it (core/source_policy.py: a host name
+    # Run before every connection, raising to refuse it (services/source_policy.py: a host name
     # that now resolves to a refused address is caught at connect time, not only when stored).
     check_source: Callable[[CameraSource], None] | None = None
 
@@ -161,6 +161,47 @@ class LivePull:
                 got_frames = True
                 loop.call_soon_threadsafe(deliver, live)
         return got_frames
+
+
+CameraKey = tuple[str, str]  # (environment id, camera id)
+
+
+class LivePulls(Mapping[CameraKey, LivePull]):
+    """The pulls of running live tasks, by (environment id, camera id): live task runners
+    register theirs while they run; snapshots and the camera metrics read them.
+
+    One object owned by the composition root and given to each, instead of a shared dict
+    anyone may change: only :meth:`register` and :meth:`remove` change it.
+    """
+
+    def __init__(self) -> None:
+        self._pulls: dict[CameraKey, LivePull] = {}
+
+    def register(self, key: CameraKey, pull: LivePull) -> None:
+        self._pulls[key] = pull
+
+    def remove(self, key: CameraKey) -> None:
+        """Forget ``key``'s pull; nothing when it is not registered."""
+        self._pulls.pop(key, None)
+
+    def __getitem__(self, key: CameraKey) -> LivePull:
+        return self._pulls[key]
+
+    def __iter__(self) -> Iterator[CameraKey]:
+        return iter(self._pulls)
+
+    def __len__(self) -> int:
+        return len(self._pulls)
+
+    # The dict's own views: the metrics scrape (another thread) copies them in one step.
+    def keys(self) -> KeysView[CameraKey]:
+        return self._pulls.keys()
+
+    def items(self) -> ItemsView[CameraKey, LivePull]:
+        return self._pulls.items()
+
+    def values(self) -> ValuesView[LivePull]:
+        return self._pulls.values()
 
 
 async def pull_frames(pulls: Sequence[LivePull]) -> AsyncIterator[LiveFrame]:

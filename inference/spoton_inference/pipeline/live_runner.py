@@ -6,8 +6,8 @@ ids hold across cameras, and each processed frame is published like the batch ru
 task ends when it is cancelled. A camera that drops reconnects on its own (see
 ``live_pull.py``) while the session, and so every tracker, goes on.
 
-While it runs, its pulls are listed in ``active`` (by environment and camera id), where
-snapshots take their newest frame from.
+While it runs, its pulls are registered in ``active`` (:class:`~.live_pull.LivePulls`, by
+environment and camera id), where snapshots take their newest frame from.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import dataclasses
 import datetime as dt
 import time
 import uuid
-from collections.abc import MutableMapping
 
 from spoton_inference.domain.environment import Environment
 from spoton_inference.domain.events import CameraTracksOut, TrackingUpdate, TrackOut
 from spoton_inference.pipeline.live import LiveResult, LiveSession
-from spoton_inference.pipeline.live_pull import LivePull, PullOptions, pull_frames
+from spoton_inference.pipeline.live_pull import LivePull, LivePulls, PullOptions, pull_frames
 from spoton_inference.pipeline.runner import RunnerPorts, track_point_row
 
 LIVE_STEP = "live"
@@ -34,7 +33,7 @@ class LiveTaskRunner:
         environment: Environment,
         ports: RunnerPorts,
         options: PullOptions,
-        active: MutableMapping[tuple[str, str], LivePull] | None = None,
+        active: LivePulls | None = None,
     ) -> None:
         cameras = tuple(c for c in environment.cameras if c.source.is_live)
         if not cameras:
@@ -48,14 +47,15 @@ class LiveTaskRunner:
             ports.tracking_setup,
         )
         self._task_uuid = uuid.UUID(task_id)
-        self._active = active if active is not None else {}
+        self._active = active if active is not None else LivePulls()
         self.frames_done = 0
 
     async def run(self) -> None:
         """Track until cancelled; never returns on its own."""
         env_id = self.environment.environment_id
         keys = [(env_id, p.camera_id) for p in self.pulls]
-        self._active.update(zip(keys, self.pulls, strict=True))
+        for key, pull in zip(keys, self.pulls, strict=True):
+            self._active.register(key, pull)
         try:
             await self.ports.report_progress(0, LIVE_STEP)
             async for result in self.session.stream(pull_frames(self.pulls)):
@@ -66,7 +66,7 @@ class LiveTaskRunner:
                     await self.ports.report_progress(self.frames_done, LIVE_STEP)
         finally:
             for key in keys:
-                self._active.pop(key, None)
+                self._active.remove(key)
 
     async def _publish(self, result: LiveResult) -> None:
         when = dt.datetime.fromtimestamp(result.timestamp, dt.UTC)

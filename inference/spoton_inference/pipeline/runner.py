@@ -26,11 +26,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
-from spoton_inference.core.media import MediaRoot
 from spoton_inference.domain.environment import Camera, Environment
 from spoton_inference.domain.events import (
     BatchProcessingComplete,
@@ -100,9 +99,17 @@ def track_point_row(
     score: float,
     map_xy: tuple[float, float] | None,
 ) -> tuple:
-    """One track point as ``RunnerPorts.store_points`` takes it (storage/postgres.py TRACK_POINT_COLUMNS)."""
+    """One track point as ``RunnerPorts.store_points`` takes it (storage/task_store.py TRACK_POINT_COLUMNS)."""
     x, y = map_xy if map_xy else (None, None)
     return (when, task_id, environment_id, camera_id, global_frame_index, track_id, global_id, *box, score, x, y)
+
+
+class MediaPublisher(Protocol):
+    """Where a batch's sub-videos are made servable to browsers (files/media.MediaRoot)."""
+
+    async def publish_video(self, src: Path, rel: Path) -> str:
+        """Publish a browser-playable copy of ``src`` at ``rel``; returns its URL."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,7 +120,7 @@ class RunnerPorts:
     emit: Callable[[TaskEventPayload], Awaitable[None]]
     store_points: Callable[[list[tuple]], None]
     report_progress: Callable[[int, str], Awaitable[None]]
-    media: MediaRoot
+    media: MediaPublisher
     exports_dir: Path
     # How to track at a given fps (pipeline.tracking_settings.tracking_setup over the settings).
     tracking_setup: Callable[[float], TrackingSetup]

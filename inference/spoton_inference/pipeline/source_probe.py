@@ -8,28 +8,12 @@ a worker thread. Never raises for a source that fails: the result says why, mask
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 
-import numpy as np
-
-from spoton_inference.core.video_probe import declared_fps
 from spoton_inference.domain.camera_source import CameraSource
+from spoton_inference.domain.frame_rate import declared_fps
+from spoton_inference.domain.probe_result import ProbeResult
 from spoton_inference.pipeline.av_source import ENDED, SourceError, describe, open_source
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ProbeResult:
-    ok: bool
-    reason: str = ""  # why not, masked; empty when ok
-    error_kind: str = ""  # av_source's failure kinds
-    codec: str = ""
-    width: int = 0
-    height: int = 0
-    fps: float = 0.0  # what the stream declares
-    first_frame_ms: float = 0.0  # from starting to open to the first decoded frame
-    measured_fps: float = 0.0  # frames that arrived per second over the sample window; 0: not sampled
-    frame: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)  # first, BGR
 
 
 def probe_source(

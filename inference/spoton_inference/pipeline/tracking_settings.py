@@ -1,21 +1,50 @@
 """The tracking domain's configuration, from the service settings: the one place they meet.
 
 Tasks, live streams and the benchmarks' replays all build their trackers here, so that what
-``bench/`` measures is what the service runs.
+``bench/`` measures is what the service runs. The values come as :class:`TrackingValues`,
+which the service's ``Settings`` satisfies as it is: callers bind it with
+``functools.partial(tracking_setup, settings)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from spoton_inference.domain.environment import Camera
-from spoton_inference.settings import Settings
 from spoton_inference.tracking.appearance import ReidCalibration
 from spoton_inference.tracking.camera import TrackerConfig
 from spoton_inference.tracking.identities import AssociationConfig
 from spoton_inference.tracking.multicam import MultiCameraTracker
 from spoton_inference.tracking.refine.refiner import RefineConfig, Refiner
+
+
+class TrackingValues(Protocol):
+    """The settings tracking reads (SPOTON_DETECTION_THRESHOLD, SPOTON_REID_*, SPOTON_ASSOCIATION_*, ...)."""
+
+    @property
+    def detection_threshold(self) -> float: ...
+    @property
+    def reid_same_distance(self) -> float: ...
+    @property
+    def reid_different_distance(self) -> float: ...
+    @property
+    def reid_self_calibrate(self) -> bool: ...
+    @property
+    def association_appearance_weight(self) -> float: ...
+    @property
+    def association_geometry_weight(self) -> float: ...
+    @property
+    def association_time_weight(self) -> float: ...
+    @property
+    def association_max_gap_s(self) -> float: ...
+    @property
+    def gallery_max_size(self) -> int: ...
+    @property
+    def refine_recorded(self) -> bool: ...
+    @property
+    def refine_window_frames(self) -> int: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,7 +77,7 @@ class TrackingSetup:
         return Refiner(self.tracker.fps, projectors, self.refine)
 
 
-def tracking_setup(settings: Settings, fps: float) -> TrackingSetup:
+def tracking_setup(settings: TrackingValues, fps: float) -> TrackingSetup:
     """Everything tracking takes from the settings, at this frame rate."""
     calibration = ReidCalibration(settings.reid_same_distance, settings.reid_different_distance)
     return TrackingSetup(

@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from spoton_inference.core.sinks import DeliveryFailed, Sink, SinkDelivery, SinkKind
+from spoton_inference.services.sinks import DeliveryFailed, Sink, SinkDelivery, SinkKind
 
 SCHEMES = {"mqtt": False, "mqtts": True}  # scheme -> TLS
 DEFAULT_PORTS = {False: 1883, True: 8883}

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from spoton_inference.core.sink_policy import SinkPolicy
-from spoton_inference.core.sinks import Deliverer, SinkKind
-from spoton_inference.settings import Settings
+from spoton_inference.services.sink_policy import SinkPolicy
+from spoton_inference.services.sinks import Deliverer, SinkKind
 from spoton_inference.sinks.mqtt import MqttDeliverer
 from spoton_inference.sinks.webhook import WebhookDeliverer
 
 
-def build_deliverers(settings: Settings, policy: SinkPolicy) -> dict[str, Deliverer]:
+def build_deliverers(policy: SinkPolicy, *, timeout_s: float, max_connections: int) -> dict[str, Deliverer]:
+    """``timeout_s`` bounds one delivery (SPOTON_SINK_TIMEOUT_S); ``max_connections`` each kind's pool."""
     return {
-        SinkKind.WEBHOOK: WebhookDeliverer(
-            policy, timeout_s=settings.sink_timeout_s, max_connections=settings.sink_max_connections
-        ),
-        SinkKind.MQTT: MqttDeliverer(timeout_s=settings.sink_timeout_s, max_connections=settings.sink_max_connections),
+        SinkKind.WEBHOOK: WebhookDeliverer(policy, timeout_s=timeout_s, max_connections=max_connections),
+        SinkKind.MQTT: MqttDeliverer(timeout_s=timeout_s, max_connections=max_connections),
     }

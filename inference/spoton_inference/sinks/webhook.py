@@ -8,7 +8,7 @@ The timestamp inside the signed text lets a receiver refuse old replays.
 A 2xx answer acknowledges. 408, 429 and 5xx, timeouts and connection errors are retried (the
 dispatcher backs off); any other answer (4xx, or a 3xx: redirects are not followed, so a
 webhook cannot be bounced to a host the URL policy refuses) fails the delivery for good.
-The URL policy (core/sink_policy.py) is checked again before every POST.
+The URL policy (services/sink_policy.py) is checked again before every POST.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 
 import httpx
 
-from spoton_inference.core.sink_policy import SinkPolicy, SinkRefused
-from spoton_inference.core.sinks import DeliveryFailed, Sink, SinkDelivery, SinkKind
+from spoton_inference.services.sink_policy import SinkPolicy, SinkRefused
+from spoton_inference.services.sinks import DeliveryFailed, Sink, SinkDelivery, SinkKind
 
 SIGNATURE_HEADER = "X-SpotOn-Signature"
 EVENT_HEADER = "X-SpotOn-Event"

@@ -8,7 +8,6 @@ Filters are added only when given, so the planner can prune partitions by time.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Sequence
@@ -16,55 +15,11 @@ from collections.abc import Sequence
 import asyncpg
 import numpy as np
 
+from spoton_inference.domain.analytics import CountRow, DwellRow, HeatmapCells, HistoryFilter, TrajectoryRow
 from spoton_inference.domain.errors import NotFound
 from spoton_inference.domain.zones import Polygon, Zone
 from spoton_inference.storage.partitioning import timescale_installed
 from spoton_inference.storage.postgres import Database
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HistoryFilter:
-    """What every query narrows by; empty fields do not filter."""
-
-    environment_id: str
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
-    task_id: str = ""
-    camera_ids: tuple[str, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TrajectoryRow:
-    task_id: str
-    camera_id: str
-    global_frame_index: int
-    time: dt.datetime
-    x: float
-    y: float
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class HeatmapCells:
-    ix: np.ndarray  # int
-    iy: np.ndarray  # int
-    count: np.ndarray  # int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CountRow:
-    bucket_start: dt.datetime
-    key: str  # camera id or zone id
-    people: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DwellRow:
-    zone_id: str
-    task_id: str
-    global_id: int
-    dwell_seconds: float
-    first_time: dt.datetime
-    last_time: dt.datetime
 
 
 class _Where:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from spoton_inference.core.audit import AuditEvent
-from spoton_inference.core.request_args import decode_id_token, encode_id_token
+from spoton_inference.services.audit import AuditEvent
+from spoton_inference.services.request_args import decode_id_token, encode_id_token
 
 if TYPE_CHECKING:
     from spoton_inference.storage.postgres import Database

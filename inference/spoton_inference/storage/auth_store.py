@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from spoton_inference.core.auth import ApiKeyRecord, User
 from spoton_inference.domain.principal import Role
+from spoton_inference.services.auth import ApiKeyRecord, User
 
 if TYPE_CHECKING:
     from spoton_inference.storage.postgres import Database

@@ -1,6 +1,6 @@
 """Camera secrets in PostgreSQL: sealed on write, opened on read, re-sealed at start-up.
 
-``cameras.source_secret`` holds one Fernet token (core/secrets.py) of the source's password and
+``cameras.source_secret`` holds one Fernet token (services/secrets.py) of the source's password and
 secret query values. At start-up :func:`seal_stored_secrets` seals plain-text passwords left by
 versions before migration 0012 and re-encrypts tokens sealed under an older key, which is how a
 key rotation completes (put the new key first in SPOTON_SECRET_KEYS, restart, drop the old).
@@ -13,8 +13,8 @@ import logging
 import asyncpg
 import msgspec
 
-from spoton_inference.core.secrets import SecretBox
 from spoton_inference.domain.camera_source import CameraSource
+from spoton_inference.services.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 

@@ -27,20 +27,23 @@ RETRY_S = 1.0
 class CatalogSync:
     """Announces this replica's catalogue changes and applies the other replicas'.
 
-    ``reload`` re-reads the whole catalogue from PostgreSQL (a few environments: cheaper to
-    reason about than patching one entry, and it also catches what a missed message changed).
+    ``reload`` (given to :meth:`start`) re-reads the whole catalogue from PostgreSQL (a few
+    environments: cheaper to reason about than patching one entry, and it also catches what a
+    missed message changed). It is given at start, not at construction, because the catalogue
+    is built with this object's :meth:`changed` as its listener.
     """
 
-    def __init__(self, client: aioredis.Redis, replica: str, reload: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, client: aioredis.Redis, replica: str) -> None:
         self._client = client
         self._replica = replica
-        self._reload = reload
+        self._reload: Callable[[], Awaitable[None]] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self.subscribed = asyncio.Event()
         self.reloads = 0
 
-    def start(self) -> None:
+    def start(self, reload: Callable[[], Awaitable[None]]) -> None:
+        self._reload = reload
         self._listener = asyncio.create_task(self._listen(), name="catalog-sync")
 
     def changed(self, environment_id: str) -> None:
@@ -85,6 +88,7 @@ class CatalogSync:
                 await asyncio.sleep(RETRY_S)
 
     async def _apply(self) -> None:
+        assert self._reload is not None  # the listener that calls this runs only after start()
         try:
             await self._reload()
             self.reloads += 1

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from spoton_inference.core.idempotency import KeyClaim, KeyHolder
 from spoton_inference.domain.errors import IdempotencyKeyInUse
+from spoton_inference.services.idempotency import KeyClaim, KeyHolder, KeyTaken
 
 if TYPE_CHECKING:  # postgres.py imports this module
     from spoton_inference.storage.postgres import Database
@@ -23,14 +23,6 @@ if TYPE_CHECKING:  # postgres.py imports this module
 # A reservation with no job this old was left by a process that died mid-upload: the key is
 # free again. An upload streaming for longer than this may lose its key to a retry.
 STALE_RESERVATION_S = 3600.0
-
-
-class KeyTaken(Exception):
-    """The key was claimed by an earlier request (``holder``)."""
-
-    def __init__(self, holder: KeyHolder | None) -> None:
-        super().__init__("idempotency key taken")
-        self.holder = holder
 
 
 async def _forget_expired(conn: asyncpg.Connection, claim: KeyClaim) -> None:

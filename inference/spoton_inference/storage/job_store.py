@@ -7,7 +7,6 @@ claim, or a progress report and a cancel, cannot overwrite each other.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Collection
@@ -15,24 +14,11 @@ from collections.abc import Collection
 import asyncpg
 import msgspec
 
-from spoton_inference.core.idempotency import KeyClaim
 from spoton_inference.domain.job_progress import Snapshot
-from spoton_inference.domain.job_types import JobOptions, JobRecord, JobResult, JobState, VideoInfo
+from spoton_inference.domain.job_types import JobOptions, JobRecord, JobResult, JobState, NewJob, VideoInfo
+from spoton_inference.services.idempotency import KeyClaim
 from spoton_inference.storage.idempotency_store import complete_with_job
 from spoton_inference.storage.postgres import Database
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class NewJob:
-    job_id: str
-    name: str
-    filename: str
-    size_bytes: int
-    video: VideoInfo
-    options: JobOptions
-    environment_id: str
-    camera_id: str
-
 
 _UNFINISHED = [JobState.QUEUED.value, JobState.RUNNING.value]
 _CHANGE = "revision = revision + 1, updated_at = now()"

@@ -17,6 +17,7 @@ import time
 
 import redis.asyncio as aioredis
 
+from spoton_inference.domain.errors import OutOfRange
 from spoton_inference.domain.events import TaskEvent, TaskEventPayload, decode_event, encode_event
 from spoton_inference.storage.redis_client import DEFAULT_MAX_CONNECTIONS, connect, sibling
 
@@ -33,7 +34,7 @@ return seq
 """
 
 
-class EventsExpired(Exception):
+class EventsExpired(OutOfRange):
     """The requested events fell out of the retention window."""
 
 

@@ -15,10 +15,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from spoton_inference.settings import Settings
 from spoton_inference.storage.redis_client import UNREACHABLE
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,16 @@ RENEW_EVERY_S = 10.0
 RETRY_S = 1.0
 
 
-def replica_id(settings: Settings) -> str:
+class ReplicaSettings(Protocol):
+    """What names a replica (the root's Settings has both)."""
+
+    @property
+    def replica_id(self) -> str: ...  # SPOTON_REPLICA_ID; "" for the default
+    @property
+    def grpc_port(self) -> int: ...
+
+
+def replica_id(settings: ReplicaSettings) -> str:
     return settings.replica_id or f"{socket.gethostname()}:{settings.grpc_port}"
 
 

@@ -1,7 +1,7 @@
 """Event sinks and their outbox in PostgreSQL (migration 0015).
 
 Sinks are rows of ``sinks``, their secret sealed with the service's Fernet keys (as camera
-passwords are, core/secrets.py) and opened only for the dispatcher. The outbox rows are
+passwords are, services/secrets.py) and opened only for the dispatcher. The outbox rows are
 written by triggers with the events themselves; this module reads them for the dispatcher
 and the API, and records each outcome together with the sink's totals in one statement.
 
@@ -16,11 +16,13 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import asyncpg
 
-from spoton_inference.core.sinks import (
+from spoton_inference.domain.errors import AlreadyExists, NotFound, Unavailable
+from spoton_inference.services.sink_dispatcher import Head
+from spoton_inference.services.sinks import (
     DeliveryRecord,
     DeliveryState,
     Sink,
@@ -30,11 +32,12 @@ from spoton_inference.core.sinks import (
     SinkStatus,
     encode_body,
 )
-from spoton_inference.domain.errors import AlreadyExists, NotFound
 from spoton_inference.storage.postgres import Database
 
 # The channel the outbox triggers NOTIFY on (migration 0015).
 NOTIFY_CHANNEL = "spoton_sinks"
+# Bound on connecting the LISTEN connection; failing, the dispatcher polls and tries again.
+LISTEN_CONNECT_TIMEOUT_S = 5.0
 # A failure's reason as stored: a receiver's answer may be long, or hold a NUL PostgreSQL refuses.
 MAX_REASON_CHARS = 1000
 
@@ -46,13 +49,21 @@ _DELIVERY_COLUMNS = """delivery_id, sink_id, environment_id, camera_id, task_id,
     state, attempts, last_error, created_at, next_attempt_at, finished_at"""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Head:
-    """The oldest pending delivery of a sink, and when it may next be tried."""
+class SinkNotices:
+    """Wakes the dispatcher on every new delivery: LISTEN on the outbox triggers' channel,
+    over a connection of its own (a pooled one would be handed back)."""
 
-    delivery: SinkDelivery
-    # Seconds until it may be tried again (0: now), by the database's clock, as it was set.
-    wait_s: float
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+
+    async def listen(self, wake: Callable[[], None]) -> asyncpg.Connection:
+        """The listening connection (close it to stop); Unavailable when it cannot connect."""
+        try:
+            conn = await asyncpg.connect(self._dsn, timeout=LISTEN_CONNECT_TIMEOUT_S)
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: wake())
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise Unavailable(str(exc)) from exc
+        return conn
 
 
 class SinkStore:

@@ -11,25 +11,16 @@ only replace it, so writes of one task never land out of order.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 
-from spoton_inference.domain.events import TaskState
+from spoton_inference.services.task_ports import TaskStateUpdate
+
+__all__ = ["TaskStateUpdate", "TaskStateWriter", "UpdateTask"]
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TaskStateUpdate:
-    task_id: str
-    state: TaskState
-    progress: float
-    step: str
-    frames_processed: int
-    error: str = ""
 
 
 UpdateTask = Callable[[TaskStateUpdate], Awaitable[None]]

@@ -3,7 +3,7 @@
 The pipeline hands rows to :meth:`TrackPointWriter.add` and moves on; it never waits for
 PostgreSQL. Rows are cut into batches of ``batch_size``, each with an id of its own, and a
 background task writes each batch as one transaction: its id into the ledger, its rows by
-COPY (see ``Database.write_track_point_batch``). An id the ledger already holds means the
+COPY (see ``TaskStore.write_track_point_batch``). An id the ledger already holds means the
 batch was committed before but its acknowledgement was lost: it is skipped, never written
 twice.
 

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from spoton_inference.core.detection import decode_encoded, decode_raw
 from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.domain.image_header import PNG_SIGNATURE, announced_size, check_pixels
+from spoton_inference.pipeline.image_decode import decode_encoded, decode_raw
 
 
 def png_header(width: int, height: int) -> bytes:

@@ -9,7 +9,6 @@ import os
 import signal
 from pathlib import Path
 
-from spoton_inference.core.health import SupervisedComponent
 from spoton_inference.embedded.pids import pid_alive
 from spoton_inference.embedded.restarts import (
     RestartBudget,
@@ -19,6 +18,7 @@ from spoton_inference.embedded.restarts import (
     write_supervision,
 )
 from spoton_inference.embedded.supervisor import ChildProcess, ChildSpec, ChildState, ChildStatus
+from spoton_inference.services.health import SupervisedComponent
 
 QUICK = RestartPolicy(max_restarts=2, window_s=60.0, backoff_initial_s=0.05, backoff_max_s=0.2)
 

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
 from spoton.v1 import analytics_pb2, analytics_pb2_grpc, common_pb2
+from spoton_inference.storage.task_store import TaskStore
 
 T0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
 ROOM = [(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)]
@@ -41,12 +42,12 @@ async def history(live_service, register) -> tuple[str, str]:
     """An environment with a task whose person 1 walks along y = 1 from x = 0 to 3.9 m, 10 fps."""
     env_id = (await register("analytics-grpc")).environment_id
     db = live_service.app.db
-    task = (await db.insert_task(env_id, ["c1", "c2"], 40)).task_id
+    task = (await TaskStore(db).insert_task(env_id, ["c1", "c2"], 40)).task_id
     rows = [
         (T0 + dt.timedelta(seconds=f / 10), uuid.UUID(task), env_id, "c1", f, 1, 1, 0, 0, 1, 1, 0.5, f * 0.1, 1.0)
         for f in range(40)
     ]
-    await db.copy_track_points(rows)
+    await TaskStore(db).copy_track_points(rows)
     return env_id, task
 
 

@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from spoton.v1 import catalog_pb2
-from spoton_inference.core.camera_health import OFFLINE, ONLINE, CameraHealthMonitor
-from spoton_inference.storage import camera_health_store
-from spoton_inference.storage.camera_health_store import HealthCheck
+from spoton_inference.app import camera_health_settings
+from spoton_inference.domain.camera_health import HealthCheck
+from spoton_inference.pipeline.source_probe import probe_source
+from spoton_inference.services.camera_health import OFFLINE, ONLINE, CameraHealthMonitor
+from spoton_inference.storage.camera_health_store import CameraHealthStore
 
 pytestmark = pytest.mark.timeout(180)
 PASSWORD = "pw-never-shown-42"
@@ -134,7 +136,9 @@ async def test_health_loop_stores_checks_and_flips_online_to_offline(
     await register("cam-health")
     await attach_source("cam-health", "c1", cam.url)
     settings = dataclasses.replace(live_service.settings, camera_health_interval_s=0.2, source_connect_timeout_s=3)
-    monitor = CameraHealthMonitor(settings, app.db, app.catalog)
+    monitor = CameraHealthMonitor(
+        camera_health_settings(settings), CameraHealthStore(app.db), app.catalog, probe_source
+    )
     request = catalog_pb2.ListCameraHealthRequest(environment_id="cam-health", camera_id="c1", limit=100)
 
     async def status_is(status: str) -> bool:
@@ -160,14 +164,18 @@ async def test_health_loop_stores_checks_and_flips_online_to_offline(
 async def test_health_history_is_pruned_after_the_retention(live_service):
     app = live_service.app
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
-    await camera_health_store.insert(app.db, HealthCheck("cam-prune", "c1", old, OFFLINE, None, 0, 0, 0, "x"))
+    store = CameraHealthStore(app.db)
+    await store.insert(HealthCheck("cam-prune", "c1", old, OFFLINE, None, 0, 0, 0, "x"))
     monitor = CameraHealthMonitor(
-        dataclasses.replace(live_service.settings, camera_health_retention_days=7), app.db, app.catalog
+        camera_health_settings(dataclasses.replace(live_service.settings, camera_health_retention_days=7)),
+        store,
+        app.catalog,
+        probe_source,
     )
     fresh = HealthCheck("cam-prune", "c1", dt.datetime.now(dt.UTC), ONLINE, 5.0, 10, 320, 240, "")
-    await camera_health_store.insert(app.db, fresh)
+    await store.insert(fresh)
     assert await monitor.prune() >= 1
-    assert await camera_health_store.history(app.db, "cam-prune", "c1", 10) == [fresh]  # only the old row went
+    assert await store.history("cam-prune", "c1", 10) == [fresh]  # only the old row went
 
 
 async def test_health_of_unknown_camera_is_not_found(catalog, register, rpc_error):

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from spoton.v1 import catalog_pb2, common_pb2, tasks_pb2
-from spoton_inference.core.catalog import Catalog
+from spoton_inference.files import environment_dir
+from spoton_inference.services.catalog import Catalog
+from spoton_inference.storage.camera_health_store import CameraHealthStore
+from spoton_inference.storage.catalog_store import CatalogStore
 
 SQUARE = [(0, 0), (640, 0), (640, 480), (0, 480), (320, 240)]
 TRUTH = np.array([[0.01, 0.0, 1.0], [0.0, 0.02, 2.0], [0.0, 0.0, 1.0]])
@@ -173,7 +176,9 @@ async def test_changes_persist_in_postgres(catalog, live_service, rpc_error):
     await _create(catalog, "crud-deleted")
     await catalog.DeleteEnvironment(catalog_pb2.DeleteEnvironmentRequest(environment_id="crud-deleted"))
 
-    reloaded = Catalog(live_service.app.db)  # what a restarted service would see
+    reloaded = Catalog(
+        live_service.app.db, CatalogStore(live_service.app.db), CameraHealthStore(live_service.app.db), environment_dir
+    )  # what a restarted service would see
     await reloaded.load()
     cam = reloaded.camera("crud-persist", "a")
     assert cam.fps == 12 and cam.homography is not None and cam.homography.reprojection_error() < 1e-6
@@ -233,7 +238,13 @@ async def test_the_floor_plan_image_is_published_for_browsers(catalog, live_serv
     assert published.read_bytes() == (path / "plan.png").read_bytes()
     # A service restarted on the same database publishes it again from the record.
     published.unlink()
-    reloaded = Catalog(live_service.app.db, media=live_service.settings.media)
+    reloaded = Catalog(
+        live_service.app.db,
+        CatalogStore(live_service.app.db),
+        CameraHealthStore(live_service.app.db),
+        environment_dir,
+        media=live_service.settings.media,
+    )
     await reloaded.load()
     assert reloaded.get("crud-map").floor_map.image_url == env.map.image_url and published.is_file()
     await catalog.DeleteEnvironment(catalog_pb2.DeleteEnvironmentRequest(environment_id="crud-map"))

@@ -154,7 +154,7 @@ async def test_each_steps_figures_are_kept_after_completion(completed, channel):
         assert values == sorted(values), f"{figure} went back: {values}"
     # WatchJob sends the latest state, so a short rendering step can pass between two sends on a
     # busy machine; whatever rendering snapshots came keep processing's figures
-    # (tests/inference/core/test_job_progress.py checks every one).
+    # (tests/inference/services/test_job_progress.py checks every one).
     rendering = [m for m in seen if m.step == "rendering"]
     assert all(m.frames_processed == final.frames_processed for m in rendering)
     assert all(m.frames_per_second == final.frames_per_second for m in rendering)  # not rendering's speed

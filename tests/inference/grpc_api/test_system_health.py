@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from spoton.v1 import system_pb2, system_pb2_grpc
 from spoton_inference.app import InferenceApp
-from spoton_inference.core.health import PROBER_TASK_NAME
+from spoton_inference.services.health import PROBER_TASK_NAME
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -19,7 +19,7 @@ import pytest
 from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.pipeline.av_source import AUTH, REFUSED, TIMEOUT, SourceError, open_source
 from spoton_inference.pipeline.live import RawPixels
-from spoton_inference.pipeline.live_pull import LivePull, PullOptions, backoff_s, pull_frames
+from spoton_inference.pipeline.live_pull import LivePull, LivePulls, PullOptions, backoff_s, pull_frames
 from spoton_inference.pipeline.source_probe import probe_source
 
 pytestmark = pytest.mark.timeout(120)
@@ -172,3 +172,13 @@ def test_backoff_doubles_up_to_the_cap_with_jitter():
     delays = {backoff_s(2, options) for _ in range(20)}
     assert len(delays) > 1 and all(1.0 <= d <= 2.0 for d in delays)
     assert np.isfinite(backoff_s(10_000, options))
+
+
+def test_live_pulls_lists_a_registered_pull_until_it_is_removed():
+    pulls = LivePulls()
+    pull = LivePull("c1", CameraSource.from_url("rtsp://camera.invalid/stream"))
+    pulls.register(("env", "c1"), pull)
+    assert pulls.get(("env", "c1")) is pull and dict(pulls) == {("env", "c1"): pull}
+    pulls.remove(("env", "c1"))
+    pulls.remove(("env", "c1"))  # already gone: nothing to do
+    assert pulls == {} and pulls.get(("env", "c1")) is None

@@ -14,7 +14,7 @@ import pytest
 from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.domain.environment import Camera, Environment, FloorMap
 from spoton_inference.domain.events import TrackingUpdate
-from spoton_inference.pipeline.live_pull import PullOptions
+from spoton_inference.pipeline.live_pull import LivePulls, PullOptions
 from spoton_inference.pipeline.live_runner import LIVE_STEP, LiveTaskRunner
 from spoton_inference.pipeline.runner import RunnerPorts
 from spoton_inference.pipeline.tracking_settings import tracking_setup
@@ -74,7 +74,7 @@ async def test_live_task_tracks_all_cameras_in_one_session_across_a_reconnect(
         tracking_setup=functools.partial(tracking_setup, live_service.settings),
         wait_if_paused=go_on,
     )
-    active: dict = {}
+    active = LivePulls()
     runner = LiveTaskRunner(
         "00000000-0000-0000-0000-000000000001",
         env,

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 import pytest
 
-from spoton_inference.core.environment_dir import load_environment_dir
-from spoton_inference.core.media import MediaRoot
 from spoton_inference.domain.errors import Unavailable
+from spoton_inference.files.environment_dir import load_environment_dir
+from spoton_inference.files.media import MediaRoot
 from spoton_inference.pipeline.runner import RunnerPorts, TaskPlan, TaskRunner
 from spoton_inference.pipeline.tracking_settings import tracking_setup
 from spoton_inference.pipeline.triton_models import OutageWait, TritonModels

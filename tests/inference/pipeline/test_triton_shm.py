@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from spoton_inference.core.detection import decode_encoded, detect_encoded, detect_image
 from spoton_inference.domain.image_header import DEFAULT_MAX_IMAGE_PIXELS
 from spoton_inference.embedded.triton import EmbeddedTriton
 from spoton_inference.pipeline import triton_shm
+from spoton_inference.pipeline.image_decode import decode_encoded, decode_raw
 from spoton_inference.pipeline.triton_models import TritonModels, crop_people
 from spoton_inference.pipeline.triton_shm import DEFAULT_MAX_REGIONS, NAME_PREFIX
+from spoton_inference.services.detection import Detect
 from spoton_inference.settings import REPO_ROOT, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -111,14 +112,15 @@ async def test_detect_hands_the_file_to_the_detector_with_the_same_result(
     """Detect's JPEG path: the detector decodes the file (the same OpenCV as here); with
     embeddings asked for, the service decodes it for the crops."""
     jpeg = cv2.imencode(".jpg", frame_bgr)[1].tobytes()
-    here = await detect_image(models, decode_encoded(jpeg, DEFAULT_MAX_IMAGE_PIXELS), THRESHOLD, False)
-    there = await detect_encoded(models, jpeg, DEFAULT_MAX_IMAGE_PIXELS, THRESHOLD, False)
+    detect = Detect(models, decode_encoded, decode_raw, crop_people)
+    here = await detect.detect_image(decode_encoded(jpeg, DEFAULT_MAX_IMAGE_PIXELS), THRESHOLD, False)
+    there = await detect.detect_encoded(jpeg, DEFAULT_MAX_IMAGE_PIXELS, THRESHOLD, False)
     assert await models.accepts_encoded()
     assert (there.width, there.height) == (here.width, here.height) == (frame_bgr.shape[1], frame_bgr.shape[0])
     assert len(here.scores) >= 3
     np.testing.assert_array_equal(there.boxes, here.boxes)
     np.testing.assert_array_equal(there.scores, here.scores)
-    with_embeddings = await detect_encoded(models, jpeg, DEFAULT_MAX_IMAGE_PIXELS, THRESHOLD, True)
+    with_embeddings = await detect.detect_encoded(jpeg, DEFAULT_MAX_IMAGE_PIXELS, THRESHOLD, True)
     np.testing.assert_array_equal(with_embeddings.boxes, here.boxes)
     assert with_embeddings.embeddings is not None and len(with_embeddings.embeddings) == len(here.scores)
 
@@ -130,7 +132,8 @@ async def test_a_jpeg_that_exif_rotates_reports_the_size_of_the_frame_detected_i
     entry = struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)  # orientation 6: rotate 90 degrees clockwise
     exif = b"Exif\x00\x00II*\x00" + struct.pack("<IH", 8, 1) + entry + struct.pack("<I", 0)
     rotated = jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
-    result = await detect_encoded(models, rotated, DEFAULT_MAX_IMAGE_PIXELS, THRESHOLD, False)
+    detect = Detect(models, decode_encoded, decode_raw, crop_people)
+    result = await detect.detect_encoded(rotated, DEFAULT_MAX_IMAGE_PIXELS, THRESHOLD, False)
     assert (result.width, result.height) == (40, 80)
 
 

@@ -12,7 +12,7 @@ import aiomqtt
 import pytest
 from support.mosquitto import Mosquitto, mosquitto_fixture  # noqa: F401 (the ``mosquitto`` fixture)
 
-from spoton_inference.core.sinks import DeliveryFailed, Sink, SinkDelivery, SinkKind
+from spoton_inference.services.sinks import DeliveryFailed, Sink, SinkDelivery, SinkKind
 from spoton_inference.sinks.mqtt import MqttDeliverer, topic_for, topic_level, topic_prefix
 
 RECEIVE_TIMEOUT_S = 10.0

@@ -25,12 +25,12 @@ from support.services import serving
 from support.webhook_receiver import LOOPBACK, WebhookReceiver, verify
 
 from spoton.v1 import sinks_pb2, sinks_pb2_grpc, tasks_pb2, tasks_pb2_grpc
-from spoton_inference.core.secrets import SecretBox
-from spoton_inference.core.sinks import EVENT_TYPES
-from spoton_inference.core.sinks_path import apply_sinks_path
 from spoton_inference.embedded.ports import pick_free_port
 from spoton_inference.metrics import start_metrics_server
 from spoton_inference.pipeline.history import TaskHistory
+from spoton_inference.services.secrets import SecretBox
+from spoton_inference.services.sinks import EVENT_TYPES
+from spoton_inference.services.sinks_path import apply_sinks_path
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.sink_store import SinkStore
 

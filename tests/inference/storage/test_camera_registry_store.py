@@ -8,7 +8,8 @@ import uuid
 import asyncpg
 import pytest
 
-from spoton_inference.storage import camera_health_store
+from spoton_inference.storage.camera_health_store import CameraHealthStore
+from spoton_inference.storage.environment_store import EnvironmentStore
 from spoton_inference.storage.migrate import MIGRATIONS_DIR, migrate
 from spoton_inference.storage.postgres import Database
 
@@ -44,7 +45,7 @@ async def test_cameras_from_before_the_registry_get_a_source_kind(dsn, tmp_path)
         await conn.close()
     db = await Database.connect(dsn)
     try:
-        [env] = await db.list_environments()
+        [env] = await EnvironmentStore(db).list_environments()
         files, pushed = env.cameras
         assert (str(files.source.kind), str(pushed.source.kind)) == ("file", "push")
         assert (files.enabled, files.group_id, files.detection_threshold, files.location) == (True, None, None, "")
@@ -68,6 +69,6 @@ async def test_latest_status_per_checked_camera(dsn):
                      ('e', 'a', now() - interval '1 minute', 'online'),
                      ('e', 'b', now(), 'degraded')"""
             )
-        assert await camera_health_store.latest_statuses(db) == {("e", "a"): "online", ("e", "b"): "degraded"}
+        assert await CameraHealthStore(db).latest_statuses() == {("e", "a"): "online", ("e", "b"): "degraded"}
     finally:
         await db.close()

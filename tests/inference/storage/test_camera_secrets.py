@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
-from spoton_inference.core.secrets import SecretBox, SecretKeyError
+from spoton_inference.services.secrets import SecretBox, SecretKeyError
+from spoton_inference.storage.environment_store import EnvironmentStore
 from spoton_inference.storage.migrate import MIGRATIONS_DIR, migrate
 from spoton_inference.storage.postgres import Database
 
@@ -40,7 +41,7 @@ async def _row(dsn: str) -> asyncpg.Record:
 async def _password(dsn: str, box: SecretBox) -> str:
     db = await Database.connect(dsn, secrets=box)
     try:
-        [env] = await db.list_environments()
+        [env] = await EnvironmentStore(db).list_environments()
         return env.cameras[0].source.password
     finally:
         await db.close()

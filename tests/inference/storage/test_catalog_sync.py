@@ -10,8 +10,12 @@ from collections.abc import Callable
 import pytest
 import redis.asyncio as aioredis
 
-from spoton_inference.core.catalog import Catalog, EnvironmentPatch, EnvironmentSpec
+from spoton_inference.files import environment_dir
+from spoton_inference.services.catalog import Catalog, EnvironmentPatch, EnvironmentSpec
+from spoton_inference.storage.camera_health_store import CameraHealthStore
+from spoton_inference.storage.catalog_store import CatalogStore
 from spoton_inference.storage.catalog_sync import CatalogSync
+from spoton_inference.storage.environment_store import EnvironmentStore
 from spoton_inference.storage.postgres import Database
 
 pytestmark = pytest.mark.timeout(120)
@@ -32,12 +36,12 @@ async def test_a_change_on_one_replica_reaches_the_other(postgres, redis_server)
     db = await Database.connect(postgres.dsn)
     catalogs, syncs, clients = [], [], []
     for replica in ("replica-a", "replica-b"):
-        catalog = Catalog(db)
+        catalog = Catalog(EnvironmentStore(db), CatalogStore(db), CameraHealthStore(db), environment_dir)
         await catalog.load()
         clients.append(aioredis.from_url(redis_server.url))
-        sync = CatalogSync(clients[-1], replica, catalog.reload)
+        sync = CatalogSync(clients[-1], replica)
         catalog.on_change = sync.changed
-        sync.start()
+        sync.start(catalog.reload)
         catalogs.append(catalog)
         syncs.append(sync)
     a, b = catalogs

@@ -7,7 +7,7 @@ import pytest
 
 from spoton_inference.storage.migrate import MIGRATIONS_DIR, available_migrations, migrate
 from spoton_inference.storage.partitioning import DEFAULT_PARTITION, partition_days
-from spoton_inference.storage.postgres import TRACK_POINT_COLUMNS
+from spoton_inference.storage.task_store import TRACK_POINT_COLUMNS
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from spoton_inference.storage.partitioning import (
     partition_days,
     timescale_policy_statements,
 )
-from spoton_inference.storage.postgres import TRACK_POINT_COLUMNS
+from spoton_inference.storage.task_store import TRACK_POINT_COLUMNS
 
 TODAY = dt.datetime.now(dt.UTC).date()
 

@@ -16,6 +16,7 @@ import pytest_asyncio
 from spoton_inference.domain.events import TaskState
 from spoton_inference.storage.migrate import MIGRATIONS_DIR, available_migrations, migrate
 from spoton_inference.storage.postgres import Database, EnvironmentBusy
+from spoton_inference.storage.task_store import TaskStore
 
 RACERS = 12
 # The last version before environments had an origin.
@@ -40,11 +41,11 @@ async def database_dsn(postgres) -> AsyncIterator[str]:
 
 
 @pytest_asyncio.fixture
-async def replicas(database_dsn) -> AsyncIterator[tuple[Database, Database]]:
+async def replicas(database_dsn) -> AsyncIterator[tuple[TaskStore, TaskStore]]:
     """Two pools on one database, as two replicas of the service hold."""
     a = await Database.connect(database_dsn, max_size=RACERS)
     b = await Database.connect(database_dsn, max_size=RACERS)
-    yield a, b
+    yield TaskStore(a), TaskStore(b)
     await a.close()
     await b.close()
 

@@ -8,6 +8,7 @@ import pytest
 from spoton_inference.domain.events import TaskState
 from spoton_inference.storage.postgres import Database
 from spoton_inference.storage.task_states import TaskStateUpdate, TaskStateWriter
+from spoton_inference.storage.task_store import TaskStore
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ async def db(stoppable_postgres):
 
 def _writer(db: Database) -> TaskStateWriter:
     return TaskStateWriter(
-        lambda u: db.update_task(
+        lambda u: TaskStore(db).update_task(
             u.task_id,
             state=u.state,
             progress=u.progress,
@@ -37,23 +38,23 @@ async def _history(db: Database, task_id: str) -> list[str]:
 
 
 async def test_a_write_while_postgres_answers_is_visible_at_once(db):
-    record = await db.insert_task("env", ["c1"], 10, concurrent=True)  # beside other tests' rows
+    record = await TaskStore(db).insert_task("env", ["c1"], 10, concurrent=True)  # beside other tests' rows
     writer = _writer(db)
     await writer.write(TaskStateUpdate(record.task_id, TaskState.PROCESSING, 0.3, "batch 1", 3))
-    stored = await db.get_task(record.task_id)
+    stored = await TaskStore(db).get_task(record.task_id)
     assert (stored.state, stored.frames_processed) == (TaskState.PROCESSING, 3)
     await writer.close()
 
 
 async def test_states_written_during_an_outage_land_once_it_ends_newest_last(db, postgres_down):
-    record = await db.insert_task("env", ["c1"], 10, concurrent=True)
+    record = await TaskStore(db).insert_task("env", ["c1"], 10, concurrent=True)
     writer = _writer(db)
     async with postgres_down():
         for frame in range(1, 10):
             await writer.write(TaskStateUpdate(record.task_id, TaskState.PROCESSING, frame / 10, "batch 1", frame))
         await writer.write(TaskStateUpdate(record.task_id, TaskState.COMPLETED, 1.0, "completed", 10))
     deadline = time.monotonic() + 30
-    while (stored := await db.get_task(record.task_id)).state is not TaskState.COMPLETED:
+    while (stored := await TaskStore(db).get_task(record.task_id)).state is not TaskState.COMPLETED:
         assert time.monotonic() < deadline, f"still {stored.state} after PostgreSQL came back"
         await asyncio.sleep(0.05)
     assert (stored.progress, stored.step, stored.frames_processed) == (1.0, "completed", 10)

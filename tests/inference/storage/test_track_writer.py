@@ -13,6 +13,7 @@ from spoton_inference.app import InferenceApp
 from spoton_inference.settings import Settings
 from spoton_inference.storage.journal import Batch, Journal
 from spoton_inference.storage.postgres import Database
+from spoton_inference.storage.task_store import TaskStore
 from spoton_inference.storage.track_writer import JOURNAL_FILE, TrackPointWriter
 
 
@@ -43,7 +44,7 @@ def _rows(task: uuid.UUID, n: int, start: int = 0) -> list[tuple]:
 
 async def _writer(db: Database, journal_path, **kwargs) -> TrackPointWriter:
     max_bytes = kwargs.pop("journal_max_bytes", 1 << 30)
-    writer = TrackPointWriter(db.write_track_point_batch, Journal(journal_path, max_bytes), **kwargs)
+    writer = TrackPointWriter(TaskStore(db).write_track_point_batch, Journal(journal_path, max_bytes), **kwargs)
     await writer.start()
     return writer
 
@@ -84,21 +85,21 @@ async def test_failed_writes_are_retried_not_lost(db, journal_path):
         if failures["left"]:
             failures["left"] -= 1
             raise ConnectionError("database went away")
-        return await db.write_track_point_batch(batch_id, rows)
+        return await TaskStore(db).write_track_point_batch(batch_id, rows)
 
     writer = TrackPointWriter(flaky, Journal(journal_path, 1 << 30), batch_size=50)
     await writer.start()
     writer.add(_rows(task, 120))
     await writer.close()
-    assert await db.count_track_points(str(task)) == 120
+    assert await TaskStore(db).count_track_points(str(task)) == 120
     assert writer.counters.retries == 2 and writer.counters.lost == 0
 
 
 async def test_the_ledger_refuses_a_batch_id_it_already_holds(db):
     task, batch_id = uuid.uuid4(), uuid.uuid4()
-    assert await db.write_track_point_batch(batch_id, _rows(task, 30)) is True
-    assert await db.write_track_point_batch(batch_id, _rows(task, 30)) is False
-    assert await db.count_track_points(str(task)) == 30
+    assert await TaskStore(db).write_track_point_batch(batch_id, _rows(task, 30)) is True
+    assert await TaskStore(db).write_track_point_batch(batch_id, _rows(task, 30)) is False
+    assert await TaskStore(db).count_track_points(str(task)) == 30
 
 
 async def test_a_batch_whose_acknowledgement_was_lost_is_not_written_twice(db, journal_path):
@@ -106,7 +107,7 @@ async def test_a_batch_whose_acknowledgement_was_lost_is_not_written_twice(db, j
     lost_acks = {"left": 1}
 
     async def commit_then_lose_the_ack(batch_id, rows):
-        written = await db.write_track_point_batch(batch_id, rows)
+        written = await TaskStore(db).write_track_point_batch(batch_id, rows)
         if lost_acks["left"]:
             lost_acks["left"] -= 1
             raise ConnectionResetError("connection reset after COMMIT")
@@ -148,7 +149,7 @@ async def test_flush_returns_during_an_outage_once_the_rows_are_in_the_journal(d
         await writer.flush()
         assert (writer.buffered, writer.journaled) == (0, 250)
     await writer.drain()
-    assert await db.count_track_points(str(task)) == 250
+    assert await TaskStore(db).count_track_points(str(task)) == 250
     await writer.close()
 
 
@@ -159,7 +160,7 @@ async def test_a_restarted_service_replays_the_journal_left_behind(db, journal_p
         before.add(_rows(task, 420))
         await before.close(timeout_s=0.5)  # cannot write: everything goes to the journal
         assert before.counters.spilled == 420 and before.counters.lost == 0
-    assert await db.count_track_points(str(task)) == 0
+    assert await TaskStore(db).count_track_points(str(task)) == 0
 
     after = await _writer(db, journal_path, batch_size=100)
     await after.drain()
@@ -172,7 +173,7 @@ async def test_a_journaled_batch_already_committed_is_skipped_on_replay(db, jour
     """The process died after COMMIT but before acknowledging the journal record."""
     task = uuid.uuid4()
     committed = Batch(uuid.uuid4(), _rows(task, 80))
-    assert await db.write_track_point_batch(committed.batch_id, committed.rows)
+    assert await TaskStore(db).write_track_point_batch(committed.batch_id, committed.rows)
     journal = Journal(journal_path, 1 << 30)
     journal.open()
     journal.append(committed)
@@ -201,7 +202,7 @@ async def test_past_memory_and_journal_bounds_rows_are_counted_lost_and_the_rest
         assert writer.buffered == 200 and c.lost > 0 and c.spilled > 0
         assert c.lost + c.spilled + writer.buffered == 1000
     await writer.drain()
-    assert await db.count_track_points(str(task)) == 1000 - writer.counters.lost
+    assert await TaskStore(db).count_track_points(str(task)) == 1000 - writer.counters.lost
     await writer.close()
 
 
@@ -220,7 +221,7 @@ async def test_the_service_replays_a_journal_left_behind_when_it_starts(
     app = await InferenceApp.create(settings)
     try:
         await app.writer.drain()
-        assert await app.db.count_track_points(str(task)) == 60
+        assert await TaskStore(app.db).count_track_points(str(task)) == 60
         assert app.writer.counters.replayed == 60
         async with postgres_down():
             postgres = {c.name: c for c in (await app.health()).components}["postgres"]
