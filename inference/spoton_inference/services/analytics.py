@@ -38,6 +38,9 @@ MIN_CELL_SIZE_M = 0.01
 # is 100 000), so it stays well inside the gRPC message limit.
 MAX_TRAJECTORY_POINTS = 200_000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Bucket widths up to a century: a wider one is one bucket over any history, and widths near
+# int64's limit overflow PostgreSQL's interval (the facade's REST route has the same bound).
+MAX_BUCKET_SECONDS = 100 * 366 * 24 * 3600
 # A task's record by id (TaskManager.get): InvalidArgument for a malformed id, NotFound for an unknown one.
 GetTask = Callable[[str], Awaitable[TaskRecord]]
 
@@ -233,8 +236,8 @@ class Analytics:
         zone_ids: Sequence[str] = (),
         task_id: str = "",
     ) -> Counts:
-        if bucket_seconds <= 0:
-            raise InvalidArgument(f"bucket_seconds must be 1 or more, got {bucket_seconds}")
+        if not 1 <= bucket_seconds <= MAX_BUCKET_SECONDS:
+            raise InvalidArgument(f"bucket_seconds must be 1 to {MAX_BUCKET_SECONDS} (a century), got {bucket_seconds}")
         env = await self._scope(environment_id, task_id)
         f = HistoryFilter(env.environment_id, span.check().start, span.end, task_id, known_cameras(env, camera_ids))
         zones = await self._zone_ids(env.environment_id, zone_ids)

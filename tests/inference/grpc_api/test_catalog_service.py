@@ -11,6 +11,7 @@ from spoton_inference.files import environment_dir
 from spoton_inference.services.catalog import Catalog
 from spoton_inference.storage.camera_health_store import CameraHealthStore
 from spoton_inference.storage.catalog_store import CatalogStore
+from spoton_inference.storage.environment_store import EnvironmentStore
 
 SQUARE = [(0, 0), (640, 0), (640, 480), (0, 480), (320, 240)]
 TRUTH = np.array([[0.01, 0.0, 1.0], [0.0, 0.02, 2.0], [0.0, 0.0, 1.0]])
@@ -177,7 +178,10 @@ async def test_changes_persist_in_postgres(catalog, live_service, rpc_error):
     await catalog.DeleteEnvironment(catalog_pb2.DeleteEnvironmentRequest(environment_id="crud-deleted"))
 
     reloaded = Catalog(
-        live_service.app.db, CatalogStore(live_service.app.db), CameraHealthStore(live_service.app.db), environment_dir
+        EnvironmentStore(live_service.app.db),
+        CatalogStore(live_service.app.db),
+        CameraHealthStore(live_service.app.db),
+        environment_dir,
     )  # what a restarted service would see
     await reloaded.load()
     cam = reloaded.camera("crud-persist", "a")
@@ -239,7 +243,7 @@ async def test_the_floor_plan_image_is_published_for_browsers(catalog, live_serv
     # A service restarted on the same database publishes it again from the record.
     published.unlink()
     reloaded = Catalog(
-        live_service.app.db,
+        EnvironmentStore(live_service.app.db),
         CatalogStore(live_service.app.db),
         CameraHealthStore(live_service.app.db),
         environment_dir,

@@ -274,6 +274,8 @@ async def test_zone_crud(analytics):
             "end_time",
         ),
         (lambda a: a.counts("hall", bucket_seconds=0), InvalidArgument, "bucket_seconds"),
+        # Found by the gRPC fuzz test: a width near int64's limit overflowed PostgreSQL's interval.
+        (lambda a: a.counts("hall", bucket_seconds=2**62), InvalidArgument, "a century"),
         (lambda a: a.counts("hall", bucket_seconds=60, zone_ids=["zz"]), InvalidArgument, "zones ['zz']"),
         (lambda a: a.trajectory(0, environment_id="hall"), InvalidArgument, "global_id"),
         (lambda a: a.trajectory(1), InvalidArgument, "environment_id (or task_id) is required"),
