@@ -147,7 +147,14 @@ async def scraped(live_service) -> str:
     """/metrics of the session's live service, served as serve.py serves it."""
     app, port = live_service.app, pick_free_port()
     server = start_metrics_server(
-        LOOPBACK, port, app.writer, app.live, app.supervised, sinks=app.sink_stats, cameras=lambda: app.live_pulls
+        LOOPBACK,
+        port,
+        app.writer,
+        app.live,
+        app.supervised,
+        sinks=app.sink_stats,
+        cameras=lambda: app.live_pulls,
+        triton=app.models.stats,
     )
     try:
         async with httpx.AsyncClient() as http:

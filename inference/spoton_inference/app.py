@@ -25,7 +25,8 @@ from spoton_inference.pipeline.live import LiveSession, LiveStats
 from spoton_inference.pipeline.live_pull import LivePulls
 from spoton_inference.pipeline.source_probe import probe_source
 from spoton_inference.pipeline.tracking_settings import tracking_setup
-from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, TritonModels, crop_people
+from spoton_inference.pipeline.triton_models import CROP_HEIGHT, CROP_WIDTH, crop_people
+from spoton_inference.pipeline.triton_pool import TritonPool
 from spoton_inference.services.analytics import Analytics
 from spoton_inference.services.audit import Audit
 from spoton_inference.services.camera_health import CameraHealthMonitor, HealthCheckSettings
@@ -34,7 +35,6 @@ from spoton_inference.services.catalog import Catalog
 from spoton_inference.services.detection import Detect
 from spoton_inference.services.health import (
     DEGRADED,
-    FAILED,
     HEALTHY,
     STARTING,
     ComponentHealth,
@@ -52,6 +52,7 @@ from spoton_inference.services.sink_service import SinkService
 from spoton_inference.services.sink_stats import SinkStats
 from spoton_inference.services.sinks_path import apply_sinks_path
 from spoton_inference.services.source_policy import SourcePolicy
+from spoton_inference.services.triton_health import triton_components
 from spoton_inference.settings import Settings
 from spoton_inference.sinks.registry import build_deliverers
 from spoton_inference.storage.analytics_store import AnalyticsStore
@@ -59,6 +60,8 @@ from spoton_inference.storage.audit_store import AuditStore
 from spoton_inference.storage.camera_health_store import CameraHealthStore
 from spoton_inference.storage.catalog_store import CatalogStore
 from spoton_inference.storage.catalog_sync import CatalogSync
+from spoton_inference.storage.control_relay import CONNECTIONS as CONTROL_RELAY_CONNECTIONS
+from spoton_inference.storage.control_relay import RedisControlRelay
 from spoton_inference.storage.embedding_store import EmbeddingStore
 from spoton_inference.storage.environment_store import EnvironmentStore
 from spoton_inference.storage.event_outbox import EventOutbox
@@ -70,7 +73,7 @@ from spoton_inference.storage.job_store import JobStore
 from spoton_inference.storage.journal import Journal
 from spoton_inference.storage.partitioning import maintain
 from spoton_inference.storage.postgres import Database
-from spoton_inference.storage.redis_client import UNREACHABLE
+from spoton_inference.storage.redis_client import UNREACHABLE, sibling
 from spoton_inference.storage.redis_events import RedisEventLog
 from spoton_inference.storage.replicas import ReplicaLease, replica_id
 from spoton_inference.storage.sink_store import SinkNotices, SinkStore
@@ -86,7 +89,7 @@ HISTORY_MAINTENANCE_INTERVAL_S = 3600.0
 
 
 class InferenceApp:
-    def __init__(self, settings: Settings, db: Database, events: RedisEventLog, models: TritonModels) -> None:
+    def __init__(self, settings: Settings, db: Database, events: RedisEventLog, models: TritonPool) -> None:
         self.settings = settings
         self.db = db
         self.events = events
@@ -97,6 +100,8 @@ class InferenceApp:
         self.audit = Audit(AuditStore(db), retention_days=settings.audit_retention_days)
         self.outbox = EventOutbox(events, settings.event_outbox_max)
         self.lease = ReplicaLease(events.client, replica_id(settings))
+        # Pause, resume and cancel reach the replica running the task (started in create()).
+        self.control_relay = RedisControlRelay(sibling(events.client, CONTROL_RELAY_CONNECTIONS), self.lease.replica_id)
         # Reading tasks needs no other service, so it is built first: the catalogue (deleting
         # what an unfinished task uses is refused) and analytics (a task's zones) read through it.
         self.task_queries = task_queries(settings, db, events, self.outbox)
@@ -148,8 +153,11 @@ class InferenceApp:
             live_pulls=self.live_pulls,
             audit=self.audit,
             queries=self.task_queries,
+            relay=self.control_relay,
         )
         self._maintenance: asyncio.Task[None] | None = None
+        # Fails over the tasks of replicas whose lease lapsed while this one runs (started in create()).
+        self._fail_over: asyncio.Task[None] | None = None
         self.jobs = JobManager(
             job_settings(settings),
             JobStore(db),
@@ -242,8 +250,9 @@ class InferenceApp:
         db = await Database.connect(settings.postgres_dsn, timeout_s=settings.postgres_timeout_s, secrets=secrets)
         events = RedisEventLog.from_url(settings.redis_url, settings.event_retention, settings.redis_max_connections)
         await events.ping()
-        models = TritonModels(
-            settings.triton_grpc_url,
+        # One endpoint or several (SPOTON_TRITON_GRPC_URL), balanced per request.
+        models = TritonPool(
+            settings.triton_grpc_urls,
             settings.detector_model,
             settings.reid_model,
             shared_memory=settings.triton_shared_memory,
@@ -262,6 +271,8 @@ class InferenceApp:
             await apply_sinks_path(Path(settings.sinks_path), app.sinks)
         app.sink_dispatcher.start()
         await app.tasks.recover()
+        app.control_relay.start(app.tasks.control_here)
+        app._fail_over = asyncio.create_task(app.tasks.fail_over_forever(), name="task-fail-over")
         await app.jobs.recover()
         app.camera_health.start()
         app.health_monitor.start()
@@ -279,6 +290,11 @@ class InferenceApp:
     async def close(self) -> None:
         await self.health_monitor.close()  # the prober and any probe still hanging
         await self.jobs.close()  # first: running jobs stay RUNNING, to be run again after a restart
+        await self.control_relay.close()  # forwarded controls wait out their timeout, then Unavailable
+        if self._fail_over is not None:
+            self._fail_over.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fail_over
         await self.tasks.shutdown()
         await self.camera_health.close()
         await self.sink_dispatcher.close()  # deliveries in flight stay pending, sent after a restart
@@ -311,10 +327,8 @@ class InferenceApp:
         return read_supervision(supervision_path(self.settings.data_dir))
 
     async def _probe_triton(self) -> list[ComponentHealth]:
-        ready = await self.models.ready()
-        out = [ComponentHealth("triton", HEALTHY if ready.pop("server") else FAILED, self.settings.triton_grpc_url)]
-        out += [ComponentHealth(f"model:{name}", HEALTHY if ok else FAILED) for name, ok in ready.items()]
-        return out
+        # Each endpoint probed (a ready one rejoins the pool at once); one endpoint reads as before.
+        return triton_components(await self.models.readiness())
 
     async def _probe_postgres(self) -> list[ComponentHealth]:
         # Tracking goes on without PostgreSQL (track points are held, task states retried):
@@ -411,15 +425,15 @@ def source_policy_for(settings: Settings) -> SourcePolicy:
 
     pg_host, pg_port = split(settings.postgres_dsn)
     redis_host, redis_port = split(settings.redis_url)
-    triton_grpc, triton_http = split(settings.triton_grpc_url), split(settings.triton_http_url)
+    triton_grpc = [("Triton gRPC", *split(url)) for url in settings.triton_grpc_urls]
     own = [
         ("gRPC API", settings.grpc_host, settings.grpc_port),
         ("REST facade", settings.facade_host, settings.facade_port),
         ("metrics", settings.grpc_host, settings.metrics_port),
         ("PostgreSQL", pg_host, pg_port or 5432),
         ("Redis", redis_host, redis_port or 6379),
-        ("Triton gRPC", *triton_grpc),
-        ("Triton HTTP", *triton_http),
+        *triton_grpc,
+        ("Triton HTTP", *split(settings.triton_http_url)),
     ]
     return SourcePolicy.build(settings.source_allowed_hosts, own)
 
@@ -469,7 +483,7 @@ def _where(dsn: str) -> str:
     return f"{url.hostname}:{url.port or 5432}{url.path}"
 
 
-async def wait_for_triton(models: TritonModels, timeout_s: float) -> None:
+async def wait_for_triton(models: TritonPool, timeout_s: float) -> None:
     """Triton may still be loading models when the service starts; wait, then fail clearly."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:

@@ -16,15 +16,22 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from spoton_inference.camera_metrics import CameraCollector, Pulls
 from spoton_inference.pipeline.live import LiveStats
+from spoton_inference.pipeline.triton_pool import EndpointStats
 from spoton_inference.services.health import SupervisedComponent
 from spoton_inference.services.sink_stats import OUTCOMES, SinkStats
 from spoton_inference.services.sinks import SinkKind
 from spoton_inference.storage.track_writer import TrackPointWriter
 
 Supervised = Callable[[], Sequence[SupervisedComponent]]
+# Each Triton endpoint's counters (pipeline/triton_pool.py: TritonPool.stats).
+TritonEndpoints = Callable[[], Sequence[EndpointStats]]
 
 
 def _unsupervised() -> Sequence[SupervisedComponent]:
+    return ()
+
+
+def _no_endpoints() -> Sequence[EndpointStats]:
     return ()
 
 
@@ -35,8 +42,10 @@ class ServiceCollector(Collector):
         live: LiveStats,
         supervised: Supervised = _unsupervised,
         sinks: SinkStats | None = None,
+        triton: TritonEndpoints = _no_endpoints,
     ) -> None:
         self._writer = writer
+        self._triton = triton
         self._live = live
         self._supervised = supervised
         # Without the dispatcher's counters the sink metrics are still exported, at zero.
@@ -89,6 +98,33 @@ class ServiceCollector(Collector):
             restarts.add_metric([component.name], component.restarts)
         yield restarts
         yield from _sink_metrics(self._sinks)
+        yield from _triton_metrics(self._triton())
+
+
+def _triton_metrics(endpoints: Sequence[EndpointStats]) -> Iterator[Metric]:
+    """Calls per Triton endpoint of SPOTON_TRITON_GRPC_URL (pipeline/triton_pool.py)."""
+    labels = ["endpoint"]
+    requests = CounterMetricFamily(
+        "spoton_triton_requests",
+        "Model calls sent to a Triton endpoint, retries of a call on another endpoint included.",
+        labels=labels,
+    )
+    failures = CounterMetricFamily(
+        "spoton_triton_failures",
+        "Model calls that found a Triton endpoint unavailable: it is skipped for a back-off and the call goes "
+        "to another endpoint that is up.",
+        labels=labels,
+    )
+    up = GaugeMetricFamily(
+        "spoton_triton_endpoint_up",
+        "1 while a Triton endpoint takes calls, 0 during its back-off after a failed call or readiness probe.",
+        labels=labels,
+    )
+    for endpoint in endpoints:
+        requests.add_metric([endpoint.url], endpoint.requests)
+        failures.add_metric([endpoint.url], endpoint.failures)
+        up.add_metric([endpoint.url], int(endpoint.up))
+    yield from (requests, failures, up)
 
 
 def _sink_metrics(stats: SinkStats) -> Iterator[Metric]:
@@ -133,13 +169,15 @@ def start_metrics_server(
     supervised: Supervised = _unsupervised,
     sinks: SinkStats | None = None,
     cameras: Pulls = dict,
+    triton: TritonEndpoints = _no_endpoints,
 ) -> WSGIServer:
     """Serve the metrics (and the process's own) until ``shutdown()`` is called on the result.
 
     ``supervised`` gives the embedded stack's components with their restart counts, ``sinks``
-    the event-sink dispatcher's counters, ``cameras`` the live cameras' pulls (camera_metrics.py)."""
+    the event-sink dispatcher's counters, ``cameras`` the live cameras' pulls (camera_metrics.py),
+    ``triton`` each Triton endpoint's counters (``app.models.stats``)."""
     registry = CollectorRegistry()
-    service = ServiceCollector(writer, live, supervised, sinks)
+    service = ServiceCollector(writer, live, supervised, sinks, triton)
     for collector in (service, CameraCollector(cameras), PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)
     server, _ = start_http_server(port, addr=host, registry=registry)

@@ -32,6 +32,7 @@ async def serve(settings: Settings) -> None:
             app.supervised,
             sinks=app.sink_stats,
             cameras=lambda: app.live_pulls,
+            triton=app.models.stats,
         )
         log.info("metrics at http://%s:%s/metrics", settings.grpc_host, settings.metrics_port)
     stop = asyncio.Event()

@@ -53,6 +53,8 @@ class Settings:
     # sending further ahead has the oldest waiting frames dropped, counted in dropped_frames.
     stream_max_in_flight: int = 4
 
+    # Triton's gRPC endpoint, or several comma-separated (host:port,host:port), all serving the
+    # same models: each request goes to one, a dead one is skipped (pipeline/triton_pool.py).
     triton_grpc_url: str = "127.0.0.1:8001"
     triton_http_url: str = "http://127.0.0.1:8000"
     detector_model: str = "detector"
@@ -232,6 +234,10 @@ class Settings:
             raise ValueError(f"SPOTON_STREAM_MAX_IN_FLIGHT must be at least 1, got {self.stream_max_in_flight}")
         if self.health_probe_interval_s <= 0:
             raise ValueError(f"SPOTON_HEALTH_PROBE_INTERVAL_S must be above 0, got {self.health_probe_interval_s}")
+        if not self.triton_grpc_urls or len(set(self.triton_grpc_urls)) != len(self.triton_grpc_urls):
+            raise ValueError(
+                f"SPOTON_TRITON_GRPC_URL must list one or more distinct host:port, got {self.triton_grpc_url!r}"
+            )
         if self.sink_max_pending < 1:
             raise ValueError(f"SPOTON_SINK_MAX_PENDING must be at least 1, got {self.sink_max_pending}")
         if not 0 < self.sink_retry_initial_s <= self.sink_retry_max_s:
@@ -239,6 +245,15 @@ class Settings:
                 "SPOTON_SINK_RETRY_INITIAL_S must be above 0 and at most SPOTON_SINK_RETRY_MAX_S, got "
                 f"{self.sink_retry_initial_s} and {self.sink_retry_max_s}"
             )
+
+    @property
+    def triton_grpc_urls(self) -> tuple[str, ...]:
+        """The Triton endpoints SPOTON_TRITON_GRPC_URL lists (comma-separated, blanks dropped).
+
+        >>> Settings(triton_grpc_url="triton-a:8001, triton-b:8001").triton_grpc_urls
+        ('triton-a:8001', 'triton-b:8001')
+        """
+        return tuple(part.strip() for part in self.triton_grpc_url.split(",") if part.strip())
 
     @property
     def media(self) -> MediaRoot:

@@ -20,12 +20,13 @@ from spoton_inference.pipeline.live_pull import LivePulls, PullOptions
 from spoton_inference.pipeline.live_runner import LiveTaskRunner
 from spoton_inference.pipeline.runner import RunnerPorts, TaskPlan, TaskRunner, batch_lengths
 from spoton_inference.pipeline.tracking_settings import tracking_setup
-from spoton_inference.pipeline.triton_models import OutageWait, TritonModels
+from spoton_inference.pipeline.triton_models import OutageWait
+from spoton_inference.pipeline.triton_pool import TritonPool
 from spoton_inference.services.audit import Audit
 from spoton_inference.services.catalog import Catalog
 from spoton_inference.services.task_control import StartRules, TaskControl
 from spoton_inference.services.task_exports import ExportFiles
-from spoton_inference.services.task_ports import TaskRun
+from spoton_inference.services.task_ports import ControlRelay, TaskRun
 from spoton_inference.services.task_queries import TaskQueries
 from spoton_inference.services.task_recovery import TaskRecovery
 from spoton_inference.services.task_watch import TaskWatch
@@ -70,7 +71,7 @@ class PipelineRunners:
     """Task runners over the pipeline: recorded batches (TaskRunner) or live pulls (LiveTaskRunner)."""
 
     settings: Settings
-    models: TritonModels
+    models: TritonPool
     writer: TrackPointWriter
     # Pulls of running live tasks, by (environment id, camera id): snapshots read them.
     live_pulls: LivePulls
@@ -138,7 +139,7 @@ def build_tasks(
     db: Database,
     events: RedisEventLog,
     catalog: Catalog,
-    models: TritonModels,
+    models: TritonPool,
     writer: TrackPointWriter,
     identities: IdentitySync | None = None,
     *,
@@ -149,6 +150,7 @@ def build_tasks(
     live_pulls: LivePulls | None = None,
     audit: Audit | None = None,
     queries: TaskQueries | None = None,
+    relay: ControlRelay | None = None,
 ) -> TaskManager:
     """The task services over PostgreSQL ``db`` and Redis ``events``; ``queries`` is the
     :func:`task_queries` already built, if any (a new one otherwise)."""
@@ -187,6 +189,7 @@ def build_tasks(
         keys=IdempotencyStore(db),
         zones=zones,
         audit=audit,
+        relay=relay,
     )
     watching = TaskWatch(
         records,

@@ -28,7 +28,7 @@ from spoton_inference.embedded.supervisor import ChildProcess, ChildState
 from spoton_inference.grpc_server import build_server
 from spoton_inference.launch import inference_child
 from spoton_inference.services.tasks import TaskAction
-from spoton_inference.storage.replicas import replica_id
+from spoton_inference.storage.task_store import TaskStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 BASE = "/api/v1/processing-tasks"
@@ -124,9 +124,9 @@ async def test_both_replicas_and_both_facades_deliver_the_same_events(live_servi
     ):
         task_id = (await http_a.post(f"{BASE}/start", json={"environment_id": env_id})).json()["task_id"]
         assert (await http_a.post(f"{BASE}/{task_id}/control", json={"action": "pause"})).status_code == 200
-        # Controls go to the replica that runs the task; the other one says which that is.
-        refused = await http_b.post(f"{BASE}/{task_id}/control", json={"action": "resume"})
-        assert refused.status_code == 409 and replica_id(live_service.settings) in refused.json()["detail"]
+        # Controls sent to the other replica reach the one that runs the task, and so does its answer.
+        again = await http_b.post(f"{BASE}/{task_id}/control", json={"action": "pause"})
+        assert again.status_code == 409 and "already paused" in again.json()["detail"], again.json()
 
         base_a, base_b = a.tasks.open_watches, b.tasks.open_watches
 
@@ -143,8 +143,11 @@ async def test_both_replicas_and_both_facades_deliver_the_same_events(live_servi
         watchers = [asyncio.create_task(_watch(t, task_id)) for t in (live_service.target, replica_b.target)]
         await _watches_open(a, base_a + 2)
         await _watches_open(b, base_b + 2)
-        # Live from here on: every consumer follows the task as it runs, on either replica.
-        assert (await http_a.post(f"{BASE}/{task_id}/control", json={"action": "resume"})).status_code == 200
+        # Live from here on: every consumer follows the task as it runs, on either replica. Resumed
+        # through replica B, which passes it to A: the paused task completes only if it arrived.
+        applied = a.control_relay.applied
+        assert (await http_b.post(f"{BASE}/{task_id}/control", json={"action": "resume"})).status_code == 200
+        assert a.control_relay.applied == applied + 1
         async with asyncio.timeout(120):
             sse_a, sse_b, sse_split = await asyncio.gather(*readers)
             grpc_a, grpc_b = await asyncio.gather(*watchers)
@@ -157,6 +160,46 @@ async def test_both_replicas_and_both_facades_deliver_the_same_events(live_servi
         e.SerializeToString(deterministic=True) for e in grpc_a
     ]
     assert [(e.sequence, e.WhichOneof("payload")) for e in grpc_a] == [(int(i), kind) for i, kind, _ in sse_a]
+
+
+async def test_a_task_is_cancelled_through_the_replica_that_does_not_run_it(live_service, replica_b):
+    env_id = (
+        await live_service.app.catalog.register_directory(str(live_service.make_environment("relay")))
+    ).environment_id
+    async with authed_channel(live_service.target) as a, authed_channel(replica_b.target) as b:
+        on_a, on_b = tasks_pb2_grpc.TaskServiceStub(a), tasks_pb2_grpc.TaskServiceStub(b)
+        task_id = (await on_a.StartTask(tasks_pb2.StartTaskRequest(environment_id=env_id))).task.task_id
+        # Paused on A at once, so it is still running when the cancel arrives.
+        await on_a.ControlTask(tasks_pb2.ControlTaskRequest(task_id=task_id, action=tasks_pb2.TASK_ACTION_PAUSE))
+        applied = live_service.app.control_relay.applied
+        await on_b.ControlTask(tasks_pb2.ControlTaskRequest(task_id=task_id, action=tasks_pb2.TASK_ACTION_CANCEL))
+    cancelled = await _until(replica_b.target, task_id, tasks_pb2.TASK_STATE_CANCELLED)
+    assert cancelled.frames_processed < cancelled.total_frames
+    assert live_service.app.control_relay.applied == applied + 1  # applied by A, the replica running it
+
+
+async def test_a_running_replica_fails_over_the_tasks_of_one_whose_lease_lapsed(live_service, replica_b):
+    """A replica that is gone for good (a deleted pod never restarts under its name) leaves its
+    tasks unfinished; the running replicas' sweep fails them, and only them, with a reason."""
+    app = live_service.app
+    directory = str(live_service.make_environment("fail-over"))
+    env_id = (await app.catalog.register_directory(directory)).environment_id
+    store = TaskStore(app.db)
+    gone = await store.insert_task(env_id, ["c1"], 10, concurrent=True)
+    await app.outbox.set_live_state(gone.task_id, {"replica": "replica-gone"})  # no lease: it died
+    alive = await store.insert_task(env_id, ["c1"], 10, concurrent=True)
+    await app.outbox.set_live_state(alive.task_id, {"replica": replica_b.app.lease.replica_id})
+    try:
+        # Both replicas sweep at once: the task is failed, and its event sent, exactly once.
+        swept = await asyncio.gather(app.tasks.fail_over(), replica_b.app.tasks.fail_over())
+        assert sorted(swept[0] + swept[1]) == [gone.task_id]
+        failed = await _task(replica_b.target, gone.task_id)
+        assert failed.state == tasks_pb2.TASK_STATE_FAILED and "replica replica-gone" in failed.error
+        events = await _watch(live_service.target, gone.task_id)
+        assert [e.status_update.state for e in events] == [tasks_pb2.TASK_STATE_FAILED]
+        assert (await _task(live_service.target, alive.task_id)).state == tasks_pb2.TASK_STATE_QUEUED
+    finally:
+        await store.fail_unfinished_tasks("test over", [alive.task_id])
 
 
 async def test_sequence_numbers_go_on_across_a_restart_of_the_inference_service(live_service, make_data_dir):

@@ -56,7 +56,7 @@ from spoton_inference.domain.image_header import DEFAULT_MAX_IMAGE_PIXELS, annou
 from spoton_inference.domain.live_frames import LiveFrame, LiveResult, LiveTrack, RawPixels
 from spoton_inference.pipeline.image_decode import decode_encoded, decode_raw
 from spoton_inference.pipeline.tracking_settings import TrackingSetup
-from spoton_inference.pipeline.triton_models import Detections, TritonModels, crop_people
+from spoton_inference.pipeline.triton_models import Detections, Models, crop_people
 from spoton_inference.tracking.camera import FramePlan
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class LiveSession:
     def __init__(
         self,
         environment: Environment,
-        models: TritonModels,
+        models: Models,
         tracking: Callable[[float], TrackingSetup],
         stats: LiveStats | None = None,
         queue_frames: int = DEFAULT_QUEUE_FRAMES,

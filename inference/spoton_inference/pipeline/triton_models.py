@@ -74,7 +74,8 @@ class Detections:
 
 
 class Models(Protocol):
-    """The two model calls the pipeline makes: :class:`TritonModels`, or :class:`OutageWait` over it."""
+    """The two model calls the pipeline makes: :class:`TritonModels` or a pool of them
+    (triton_pool.py), or :class:`OutageWait` over either."""
 
     async def detect(self, frame_rgb: np.ndarray, score_threshold: float) -> Detections: ...
 
@@ -258,7 +259,7 @@ class OutageWait:
 
     def __init__(
         self,
-        models: TritonModels,
+        models: Models,
         bound_s: float,
         on_wait: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:

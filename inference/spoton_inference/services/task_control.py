@@ -28,6 +28,8 @@ from spoton_inference.services.idempotency import KeyTaken, Operation, claim_for
 from spoton_inference.services.request_args import known_cameras
 from spoton_inference.services.task_exports import ExportFiles
 from spoton_inference.services.task_ports import (
+    ControlRelay,
+    ControlRequest,
     EnvironmentBusy,
     Environments,
     EventPublisher,
@@ -135,6 +137,7 @@ class TaskControl:
         keys: KeyLookup,
         zones: Callable[[str], Awaitable[list[Zone]]] | None = None,
         audit: Audit | None = None,
+        relay: ControlRelay | None = None,
     ) -> None:
         self._records = records
         self._queries = queries
@@ -151,6 +154,8 @@ class TaskControl:
         # The zones whose entry and exit become events.
         self._zones = zones
         self._audit = audit
+        # Passes pause, resume and cancel to the replica running the task; None: refuse them here.
+        self._relay = relay
         self._live: dict[str, _Live] = {}
 
     @audited(
@@ -221,6 +226,11 @@ class TaskControl:
         done = self._control(task_id, action, focus_global_id)
         return await run_audited(self._audit, audit_action, done, f"task/{task_id}")
 
+    async def control_here(self, request: ControlRequest) -> None:
+        """Apply a control another replica forwarded (its caller was checked there); never
+        forwarded again, so a task that no longer runs here is refused, not passed around."""
+        await self._control(request.task_id, TaskAction(request.action), request.focus_global_id, forward=False)
+
     async def cancel_all(self) -> None:
         """Cancel every task this replica runs and wait for them to end."""
         tasks = [live.task for live in self._live.values() if live.task is not None]
@@ -232,7 +242,9 @@ class TaskControl:
         """Give state writes still waiting for PostgreSQL a last chance."""
         await self._states.close()
 
-    async def _control(self, task_id: str, action: TaskAction, focus_global_id: int) -> TaskRecord:
+    async def _control(
+        self, task_id: str, action: TaskAction, focus_global_id: int, *, forward: bool = True
+    ) -> TaskRecord:
         record = await self._queries.get(task_id)
         task_id = record.task_id
         if record.state.is_final:
@@ -249,11 +261,8 @@ class TaskControl:
             return await self._queries.get(task_id)
         live = self._live.get(task_id)
         if live is None or live.task is None:
-            owner = await self._queries.owner_if_reachable(task_id) or "another replica"
-            raise FailedPrecondition(
-                f"task {task_id} is {record.state.value} and runs on {owner}, not on this replica "
-                f"({self._lease.replica_id}); send the control to the replica that started it"
-            )
+            await self._forward(record, action, forward=forward)
+            return await self._queries.get(task_id)
         if action is TaskAction.CANCEL:
             await self._cancel(task_id, live)
         elif action in (TaskAction.PAUSE, TaskAction.RESUME):
@@ -261,6 +270,26 @@ class TaskControl:
         else:
             raise InvalidArgument(f"unknown action {action!r}: use pause, resume, cancel or focus")
         return await self._queries.get(task_id)
+
+    async def _forward(self, record: TaskRecord, action: TaskAction, *, forward: bool) -> None:
+        """Pass ``action`` to the replica running ``record``'s task (its id in Redis, its lease alive)."""
+        if action not in (TaskAction.PAUSE, TaskAction.RESUME, TaskAction.CANCEL):
+            raise InvalidArgument(f"unknown action {action!r}: use pause, resume, cancel or focus")
+        task_id, me = record.task_id, self._lease.replica_id
+        owner = await self._queries.owner_if_reachable(task_id)
+        elsewhere = bool(owner) and owner != me
+        if elsewhere and await self._lease.alive(owner):
+            if forward and self._relay is not None:
+                await self._relay.forward(owner, ControlRequest(task_id, action.value))
+                return
+            where = f"replica {owner}; send the control there"
+        elif elsewhere:
+            where = f"replica {owner}, whose lease has lapsed (a starting replica fails its tasks over)"
+        elif owner:
+            where = "no replica now (this one restarted since; it was failed over)"
+        else:
+            where = "another replica, which Redis cannot tell now; try again shortly"
+        raise FailedPrecondition(f"task {task_id} is {record.state.value} and runs on {where}")
 
     async def _emit(self, task_id: str, payload: TaskEventPayload) -> None:
         await self._outbox.append(task_id, payload)

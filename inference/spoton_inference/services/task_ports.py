@@ -128,6 +128,24 @@ class EventWaits(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """A pause, resume or cancel (``TaskAction``'s value) for the replica that runs the task."""
+
+    task_id: str
+    action: str
+    focus_global_id: int = 0
+
+
+class ControlRelay(Protocol):
+    """Passes a control to the replica running the task (storage/control_relay.py)."""
+
+    async def forward(self, owner: str, request: ControlRequest) -> None:
+        """Apply ``request`` on replica ``owner``; raises the domain error the owner raised, or
+        Unavailable when it does not answer."""
+        ...
+
+
 class Lease(Protocol):
     """This replica's lease, and whether other replicas still hold theirs (storage/replicas.py)."""
 

@@ -1,8 +1,11 @@
-"""After a restart: the tasks a dead process left unfinished are failed, visibly, with a reason.
+"""The tasks a dead process left unfinished are failed, visibly, with a reason.
 
-A task cannot resume mid-frame. Those failed are this replica's own (it was restarted) and
-those of replicas whose lease lapsed; tasks of live replicas are theirs. Their MOT exports are
-first rewritten from the stored track points, so files and table say the same.
+A task cannot resume mid-frame. At start-up, those failed are this replica's own (it was
+restarted) and those of replicas whose lease lapsed; tasks of live replicas are theirs. While it
+runs, each replica also fails over the tasks of replicas whose lease lapsed since (a pod that is
+gone for good never restarts under its name). Their MOT exports are first rewritten from the
+stored track points, so files and table say the same. Failing is one conditional UPDATE, so when
+several replicas sweep at once each task is failed, and its event sent, by exactly one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from spoton_inference.services.task_queries import TaskQueries
 log = logging.getLogger(__name__)
 # How long recovery waits for the track-point journal of a dead process to be replayed.
 RECOVER_DRAIN_S = 30.0
+# How often a running replica looks for tasks of replicas whose lease lapsed (the lease itself
+# lives storage/replicas.LEASE_TTL_S, 120 s, so a dead replica's tasks fail within about 150 s).
+FAIL_OVER_EVERY_S = 30.0
+RESTART_REASON = "interrupted by a restart of the inference service; start the task again"
 
 # Rewrites a task's MOT exports in a directory from its stored track points (for its cameras);
 # returns how many points were written (pipeline/exports.py rewrite_mot). Blocking: run in a thread.
@@ -57,7 +64,6 @@ class TaskRecovery:
         lapsed; tasks of live replicas are theirs. A task without an owner yet is left alone
         while it is young: its replica may be writing the owner right now.
         """
-        reason = "interrupted by a restart of the inference service; start the task again"
         me = self._lease.replica_id
         young = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self._lease.ttl_s)
         orphans = []
@@ -65,10 +71,42 @@ class TaskRecovery:
             owner = await self._queries.owner(record.task_id)
             if owner == me or (not await self._lease.alive(owner) if owner else record.created_at < young):
                 orphans.append(record)
-        if orphans:
-            await self._rebuild_exports(orphans)
-        for task_id in await self._records.fail_unfinished_tasks(reason, [r.task_id for r in orphans]):
+        await self._fail(orphans, RESTART_REASON)
+
+    async def fail_over(self) -> list[str]:
+        """Fail the unfinished tasks of other replicas whose lease lapsed; returns the ids this
+        replica failed (another sweeping at the same moment fails the rest)."""
+        me = self._lease.replica_id
+        by_owner: dict[str, list[TaskRecord]] = {}
+        for record in await self._queries.all_unfinished():
+            owner = await self._queries.owner(record.task_id)
+            if owner and owner != me and not await self._lease.alive(owner):
+                by_owner.setdefault(owner, []).append(record)
+        failed: list[str] = []
+        for owner, records in by_owner.items():
+            reason = f"replica {owner}, which ran it, stopped (its lease lapsed); start the task again"
+            failed += await self._fail(records, reason)
+        return failed
+
+    async def fail_over_forever(self, every_s: float = FAIL_OVER_EVERY_S) -> None:
+        """:meth:`fail_over` every ``every_s`` until cancelled; a round that fails (PostgreSQL or
+        Redis away) is logged and the next one tries again."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                if failed := await self.fail_over():
+                    log.warning("failed over %d task(s) of replicas whose lease lapsed: %s", len(failed), failed)
+            except Exception as exc:
+                log.warning("fail-over round skipped: %s", exc)
+
+    async def _fail(self, records: list[TaskRecord], reason: str) -> list[str]:
+        if not records:
+            return []
+        await self._rebuild_exports(records)
+        failed = await self._records.fail_unfinished_tasks(reason, [r.task_id for r in records])
+        for task_id in failed:
             await self._outbox.append(task_id, StatusUpdate(TaskState.FAILED, 0.0, "interrupted", reason))
+        return failed
 
     async def _rebuild_exports(self, records: list[TaskRecord]) -> None:
         """The MOT exports of tasks a dead process left, rewritten from their stored track points.

@@ -29,7 +29,7 @@ from spoton_inference.services.task_control import (
     raise_if_cancel_was_swallowed,
 )
 from spoton_inference.services.task_exports import ExportFiles, ExportInfo
-from spoton_inference.services.task_ports import EventWaits, ModelsReadiness
+from spoton_inference.services.task_ports import ControlRequest, EventWaits, ModelsReadiness
 from spoton_inference.services.task_queries import TaskQueries
 from spoton_inference.services.task_recovery import TaskRecovery
 from spoton_inference.services.task_watch import TaskWatch
@@ -68,6 +68,12 @@ class TaskManager:
     async def recover(self) -> None:
         await self._recovery.recover()
 
+    async def fail_over(self) -> list[str]:
+        return await self._recovery.fail_over()
+
+    async def fail_over_forever(self) -> None:
+        await self._recovery.fail_over_forever()
+
     async def start(
         self,
         environment_id: str,
@@ -104,6 +110,10 @@ class TaskManager:
 
     async def control(self, task_id: str, action: TaskAction, focus_global_id: int = 0) -> TaskRecord:
         return await self._control.control(task_id, action, focus_global_id)
+
+    async def control_here(self, request: ControlRequest) -> None:
+        """A control another replica forwarded to this one (see TaskControl.control_here)."""
+        await self._control.control_here(request)
 
     async def list(
         self, *, page_size: int, page_token: str, environment_id: str, state: TaskState | None
