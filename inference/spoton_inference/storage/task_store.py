@@ -112,19 +112,25 @@ class TaskStore:
         frames_processed: int,
         error: str = "",
     ) -> None:
-        """Persist progress; a change of state is also appended to the state history."""
+        """Persist progress; a change of state is also appended to the state history.
+
+        A task that has ended stays as it ended: a write that comes after (a replica cut off
+        from Redis whose tasks another replica has failed over, still running them) changes
+        nothing."""
+        final = [s.value for s in TaskState if s.is_final]
         async with self._db.pool.acquire() as conn, conn.transaction():
             previous = await conn.fetchval(
                 """UPDATE tasks t SET state = $2, progress = $3, step = $4, error = $5,
                           frames_processed = $6, updated_at = now()
                    FROM (SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE) old
-                   WHERE t.task_id = $1 RETURNING old.state""",
+                   WHERE t.task_id = $1 AND NOT (old.state = ANY($7::text[])) RETURNING old.state""",
                 uuid.UUID(task_id),
                 state.value,
                 progress,
                 step,
                 error,
                 frames_processed,
+                final,
             )
             if previous is not None and previous != state.value:
                 await conn.execute(

@@ -61,3 +61,16 @@ async def test_states_written_during_an_outage_land_once_it_ends_newest_last(db,
     # Progress in between coalesced: the record went from queued straight to its newest state.
     assert await _history(db, record.task_id) == ["queued", "completed"]
     await writer.close()
+
+
+async def test_a_task_that_has_ended_stays_as_it_ended(db):
+    """A replica cut off from Redis may still run a task another replica has failed over: its
+    later writes must not bring the task back to life."""
+    store = TaskStore(db)
+    task = await store.insert_task("ended", ["c1"], 10)
+    assert await store.fail_unfinished_tasks("replica r1 stopped", [task.task_id]) == [task.task_id]
+    await store.update_task(task.task_id, state=TaskState.PROCESSING, progress=0.5, step="batch 2", frames_processed=5)
+    await store.update_task(task.task_id, state=TaskState.COMPLETED, progress=1.0, step="done", frames_processed=10)
+    record = await store.get_task(task.task_id)
+    assert (record.state, record.error, record.frames_processed) == (TaskState.FAILED, "replica r1 stopped", 0)
+    assert await _history(db, task.task_id) == ["queued", "failed"]
