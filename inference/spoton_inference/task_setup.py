@@ -12,13 +12,17 @@ import functools
 import uuid
 from collections.abc import Awaitable, Callable
 
+import redis.asyncio as aioredis
+
 from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.domain.environment import Camera
+from spoton_inference.domain.errors import NotFound
 from spoton_inference.domain.zones import Zone
+from spoton_inference.pipeline.camera_shard import CameraShard, Pace, ShardOutput
 from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES, rewrite_mot
 from spoton_inference.pipeline.live_pull import LivePulls, PullOptions
 from spoton_inference.pipeline.live_runner import LiveTaskRunner
-from spoton_inference.pipeline.runner import RunnerPorts, TaskPlan, TaskRunner, batch_lengths
+from spoton_inference.pipeline.runner import RunnerPorts, ShardLinks, TaskPlan, TaskRunner, batch_lengths
 from spoton_inference.pipeline.tracking_settings import tracking_setup
 from spoton_inference.pipeline.triton_models import OutageWait
 from spoton_inference.pipeline.triton_pool import TritonPool
@@ -32,6 +36,7 @@ from spoton_inference.services.task_recovery import TaskRecovery
 from spoton_inference.services.task_watch import TaskWatch
 from spoton_inference.services.tasks import TaskManager
 from spoton_inference.settings import Settings
+from spoton_inference.storage.camera_shards import RedisShardLinks, RunShard, ShardOffer
 from spoton_inference.storage.event_outbox import EventOutbox
 from spoton_inference.storage.history_writer import HistoryWriter
 from spoton_inference.storage.idempotency_store import IdempotencyStore
@@ -79,6 +84,8 @@ class PipelineRunners:
     check_source: Callable[[CameraSource], None]
     identities: IdentitySync | None = None
     history: HistoryWriter | None = None
+    # Builds a task's links to camera shards on other replicas (None: every camera runs here).
+    shard_links: Callable[[TaskRun], ShardLinks] | None = None
 
     def total_frames(self, cameras: tuple[Camera, ...]) -> int:
         return sum(batch_lengths(cameras))
@@ -100,6 +107,8 @@ class PipelineRunners:
             tracking_setup=functools.partial(tracking_setup, settings),
             history=self.history,
             zones=run.zones,
+            cameras_per_shard=settings.max_cameras_per_replica,
+            shards=self.shard_links(run) if self.shard_links is not None and not plan.is_live else None,
         )
         runner: TaskRunner | LiveTaskRunner
         if plan.is_live:
@@ -128,6 +137,51 @@ class PipelineRunners:
         return offer
 
 
+def shard_links(settings: Settings, client: aioredis.Redis, replica: str) -> Callable[[TaskRun], ShardLinks]:
+    """Per task, its links to the replicas that take some of its cameras (storage/camera_shards.py)."""
+
+    def links(run: TaskRun) -> ShardLinks:
+        return RedisShardLinks(
+            client,
+            task_id=run.task_id,
+            replica=replica,
+            environment_id=run.environment.environment_id,
+            task_camera_ids=[c.camera_id for c in run.cameras],
+            detection_threshold=run.detection_threshold,
+            ttl_s=settings.replica_lease_ttl_s,
+        )
+
+    return links
+
+
+def shard_runner(settings: Settings, catalog: Catalog, models: TritonPool) -> RunShard:
+    """Runs a shard another replica's task offered: its cameras, from the shared catalogue, with
+    this replica's models and the tracking settings the task runs with."""
+
+    async def run(offer: ShardOffer, output: ShardOutput, pace: Pace) -> None:
+        try:
+            environment = catalog.get(offer.environment_id)
+        except NotFound:  # registered on the owner a moment ago: the announcement may be on its way
+            await catalog.reload()
+            environment = catalog.get(offer.environment_id)
+        by_id = {c.camera_id: c for c in environment.cameras}
+        task_cameras = tuple(by_id[c] for c in offer.task_camera_ids)
+        values = settings
+        if offer.detection_threshold is not None:
+            values = dataclasses.replace(settings, detection_threshold=offer.detection_threshold)
+        shard = CameraShard(
+            tuple(by_id[c] for c in offer.camera_ids),
+            batch_lengths(task_cameras),
+            OutageWait(models, values.triton_outage_wait_s),
+            tracking_setup(values, task_cameras[0].fps),
+            output,
+            pace,
+        )
+        await shard.run()
+
+    return run
+
+
 def task_queries(settings: Settings, db: Database, events: RedisEventLog, outbox: EventOutbox) -> TaskQueries:
     """Reading tasks (records in PostgreSQL, the live part in Redis): needs no other service, so
     the catalogue and analytics can read tasks through it before the rest is built."""
@@ -151,6 +205,7 @@ def build_tasks(
     audit: Audit | None = None,
     queries: TaskQueries | None = None,
     relay: ControlRelay | None = None,
+    shards: Callable[[TaskRun], ShardLinks] | None = None,
 ) -> TaskManager:
     """The task services over PostgreSQL ``db`` and Redis ``events``; ``queries`` is the
     :func:`task_queries` already built, if any (a new one otherwise)."""
@@ -165,6 +220,7 @@ def build_tasks(
         lambda source: catalog.source_policy.check(source),  # the catalogue's policy when the pull connects
         identities,
         history,
+        shards,
     )
     states = TaskStateWriter(
         lambda u: records.update_task(

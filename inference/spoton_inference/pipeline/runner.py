@@ -2,8 +2,14 @@
 
 Per batch: publish the sub-videos as media, announce them, then for each global frame index
 across all cameras: decode -> detect (Triton) -> track per camera -> embed the crops that
-need it (one Triton call for all cameras) -> map foot points -> assign global ids -> emit a
+need it (one Triton call per shard) -> map foot points -> assign global ids -> emit a
 ``tracking_update`` (the live view).
+
+The per-camera half runs in camera shards (:mod:`.camera_shard`): one with every camera, or,
+past ``cameras_per_shard``, several, of which those another replica takes
+(``RunnerPorts.shards``) run there. Their frames are merged back in frame order
+(:mod:`.frame_merge`) and one :class:`~spoton_inference.tracking.multicam.Association` gives
+the global ids, so where the cameras ran does not change them.
 
 Recorded video is then refined (:mod:`.refinement`): at the end of each batch, or every
 ``refine_window_frames`` frames of a long one, the window's online tracks are re-decided with
@@ -12,8 +18,8 @@ the exports, the track points, the history and the zone events, and are announce
 ``tracks_refined`` events before ``batch_processing_complete``. With refinement off, each
 online frame is stored as it comes.
 
-Decoding and detection of the next frames run ahead of tracking in a separate stage, through
-a bounded queue, so Triton is kept busy while the current frame is associated.
+Decoding and detection run ahead of tracking in each shard, and shards run ahead of the
+association, all bounded, so Triton is kept busy while the current frame is associated.
 """
 
 from __future__ import annotations
@@ -26,9 +32,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol, TypeVar
-
-import numpy as np
+from typing import Protocol
 
 from spoton_inference.domain.environment import Camera, Environment
 from spoton_inference.domain.events import (
@@ -43,21 +47,21 @@ from spoton_inference.domain.events import (
     ZoneEvent,
 )
 from spoton_inference.domain.zones import Zone
-from spoton_inference.pipeline.decode import read_frames_rgb
+from spoton_inference.pipeline.camera_shard import CameraShard, LocalPace, split_cameras
 from spoton_inference.pipeline.exports import ExportWriter, MotWriter
+from spoton_inference.pipeline.frame_merge import FrameMerge, ShardInbox
 from spoton_inference.pipeline.history import HistorySink, TaskHistory
+from spoton_inference.pipeline.queues import next_or_failure
 from spoton_inference.pipeline.refinement import FRAMES_PER_REFINED_EVENT, RefinedWindow, RefinementWindows
 from spoton_inference.pipeline.tracking_settings import TrackingSetup
-from spoton_inference.pipeline.triton_models import Detections, Models, crop_people
+from spoton_inference.pipeline.triton_models import Models
 from spoton_inference.pipeline.zone_tracker import ENTER, ZoneTransition
-from spoton_inference.tracking.camera import FramePlan
+from spoton_inference.tracking.appearance import ReidCalibration
 from spoton_inference.tracking.identities import IdentityState
+from spoton_inference.tracking.multicam import Association
+from spoton_inference.tracking.shard_messages import Progress, ShardFrame, ShardMessage
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-# Global frames decoded and detected ahead of the tracking stage.
-READ_AHEAD_FRAMES = 3
 # The export that says how the task tracked: the Re-ID calibration it fitted, and each
 # refinement window with the time it took.
 TRACKING_EXPORT = "tracking.json"
@@ -112,6 +116,22 @@ class MediaPublisher(Protocol):
         ...
 
 
+class ShardLinks(Protocol):
+    """A task's camera shards on other replicas (storage/camera_shards.py)."""
+
+    async def offer(self, shard: int, cameras: tuple[Camera, ...]) -> ShardInbox | None:
+        """Have another replica run these cameras; their inbox, or None when none took them."""
+        ...
+
+    async def advance(self, progress: Progress) -> None:
+        """Tell the shards how far the association has come."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the shards (the task has ended, one way or another)."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunnerPorts:
     """What the runner needs from the outside world, so it knows nothing of gRPC or storage."""
@@ -132,33 +152,44 @@ class RunnerPorts:
     # Identities and events for the history (pipeline/history.py), and the zones to watch.
     history: HistorySink | None = None
     zones: tuple[Zone, ...] = ()
+    # Past this many cameras (0: never), the cameras run in shards of this many, those another
+    # replica takes through ``shards`` there, the others here.
+    cameras_per_shard: int = 0
+    shards: ShardLinks | None = None
 
 
-@dataclasses.dataclass(slots=True)
-class _Frame:
-    global_index: int
-    frames: dict[str, tuple[np.ndarray, str, int]]  # camera -> (rgb, source file, index in source)
-    detections: dict[str, Detections]
+class _LocalShard:
+    """A shard in this process: its messages through a queue; its failure is the task's."""
+
+    def __init__(self, make: Callable[[_LocalShard], CameraShard]) -> None:
+        self._queue: asyncio.Queue[ShardMessage | None] = asyncio.Queue()  # bounded by the shard's pace
+        self.task = asyncio.create_task(make(self).run())
+
+    async def send(self, message: ShardMessage) -> None:
+        self._queue.put_nowait(message)
+
+    async def receive(self) -> ShardMessage:
+        message = await next_or_failure(self._queue, self.task)
+        if message is None:
+            raise RuntimeError("a camera shard ended before its last batch")
+        return message
 
 
-async def next_or_failure(queue: asyncio.Queue[T | None], producer: asyncio.Task[None]) -> T | None:
-    """The next item ``producer`` queued; ``None`` at its end. A producer that died (an
-    outage, a decode error) re-raises its error here instead of leaving the consumer waiting
-    for an end marker that never comes."""
-    if not queue.empty() or producer.done():
-        if queue.empty():
-            producer.result()  # raises its error; a producer that ended cleanly queued its marker
-            return None
-        return queue.get_nowait()
-    getting = asyncio.ensure_future(queue.get())
+async def _unless_one_fails(main: Awaitable[None], helpers: list[asyncio.Task[None]]) -> None:
+    """Await ``main``; a helper that fails first (a shard here whose frames ``main`` may not be
+    waiting for) stops it with the helper's error."""
+    running = asyncio.ensure_future(main)
     try:
-        await asyncio.wait({getting, producer}, return_when=asyncio.FIRST_COMPLETED)
+        while not running.done():
+            waiting = [running, *(h for h in helpers if not h.done())]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for helper in helpers:
+                if helper.done() and not helper.cancelled() and (error := helper.exception()) is not None:
+                    raise error
+        running.result()
     finally:
-        if not getting.done():
-            getting.cancel()
-    if getting.done() and not getting.cancelled():
-        return getting.result()
-    return await next_or_failure(queue, producer)
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
 
 
 class TaskRunner:
@@ -166,9 +197,12 @@ class TaskRunner:
         self.plan = plan
         self.ports = ports
         fps = plan.cameras[0].fps
-        setup = ports.tracking_setup(fps)
-        self._tracker_config = setup.tracker
-        self._tracker = setup.multicam(plan.cameras)
+        self._setup = setup = ports.tracking_setup(fps)
+        self._association = Association(
+            {c.camera_id: c.homography for c in plan.cameras}, setup.tracker, setup.association, setup.self_calibrate
+        )
+        self._calibration: ReidCalibration | None = None  # the association's last refit
+        self._pace = LocalPace()
         camera_ids = [c.camera_id for c in plan.cameras]
         refiner = setup.refiner(plan.cameras)
         env_id = plan.environment.environment_id
@@ -199,21 +233,14 @@ class TaskRunner:
 
     async def run(self) -> list[Path]:
         """Process every batch; returns the export files. Cancellation stops it between frames."""
-        start = 0
         finished = False
+        local: list[_LocalShard] = []
         try:
-            for k, length in enumerate(batch_lengths(self.plan.cameras)):
-                self._batch = k
-                await self.ports.report_progress(self.frames_done, f"preparing batch {k + 1}")
-                await self.ports.emit(await self._publish_media(k, start))
-                await self._run_batch(k, start)
-                await self._refine_window(announce=True)
-                await self.ports.emit(BatchProcessingComplete(sub_video_batch_index=k))
-                start += length
-            if self._history is not None:
-                await self._emit_zone_events(self._history.close())
+            inboxes = await self._place_shards(local)
+            await _unless_one_fails(self._run_batches(inboxes), [s.task for s in local])
             finished = True
         finally:
+            await self._stop_shards(local)
             if not finished:
                 # Cancelled or failed: what was tracked is still refined and stored, not announced.
                 try:
@@ -227,13 +254,32 @@ class TaskRunner:
                 self._history.close()
         return files
 
+    async def _run_batches(self, inboxes: list[ShardInbox]) -> None:
+        merge = FrameMerge(inboxes, [c.camera_id for c in self.plan.cameras], self._advance)
+        start = 0
+        for k, length in enumerate(batch_lengths(self.plan.cameras)):
+            self._batch = k
+            await self.ports.report_progress(self.frames_done, f"preparing batch {k + 1}")
+            await self.ports.emit(await self._publish_media(k, start))
+            merge.begin_batch(start)
+            await self._advance(start - 1)
+            async for frame in merge:
+                await self._track_and_publish(frame)
+                if self.frames_done % 10 == 0:
+                    await self.ports.report_progress(self.frames_done, f"processing batch {k + 1}")
+            await self._refine_window(announce=True)
+            await self.ports.emit(BatchProcessingComplete(sub_video_batch_index=k))
+            start += length
+        if self._history is not None:
+            await self._emit_zone_events(self._history.close())
+
     def _close_exports(self) -> list[Path]:
         if self._online is not None:
             self._online.close()
         self._exports.write_json(
             TRACKING_EXPORT,
             {
-                "reid_calibration": self._tracker.fit.to_json(),
+                "reid_calibration": self._association.fit.to_json(),
                 "refinement": [
                     {"first_frame": first, "last_frame": last, "seconds": round(seconds, 4)}
                     for first, last, seconds in self.refined_windows
@@ -266,61 +312,56 @@ class TaskRunner:
             )
         return MediaAvailable(sub_video_batch_index=batch, media_urls=urls)
 
-    async def _run_batch(self, batch: int, start: int) -> None:
-        queue: asyncio.Queue[_Frame | None] = asyncio.Queue(maxsize=READ_AHEAD_FRAMES)
-        producer = asyncio.create_task(self._decode_and_detect(batch, start, queue))
-        try:
-            while (item := await next_or_failure(queue, producer)) is not None:
-                await self._track_and_publish(item)
-                if self.frames_done % 10 == 0:
-                    await self.ports.report_progress(self.frames_done, f"processing batch {batch + 1}")
-            await producer  # re-raises a decode/detect failure
-        finally:
-            producer.cancel()
-            await asyncio.gather(producer, return_exceptions=True)
+    async def _place_shards(self, local: list[_LocalShard]) -> list[ShardInbox]:
+        """Start the camera shards: those another replica takes run there, the rest here."""
+        lengths = batch_lengths(self.plan.cameras)
+        inboxes: list[ShardInbox] = []
+        for k, cameras in enumerate(split_cameras(self.plan.cameras, self.ports.cameras_per_shard)):
+            remote = None
+            if k > 0 and self.ports.shards is not None:  # the first shard always runs here
+                remote = await self.ports.shards.offer(k, cameras)
+            if remote is None:
 
-    async def _decode_and_detect(self, batch: int, start: int, queue: asyncio.Queue[_Frame | None]) -> None:
-        readers = {
-            c.camera_id: (aiter(read_frames_rgb(c.sub_videos[batch].path)), c.sub_videos[batch].filename)
-            for c in self.plan.cameras
-            if batch < len(c.sub_videos)
-        }
-        try:
-            index = 0
-            while True:
-                frames: dict[str, tuple[np.ndarray, str, int]] = {}
-                for cam_id, (reader, filename) in readers.items():
-                    frame = await anext(reader, None)
-                    if frame is not None:
-                        frames[cam_id] = (frame, filename, index)
-                if not frames:
-                    break
-                # Down to the tracker's low score: weak detections extend tracks, never start them.
-                low = self._tracker_config.low_score
-                results = await asyncio.gather(*(self.ports.models.detect(f[0], low) for f in frames.values()))
-                await queue.put(_Frame(start + index, frames, dict(zip(frames, results, strict=True))))
-                index += 1
-            await queue.put(None)
-        finally:
-            for reader, _ in readers.values():
-                await reader.aclose()  # type: ignore[attr-defined]
+                def make(output: _LocalShard, cameras: tuple[Camera, ...] = cameras) -> CameraShard:
+                    return CameraShard(cameras, lengths, self.ports.models, self._setup, output, self._pace)
 
-    async def _track_and_publish(self, item: _Frame) -> None:
+                local.append(_LocalShard(make))
+                remote = local[-1]
+            inboxes.append(remote)
+        return inboxes
+
+    async def _stop_shards(self, local: list[_LocalShard]) -> None:
+        for shard in local:
+            shard.task.cancel()
+        await asyncio.gather(*(s.task for s in local), return_exceptions=True)
+        if self.ports.shards is not None:
+            await self.ports.shards.close()
+
+    async def _advance(self, through: int) -> None:
+        """Let the shards know the association has processed every frame up to ``through``."""
+        progress = Progress(through, self._association.last_frame, self._calibration)
+        self._pace.advance(progress)
+        if self.ports.shards is not None:
+            await self.ports.shards.advance(progress)
+
+    async def _track_and_publish(self, frame: ShardFrame) -> None:
         await self.ports.wait_if_paused()
-        detections = {cam_id: (det.boxes, det.scores) for cam_id, det in item.detections.items()}
-        for cam_id, det in item.detections.items():
-            self._exports.add_detections(cam_id, item.global_index, det.boxes, det.scores)
-        plans = self._tracker.plan(detections)
-        tracked = self._tracker.update(item.global_index, plans, await self._embed(item, plans))
+        index = frame.global_index
+        detections = {cam_id: (view.boxes, view.scores) for cam_id, view in frame.cameras.items()}
+        for cam_id, (boxes, scores) in detections.items():
+            self._exports.add_detections(cam_id, index, boxes, scores)
+        tracked, refitted = self._association.update(index, {c: v.tracked for c, v in frame.cameras.items()})
+        if refitted is not None:
+            self._calibration = refitted
         update = TrackingUpdate(
-            item.global_index,
+            index,
             self.plan.environment.environment_id,
             time.time(),
             [
                 CameraTracksOut(
                     cam_id,
-                    source,
-                    index_in_source,
+                    view.source,
+                    view.index_in_source,
                     [
                         TrackOut(
                             tuple(round(float(v), 2) for v in t.box),
@@ -332,7 +373,7 @@ class TaskRunner:
                         for t in tracked[cam_id]
                     ],
                 )
-                for cam_id, (_, source, index_in_source) in item.frames.items()
+                for cam_id, view in frame.cameras.items()
             ],
         )
         await self.ports.emit(update)
@@ -343,8 +384,8 @@ class TaskRunner:
                 self._sync_identities()
             return
         self._online.add(update)  # type: ignore[union-attr]
-        sources = {cam_id: (source, index) for cam_id, (_, source, index) in item.frames.items()}
-        self._windows.add(item.global_index, sources, tracked, detections)
+        sources = {cam_id: (view.source, view.index_in_source) for cam_id, view in frame.cameras.items()}
+        self._windows.add(index, sources, tracked, detections)
         if self._windows.full:
             await self._refine_window(announce=True)
 
@@ -352,7 +393,7 @@ class TaskRunner:
         """Refine the pending frames off the event loop, store them and (if told) announce them."""
         if self._windows is None or not self._windows.pending_frames:
             return
-        window = await asyncio.to_thread(self._windows.refine, self._tracker.fit)
+        window = await asyncio.to_thread(self._windows.refine, self._association.fit)
         self.refined_windows.append((window.first_frame, window.last_frame, window.seconds))
         for update in window.updates:
             await self._store(update, announce=announce)
@@ -417,30 +458,14 @@ class TaskRunner:
             )
 
     def _sync_identities(self) -> None:
-        seen = [i for i in self._tracker.identities.gallery if i.last_frame > self._synced_through]
+        seen = [i for i in self._association.identities.gallery if i.last_frame > self._synced_through]
         if seen:
             self._synced_through = seen[0].last_frame
             self.ports.identities_seen(seen)  # type: ignore[misc]
-
-    async def _embed(self, item: _Frame, plans: dict[str, FramePlan]) -> dict[str, dict[int, np.ndarray]]:
-        """One Triton call for every detection the trackers asked for, across all cameras."""
-        keys: list[tuple[str, int]] = []
-        crops: list[np.ndarray] = []
-        for cam_id, plan in plans.items():
-            if plan.needs_embedding:
-                wanted = list(plan.needs_embedding)
-                crops.append(crop_people(item.frames[cam_id][0], plan.boxes[wanted]))
-                keys += [(cam_id, d) for d in wanted]
-        out: dict[str, dict[int, np.ndarray]] = {}
-        if keys:
-            vectors = await self.ports.models.embed(np.concatenate(crops))
-            for (cam_id, d), vector in zip(keys, vectors, strict=True):
-                out.setdefault(cam_id, {})[d] = vector
-        return out
 
     @property
     def num_identities(self) -> int:
         """Global ids given out: the refined ones when recorded video is refined."""
         if self._windows is not None:
             return self._windows.num_identities
-        return self._tracker.identities.num_identities
+        return self._association.identities.num_identities

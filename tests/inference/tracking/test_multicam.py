@@ -79,7 +79,7 @@ def test_the_trackers_calibrate_themselves_on_the_stream_s_own_crops():
     assert fit.same_pairs > 300 and fit.different_pairs > 300
     assert abs(fit.calibration.same - np.median(same)) < 0.02 < abs(prior.same - np.median(same))
     assert abs(fit.calibration.different - np.median(different)) < 0.02
-    assert mc._trackers["c1"].config.calibration == fit.calibration
+    assert mc.cameras.calibration("c1") == fit.calibration
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
