@@ -6,6 +6,10 @@ Redis is away, so tracking goes on. Controls: pause holds the runner between fra
 before tracking the next one), resume lets it go on, cancel cancels its asyncio task (the
 runner stops at its next await and the task ends CANCELLED), and focus records a global
 person id in the live state and announces it as a ``focus_update`` event.
+
+Self-fencing: a replica whose lease went unrenewed for longer than its time to live cannot
+know whether another replica has failed its tasks over, so it stops them itself, each ending
+FAILED with a reason that names it (:meth:`TaskControl.stop_for_lost_lease`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ from spoton_inference.services.task_queries import TaskQueries
 log = logging.getLogger(__name__)
 # How long ControlTask(cancel) waits for the runner to stop before answering anyway.
 CANCEL_WAIT_S = 10.0
+# The bound on recording a task stopped for a lost lease as FAILED, before the write is handed
+# to the state writer's retries instead (PostgreSQL away too).
+FENCE_WRITE_S = 10.0
 
 
 class TaskRunning(FailedPrecondition):
@@ -105,6 +112,8 @@ class _Live:
     # Set (without awaiting) once the runner is over and its final state is being written.
     ending: bool = False
     cancelling: bool = False
+    # Why the task was stopped for a lost lease ("": it was not): its cancellation then ends it FAILED.
+    stop_reason: str = ""
 
     @property
     def paused(self) -> bool:
@@ -157,6 +166,8 @@ class TaskControl:
         # Passes pause, resume and cancel to the replica running the task; None: refuse them here.
         self._relay = relay
         self._live: dict[str, _Live] = {}
+        # Self-fencing: once the lease is lost, another replica may fail these tasks over.
+        lease.on_lost(self.stop_for_lost_lease)
 
     @audited(
         AuditAction.TASK_START,
@@ -237,6 +248,31 @@ class TaskControl:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stop_for_lost_lease(self) -> list[str]:
+        """Stop every task this replica runs, because its lease lapsed; returns their ids.
+
+        Another replica may already have failed them over (it saw the lease lapse), so they must
+        not go on here. Each runner is cancelled and ends FAILED with a reason naming this
+        replica, unless another replica recorded an end first. Tasks already ending (completing,
+        or cancelled by a control) are left to end as they were going to.
+        """
+        reason = (
+            f"replica {self._lease.replica_id}, which ran it, could not renew its lease for over "
+            f"{self._lease.ttl_s:g} s and stopped it, as another replica may "
+            "have failed it over; start the task again"
+        )
+        stopped = []
+        for task_id, live in self._live.items():
+            if live.task is None or live.task.done() or live.ending or live.cancelling:
+                continue
+            # Marked cancelling, so a control arriving now is told the task is ending.
+            live.cancelling, live.stop_reason = True, reason
+            live.task.cancel()
+            stopped.append(task_id)
+        if stopped:
+            log.error("stopped %d task(s) for the lost lease of %s: %s", len(stopped), self._lease.replica_id, stopped)
+        return stopped
 
     async def close(self) -> None:
         """Give state writes still waiting for PostgreSQL a last chance."""
@@ -386,7 +422,10 @@ class TaskControl:
                 await runner.run()
             except asyncio.CancelledError:
                 live.ending = True
-                await finish(TaskState.CANCELLED, "cancelled", runner.frames_done)
+                if live.stop_reason:
+                    await self._fail_fenced(task_id, live, runner.frames_done)
+                else:
+                    await finish(TaskState.CANCELLED, "cancelled", runner.frames_done)
                 raise
             except Exception as exc:
                 live.ending = True
@@ -398,6 +437,31 @@ class TaskControl:
                 await finish(TaskState.COMPLETED, "completed", runner.frames_done)
         finally:
             self._live.pop(task_id, None)
+
+    async def _fail_fenced(self, task_id: str, live: _Live, frames: int) -> None:
+        """Record a task stopped for a lost lease as FAILED, and announce it, unless another
+        replica failed it over first (then it already sent the task's final event)."""
+        reason = live.stop_reason
+        async with live.lock:
+            live.frames = frames
+            try:
+                async with asyncio.timeout(FENCE_WRITE_S):
+                    took_effect = task_id in await self._records.fail_unfinished_tasks(reason, [task_id])
+            except Exception as exc:  # PostgreSQL away too: whether another replica got there first is unknown
+                log.warning("task %s: recording its stop for the lost lease is retried (%s)", task_id, exc)
+                # Retried until written; a record another replica failed first stays as it is.
+                update = TaskStateUpdate(task_id, TaskState.FAILED, live.progress, "interrupted", frames, reason)
+                await self._states.write(update)
+                # Announced all the same: a task whose stream never ends would hold its watchers
+                # forever, while a second final event comes after the first, which ends them.
+                took_effect = True
+            if not took_effect:
+                log.info("task %s was failed over by another replica before this one stopped it", task_id)
+                return
+            await self._outbox.set_live_state(
+                task_id, {"state": TaskState.FAILED.value, "step": "interrupted", "frames": frames}
+            )
+            await self._emit(task_id, StatusUpdate(TaskState.FAILED, live.progress, "interrupted", reason))
 
     async def _set_state(
         self,

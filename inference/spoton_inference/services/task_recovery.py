@@ -26,9 +26,10 @@ from spoton_inference.services.task_queries import TaskQueries
 log = logging.getLogger(__name__)
 # How long recovery waits for the track-point journal of a dead process to be replayed.
 RECOVER_DRAIN_S = 30.0
-# How often a running replica looks for tasks of replicas whose lease lapsed (the lease itself
-# lives storage/replicas.LEASE_TTL_S, 120 s, so a dead replica's tasks fail within about 150 s).
-FAIL_OVER_EVERY_S = 30.0
+# A running replica looks for tasks of replicas whose lease lapsed this many times per lease
+# time to live (SPOTON_REPLICA_LEASE_TTL_S, 120 s: every 30 s, so a dead replica's tasks fail
+# within about 150 s of its last renewal).
+SWEEPS_PER_TTL = 4
 RESTART_REASON = "interrupted by a restart of the inference service; start the task again"
 
 # Rewrites a task's MOT exports in a directory from its stored track points (for its cameras);
@@ -88,9 +89,12 @@ class TaskRecovery:
             failed += await self._fail(records, reason)
         return failed
 
-    async def fail_over_forever(self, every_s: float = FAIL_OVER_EVERY_S) -> None:
-        """:meth:`fail_over` every ``every_s`` until cancelled; a round that fails (PostgreSQL or
-        Redis away) is logged and the next one tries again."""
+    async def fail_over_forever(self, every_s: float | None = None) -> None:
+        """:meth:`fail_over` every ``every_s`` (by default a quarter of the lease's time to live)
+        until cancelled; a round that fails (PostgreSQL or Redis away) is logged and the next
+        one tries again."""
+        if every_s is None:
+            every_s = self._lease.ttl_s / SWEEPS_PER_TTL
         while True:
             await asyncio.sleep(every_s)
             try:
