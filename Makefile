@@ -9,7 +9,7 @@ SETUP  := $(VENV)/.setup-done
 MODELS := model_repository/detector/1/model.onnx model_repository/reid/1/model.onnx
 BASELINE := .venv-baseline
 
-.PHONY: setup proto models browser samples rtsp-server mosquitto node go demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-tiling bench-serving libb64 clean
+.PHONY: setup proto models browser samples rtsp-server mosquitto node go demo serve test lint compose-secrets bench-latency bench-accuracy bench-reid-calibration bench-tracking-speed bench-storage bench-recordings bench-tiling bench-serving libb64 clean
 
 setup: $(SETUP)
 
@@ -139,6 +139,9 @@ bench-latency: setup models
 
 bench-storage: setup
 	$(BIN)/python bench/storage.py
+
+bench-recordings: setup models
+	$(BIN)/python bench/recordings.py
 
 bench-tiling: setup models
 	$(BIN)/python bench/detector_tiling.py

@@ -245,6 +245,7 @@ def service_settings(live_service, make_data_dir) -> Callable[..., Any]:
             base,
             data_dir=data_dir,
             media_root=data_dir / "media",
+            jobs_dir=overrides.pop("jobs_dir", data_dir / "jobs"),
             postgres_dsn=urlunsplit(urlsplit(base.postgres_dsn)._replace(path=f"/{name}")),
             redis_url=urlunsplit(urlsplit(base.redis_url)._replace(path=f"/{redis_db}")),
             grpc_port=pick_free_ports(1)[0],
@@ -336,3 +337,13 @@ async def rtsp_camera() -> AsyncIterator[Callable[..., Any]]:
     yield start
     for camera in cameras:
         await camera.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """A SeaweedFS S3 server (support.s3_server.S3Server) shared by the session: create a bucket of
+    your own with ``s3_server.create_bucket()``. A test that stops the server starts its own."""
+    from support.s3_server import S3Server
+
+    with S3Server() as server:
+        yield server

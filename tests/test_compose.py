@@ -24,9 +24,10 @@ def _published(service: str) -> set[int]:
 
 
 def test_the_production_services_are_all_there():
-    assert set(SERVICES) == {"triton", "timescaledb", "redis", "inference", "facade", "mosquitto"}
+    assert set(SERVICES) == {"triton", "timescaledb", "redis", "inference", "facade", "mosquitto", "minio"}
     assert "tritonserver" in (REPO / SERVICES["triton"]["build"]["dockerfile"]).read_text()
     assert "timescaledb" in SERVICES["timescaledb"]["image"]
+    assert "minio" in SERVICES["minio"]["image"] and "minio" in SERVICES["inference"]["depends_on"]
 
 
 def _given(env: dict[str, str]) -> set[str]:

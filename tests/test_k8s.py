@@ -46,6 +46,11 @@ DIFFERS_FROM_COMPOSE = {
     # ... and its own journal, generated keys and media cache (media itself is shared).
     "SPOTON_DATA_DIR": "each inference pod's own directory on the shared volume",
     "SPOTON_SINKS_PATH": "deploy/sinks.json targets compose's mosquitto, which the manifests do not run",
+    # ... but uploads and job directories are every replica's (compose's "" is <data dir>/jobs, the same /data/jobs).
+    "SPOTON_JOBS_DIR": "shared by every replica, outside the per-pod data directories",
+    # Compose runs MinIO; here recordings are in the site's own object store (or none).
+    "SPOTON_S3_ENDPOINT_URL": "the site's own S3-compatible store, which the manifests do not run",
+    "SPOTON_S3_ACCESS_KEY_ID": "the site's own key, where compose uses MinIO's root user",
 }
 BUILT_IMAGE = re.compile(r"docker build -f (\S+) -t (\S+) \.")
 # Names the code reads that are no service setting (as in tests/test_compose.py).

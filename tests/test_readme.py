@@ -99,7 +99,7 @@ def _configuration_table() -> set[str]:
     for row in section.splitlines():
         if not row.startswith("| `"):
             continue
-        cell = re.findall(r"`([A-Z_]+)`", row.split("|")[1])
+        cell = re.findall(r"`([A-Z_][A-Z0-9_]*)`", row.split("|")[1])
         first = cell[0]
         for name in cell:
             if name.startswith("_"):

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="spoton", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("process", help="run one task over an environment directory")
-    p.add_argument("env_dir", type=Path)
+    p = sub.add_parser("process", help="run one task over an environment directory (or s3://bucket/prefix)")
+    p.add_argument("env_dir", type=_environment_arg)
     p.add_argument("--out", type=Path, required=True, help="where the exports are written")
     p.add_argument("--cameras", nargs="*", help="a subset of camera ids (default: all)")
     p.add_argument("--target", help="gRPC target of a running SpotOn (default: var/stack.json, else embedded)")
@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ != "PortUnavailable":
             raise
         sys.exit(f"spoton {args.command}: {exc}")
+
+
+def _environment_arg(value: str) -> str | Path:
+    # An s3:// URI stays a string: as a Path its '//' would collapse.
+    return value if value[:5].lower() == "s3://" else Path(value)
 
 
 async def _process(args: argparse.Namespace) -> None:

@@ -71,7 +71,8 @@ class SpotOnClient:
         return await self.system.GetHealth(system_pb2.GetHealthRequest(), timeout=timeout_s, metadata=self._metadata)
 
     async def register_environment(self, path: str | Path) -> catalog_pb2.Environment:
-        request = catalog_pb2.RegisterEnvironmentFromDirectoryRequest(path=str(Path(path).resolve()))
+        """A directory (made absolute here), or ``s3://bucket/prefix`` in the server's object storage."""
+        request = catalog_pb2.RegisterEnvironmentFromDirectoryRequest(path=environment_path(path))
         response = await self.catalog.RegisterEnvironmentFromDirectory(request, timeout=120, metadata=self._metadata)
         return response.environment
 
@@ -207,3 +208,16 @@ async def _resumed(
             await asyncio.sleep(0.25 * 2**retries)
         finally:
             call.cancel()
+
+
+def environment_path(path: str | Path) -> str:
+    """What RegisterEnvironmentFromDirectory is sent: an absolute directory, or an s3:// URI as it is.
+
+    >>> environment_path("s3://recordings/sites/lobby")
+    's3://recordings/sites/lobby'
+    >>> environment_path("/data/site-a")
+    '/data/site-a'
+    """
+    if isinstance(path, str) and path[:5].lower() == "s3://":
+        return path
+    return str(Path(path).resolve())

@@ -52,7 +52,7 @@ async def wait_until_serving(client: SpotOnClient, timeout_s: float = 300.0) -> 
 
 async def process_environment(
     client: SpotOnClient,
-    env_dir: Path,
+    env_dir: Path | str,
     out_dir: Path,
     camera_ids: list[str] | None = None,
     show_progress: bool = True,

@@ -18,6 +18,9 @@ from spoton_inference.auth_setup import bootstrap_admin, build_authenticator
 from spoton_inference.domain.source_url import mask_text
 from spoton_inference.embedded.restarts import read_supervision, supervision_path
 from spoton_inference.files import environment_dir, heatmap_png
+from spoton_inference.files.bucket_environment import load_bucket_environment
+from spoton_inference.files.object_store import ObjectStore
+from spoton_inference.files.recording_cache import CACHE_DIR, RecordingCache
 from spoton_inference.files.video_probe import probe_video
 from spoton_inference.pipeline.annotate import render_annotated
 from spoton_inference.pipeline.image_decode import decode_encoded, decode_raw
@@ -58,6 +61,8 @@ from spoton_inference.sinks.registry import build_deliverers
 from spoton_inference.storage.analytics_store import AnalyticsStore
 from spoton_inference.storage.audit_store import AuditStore
 from spoton_inference.storage.camera_health_store import CameraHealthStore
+from spoton_inference.storage.camera_shards import CONNECTIONS as SHARD_CONNECTIONS
+from spoton_inference.storage.camera_shards import ShardWorker
 from spoton_inference.storage.catalog_store import CatalogStore
 from spoton_inference.storage.catalog_sync import CatalogSync
 from spoton_inference.storage.control_relay import CONNECTIONS as CONTROL_RELAY_CONNECTIONS
@@ -79,7 +84,7 @@ from spoton_inference.storage.replicas import ReplicaLease, replica_id
 from spoton_inference.storage.sink_store import SinkNotices, SinkStore
 from spoton_inference.storage.task_store import TaskStore
 from spoton_inference.storage.track_writer import JOURNAL_FILE, TrackPointWriter
-from spoton_inference.task_setup import build_tasks, task_queries
+from spoton_inference.task_setup import build_tasks, shard_links, shard_runner, task_queries
 
 log = logging.getLogger(__name__)
 # Within the health check's own bound (PROBE_TIMEOUT_S), so an unreachable Redis is reported with its detail.
@@ -99,7 +104,8 @@ class InferenceApp:
         # Who did what (task and job control, catalogue changes; the auth edge records credential use).
         self.audit = Audit(AuditStore(db), retention_days=settings.audit_retention_days)
         self.outbox = EventOutbox(events, settings.event_outbox_max)
-        self.lease = ReplicaLease(events.client, replica_id(settings))
+        # Renewed every TTL/12; the fail-over sweep runs every TTL/4; lost, it stops this replica's tasks.
+        self.lease = ReplicaLease(events.client, replica_id(settings), settings.replica_lease_ttl_s)
         # Pause, resume and cancel reach the replica running the task (started in create()).
         self.control_relay = RedisControlRelay(sibling(events.client, CONTROL_RELAY_CONNECTIONS), self.lease.replica_id)
         # Reading tasks needs no other service, so it is built first: the catalogue (deleting
@@ -107,6 +113,12 @@ class InferenceApp:
         self.task_queries = task_queries(settings, db, events, self.outbox)
         # Announces this replica's catalogue changes; started with the catalogue's reload in create().
         self.catalog_sync = CatalogSync(events.client, self.lease.replica_id)
+        # Recordings in object storage (SPOTON_S3_*): one client per process (made on first use),
+        # and the bounded local cache tasks fetch sub-videos into.
+        self.object_store = ObjectStore.from_settings(settings)
+        self.recording_cache = RecordingCache(
+            settings.data_dir / CACHE_DIR, settings.recording_cache_max_bytes, self.object_store
+        )
         self.catalog = Catalog(
             EnvironmentStore(db),
             CatalogStore(db),
@@ -117,6 +129,7 @@ class InferenceApp:
             audit=self.audit,
             source_policy=source_policy_for(settings),
             on_change=self.catalog_sync.changed,
+            buckets=functools.partial(load_bucket_environment, self.object_store, self.recording_cache.path_for),
         )
         self.writer = TrackPointWriter(
             TaskStore(db).write_track_point_batch,
@@ -138,6 +151,14 @@ class InferenceApp:
         self.history = HistoryWriter(db)
         # Live cameras being pulled, by (environment id, camera id); snapshots take their newest frame.
         self.live_pulls = LivePulls()
+        # Cameras of this replica's big tasks run on others, and theirs here (storage/camera_shards.py).
+        shard_client = sibling(events.client, SHARD_CONNECTIONS)
+        self.shard_worker = ShardWorker(
+            shard_client,
+            self.lease.replica_id,
+            shard_runner(settings, self.catalog, models, self.recording_cache),
+            ttl_s=settings.replica_lease_ttl_s,
+        )
         self.tasks = build_tasks(
             settings,
             db,
@@ -154,6 +175,8 @@ class InferenceApp:
             audit=self.audit,
             queries=self.task_queries,
             relay=self.control_relay,
+            shards=shard_links(settings, shard_client, self.lease.replica_id),
+            recordings=self.recording_cache,
         )
         self._maintenance: asyncio.Task[None] | None = None
         # Fails over the tasks of replicas whose lease lapsed while this one runs (started in create()).
@@ -171,7 +194,9 @@ class InferenceApp:
             media=settings.media,
             probe_video=probe_video,
             render_annotated=render_annotated,
+            lease=self.lease,  # owns the jobs it claims; takes back those of replicas whose lease lapsed
             audit=self.audit,
+            objects=self.object_store,  # s3:// job sources
         )
         self.warmed_up = False
         # StreamFrames counters (open streams, frames dropped by back-pressure), shown by health.
@@ -272,6 +297,7 @@ class InferenceApp:
         app.sink_dispatcher.start()
         await app.tasks.recover()
         app.control_relay.start(app.tasks.control_here)
+        app.shard_worker.start()
         app._fail_over = asyncio.create_task(app.tasks.fail_over_forever(), name="task-fail-over")
         await app.jobs.recover()
         app.camera_health.start()
@@ -296,6 +322,7 @@ class InferenceApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fail_over
         await self.tasks.shutdown()
+        await self.shard_worker.close()  # other replicas' shards here: their owners hear this one stopped
         await self.camera_health.close()
         await self.sink_dispatcher.close()  # deliveries in flight stay pending, sent after a restart
         await self.catalog_sync.close()
@@ -309,6 +336,7 @@ class InferenceApp:
         await self.identities.close()
         await self.history.close()
         await self.gallery.close()
+        await self.object_store.close()
         await self.models.close()
         await self.events.close()
         await self.db.close()
@@ -446,7 +474,7 @@ def sink_policy_for(settings: Settings) -> SinkPolicy:
 def job_settings(settings: Settings) -> JobSettings:
     """The job queue's settings (SPOTON_JOB_*, uploads, idempotency keys) and places."""
     return JobSettings(
-        data_dir=settings.data_dir,
+        jobs_dir=settings.jobs_dir,
         media_root=settings.media_root,
         job_concurrency=settings.job_concurrency,
         job_max_attempts=settings.job_max_attempts,

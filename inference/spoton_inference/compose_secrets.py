@@ -38,6 +38,8 @@ def generate(directory: Path) -> list[str]:
         "spoton_redis_url": lambda: f"redis://:{redis}@redis:6379/0",
         # mosquitto's password for the user "spoton", and the secret of deploy/sinks.json's MQTT sink
         "mqtt_password": lambda: secrets.token_urlsafe(PASSWORD_BYTES),
+        # MinIO's root password (user "spoton"), and the secret key the service reads recordings with
+        "s3_secret_access_key": lambda: secrets.token_urlsafe(PASSWORD_BYTES),
     }
     written = [name for name, make in values.items() if _write_new(directory / name, make)]
     return written

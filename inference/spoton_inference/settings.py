@@ -111,6 +111,12 @@ class Settings:
     event_outbox_max: int = 10_000
     # This replica's name among those sharing PostgreSQL and Redis; "" = <hostname>:<grpc_port>.
     replica_id: str = ""
+    # A replica's lease in Redis lives this long unrenewed: a replica gone this long has its
+    # tasks failed over by the others, and one that could not renew for this long stops its own.
+    replica_lease_ttl_s: float = 120.0
+    # Cameras of one recorded task run on the replica that starts it, at most this many; the
+    # rest go in shards to other replicas, which send it their tracks ("0" = no limit).
+    max_cameras_per_replica: int = 0
     # Days of history (track points, events, identities) kept in PostgreSQL; 0 keeps all.
     history_retention_days: int = 30
     # TimescaleDB only: track points older than this many days are compressed; 0 never.
@@ -144,6 +150,22 @@ class Settings:
     # Starts a job gets: a restart of the service runs its running jobs again from the start,
     # and fails (with the reason) a job that has been started this many times already.
     job_max_attempts: int = 3
+    # Uploads and job directories; replicas sharing a database share it ("" = <data_dir>/jobs).
+    jobs_dir: Path = Path()
+
+    # Recordings in S3-compatible object storage (environments registered as s3://bucket/prefix):
+    # the endpoint ("" = AWS for s3_region), region and credentials every such environment uses.
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = dataclasses.field(default="", repr=False)
+    s3_secret_access_key: str = dataclasses.field(default="", repr=False)
+    # Transient S3 errors are retried with doubling waits up to s3_retry_max_s, for at most
+    # s3_outage_wait_s in all; then the task fails with the reason.
+    s3_retry_max_s: float = 10.0
+    s3_outage_wait_s: float = 120.0
+    # Downloaded recordings, in <data_dir>/recordings-cache, least recently used evicted past this
+    # (never a file a running task still needs).
+    recording_cache_max_bytes: int = 20 * 1024**3
     # Uploads streaming in at once (each is written once, straight to its place); one more is
     # refused with RESOURCE_EXHAUSTED (HTTP 503 with Retry-After) rather than queued.
     max_concurrent_uploads: int = 2
@@ -227,6 +249,12 @@ class Settings:
     def __post_init__(self) -> None:
         if self.media_root == Path():
             object.__setattr__(self, "media_root", self.data_dir / "media")
+        if self.jobs_dir == Path():
+            object.__setattr__(self, "jobs_dir", self.data_dir / "jobs")
+        if self.replica_lease_ttl_s <= 0:
+            raise ValueError(f"SPOTON_REPLICA_LEASE_TTL_S must be above 0, got {self.replica_lease_ttl_s}")
+        if self.max_cameras_per_replica < 0:
+            raise ValueError(f"SPOTON_MAX_CAMERAS_PER_REPLICA must be 0 or more, got {self.max_cameras_per_replica}")
         for host in ("grpc_host", "facade_host"):
             if not getattr(self, host):
                 object.__setattr__(self, host, self.bind_host)

@@ -18,6 +18,7 @@ from spoton_inference.domain.camera_source import CameraSource
 from spoton_inference.domain.environment import Camera
 from spoton_inference.domain.errors import NotFound
 from spoton_inference.domain.zones import Zone
+from spoton_inference.pipeline.batch_downloads import BatchDownloads, Recordings, remote_batches, with_local_paths
 from spoton_inference.pipeline.camera_shard import CameraShard, Pace, ShardOutput
 from spoton_inference.pipeline.exports import EXPORT_MEDIA_TYPES, rewrite_mot
 from spoton_inference.pipeline.live_pull import LivePulls, PullOptions
@@ -86,6 +87,8 @@ class PipelineRunners:
     history: HistoryWriter | None = None
     # Builds a task's links to camera shards on other replicas (None: every camera runs here).
     shard_links: Callable[[TaskRun], ShardLinks] | None = None
+    # Where sub-videos in object storage are made local (files/recording_cache.RecordingCache).
+    recordings: Recordings | None = None
 
     def total_frames(self, cameras: tuple[Camera, ...]) -> int:
         return sum(batch_lengths(cameras))
@@ -94,7 +97,7 @@ class PipelineRunners:
         settings = self.settings
         if run.detection_threshold is not None:
             settings = dataclasses.replace(settings, detection_threshold=run.detection_threshold)
-        plan = TaskPlan(run.task_id, run.environment, run.cameras, run.created_at)
+        plan = TaskPlan(run.task_id, run.environment, with_local_paths(run.cameras, self.recordings), run.created_at)
         ports = RunnerPorts(
             models=OutageWait(self.models, settings.triton_outage_wait_s, on_wait=run.on_triton_wait),
             emit=run.emit,
@@ -109,6 +112,7 @@ class PipelineRunners:
             zones=run.zones,
             cameras_per_shard=settings.max_cameras_per_replica,
             shards=self.shard_links(run) if self.shard_links is not None and not plan.is_live else None,
+            recordings=self.recordings,
         )
         runner: TaskRunner | LiveTaskRunner
         if plan.is_live:
@@ -154,9 +158,10 @@ def shard_links(settings: Settings, client: aioredis.Redis, replica: str) -> Cal
     return links
 
 
-def shard_runner(settings: Settings, catalog: Catalog, models: TritonPool) -> RunShard:
+def shard_runner(settings: Settings, catalog: Catalog, models: TritonPool, recordings: Recordings | None) -> RunShard:
     """Runs a shard another replica's task offered: its cameras, from the shared catalogue, with
-    this replica's models and the tracking settings the task runs with."""
+    this replica's models and the tracking settings the task runs with; recordings in object
+    storage are fetched into this replica's cache, a batch ahead."""
 
     async def run(offer: ShardOffer, output: ShardOutput, pace: Pace) -> None:
         try:
@@ -164,20 +169,26 @@ def shard_runner(settings: Settings, catalog: Catalog, models: TritonPool) -> Ru
         except NotFound:  # registered on the owner a moment ago: the announcement may be on its way
             await catalog.reload()
             environment = catalog.get(offer.environment_id)
-        by_id = {c.camera_id: c for c in environment.cameras}
+        by_id = {c.camera_id: c for c in with_local_paths(environment.cameras, recordings)}
         task_cameras = tuple(by_id[c] for c in offer.task_camera_ids)
         values = settings
         if offer.detection_threshold is not None:
             values = dataclasses.replace(settings, detection_threshold=offer.detection_threshold)
+        mine = tuple(by_id[c] for c in offer.camera_ids)
+        downloads = BatchDownloads(remote_batches(mine), recordings, f"{offer.task_id}:shard-{offer.shard}")
         shard = CameraShard(
-            tuple(by_id[c] for c in offer.camera_ids),
+            mine,
             batch_lengths(task_cameras),
             OutageWait(models, values.triton_outage_wait_s),
             tracking_setup(values, task_cameras[0].fps),
             output,
             pace,
+            downloads,
         )
-        await shard.run()
+        try:
+            await shard.run()
+        finally:
+            downloads.close()
 
     return run
 
@@ -206,6 +217,7 @@ def build_tasks(
     queries: TaskQueries | None = None,
     relay: ControlRelay | None = None,
     shards: Callable[[TaskRun], ShardLinks] | None = None,
+    recordings: Recordings | None = None,
 ) -> TaskManager:
     """The task services over PostgreSQL ``db`` and Redis ``events``; ``queries`` is the
     :func:`task_queries` already built, if any (a new one otherwise)."""
@@ -221,6 +233,7 @@ def build_tasks(
         identities,
         history,
         shards,
+        recordings,
     )
     states = TaskStateWriter(
         lambda u: records.update_task(

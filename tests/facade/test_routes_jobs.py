@@ -58,7 +58,7 @@ async def _sse(client: httpx.AsyncClient, url: str, headers: dict[str, str] | No
 
 
 async def _uploads_left(jobs_service) -> list[str]:
-    uploads = jobs_service.settings.data_dir / "jobs" / "uploads"
+    uploads = jobs_service.app.jobs.uploads_dir  # the service's own uploads in progress
     return sorted(p.name for p in uploads.glob("*")) if uploads.exists() else []
 
 

@@ -30,8 +30,9 @@ def _reason(exc: grpc.aio.AioRpcError) -> str | None:
     return dict(exc.trailing_metadata() or ()).get("spoton-error-reason")
 
 
-def _parts(settings: Any) -> list[Path]:
-    uploads = settings.data_dir / "jobs" / "uploads"
+def _parts(app: Any) -> list[Path]:
+    """The service's uploads in progress (in its replica's own uploads directory)."""
+    uploads = app.jobs.uploads_dir
     return sorted(uploads.glob("*")) if uploads.exists() else []
 
 
@@ -100,7 +101,7 @@ async def test_an_accepted_upload_is_stored_once(jobs_stub, jobs_service):
     job = await jobs_stub.UploadJob(_requests(meta, video))
     await _cancel(jobs_stub, job.job_id)
     data_dir = jobs_service.settings.data_dir
-    stored = data_dir / "jobs" / job.job_id / "cameras" / "camera" / "sub_video_01.mp4"
+    stored = jobs_service.settings.jobs_dir / job.job_id / "cameras" / "camera" / "sub_video_01.mp4"
     # Other tests on this service upload the same video: their jobs' own files (under jobs/<id>
     # and, hard-linked, under their tasks' job-<id> environments) do not count.
     copies = {
@@ -112,7 +113,7 @@ async def test_an_accepted_upload_is_stored_once(jobs_stub, jobs_service):
         and p.read_bytes() == video
     }
     assert copies == {(stored.stat().st_dev, stored.stat().st_ino)}
-    assert _parts(jobs_service.settings) == []
+    assert _parts(jobs_service.app) == []
 
 
 async def test_a_retried_upload_answers_the_first_job(jobs_stub, jobs_service):
@@ -132,7 +133,7 @@ async def test_a_retried_upload_answers_the_first_job(jobs_stub, jobs_service):
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert _reason(refused.value) == "idempotency-key-reused"
     await _cancel(jobs_stub, first.job_id)
-    assert _parts(jobs_service.settings) == []
+    assert _parts(jobs_service.app) == []
 
 
 async def test_the_same_key_while_its_first_upload_streams_is_refused_then_answered(jobs_stub, jobs_service):
@@ -149,7 +150,7 @@ async def test_the_same_key_while_its_first_upload_streams_is_refused_then_answe
             yield request
 
     first = asyncio.ensure_future(jobs_stub.UploadJob(slow()))
-    await _until(lambda: len(_parts(jobs_service.settings)) == 1, "the first upload streaming")
+    await _until(lambda: len(_parts(jobs_service.app)) == 1, "the first upload streaming")
     with pytest.raises(grpc.aio.AioRpcError) as busy:
         await jobs_stub.UploadJob(_requests(meta, video))
     assert busy.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -169,7 +170,7 @@ async def test_uploads_over_the_cap_are_refused_and_cancelled_ones_leave_nothing
         for i in range(cap)
     ]
     try:
-        await _until(lambda: len(_parts(jobs_service.settings)) == cap, "the capped uploads streaming")
+        await _until(lambda: len(_parts(jobs_service.app)) == cap, "the capped uploads streaming")
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await jobs_stub.UploadJob(_requests(jobs_pb2.JobUploadMetadata(filename="one-more.mp4"), video))
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -183,7 +184,7 @@ async def test_uploads_over_the_cap_are_refused_and_cancelled_ones_leave_nothing
     finally:
         for call in streaming:
             call.cancel()
-    await _until(lambda: _parts(jobs_service.settings) == [], "the cancelled uploads' files removed")
+    await _until(lambda: _parts(jobs_service.app) == [], "the cancelled uploads' files removed")
     job = await jobs_stub.UploadJob(_requests(jobs_pb2.JobUploadMetadata(filename="after.mp4"), video))
     await _cancel(jobs_stub, job.job_id)  # a slot was free again
 
@@ -207,14 +208,14 @@ async def test_rest_uploads_stream_through_to_the_service_and_a_dropped_one_leav
         await writer.drain()
 
         def received() -> int:
-            return sum(p.stat().st_size for p in _parts(jobs_service.settings))
+            return sum(p.stat().st_size for p in _parts(jobs_service.app))
 
         # Past the facade's queue (4 chunks of 1 MiB would be 4 MiB; this body has 2 MiB, all of
         # it regrouped into 2 messages): the service holds the whole 2 MiB before the body ends.
         await _until(lambda: received() >= 2 * 1024 * 1024, "the service receiving the file before its end")
     finally:
         writer.close()
-    await _until(lambda: _parts(jobs_service.settings) == [], "the dropped upload's file removed")
+    await _until(lambda: _parts(jobs_service.app) == [], "the dropped upload's file removed")
 
 
 async def test_the_idempotency_key_header_on_rest_uploads(rest, jobs_stub, jobs_service):
@@ -230,7 +231,7 @@ async def test_the_idempotency_key_header_on_rest_uploads(rest, jobs_stub, jobs_
     )
     assert other.status_code == 422 and other.headers["content-type"] == "application/problem+json"
     await _cancel(jobs_stub, first.json()["job_id"])
-    assert _parts(jobs_service.settings) == []
+    assert _parts(jobs_service.app) == []
 
 
 # -- a full disk: a service whose reserve is more than the disk has free ----------------------
@@ -275,5 +276,5 @@ async def test_an_upload_that_would_not_fit_is_refused_with_507(full_disk_servic
     assert response.status_code == 507, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert "disk space" in response.json()["detail"]
-    assert _parts(app.settings) == []
-    assert not any((app.settings.data_dir / "jobs").glob("*-*"))  # no job directory either
+    assert _parts(app) == []
+    assert not any(app.settings.jobs_dir.glob("*-*"))  # no job directory either

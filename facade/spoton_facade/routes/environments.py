@@ -68,9 +68,10 @@ class EnvironmentController(Controller):
     # A custom method (AIP-136): ':' cannot occur in an environment id, so it never shadows one.
     @post(
         "/:register",
-        summary="Register an environment from a directory",
+        summary="Register an environment from a directory or a bucket",
         description="Reads `environment.json` and `cameras/<id>/sub_video_NN.mp4` from a directory on "
-        "the inference server; replaces an environment with the same id.",
+        "the inference server, or from `s3://bucket/prefix` in the object storage the server is set up for "
+        "(SPOTON_S3_*; sub-videos are probed in place, fetched by tasks); replaces an environment with the same id.",
         status_code=200,
         responses=LOOKUP_PROBLEMS,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import grpc
@@ -21,7 +22,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import HeaderParameter, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 
 from spoton.v1 import jobs_pb2
@@ -36,7 +37,7 @@ from spoton_facade.routes.media import serve_file
 from spoton_facade.schemas.analytics import ZoneBody
 from spoton_facade.schemas.base import from_proto
 from spoton_facade.schemas.catalog import HomographyBody
-from spoton_facade.schemas.jobs import Job, JobPage
+from spoton_facade.schemas.jobs import Job, JobPage, JobSourceBody
 from spoton_facade.settings import FacadeSettings
 from spoton_facade.sse import PREFLIGHT_S, SSE_HEADERS, EventStreams, LastEventIdHeader
 from spoton_facade.upload_form import FORM_OVERHEAD_BYTES, FormHead, StreamedForm
@@ -168,6 +169,48 @@ class JobController(Controller):
             raise refusal from exc
         finally:
             await form.aclose()
+        location = request.app.route_reverse("job", job_id=job.job_id)
+        return Response(from_proto(job, Job), status_code=201, headers={"Location": location})
+
+    # A custom method (AIP-136): ':' cannot occur in a job id, so it never shadows one.
+    @post(
+        "/:fetch",
+        summary="Make a job of a video in object storage",
+        description=(
+            "Instead of an upload: `source` names an object, `s3://bucket/key`, in the object storage the "
+            "inference server is set up for (SPOTON_S3_*; credentials never travel in the request). The server "
+            "fetches it, verified by size and ETag, and checks it as an upload: 404 or 403 naming the key when it "
+            "is missing or may not be read, 413 over `SPOTON_JOB_MAX_UPLOAD_BYTES`, 415 when it is no video, "
+            "503/507 as for uploads. `Idempotency-Key` as for uploads. Answers the queued job."
+        ),
+        status_code=201,
+        responses={**problem_responses(400, 404, 409, 413, 415, 422, 503, 507), **UPSTREAM_PROBLEMS},
+    )
+    async def fetch_job(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[JobSourceBody],
+        jobs: NamedDependency[JobClient],
+        key_header: IdempotencyKeyHeader = None,
+    ) -> Response[Job]:
+        """JobService.UploadJob with `metadata.source` and no chunk."""
+        metadata = jobs_pb2.JobUploadMetadata(
+            source=data.source, name=data.name, idempotency_key=idempotency_key(key_header)
+        )
+        if data.fps is not None:
+            metadata.fps = data.fps
+        if data.detection_threshold is not None:
+            metadata.detection_threshold = data.detection_threshold
+        if data.homography is not None:
+            metadata.homography.CopyFrom(to_proto.homography(data.homography))
+        metadata.zones.extend(to_proto.zone(z) for z in data.zones)
+        try:
+            job = await jobs.upload_job(metadata, _no_chunks())
+        except grpc.aio.AioRpcError as exc:
+            refusal = _upload_refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from exc
         location = request.app.route_reverse("job", job_id=job.job_id)
         return Response(from_proto(job, Job), status_code=201, headers={"Location": location})
 
@@ -344,6 +387,12 @@ def _metadata(form: FormHead, key: str) -> jobs_pb2.JobUploadMetadata:
             ) from exc
         out.zones.extend(to_proto.zone(b) for b in bodies)
     return out
+
+
+async def _no_chunks() -> AsyncIterator[bytes]:
+    """The file of a job whose video the service fetches itself: none."""
+    return
+    yield
 
 
 def _number(name: str, value: str) -> float:

@@ -182,6 +182,6 @@ class CameraPatchBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RegisterEnvironmentBody(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /api/v1/environments:register``: a directory on the inference server."""
+    """``POST /api/v1/environments:register``: a directory on the inference server, or ``s3://bucket/prefix``."""
 
     path: Annotated[str, msgspec.Meta(min_length=1, pattern=NO_NUL)]

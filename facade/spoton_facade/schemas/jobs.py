@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Annotated
 
 import msgspec
 
-from spoton_facade.schemas.analytics import Zone
+from spoton_facade.schemas.analytics import Zone, ZoneBody
+from spoton_facade.schemas.catalog import HomographyBody
+
+# s3://bucket/key; the service checks the bucket name and key.
+S3_OBJECT_URI = r"^s3://[^/]+/.+"
 
 
 class JobStateName(enum.StrEnum):
@@ -105,3 +110,15 @@ class JobPage(msgspec.Struct):
 
     jobs: list[Job]
     next_page_token: str
+
+
+class JobSourceBody(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/v1/jobs/:fetch``: a video in the server's object storage, instead of an upload;
+    the other fields are those of the upload form."""
+
+    source: Annotated[str, msgspec.Meta(pattern=S3_OBJECT_URI, max_length=1100, examples=["s3://recordings/lobby.mp4"])]
+    name: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    fps: Annotated[float, msgspec.Meta(gt=0, le=1000)] | None = None
+    detection_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] | None = None
+    homography: HomographyBody | None = None
+    zones: list[ZoneBody] = []

@@ -11,14 +11,20 @@ file. The floor-plan image is also refused when it has other hard links (st_nlin
 link cannot be told from the original by its path, so one made of a file elsewhere would pass.
 Sub-videos are exempt from that rule (tasks hard-link them into the media root themselves)
 but must decode as video, which a stolen text or key file does not.
+
+Reading environment.json itself (:func:`parse_manifest`, :func:`environment_from_doc`) touches no
+file, so an environment in a bucket (files/bucket_environment.py) is read by the same rules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -27,7 +33,7 @@ from spoton_inference.domain.environment import Camera, Environment, FloorMap, S
 from spoton_inference.domain.errors import InvalidArgument
 from spoton_inference.domain.geometry import Homography
 
-_SUB_VIDEO = re.compile(r"^sub_video_(\d+)\.mp4$")
+SUB_VIDEO_NAME = re.compile(r"^sub_video_(\d+)\.mp4$")
 
 
 def load_environment_dir(path: Path | str) -> Environment:
@@ -49,29 +55,55 @@ def load_environment_dir(path: Path | str) -> Environment:
         found = False
     if not found:
         raise not_one
-    try:
-        doc = json.loads(manifest.read_text())
-    except json.JSONDecodeError as exc:
-        raise InvalidArgument(f"{manifest} is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise InvalidArgument(f"{manifest} must hold a JSON object")
+    doc = parse_manifest(manifest.read_bytes(), str(manifest))
+    env = environment_from_doc(doc, str(manifest), lambda camera_id: scan_sub_videos(env_dir, camera_id))
+    image = (doc.get("map") or {}).get("image")
+    floor_map = dataclasses.replace(env.floor_map, image=floor_map_image(env_dir, image) if image else None)
+    return dataclasses.replace(env, floor_map=floor_map, source_dir=env_dir)
 
+
+# A camera's sub-videos, in batch order, and the first one's (width, height, fps) when there are any.
+SubVideoScan = Callable[[str], tuple[tuple[SubVideo, ...], tuple[int, int, float] | None]]
+
+
+def parse_manifest(text: bytes | str, where: str) -> dict[str, Any]:
+    """environment.json's JSON object; InvalidArgument naming ``where`` when it is not one."""
+    try:
+        doc = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"{where} must hold a JSON object")
+    return doc
+
+
+def manifest_camera_ids(doc: dict[str, Any]) -> list[str]:
+    """The camera ids environment.json lists that are valid ids (the others fail in
+    :func:`environment_from_doc`), so their sub-videos can be found before it runs."""
+    cams = doc.get("cameras")
+    ids = [c.get("id") for c in cams if isinstance(c, dict)] if isinstance(cams, list) else []
+    return [i for i in ids if isinstance(i, str) and _valid_id(i)]
+
+
+def environment_from_doc(doc: dict[str, Any], where: str, scan: SubVideoScan) -> Environment:
+    """The environment environment.json (``doc``, read from ``where``) describes, with each
+    camera's sub-videos from ``scan``. Pure apart from ``scan``: a directory and a bucket share it.
+
+    The floor map carries metres_per_pixel only; its image and the source are the caller's.
+    """
     env_id = require_id(doc.get("id"), "environment id")
     cams_doc = doc.get("cameras")
     if not isinstance(cams_doc, list) or not cams_doc:
-        raise InvalidArgument(f"{manifest}: 'cameras' must be a non-empty list")
-    cameras = tuple(_load_camera(env_dir, c, i) for i, c in enumerate(cams_doc))
+        raise InvalidArgument(f"{where}: 'cameras' must be a non-empty list")
+    cameras = tuple(_load_camera(scan, c, i) for i, c in enumerate(cams_doc))
     ids = [c.camera_id for c in cameras]
     if len(set(ids)) != len(ids):
-        raise InvalidArgument(f"{manifest}: camera ids must be unique, got {ids}")
-
+        raise InvalidArgument(f"{where}: camera ids must be unique, got {ids}")
     map_doc = doc.get("map") or {}
-    image = map_doc.get("image")
-    floor_map = FloorMap(
-        image=floor_map_image(env_dir, image) if image else None,
-        metres_per_pixel=float(map_doc.get("metres_per_pixel") or 0.0),
-    )
-    return Environment(env_id, str(doc.get("name") or env_id), floor_map, cameras, env_dir)
+    if not isinstance(map_doc, dict):
+        raise InvalidArgument(f"{where}: 'map' must be an object")
+    floor_map = FloorMap(metres_per_pixel=float(map_doc.get("metres_per_pixel") or 0.0))
+    return Environment(env_id, str(doc.get("name") or env_id), floor_map, cameras)
 
 
 def floor_map_image(env_dir: Path, name: object) -> Path:
@@ -105,7 +137,15 @@ def _inside(path: Path, directory: Path) -> bool:
     return path.resolve().is_relative_to(directory.resolve())
 
 
-def _load_camera(env_dir: Path, doc: object, index: int) -> Camera:
+def _valid_id(value: str) -> bool:
+    try:
+        require_id(value, "id")
+    except InvalidArgument:
+        return False
+    return True
+
+
+def _load_camera(scan: SubVideoScan, doc: object, index: int) -> Camera:
     if not isinstance(doc, dict):
         raise InvalidArgument(f"camera #{index} must be an object")
     cam_id = require_id(doc.get("id"), f"camera #{index} id")
@@ -121,7 +161,7 @@ def _load_camera(env_dir: Path, doc: object, index: int) -> Camera:
         except InvalidArgument as exc:
             raise InvalidArgument(f"{where}: {exc}") from exc
 
-    sub_videos, probed = scan_sub_videos(env_dir, cam_id)
+    sub_videos, probed = scan(cam_id)
     width, height, fps = int(doc.get("width") or 0), int(doc.get("height") or 0), float(doc.get("fps") or 0)
     if probed is not None:
         width, height, fps = width or probed[0], height or probed[1], fps or probed[2]
@@ -138,8 +178,8 @@ def scan_sub_videos(env_dir: Path, camera_id: str) -> tuple[tuple[SubVideo, ...]
     """
     cam_dir = env_dir / "cameras" / camera_id
     files = sorted(
-        (p for p in cam_dir.glob("sub_video_*.mp4") if _SUB_VIDEO.match(p.name)),
-        key=lambda p: int(_SUB_VIDEO.match(p.name).group(1)),  # type: ignore[union-attr]
+        (p for p in cam_dir.glob("sub_video_*.mp4") if SUB_VIDEO_NAME.match(p.name)),
+        key=lambda p: int(SUB_VIDEO_NAME.match(p.name).group(1)),  # type: ignore[union-attr]
     )
     sub_videos = []
     probed = None

@@ -187,7 +187,7 @@ def environment(env: Environment) -> catalog_pb2.Environment:
         name=env.name,
         map=catalog_pb2.FloorMap(image_url=env.floor_map.image_url, metres_per_pixel=env.floor_map.metres_per_pixel),
         cameras=[camera(c) for c in env.cameras],
-        source_dir=str(env.source_dir or ""),
+        source_dir=env.source,  # a directory or s3://bucket/prefix; never credentials
         origin=ORIGIN_TO_PROTO[env.origin],
     )
 

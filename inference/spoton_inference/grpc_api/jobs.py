@@ -149,6 +149,7 @@ def upload_request(meta: jobs_pb2.JobUploadMetadata) -> UploadRequest:
         size_bytes=meta.size_bytes,
         zones=tuple(JobZone(z.zone_id, z.name, tuple((p.x, p.y) for p in z.polygon)) for z in meta.zones),
         idempotency_key=meta.idempotency_key,
+        source=meta.source,
     )
 
 

@@ -51,6 +51,13 @@ class ShardOutput(Protocol):
     async def send(self, message: ShardMessage) -> None: ...
 
 
+class BatchFiles(Protocol):
+    """A batch's recordings, local while it is decoded (pipeline/batch_downloads.py)."""
+
+    async def ready(self, batch: int) -> float: ...
+    def done(self, batch: int) -> None: ...
+
+
 class Pace(Protocol):
     """How far the association has come."""
 
@@ -84,8 +91,10 @@ class CameraShard:
         setup: TrackingSetup,
         output: ShardOutput,
         pace: Pace,
+        files: BatchFiles | None = None,
     ) -> None:
-        """``batch_lengths``: the task's global frames per batch, over all its cameras."""
+        """``batch_lengths``: the task's global frames per batch, over all its cameras;
+        ``files``: the recordings of remote sub-videos, made local batch by batch."""
         self.cameras = cameras
         self._lengths = list(batch_lengths)
         self._models = models
@@ -94,6 +103,7 @@ class CameraShard:
         self._every = refit_every(setup.tracker.fps)
         self._output = output
         self._pace = pace
+        self._files = files
         self._progress = Progress(-1, -1, None)  # the association's, as last heard
         self.frames_sent = 0
 
@@ -101,10 +111,14 @@ class CameraShard:
         start = 0
         for batch, length in enumerate(self._lengths):
             await self._run_batch(batch, start)
+            if self._files is not None:
+                self._files.done(batch)
             await self._output.send(BatchEnd(batch))
             start += length
 
     async def _run_batch(self, batch: int, start: int) -> None:
+        if self._files is not None:
+            await self._files.ready(batch)
         queue: asyncio.Queue[_Decoded | None] = asyncio.Queue(maxsize=READ_AHEAD_FRAMES)
         producer = asyncio.create_task(self._decode_and_detect(batch, start, queue))
         try:

@@ -47,6 +47,7 @@ from spoton_inference.domain.events import (
     ZoneEvent,
 )
 from spoton_inference.domain.zones import Zone
+from spoton_inference.pipeline.batch_downloads import BatchDownloads, Recordings, remote_batches
 from spoton_inference.pipeline.camera_shard import CameraShard, LocalPace, split_cameras
 from spoton_inference.pipeline.exports import ExportWriter, MotWriter
 from spoton_inference.pipeline.frame_merge import FrameMerge, ShardInbox
@@ -65,6 +66,8 @@ log = logging.getLogger(__name__)
 # The export that says how the task tracked: the Re-ID calibration it fitted, and each
 # refinement window with the time it took.
 TRACKING_EXPORT = "tracking.json"
+# While a batch's recordings download, its progress is reported this often.
+DOWNLOAD_REPORT_EVERY_S = 0.5
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -156,6 +159,8 @@ class RunnerPorts:
     # replica takes through ``shards`` there, the others here.
     cameras_per_shard: int = 0
     shards: ShardLinks | None = None
+    # Where sub-videos in object storage are made local (None: the task has none).
+    recordings: Recordings | None = None
 
 
 class _LocalShard:
@@ -173,6 +178,20 @@ class _LocalShard:
         if message is None:
             raise RuntimeError("a camera shard ended before its last batch")
         return message
+
+
+class _Shared:
+    """The task's downloads as a shard here sees them: the task, not the shard, says when a
+    batch is done, once every shard is past it."""
+
+    def __init__(self, downloads: BatchDownloads) -> None:
+        self._downloads = downloads
+
+    async def ready(self, batch: int) -> float:
+        return await self._downloads.ready(batch)
+
+    def done(self, batch: int) -> None:
+        pass
 
 
 async def _unless_one_fails(main: Awaitable[None], helpers: list[asyncio.Task[None]]) -> None:
@@ -203,6 +222,12 @@ class TaskRunner:
         )
         self._calibration: ReidCalibration | None = None  # the association's last refit
         self._pace = LocalPace()
+        self._downloaded: tuple[int, int] = (0, 0)  # the batch downloading now: bytes done, total
+        # Per batch, seconds the task waited for its recordings from object storage (none: local).
+        self.download_wait_s: list[float] = []
+        batches = remote_batches(plan.cameras)
+        self._remote = any(batches)
+        self._downloads = BatchDownloads(batches, ports.recordings, plan.task_id, self._on_download)
         camera_ids = [c.camera_id for c in plan.cameras]
         refiner = setup.refiner(plan.cameras)
         env_id = plan.environment.environment_id
@@ -241,6 +266,7 @@ class TaskRunner:
             finished = True
         finally:
             await self._stop_shards(local)
+            self._downloads.close()
             if not finished:
                 # Cancelled or failed: what was tracked is still refined and stored, not announced.
                 try:
@@ -260,6 +286,7 @@ class TaskRunner:
         for k, length in enumerate(batch_lengths(self.plan.cameras)):
             self._batch = k
             await self.ports.report_progress(self.frames_done, f"preparing batch {k + 1}")
+            await self._download(k)
             await self.ports.emit(await self._publish_media(k, start))
             merge.begin_batch(start)
             await self._advance(start - 1)
@@ -268,10 +295,31 @@ class TaskRunner:
                 if self.frames_done % 10 == 0:
                     await self.ports.report_progress(self.frames_done, f"processing batch {k + 1}")
             await self._refine_window(announce=True)
+            self._downloads.done(k)  # every shard here is past it: its recordings may be evicted
             await self.ports.emit(BatchProcessingComplete(sub_video_batch_index=k))
             start += length
         if self._history is not None:
             await self._emit_zone_events(self._history.close())
+
+    async def _download(self, batch: int) -> None:
+        """Wait until the batch's recordings are local (no media URL may 404), reporting the bytes."""
+        waiting = asyncio.ensure_future(self._downloads.ready(batch))
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=DOWNLOAD_REPORT_EVERY_S)
+                if done:
+                    waited = waiting.result()
+                    if self._remote:
+                        self.download_wait_s.append(round(waited, 4))
+                    return
+                got, total = self._downloaded
+                step = f"preparing batch {batch + 1}: downloading {got / 1e6:.1f} of {total / 1e6:.1f} MB"
+                await self.ports.report_progress(self.frames_done, step)
+        finally:
+            waiting.cancel()
+
+    def _on_download(self, batch: int, done: int, total: int) -> None:
+        self._downloaded = (done, total)
 
     def _close_exports(self) -> list[Path]:
         if self._online is not None:
@@ -280,6 +328,8 @@ class TaskRunner:
             TRACKING_EXPORT,
             {
                 "reid_calibration": self._association.fit.to_json(),
+                # Seconds each batch waited for its recordings from object storage (none: local).
+                "download_wait_s": self.download_wait_s,
                 "refinement": [
                     {"first_frame": first, "last_frame": last, "seconds": round(seconds, 4)}
                     for first, last, seconds in self.refined_windows
@@ -323,7 +373,9 @@ class TaskRunner:
             if remote is None:
 
                 def make(output: _LocalShard, cameras: tuple[Camera, ...] = cameras) -> CameraShard:
-                    return CameraShard(cameras, lengths, self.ports.models, self._setup, output, self._pace)
+                    return CameraShard(
+                        cameras, lengths, self.ports.models, self._setup, output, self._pace, _Shared(self._downloads)
+                    )
 
                 local.append(_LocalShard(make))
                 remote = local[-1]

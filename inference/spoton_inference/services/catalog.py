@@ -25,7 +25,9 @@ from spoton_inference.domain.environment import (
     EnvironmentOrigin,
     FloorMap,
     SubVideo,
+    is_bucket_uri,
     require_id,
+    shown_uri,
 )
 from spoton_inference.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, InvalidFields, NotFound
 from spoton_inference.domain.geometry import HomographySpec
@@ -143,6 +145,11 @@ class EnvironmentFiles(Protocol):
     ) -> tuple[tuple[SubVideo, ...], tuple[int, int, float] | None]: ...
 
 
+# Loads the environment at s3://bucket/prefix, its sub-videos probed in place and carrying
+# their objects (files/bucket_environment.load_bucket_environment, bound to the object store).
+BucketEnvironments = Callable[[str], Awaitable[Environment]]
+
+
 class VideoPrefetch(Protocol):
     def prefetch(self, src: Path) -> object: ...
 
@@ -170,8 +177,11 @@ class Catalog:
         audit: Audit | None = None,
         source_policy: SourcePolicy | None = None,
         on_change: Callable[[str], None] | None = None,
+        buckets: BucketEnvironments | None = None,
     ) -> None:
         self._environments = environments
+        # None: registering from object storage is not set up (s3:// paths are refused).
+        self._buckets = buckets
         self._store = store
         self._health = health
         self._files = files
@@ -203,15 +213,24 @@ class Catalog:
 
     @audited(
         AuditAction.ENVIRONMENT_REGISTER,
-        lambda path, **_: f"directory/{path}",
+        lambda path, **_: _register_target(path),
         lambda env: _env_target(env.environment_id),
     )
     async def register_directory(self, path: str, *, origin: EnvironmentOrigin = EnvironmentOrigin.SITE) -> Environment:
-        """Register (or replace) the environment in directory ``path``; jobs pass JOB as ``origin``."""
-        env = dataclasses.replace(self._files.load_environment_dir(path), origin=origin)
+        """Register (or replace) the environment in directory ``path``, or at ``s3://bucket/prefix``
+        in object storage; jobs pass JOB as ``origin``."""
+        if is_bucket_uri(path):
+            if self._buckets is None:
+                raise FailedPrecondition(
+                    f"{shown_uri(path)!r}: this server is not set up to read environments from object storage"
+                )
+            loaded = await self._buckets(path)
+        else:
+            loaded = self._files.load_environment_dir(path)
+        env = dataclasses.replace(loaded, origin=origin)
         require_creatable(env.environment_id, "an environment")
         if env.num_batches == 0:
-            raise InvalidArgument(f"{env.source_dir} has no cameras/<id>/sub_video_NN.mp4 files")
+            raise InvalidArgument(f"{env.source} has no cameras/<id>/sub_video_NN.mp4 files")
         async with self._lock:
             previous = self._cache.get(env.environment_id)
             # Groups are kept apart from the directory's contents: replacing the cameras keeps them.
@@ -221,7 +240,8 @@ class Catalog:
         if self._media is not None and self._media.videos is not None:
             # Browser-playable copies are made in the background from now on, so a task's media
             # is ready sooner; a task awaits the copy its media needs (MediaRoot.publish_video).
-            for sub in (sub for camera in env.cameras for sub in camera.sub_videos):
+            # Those in object storage are not local yet: the task fetching them takes care of them.
+            for sub in (sub for camera in env.cameras for sub in camera.sub_videos if sub.remote is None):
                 self._media.videos.prefetch(sub.path)
         return env
 
@@ -466,6 +486,11 @@ class Catalog:
         # Copied, not hard-linked: the image stays single-linked, as registration requires.
         url = self._media.publish(image, rel, replace=True, copy=True)
         return dataclasses.replace(env, floor_map=dataclasses.replace(env.floor_map, image_url=url))
+
+
+def _register_target(path: str) -> str:
+    """The audit target of a registration: what it read, with any credentials pasted into a URI masked."""
+    return f"bucket/{shown_uri(path)}" if is_bucket_uri(path) else f"directory/{path}"
 
 
 def _env_target(environment_id: str) -> str:

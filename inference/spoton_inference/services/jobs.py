@@ -1,27 +1,38 @@
 """Jobs: an uploaded video becomes a single-camera environment plus a processing task, and
 yields an annotated video, an events JSON and MOT tracks.
 
-Upload. The file streams to ``<data_dir>/jobs/uploads/`` (never whole in memory, refused the
-moment it passes SPOTON_JOB_MAX_UPLOAD_BYTES), is probed by decoding it, then moves into the
-job's environment directory ``<data_dir>/jobs/<job_id>/`` (``environment.json`` and
+Upload. The file streams to ``<jobs_dir>/uploads/<replica>/`` (SPOTON_JOBS_DIR; never whole
+in memory, refused the moment it passes SPOTON_JOB_MAX_UPLOAD_BYTES), is probed by decoding it,
+then moves into the job's environment directory ``<jobs_dir>/<job_id>/`` (``environment.json`` and
 ``cameras/camera/sub_video_01.mp4``) by a rename, so it is stored once; the job is QUEUED. A
 refused or cut-off upload leaves no file. At most SPOTON_MAX_CONCURRENT_UPLOADS stream at once,
-each only while it fits on the disk (services/uploads.py). An upload with an idempotency key that
+each only while it fits on the disk (services/uploads.py). Instead of streaming a file, a client
+may name an object, ``s3://bucket/key``: it is fetched through the object store (SPOTON_S3_*)
+to the same place, verified by size and ETag, and goes on as an upload would. An upload with an idempotency key that
 an earlier one used answers that one's job (services/idempotency.py).
 
 Queue. The jobs table is the queue: a dispatcher claims the oldest queued job whenever fewer
-than SPOTON_JOB_CONCURRENCY run here. A running job registers its directory as the
-environment ``job-<job_id>`` (with the homography and zones, when given), starts a task over it
-(:class:`TaskManager`), follows the task's progress, renders the annotated video from the
-task's MOT export in a worker thread, and publishes the results under
-``<media_root>/jobs/<job_id>/``.
+than SPOTON_JOB_CONCURRENCY run here, recording this replica as its owner in the same statement.
+Replicas sharing the database share the jobs directory, so any replica runs any upload. A
+running job registers its directory as the environment ``job-<job_id>`` (with the homography
+and zones, when given), starts a task over it (:class:`TaskManager`), follows the task's
+progress, renders the annotated video from the task's MOT export in a worker thread, and
+publishes the results under ``<media_root>/jobs/<job_id>/``.
 
 Restarts. Queued jobs wait for the next process. Jobs that were running are run again from
 the start (their task was failed by ``TaskManager.recover``), until a job has been started
 SPOTON_JOB_MAX_ATTEMPTS times; then it fails, saying so. A shutdown leaves running jobs
-RUNNING for exactly that.
+RUNNING for exactly that. At start-up a replica does this to the running jobs it owns and to
+those of replicas whose lease lapsed, never to a live replica's; while it runs, it sweeps the
+jobs of replicas whose lease lapsed since every lease TTL / 4 (a pod gone for good never comes
+back to its jobs). A requeue is conditional on the claim it undoes, so of replicas sweeping at
+once exactly one requeues a job, and a replica that lost its claim stops the job's run. A
+replica whose lease lapsed (Redis away for longer than its TTL) stops its runs, requeues their
+jobs unless another replica did first, and claims nothing for one TTL.
 
-Cancel stops the task or the rendering, removes partial results and ends the job CANCELLED.
+Cancel stops the task or the rendering, removes partial results and ends the job CANCELLED. A
+cancel that reaches a replica other than the job's goes to the job's task while it processes
+(task controls are passed to the replica running the task), and that replica ends the job.
 Delete (finished jobs only) removes its files, environment, tasks, track points and event logs.
 """
 
@@ -38,12 +49,14 @@ import math
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote, unquote
 
-from spoton_inference.domain.environment import EnvironmentOrigin
+from spoton_inference.domain.environment import BucketSource, EnvironmentOrigin, RemoteObject, parse_bucket_uri
 from spoton_inference.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -75,6 +88,7 @@ from spoton_inference.services.audit import Audit, AuditAction, audited
 from spoton_inference.services.catalog import CameraPatch, Catalog
 from spoton_inference.services.idempotency import KeyClaim, KeyTaken, Operation, claim_for, replayed
 from spoton_inference.services.request_args import decode_token, encode_token, parse_uuid
+from spoton_inference.services.task_ports import Lease
 from spoton_inference.services.tasks import TaskAction, TaskManager
 from spoton_inference.services.uploads import UploadGate, receive_to_file
 
@@ -95,6 +109,13 @@ WATCH_POLL_S = 1.0
 DISPATCH_POLL_S = 5.0
 # While Triton is down, the dispatcher asks after it this often, so queued jobs start soon after it is back.
 TRITON_POLL_S = 1.0
+# Files under the jobs directory that nothing accounts for (a job directory the database does
+# not know, a lapsed replica's cut-off upload) are removed only once untouched this long:
+# another replica may be between writing a job's files and recording the job.
+ORPHAN_FILES_GRACE_S = 15 * 60.0
+# Sweeps for the running jobs of replicas whose lease lapsed come this many times per lease TTL.
+SWEEPS_PER_LEASE_TTL = 4
+UPLOADS = "uploads"
 RESULT_FILES = {
     ResultKind.VIDEO: ("annotated.mp4", "video/mp4"),
     ResultKind.EVENTS: ("events.json", "application/json"),
@@ -106,7 +127,7 @@ RESULT_FILES = {
 class JobSettings:
     """What jobs read of the settings (the root builds it: app.job_settings)."""
 
-    data_dir: Path  # uploads and job directories under <data_dir>/jobs/
+    jobs_dir: Path  # SPOTON_JOBS_DIR: uploads and job directories, shared by the replicas of a database
     media_root: Path  # results under <media_root>/jobs/<job_id>/
     job_concurrency: int = 1
     job_max_attempts: int = 3
@@ -115,6 +136,15 @@ class JobSettings:
     upload_disk_reserve_bytes: int = 1024**3
     rate_limit_uploads_per_min: int = 10
     idempotency_key_ttl_s: float = 24 * 3600.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobClaim:
+    """One start of a job: the replica that claimed it and which attempt it is. A run's writes
+    and a requeue hold only while the job still runs under it."""
+
+    owner: str
+    attempt: int
 
 
 class JobRecords(Protocol):
@@ -130,10 +160,17 @@ class JobRecords(Protocol):
         state: JobState | None,
         environment_ids: Collection[str] | None = None,
     ) -> list[JobRecord]: ...
-    async def claim_next(self) -> JobRecord | None: ...
+    async def claim_next(self, owner: str) -> JobRecord | None: ...
     async def report(
-        self, job_id: str, *, step: str, snapshot: Snapshot, total_frames: int, task_id: str = ""
-    ) -> None: ...
+        self,
+        job_id: str,
+        *,
+        step: str,
+        snapshot: Snapshot,
+        total_frames: int,
+        task_id: str = "",
+        claim: JobClaim | None = None,
+    ) -> bool: ...
     async def rendering_pixel_rate(self) -> float: ...
     async def finish(
         self,
@@ -144,10 +181,11 @@ class JobRecords(Protocol):
         error: str = "",
         results: tuple[JobResult, ...] = (),
         from_states: tuple[JobState, ...] = (JobState.QUEUED, JobState.RUNNING),
+        claim: JobClaim | None = None,
     ) -> JobRecord | None: ...
-    async def requeue(self, job_id: str, step: str) -> None: ...
+    async def requeue(self, job_id: str, step: str, claim: JobClaim) -> bool: ...
+    async def running(self) -> list[tuple[JobRecord, str]]: ...  # with each one's owner
     async def ids(self) -> set[str]: ...
-    async def in_state(self, state: JobState) -> list[JobRecord]: ...
     async def delete(self, job_id: str, environment_id: str) -> list[str] | None: ...
 
 
@@ -196,6 +234,14 @@ class JobMedia(Protocol):
     def url(self, rel: Path) -> str: ...
 
 
+class SourceObjects(Protocol):
+    """Objects a job may take its video from (files/object_store.ObjectStore): NotFound and
+    PermissionDenied name ``s3://bucket/key``; Unavailable after retrying transient errors."""
+
+    async def head(self, bucket: str, key: str) -> RemoteObject: ...
+    async def download(self, obj: RemoteObject, dest: Path, progress: Callable[[int], None] | None = None) -> None: ...
+
+
 # Reads a video file's format; UnsupportedMedia when it is not a decodable video (files/video_probe).
 ProbeVideo = Callable[[Path], VideoInfo]
 # Draws the tracks (MOT file) over the video into ``out`` at ``fps``, telling each frame written,
@@ -218,10 +264,17 @@ class UploadRequest:
     zones: tuple[JobZone, ...] = ()
     # A retry with the key of an earlier upload answers that upload's job ("" for none).
     idempotency_key: str = ""
+    # s3://bucket/key: the video is fetched from object storage, not streamed ("" for an upload).
+    source: str = ""
 
 
 class _TaskCancelled(Exception):
     """The job's task was cancelled directly (ControlTask), not through CancelJob."""
+
+
+class _ClaimLost(Exception):
+    """The job no longer runs under this run's claim: this replica's lease lapsed and another
+    requeued the job. The run stops and writes nothing more to the job."""
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -230,6 +283,8 @@ class _Running:
 
     # Set by the dispatcher right after creating the run, before anything can look at it.
     task: asyncio.Task[None] = dataclasses.field(init=False)
+    # The claim this run holds; its writes to the job hold only under it.
+    claim: JobClaim = dataclasses.field(init=False)
     task_id: str = ""
     # The rendering thread, while it runs, and what stops it.
     render: asyncio.Future[int] | None = None
@@ -238,6 +293,8 @@ class _Running:
     ending: bool = False
     # Service shutdown (not a user's cancel): the job stays RUNNING, for the next start to resume.
     shutting_down: bool = False
+    # This replica's lease was lost (not a user's cancel): the job goes back to the queue.
+    lease_lost: bool = False
 
 
 class JobManager:
@@ -256,9 +313,15 @@ class JobManager:
         media: JobMedia,
         probe_video: ProbeVideo,
         render_annotated: RenderAnnotated,
+        lease: Lease,
         audit: Audit | None = None,
+        objects: SourceObjects | None = None,
     ) -> None:
         self._settings = settings
+        # Where ``s3://`` sources are fetched from; None: refused (not set up).
+        self._objects = objects
+        # This replica's id owns the jobs it claims; other owners' leases say whether they live.
+        self._lease = lease
         self._audit = audit
         self._upload_limit = RateLimiter("uploads", per_minute=settings.rate_limit_uploads_per_min)
         self._analytics = analytics
@@ -267,7 +330,7 @@ class JobManager:
         self._media = media
         self._probe_video = probe_video
         self._render_annotated = render_annotated
-        self._gate = UploadGate(self._uploads_dir, settings.max_concurrent_uploads, settings.upload_disk_reserve_bytes)
+        self._gate = UploadGate(self.uploads_dir, settings.max_concurrent_uploads, settings.upload_disk_reserve_bytes)
         self._catalog = catalog
         self._tasks = tasks
         self._events = events
@@ -278,60 +341,161 @@ class JobManager:
         # Replaced after every change; watchers wait on the one they saw.
         self._changed = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        # When this replica last lost its lease (monotonic), None if never.
+        self._lease_lost_at: float | None = None
+        lease.on_lost(self._on_lease_lost)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Put what a previous process left behind in order; call before :meth:`start`."""
-        shutil.rmtree(self._uploads_dir, ignore_errors=True)  # uploads its end cut off
+        """Put what a previous process of this replica left behind in order; call before :meth:`start`.
+
+        Its cut-off uploads go, and job directories the database does not know once untouched
+        for ORPHAN_FILES_GRACE_S (another replica may be about to record its job). The running
+        jobs it owned, those claimed before owners were recorded and those of replicas whose
+        lease lapsed run again (or fail, past SPOTON_JOB_MAX_ATTEMPTS); a live replica's are its own.
+        """
+        shutil.rmtree(self.uploads_dir, ignore_errors=True)  # uploads its end cut off
         known = await self._store.ids()
-        jobs_dir = self._settings.data_dir / "jobs"
+        jobs_dir = self._settings.jobs_dir
         for path in jobs_dir.iterdir() if jobs_dir.is_dir() else ():
-            if path.name not in known:  # it ended between accepting an upload and recording it
-                shutil.rmtree(path, ignore_errors=True)
-        limit = self._settings.job_max_attempts
-        for job in await self._store.in_state(JobState.RUNNING):
-            self._remove_results(job.job_id, job.task_id)
-            if job.attempts >= limit:
-                error = (
-                    f"interrupted by a restart of the inference service on each of its {job.attempts} "
-                    f"starts (SPOTON_JOB_MAX_ATTEMPTS={limit}); upload the video again"
-                )
-                await self._store.finish(job.job_id, JobState.FAILED, step="interrupted", error=error)
-                log.warning("job %s failed: %s", job.job_id, error)
-            else:
-                step = f"queued again: a restart of the service interrupted start {job.attempts} of {limit}"
-                await self._store.requeue(job.job_id, step)
-                log.info("job %s %s", job.job_id, step)
+            # A process ended between accepting an upload and recording it.
+            if _is_uuid(path.name) and path.name not in known:
+                await asyncio.to_thread(_remove_if_untouched, path, ORPHAN_FILES_GRACE_S)
+        await self._requeue_interrupted(own=True)
+
+    async def requeue_lapsed(self) -> list[str]:
+        """Run again (or fail, past SPOTON_JOB_MAX_ATTEMPTS) the running jobs of other replicas
+        whose lease lapsed, and remove those replicas' cut-off uploads once untouched for
+        ORPHAN_FILES_GRACE_S. Returns the ids of the jobs this replica changed: of replicas
+        sweeping at the same moment, each job is changed by exactly one."""
+        return await self._requeue_interrupted(own=False)
 
     def start(self) -> None:
-        """Begin running queued jobs (the service calls this once its models are warm)."""
+        """Begin running queued jobs, and sweeping for those of replicas whose lease lapsed
+        (the service calls this once its models are warm)."""
         if self._dispatcher is None:
             self._dispatcher = asyncio.create_task(self._dispatch(), name="job-dispatcher")
+        if self._sweeper is None:
+            every_s = self._lease.ttl_s / SWEEPS_PER_LEASE_TTL
+            self._sweeper = asyncio.create_task(self._sweep_forever(every_s), name="job-sweeper")
 
     async def close(self) -> None:
         """Stop the queue; running jobs stay RUNNING in the record, to be run again on restart."""
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            await asyncio.gather(self._dispatcher, return_exceptions=True)
+        for background in (self._dispatcher, self._sweeper):
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
         runs = list(self._running.values())
         for run in runs:
             run.shutting_down = True
             run.task.cancel()
         await asyncio.gather(*(r.task for r in runs), return_exceptions=True)
 
+    def _on_lease_lost(self) -> None:
+        """The lease lapsed: others may take this replica's jobs back, and its tasks are being
+        stopped (TaskControl.stop_for_lost_lease). Stop the runs; each puts its job back in the
+        queue unless another replica did first."""
+        self._lease_lost_at = time.monotonic()
+        for run in self._running.values():
+            if not (run.ending or run.shutting_down or run.task.done()):
+                run.lease_lost = True
+                run.task.cancel()
+
+    def _claiming_paused(self) -> bool:
+        # For one TTL after losing its lease this replica claims nothing: by then it has renewed
+        # it, or the others have seen it lapse; claimed sooner, a job would bounce between them.
+        lost = self._lease_lost_at
+        return lost is not None and time.monotonic() - lost < self._lease.ttl_s
+
+    async def _sweep_forever(self, every_s: float) -> None:
+        """:meth:`requeue_lapsed` every ``every_s`` until cancelled; a round that fails
+        (PostgreSQL or Redis away) is logged and the next one tries again."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                if changed := await self.requeue_lapsed():
+                    log.warning("took back %d job(s) of replicas whose lease lapsed: %s", len(changed), changed)
+            except Exception as exc:
+                log.warning("job sweep skipped: %s", exc)
+
+    async def _requeue_interrupted(self, *, own: bool) -> list[str]:
+        """Requeue or fail the running jobs of replicas whose lease lapsed, with ``own`` also
+        this replica's and those without an owner; returns the ids changed here."""
+        me = self._lease.replica_id
+        lapsed: dict[str, bool] = {}  # owner -> whether its lease lapsed, asked once per owner
+        changed = []
+        for job, owner in await self._store.running():
+            if owner == me or not owner:
+                if not own:  # they run here (or, ownerless, are the start-up's to take back)
+                    continue
+                cause = "a restart of the inference service"
+            else:
+                if owner not in lapsed:
+                    lapsed[owner] = not await self._lease.alive(owner)
+                if not lapsed[owner]:
+                    continue  # a live replica runs it
+                cause = f"the loss of replica {owner}, which ran it (its lease lapsed)"
+            if await self._interrupted(job.job_id, job.task_id, JobClaim(owner, job.attempts), cause):
+                changed.append(job.job_id)
+        await self._remove_lapsed_uploads()
+        return changed
+
+    async def _interrupted(self, job_id: str, task_id: str, claim: JobClaim, cause: str) -> bool:
+        """Requeue a job whose run (under ``claim``, with task ``task_id``) ``cause`` interrupted,
+        or fail it past its attempts; False when it no longer ran under ``claim`` (another
+        replica took it back first)."""
+        self._remove_results(job_id, task_id)
+        limit, attempts = self._settings.job_max_attempts, claim.attempt
+        if attempts >= limit:
+            error = (
+                f"interrupted by {cause} on each of its {attempts} starts "
+                f"(SPOTON_JOB_MAX_ATTEMPTS={limit}); upload the video again"
+            )
+            running = (JobState.RUNNING,)
+            done = await self._store.finish(
+                job_id, JobState.FAILED, step="interrupted", error=error, from_states=running, claim=claim
+            )
+            if done is None:
+                return False
+            log.warning("job %s failed: %s", job_id, error)
+        else:
+            step = f"queued again: {cause} interrupted start {attempts} of {limit}"
+            if not await self._store.requeue(job_id, step, claim):
+                return False
+            log.info("job %s %s", job_id, step)
+        self._notify()
+        self._wake.set()
+        return True
+
+    async def _remove_lapsed_uploads(self) -> None:
+        """Cut-off uploads of replicas whose lease lapsed (a pod gone for good never restarts
+        to clear its own), and files from before uploads were kept per replica."""
+        root = self._settings.jobs_dir / UPLOADS
+        for path in root.iterdir() if root.is_dir() else ():
+            if path == self.uploads_dir or (path.is_dir() and await self._lease.alive(unquote(path.name))):
+                continue
+            await asyncio.to_thread(_remove_if_untouched, path, ORPHAN_FILES_GRACE_S)
+
     # -- requests ----------------------------------------------------------------------
 
     @audited(AuditAction.JOB_UPLOAD, lambda request, chunks: "job/new", lambda record: f"job/{record.job_id}")
     async def upload(self, request: UploadRequest, chunks: AsyncIterator[bytes]) -> JobRecord:
         """Receive, validate and queue an upload; refused uploads leave no file behind. A retry
-        with an earlier upload's idempotency key answers its job without reading ``chunks``."""
+        with an earlier upload's idempotency key answers its job without reading ``chunks``, and
+        so does a request with an ``s3://`` source (the object is fetched instead)."""
         if scope() is not None:
             # Its environment is the job's own, which a credential limited to some cannot see.
             raise PermissionDenied(
                 "an upload makes an environment of its own, outside the environments this credential is "
                 "limited to; upload with a credential that is not limited to environments"
             )
+        source = _object_source(request.source) if request.source else None
+        if source is not None and not request.filename.strip():
+            # Shown as where it came from; a URI too long for a name falls back to the object's own name.
+            shown = source.uri if len(source.uri) <= MAX_NAME_CHARS else source.prefix.rsplit("/", 1)[-1]
+            request = dataclasses.replace(request, filename=shown[:MAX_NAME_CHARS])
         options, name = self._check(request)
         unkeyed = dataclasses.replace(request, idempotency_key="")
         claim = claim_for(Operation.UPLOAD_JOB, request.idempotency_key, unkeyed, self._settings.idempotency_key_ttl_s)
@@ -343,11 +507,14 @@ class JobManager:
                 return await self.get(replayed(claim, taken.holder))
         self._upload_limit.take(current_principal())
         job_id = str(uuid.uuid4())
-        part = self._uploads_dir / f"{job_id}.part"
+        part = self.uploads_dir / f"{job_id}.part"
         job_dir = self._job_dir(job_id)
         try:
-            with self._gate.admit(request.size_bytes) as slot:
-                size = await receive_to_file(chunks, part, self._settings.job_max_upload_bytes, slot)
+            if source is not None:
+                size = await self._fetch(source, part)
+            else:
+                with self._gate.admit(request.size_bytes) as slot:
+                    size = await receive_to_file(chunks, part, self._settings.job_max_upload_bytes, slot)
             video = await asyncio.to_thread(self._probe_video, part)
             target = job_dir / "cameras" / CAMERA_ID / SUB_VIDEO
             target.parent.mkdir(parents=True)
@@ -369,6 +536,22 @@ class JobManager:
         self._notify()
         self._wake.set()
         return record
+
+    async def _fetch(self, source: BucketSource, part: Path) -> int:
+        """Fetch the object ``source`` names to ``part`` within the upload limits; its size."""
+        if self._objects is None:
+            raise FailedPrecondition(f"{source.uri}: this server is not set up to read from object storage")
+        obj = await self._objects.head(source.bucket, source.prefix)
+        limit = self._settings.job_max_upload_bytes
+        if obj.size > limit:
+            raise ResourceExhausted(
+                f"{obj.uri} is {obj.size} bytes, over the limit of {limit} bytes (SPOTON_JOB_MAX_UPLOAD_BYTES)"
+            )
+        # Counted against the uploads' slots and disk reserve: it lands where uploads do.
+        with self._gate.admit(obj.size):
+            await self._objects.download(obj, part, None)
+        log.info("job source %s fetched (%d bytes)", obj.uri, obj.size)
+        return obj.size
 
     async def get(self, job_id: str) -> JobRecord:
         record = await self._store.get(parse_uuid(job_id, "job id"))
@@ -405,13 +588,31 @@ class JobManager:
             )
         run = await self._running_here(job_id)
         if run is None:
-            raise FailedPrecondition(
-                f"job {job_id} is running in another instance of the service; send the cancel to that instance"
-            )
+            return await self._cancel_elsewhere(job_id)
         if run.ending:
             raise FailedPrecondition(f"job {job_id} is already finishing; it can no longer be cancelled")
         run.task.cancel()
         await asyncio.wait({run.task}, timeout=CANCEL_WAIT_S)
+        return await self.get(job_id)
+
+    async def _cancel_elsewhere(self, job_id: str) -> JobRecord:
+        """Cancel a job another replica runs, through its task: the control reaches that replica
+        (TaskControl passes it on through Redis), whose run then ends the job CANCELLED."""
+        job = await self.get(job_id)
+        # Only while processing is the recorded task this attempt's, and still running.
+        if job.state is not JobState.RUNNING or job.step != "processing":
+            raise FailedPrecondition(
+                f"job {job_id} is {job.step or job.state.value} on another replica; a cancel from here "
+                "reaches it while it is processing: retry in a moment"
+            )
+        try:
+            await self._tasks.control(job.task_id, TaskAction.CANCEL)
+        except (FailedPrecondition, NotFound) as exc:  # its task ended meanwhile: rendering, or done
+            raise FailedPrecondition(f"job {job_id} is already finishing; it can no longer be cancelled") from exc
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CANCEL_WAIT_S):
+                async for _ in self.watch(job_id, job.revision):  # ends once the job is final
+                    pass
         return await self.get(job_id)
 
     @audited(AuditAction.JOB_DELETE, lambda job_id: f"job/{job_id}")
@@ -483,11 +684,16 @@ class JobManager:
                     elif triton_was_down and not triton_down:
                         log.info("job queue: Triton is back, running queued jobs")
                     triton_was_down = triton_down
-                while not triton_was_down and len(self._running) < self._settings.job_concurrency:
-                    job = await self._store.claim_next()
+                while (
+                    not triton_was_down
+                    and not self._claiming_paused()
+                    and len(self._running) < self._settings.job_concurrency
+                ):
+                    job = await self._store.claim_next(self._lease.replica_id)
                     if job is None:
                         break
                     run = self._running[job.job_id] = _Running()
+                    run.claim = JobClaim(self._lease.replica_id, job.attempts)
                     run.task = asyncio.create_task(self._run(job, run), name=f"job-{job.job_id}")
                     self._notify()
             except Exception:  # PostgreSQL away: the jobs stay queued, try again shortly
@@ -510,31 +716,45 @@ class JobManager:
                 results = await self._process(job, run)
             except asyncio.CancelledError:
                 await self._stop(run, cancel_task=not run.shutting_down)
-                if not run.shutting_down:
+                if run.lease_lost:
+                    run.ending = True
+                    cause = f"the loss of the lease of replica {run.claim.owner}, which ran it"
+                    await self._interrupted(job_id, run.task_id, run.claim, cause)
+                elif not run.shutting_down:
                     run.ending = True
                     self._remove_results(job_id, run.task_id)
-                    await self._finish(job_id, JobState.CANCELLED)
+                    await self._finish(run, job_id, JobState.CANCELLED)
                 raise
             except _TaskCancelled as exc:
                 run.ending = True
                 self._remove_results(job_id, run.task_id)
-                await self._finish(job_id, JobState.CANCELLED, str(exc))
+                await self._finish(run, job_id, JobState.CANCELLED, str(exc))
+            except _ClaimLost as exc:
+                # The job is another run's now: stop this one's work, leave the job alone.
+                run.ending = True
+                log.warning("job %s: %s", job_id, exc)
+                await self._stop(run, cancel_task=True)
             except Exception as exc:
                 run.ending = True
                 log.exception("job %s failed", job_id)
                 await self._stop(run, cancel_task=True)
                 self._remove_results(job_id, run.task_id)
-                await self._finish(job_id, JobState.FAILED, str(exc) or type(exc).__name__)
+                await self._finish(run, job_id, JobState.FAILED, str(exc) or type(exc).__name__)
             else:
                 run.ending = True
-                await self._finish(job_id, JobState.COMPLETED, results=results)
+                await self._finish(run, job_id, JobState.COMPLETED, results=results)
         finally:
             self._running.pop(job_id, None)
             self._wake.set()
 
     async def _process(self, job: JobRecord, run: _Running) -> tuple[JobResult, ...]:
         job_id = job.job_id
-        await self._report(job_id, "preparing", Snapshot(0.0, None), job.total_frames)
+        await self._report(run, job_id, "preparing", Snapshot(0.0, None), job.total_frames)
+        if not self._job_dir(job_id).is_dir():
+            raise FileNotFoundError(
+                f"the job's files are not under {self._settings.jobs_dir}: the replica that took the upload "
+                "keeps them elsewhere; replicas sharing a database must share SPOTON_JOBS_DIR"
+            )
         await self._make_playable(job_id)
         env = await self._catalog.register_directory(str(self._job_dir(job_id)), origin=EnvironmentOrigin.JOB)
         if job.options.homography is not None:
@@ -568,13 +788,13 @@ class JobManager:
         # counts and their times agree, however late this poll reads them.
         progress = JobProgress(task.total_frames, started=task.created_at.timestamp(), render_fps_prior=render_prior)
         snapshot = progress.processing(0, task.updated_at.timestamp())
-        await self._report(job_id, "processing", snapshot, task.total_frames, task.task_id)
+        await self._report(run, job_id, "processing", snapshot, task.total_frames, task.task_id)
         while not task.state.is_final:
             await asyncio.sleep(PROGRESS_INTERVAL_S)
             try:
                 task = await self._tasks.get(task.task_id)
                 snapshot = progress.processing(task.frames_processed, task.updated_at.timestamp())
-                await self._report(job_id, "processing", snapshot, task.total_frames)
+                await self._report(run, job_id, "processing", snapshot, task.total_frames)
             except Unavailable as exc:  # PostgreSQL away: the task goes on, and so does the job
                 log.debug("job %s: progress not read or reported (%s); retrying", job_id, exc)
         if task.state is TaskState.CANCELLED:
@@ -582,7 +802,7 @@ class JobManager:
         if task.state is TaskState.FAILED:
             raise RuntimeError(f"processing failed: {task.error}")
         snapshot = progress.processing_done(task.frames_processed, task.updated_at.timestamp())
-        await self._report(job_id, "processing", snapshot, task.total_frames)
+        await self._report(run, job_id, "processing", snapshot, task.total_frames)
         if self._identities is not None:
             # The task's identities are mirrored in the background: all in before the job is
             # done, so a delete right after it finds every row.
@@ -630,7 +850,8 @@ class JobManager:
             await asyncio.wait({run.render}, timeout=PROGRESS_INTERVAL_S)
             done = run.render.done()
             frames = run.render.result() if done else rendered[0]
-            await self._report(job_id, "rendering", progress.rendering(frames, loop.time()), progress.total_frames)
+            rendering = progress.rendering(frames, loop.time())
+            await self._report(run, job_id, "rendering", rendering, progress.total_frames)
         os.replace(partial, out / video_name)
         shutil.copyfile(events, out / RESULT_FILES[ResultKind.EVENTS][0])
         shutil.copyfile(tracks, out / RESULT_FILES[ResultKind.TRACKS][0])
@@ -649,14 +870,29 @@ class JobManager:
             with contextlib.suppress(FailedPrecondition, NotFound):
                 await self._tasks.control(run.task_id, TaskAction.CANCEL)
 
-    async def _report(self, job_id: str, step: str, snapshot: Snapshot, total: int, task_id: str = "") -> None:
-        await self._store.report(job_id, step=step, snapshot=snapshot, total_frames=total, task_id=task_id)
+    async def _report(
+        self, run: _Running, job_id: str, step: str, snapshot: Snapshot, total: int, task_id: str = ""
+    ) -> None:
+        """_ClaimLost when the job no longer runs under ``run``'s claim."""
+        reported = await self._store.report(
+            job_id, step=step, snapshot=snapshot, total_frames=total, task_id=task_id, claim=run.claim
+        )
+        if not reported:
+            raise _ClaimLost(
+                f"it no longer runs as start {run.claim.attempt} on replica {run.claim.owner} (the replica's "
+                "lease lapsed and another took the job back); stopping this run"
+            )
         self._notify()
 
-    async def _finish(self, job_id: str, state: JobState, error: str = "", results: tuple[JobResult, ...] = ()) -> None:
-        await self._store.finish(job_id, state, step=state.value, error=error, results=results)
+    async def _finish(
+        self, run: _Running, job_id: str, state: JobState, error: str = "", results: tuple[JobResult, ...] = ()
+    ) -> None:
+        done = await self._store.finish(job_id, state, step=state.value, error=error, results=results, claim=run.claim)
         self._notify()
-        log.info("job %s %s%s", job_id, state.value, f": {error}" if error else "")
+        if done is None:
+            log.warning("job %s ended %s here, but another replica had taken it back: left to that one", job_id, state)
+        else:
+            log.info("job %s %s%s", job_id, state.value, f": {error}" if error else "")
 
     def _notify(self) -> None:
         self._changed.set()
@@ -695,11 +931,13 @@ class JobManager:
             shutil.rmtree(self._settings.media_root / "tasks" / task_id, ignore_errors=True)
 
     @property
-    def _uploads_dir(self) -> Path:
-        return self._settings.data_dir / "jobs" / "uploads"
+    def uploads_dir(self) -> Path:
+        """Where this replica's uploads stream to: one directory per replica, so a restart
+        clears only its own cut-off uploads."""
+        return self._settings.jobs_dir / UPLOADS / _dir_name(self._lease.replica_id)
 
     def _job_dir(self, job_id: str) -> Path:
-        return self._settings.data_dir / "jobs" / job_id
+        return self._settings.jobs_dir / job_id
 
     def _results_dir(self, job_id: str) -> Path:
         return self._settings.media_root / "jobs" / job_id
@@ -727,6 +965,47 @@ def _zones(zones: tuple[JobZone, ...], homography: HomographySpec | None) -> tup
     if repeated:
         raise InvalidArgument(f"zone ids must be unique within a job; repeated: {repeated}")
     return tuple(checked)
+
+
+def _object_source(uri: str) -> BucketSource:
+    """``s3://bucket/key`` as a BucketSource whose prefix is the key; InvalidArgument otherwise."""
+    source = parse_bucket_uri(uri)
+    if not source.prefix:
+        raise InvalidArgument(f"source {source.uri!r} names a bucket only: name the video, s3://bucket/key")
+    return source
+
+
+def _dir_name(replica: str) -> str:
+    """A replica id as one safe path component that ``unquote`` turns back into the id (no
+    '/', and no '.' so never '.' or '..')."""
+    return quote(replica, safe="").replace(".", "%2E")
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        uuid.UUID(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _remove_if_untouched(path: Path, grace_s: float) -> None:
+    """Remove ``path`` (a file or a tree) unless it or anything in it changed within ``grace_s``."""
+    cutoff = time.time() - grace_s
+    try:
+        newest = path.stat().st_mtime
+        for parent, _, files in os.walk(path):
+            for name in (parent, *(os.path.join(parent, f) for f in files)):
+                newest = max(newest, os.stat(name).st_mtime)
+    except FileNotFoundError:
+        return  # removed meanwhile (by its job's delete, or another replica)
+    if newest >= cutoff:
+        return
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _environment_id(job_id: str) -> str:

@@ -1,5 +1,8 @@
 """Environments and their cameras in PostgreSQL (tables ``environments`` and ``cameras``).
 
+An environment registered from object storage keeps its bucket and prefix (source_bucket,
+source_prefix), and each of its sub-videos its object (``remote`` in cameras.sub_videos).
+
 Camera passwords are sealed at rest with the database's :class:`~spoton_inference.services.secrets.SecretBox`
 (``storage/camera_secrets.py``): written sealed, opened on reading.
 """
@@ -8,13 +11,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import numpy as np
 
 from spoton_inference.domain.camera_source import CameraSource, SourceKind
-from spoton_inference.domain.environment import Camera, Environment, EnvironmentOrigin, FloorMap, SubVideo
+from spoton_inference.domain.environment import (
+    BucketSource,
+    Camera,
+    Environment,
+    EnvironmentOrigin,
+    FloorMap,
+    RemoteObject,
+    SubVideo,
+)
 from spoton_inference.domain.geometry import Homography
 from spoton_inference.services.secrets import SecretBox
 from spoton_inference.storage.camera_secrets import open_sealed, seal_source
@@ -32,16 +43,20 @@ class EnvironmentStore:
     async def upsert_environment(self, env: Environment) -> None:
         async with self._db.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                """INSERT INTO environments (environment_id, name, source_dir, map_image, metres_per_pixel, origin)
-                   VALUES ($1, $2, $3, $4, $5, $6)
+                """INSERT INTO environments (environment_id, name, source_dir, map_image, metres_per_pixel, origin,
+                                            source_bucket, source_prefix)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                    ON CONFLICT (environment_id) DO UPDATE SET name = $2, source_dir = $3,
-                       map_image = $4, metres_per_pixel = $5, origin = $6, updated_at = now()""",
+                       map_image = $4, metres_per_pixel = $5, origin = $6, source_bucket = $7,
+                       source_prefix = $8, updated_at = now()""",
                 env.environment_id,
                 env.name,
                 str(env.source_dir) if env.source_dir else None,
                 str(env.floor_map.image) if env.floor_map.image else None,
                 env.floor_map.metres_per_pixel,
                 env.origin.value,
+                env.bucket.bucket if env.bucket else None,
+                env.bucket.prefix if env.bucket else None,
             )
             # Delete the cameras no longer listed, upsert the others. No foreign key points at a camera:
             # its health checks are keyed by id alone and outlive a deleted camera until pruned.
@@ -70,7 +85,7 @@ class EnvironmentStore:
                         c.width,
                         c.height,
                         json.dumps(_homography_doc(c.homography)) if c.homography else None,
-                        json.dumps([{"path": str(s.path), "num_frames": s.num_frames} for s in c.sub_videos]),
+                        json.dumps([_sub_video_doc(s) for s in c.sub_videos]),
                         i,
                         c.group_id,
                         str(c.source.kind),
@@ -100,9 +115,24 @@ class EnvironmentStore:
                 tuple(by_env.get(r["environment_id"], [])),
                 Path(r["source_dir"]) if r["source_dir"] else None,
                 origin=EnvironmentOrigin(r["origin"]),
+                bucket=BucketSource(r["source_bucket"], r["source_prefix"]) if r["source_bucket"] else None,
             )
             for r in envs
         ]
+
+
+def _sub_video_doc(sub: SubVideo) -> dict[str, object]:
+    doc: dict[str, object] = {"path": str(sub.path), "num_frames": sub.num_frames}
+    if sub.remote is not None:
+        r = sub.remote
+        doc["remote"] = {"bucket": r.bucket, "key": r.key, "size": r.size, "etag": r.etag}
+    return doc
+
+
+def _sub_video(doc: dict[str, Any]) -> SubVideo:
+    remote = doc.get("remote")
+    obj = RemoteObject(remote["bucket"], remote["key"], int(remote["size"]), remote["etag"]) if remote else None
+    return SubVideo(Path(doc["path"]), int(doc["num_frames"]), remote=obj)
 
 
 def _homography_doc(h: Homography) -> dict[str, object]:
@@ -122,7 +152,7 @@ def _camera_from_row(row: asyncpg.Record, secrets: SecretBox) -> Camera:
             np.asarray(doc["image_points"]) if doc["image_points"] else None,
             np.asarray(doc["map_points"]) if doc["map_points"] else None,
         )
-    subs = tuple(SubVideo(Path(s["path"]), int(s["num_frames"])) for s in json.loads(row["sub_videos"]))
+    subs = tuple(_sub_video(s) for s in json.loads(row["sub_videos"]))
     where = f"camera {row['camera_id']!r} of environment {row['environment_id']!r}"
     password, query = open_sealed(secrets, row["source_secret"], row["source_password"], where)
     source = CameraSource(SourceKind(row["source_kind"]), row["source_url"], row["source_username"], password, query)

@@ -3,6 +3,11 @@
 Every write bumps ``revision`` so watchers can tell a job changed. State changes are
 conditional on the state they leave (``WHERE state = ...``), so a cancel and the queue's
 claim, or a progress report and a cancel, cannot overwrite each other.
+
+Replicas share the table. The claim records its replica as ``owner``; a run's writes and a
+requeue are also conditional on the claim (owner and attempt), so when two replicas requeue a
+lapsed replica's job at once only one does, and a replica whose claim was taken from it (its
+lease lapsed, the job was requeued) writes nothing more to the job.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import msgspec
 from spoton_inference.domain.job_progress import Snapshot
 from spoton_inference.domain.job_types import JobOptions, JobRecord, JobResult, JobState, NewJob, VideoInfo
 from spoton_inference.services.idempotency import KeyClaim
+from spoton_inference.services.jobs import JobClaim
 from spoton_inference.storage.idempotency_store import complete_with_job
 from spoton_inference.storage.postgres import Database
 
@@ -88,30 +94,42 @@ class JobStore:
         async with self._db.pool.acquire() as conn:
             return [_record(r) for r in await conn.fetch(sql, *args)]
 
-    async def claim_next(self) -> JobRecord | None:
-        """The oldest queued job, now running (one attempt more); None when the queue is empty."""
+    async def claim_next(self, owner: str) -> JobRecord | None:
+        """The oldest queued job, now running on replica ``owner`` (one attempt more, the owner
+        set in the same statement); None when the queue is empty."""
         async with self._db.pool.acquire() as conn:
             row = await conn.fetchrow(
                 f"""UPDATE jobs SET state = $1, step = 'starting', error = '', {_FIGURES_RESET},
-                           attempts = attempts + 1, started_at = now(), {_CHANGE}
+                           attempts = attempts + 1, started_at = now(), owner = $3, {_CHANGE}
                     WHERE job_id = (SELECT job_id FROM jobs WHERE state = $2 ORDER BY created_at, job_id
                                     FOR UPDATE SKIP LOCKED LIMIT 1)
                     RETURNING *""",
                 JobState.RUNNING.value,
                 JobState.QUEUED.value,
+                owner,
             )
         return _record(row) if row else None
 
-    async def report(self, job_id: str, *, step: str, snapshot: Snapshot, total_frames: int, task_id: str = "") -> None:
-        """Progress of a running job; nothing is written once it is no longer running. The
-        progress stored never goes back (GREATEST), even if reports were to land out of order."""
+    async def report(
+        self,
+        job_id: str,
+        *,
+        step: str,
+        snapshot: Snapshot,
+        total_frames: int,
+        task_id: str = "",
+        claim: JobClaim | None = None,
+    ) -> bool:
+        """Progress of a running job (with ``claim``: only while it runs under that claim);
+        False, nothing written, once it does not. The progress stored never goes back
+        (GREATEST), even if reports were to land out of order."""
         async with self._db.pool.acquire() as conn:
-            await conn.execute(
+            status = await conn.execute(
                 f"""UPDATE jobs SET step = $2, progress = GREATEST(progress, $3), eta_seconds = $4,
                            frames_per_second = $5, frames_processed = $6, total_frames = $7,
                            task_id = COALESCE($8, task_id), rendering_frames_per_second = $10,
                            frames_rendered = $11, processing_seconds = $12, rendering_seconds = $13, {_CHANGE}
-                    WHERE job_id = $1 AND state = $9""",
+                    WHERE job_id = $1 AND state = $9 AND {_claimed_by(14, 15)}""",
                 uuid.UUID(job_id),
                 step,
                 snapshot.progress,
@@ -125,7 +143,9 @@ class JobStore:
                 snapshot.frames_rendered,
                 snapshot.processing_seconds,
                 snapshot.rendering_seconds,
+                *_claim_args(claim),
             )
+        return status != "UPDATE 0"
 
     async def rendering_pixel_rate(self) -> float:
         """Pixels per second the newest completed job rendered at; 0 before any job completed.
@@ -148,8 +168,10 @@ class JobStore:
         error: str = "",
         results: tuple[JobResult, ...] = (),
         from_states: tuple[JobState, ...] = (JobState.QUEUED, JobState.RUNNING),
+        claim: JobClaim | None = None,
     ) -> JobRecord | None:
-        """Move an unfinished job (in one of ``from_states``) to final ``state``; None if it was not."""
+        """Move an unfinished job (in one of ``from_states``; with ``claim``, running under that
+        claim) to final ``state``; None if it was not."""
         completed = state is JobState.COMPLETED
         async with self._db.pool.acquire() as conn:
             row = await conn.fetchrow(
@@ -157,7 +179,7 @@ class JobStore:
                            progress = CASE WHEN $6 THEN 1 ELSE progress END,
                            eta_seconds = CASE WHEN $6 THEN 0 ELSE NULL END,
                            finished_at = now(), {_CHANGE}
-                    WHERE job_id = $1 AND state = ANY($7::text[]) RETURNING *""",
+                    WHERE job_id = $1 AND state = ANY($7::text[]) AND {_claimed_by(8, 9)} RETURNING *""",
                 uuid.UUID(job_id),
                 state.value,
                 step,
@@ -165,29 +187,36 @@ class JobStore:
                 msgspec.json.encode(list(results)).decode(),
                 completed,
                 [s.value for s in from_states],
+                *_claim_args(claim),
             )
         return _record(row) if row else None
 
-    async def requeue(self, job_id: str, step: str) -> None:
-        """A running job back to the queue (a restart interrupted it); nothing changes if it was not running."""
+    async def requeue(self, job_id: str, step: str, claim: JobClaim) -> bool:
+        """A job running under ``claim`` back to the queue (its run was interrupted); False,
+        nothing changed, if it no longer runs under that claim. One statement, so of replicas
+        requeueing one job at once exactly one does."""
         async with self._db.pool.acquire() as conn:
-            await conn.execute(
+            status = await conn.execute(
                 f"""UPDATE jobs SET state = $2, step = $3, {_FIGURES_RESET}, {_CHANGE}
-                    WHERE job_id = $1 AND state = $4""",
+                    WHERE job_id = $1 AND state = $4 AND {_claimed_by(5, 6)}""",
                 uuid.UUID(job_id),
                 JobState.QUEUED.value,
                 step,
                 JobState.RUNNING.value,
+                *_claim_args(claim),
             )
+        return status != "UPDATE 0"
+
+    async def running(self) -> list[tuple[JobRecord, str]]:
+        """The running jobs, oldest first, each with the replica that runs it ('' if claimed
+        before owners were recorded)."""
+        async with self._db.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT * FROM jobs WHERE state = $1 ORDER BY created_at", JobState.RUNNING.value)
+        return [(_record(r), r["owner"]) for r in rows]
 
     async def ids(self) -> set[str]:
         async with self._db.pool.acquire() as conn:
             return {str(r["job_id"]) for r in await conn.fetch("SELECT job_id FROM jobs")}
-
-    async def in_state(self, state: JobState) -> list[JobRecord]:
-        async with self._db.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT * FROM jobs WHERE state = $1 ORDER BY created_at", state.value)
-        return [_record(r) for r in rows]
 
     async def delete(self, job_id: str, environment_id: str) -> list[str] | None:
         """Delete a finished job's row and its tasks' rows; returns those task ids.
@@ -241,3 +270,12 @@ def _record(row: asyncpg.Record) -> JobRecord:
         processing_seconds=float(row["processing_seconds"]),
         rendering_seconds=float(row["rendering_seconds"]),
     )
+
+
+def _claimed_by(owner: int, attempt: int) -> str:
+    """The condition "runs under the claim in parameters $owner, $attempt" (both NULL: any)."""
+    return f"(${owner}::text IS NULL OR (owner = ${owner}::text AND attempts = ${attempt}::integer))"
+
+
+def _claim_args(claim: JobClaim | None) -> tuple[str | None, int | None]:
+    return (None, None) if claim is None else (claim.owner, claim.attempt)

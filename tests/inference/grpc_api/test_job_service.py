@@ -87,7 +87,7 @@ async def _until(predicate, timeout_s: float = 30) -> None:
 
 def _left_files(settings) -> list[str]:
     """Every file under the service's job directories, uploads in progress included."""
-    roots = [settings.data_dir / "jobs", settings.media_root / "jobs"]
+    roots = [settings.jobs_dir, settings.media_root / "jobs"]
     return sorted(str(p) for root in roots if root.exists() for p in root.rglob("*") if p.is_file())
 
 
@@ -248,7 +248,7 @@ async def test_random_bytes_named_mp4_are_refused_as_no_video_and_leave_no_file(
     assert _left_files(jobs_service.settings) == files
     after = await jobs.ListJobs(jobs_pb2.ListJobsRequest(page_size=200))
     assert [j.job_id for j in after.jobs] == [j.job_id for j in before.jobs]
-    assert not list((jobs_service.settings.data_dir / "jobs" / "uploads").glob("*"))
+    assert not list(jobs_service.app.jobs.uploads_dir.glob("*"))
 
 
 async def test_bad_metadata_is_refused_before_any_byte_is_kept(jobs, jobs_service):
@@ -266,7 +266,7 @@ async def test_bad_metadata_is_refused_before_any_byte_is_kept(jobs, jobs_servic
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await jobs.UploadJob(iter([jobs_pb2.UploadJobRequest(chunk=b"video first")]))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "metadata" in err.value.details()
-    assert not list((jobs_service.settings.data_dir / "jobs" / "uploads").glob("*"))
+    assert not list(jobs_service.app.jobs.uploads_dir.glob("*"))
 
 
 def _refusal(target: str, requests: Iterable[jobs_pb2.UploadJobRequest]) -> grpc.RpcError:
@@ -297,7 +297,7 @@ async def test_an_upload_over_the_limit_is_refused_while_it_streams(jobs, jobs_s
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert str(limit) in error.details() and "SPOTON_JOB_MAX_UPLOAD_BYTES" in error.details()
     assert sent < 64 * limit, "the server stopped the upload, not the end of the file"
-    assert not list((jobs_service.settings.data_dir / "jobs" / "uploads").glob("*"))
+    assert not list(jobs_service.app.jobs.uploads_dir.glob("*"))
 
     # A declared size over the limit is refused before any chunk.
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -306,7 +306,7 @@ async def test_an_upload_over_the_limit_is_refused_while_it_streams(jobs, jobs_s
 
 
 async def test_a_client_that_goes_away_mid_upload_leaves_no_file(jobs, jobs_service):
-    uploads = jobs_service.settings.data_dir / "jobs" / "uploads"
+    uploads = jobs_service.app.jobs.uploads_dir
     hold = asyncio.Event()
 
     async def stalled() -> AsyncIterator[jobs_pb2.UploadJobRequest]:
@@ -350,7 +350,7 @@ async def test_delete_is_refused_while_unfinished_and_removes_files_and_rows(job
     job = await _wait(jobs, job.job_id, lambda j: j.state in FINAL)
     assert job.state == jobs_pb2.JOB_STATE_COMPLETED, job.error
     settings = jobs_service.settings
-    places = [settings.data_dir / "jobs" / job.job_id, settings.media_root / "jobs" / job.job_id]
+    places = [settings.jobs_dir / job.job_id, settings.media_root / "jobs" / job.job_id]
     places.append(settings.media_root / "tasks" / job.task_id)
     assert all(p.exists() for p in places)
 

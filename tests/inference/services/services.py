@@ -16,6 +16,7 @@ from spoton_inference.pipeline.triton_models import TritonModels
 from spoton_inference.services.analytics import Analytics
 from spoton_inference.services.catalog import Catalog
 from spoton_inference.services.jobs import JobManager
+from spoton_inference.services.task_ports import Lease
 from spoton_inference.services.tasks import TaskManager
 from spoton_inference.settings import Settings
 from spoton_inference.storage.analytics_store import AnalyticsStore
@@ -44,10 +45,12 @@ class Services:
     analytics: Analytics
 
 
-def services(db: Database, data_dir: Path, **overrides: Any) -> Services:
+def services(db: Database, data_dir: Path, lease: Lease | None = None, **overrides: Any) -> Services:
+    """``lease``: the replica's (by default one named "test" on the unconnected Redis)."""
     settings = Settings(data_dir=data_dir, media_root=data_dir / "media", **overrides)
     catalog = Catalog(EnvironmentStore(db), CatalogStore(db), CameraHealthStore(db), environment_dir)
     events = RedisEventLog.from_url(UNCONNECTED, settings.event_retention, 2)
+    lease = lease or ReplicaLease(events.client, "test")
     writer = TrackPointWriter(TaskStore(db).write_track_point_batch, Journal(data_dir / "journal", 1024**2))
     tasks = build_tasks(
         settings,
@@ -57,7 +60,7 @@ def services(db: Database, data_dir: Path, **overrides: Any) -> Services:
         TritonModels("127.0.0.1:1", settings.detector_model, settings.reid_model),
         writer,
         outbox=EventOutbox(events, 10),
-        lease=ReplicaLease(events.client, "test"),
+        lease=lease,
     )
     analytics = Analytics(AnalyticsStore(db), catalog, tasks.get, paint_heatmap=heatmap_png.paint)
     jobs = JobManager(
@@ -71,5 +74,6 @@ def services(db: Database, data_dir: Path, **overrides: Any) -> Services:
         media=settings.media,
         probe_video=probe_video,
         render_annotated=render_annotated,
+        lease=lease,
     )
     return Services(catalog, tasks, jobs, analytics)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from spoton_inference.app import InferenceApp
 from spoton_inference.domain.events import TaskState
 from spoton_inference.domain.geometry import HomographySpec
 from spoton_inference.domain.job_types import JobState, JobZone, ResultKind
-from spoton_inference.services.jobs import UploadRequest
+from spoton_inference.services.jobs import ORPHAN_FILES_GRACE_S, UploadRequest
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -99,14 +101,19 @@ async def test_a_job_interrupted_on_every_allowed_start_fails_with_the_reason(se
 
 
 async def test_an_upload_cut_off_by_the_end_of_the_process_is_removed_on_start(service_settings):
-    settings = await service_settings("spoton_jobs_leftovers")
-    leftover = settings.data_dir / "jobs" / "uploads" / "cut-off.part"
-    orphan = settings.data_dir / "jobs" / "0b6a2f3e-4b1e-4a8a-9d43-1f0d2f5f6a7b" / "environment.json"
-    for path in (leftover, orphan):
+    settings = await service_settings("spoton_jobs_leftovers", replica_id="replica-1")
+    leftover = settings.jobs_dir / "uploads" / "replica-1" / "cut-off.part"
+    orphan = settings.jobs_dir / "0b6a2f3e-4b1e-4a8a-9d43-1f0d2f5f6a7b" / "environment.json"
+    # Unrecorded but recent: another replica may be about to record its job.
+    recent = settings.jobs_dir / "5d0f3c1e-8a1b-4c3e-9f2a-7b6e5d4c3b2a" / "environment.json"
+    for path in (leftover, orphan, recent):
         path.parent.mkdir(parents=True)
         path.write_bytes(b"partial")
+    then = time.time() - ORPHAN_FILES_GRACE_S - 60
+    for path in (orphan, orphan.parent):
+        os.utime(path, (then, then))
     app = await InferenceApp.create(settings)
     try:
-        assert not leftover.exists() and not orphan.parent.exists()
+        assert not leftover.exists() and not orphan.parent.exists() and recent.exists()
     finally:
         await app.close()
