@@ -227,6 +227,10 @@ MIRRORS: tuple[Mirror, ...] = (
 REST_ONLY: Mapping[str, str] = {
     "spoton_facade.schemas.tasks.TaskStarted": "the facade's links to follow a started task (status and events URLs)",
     "spoton_facade.problems.Problem": "an RFC 9457 problem: the facade's error body, made from gRPC status codes",
+    "spoton_facade.schemas.jobs.JobSourceBody": (
+        "the upload form's fields as JSON with an s3:// source instead of the file; gRPC sends them as "
+        "UploadJob's JobUploadMetadata (its source field) with no chunk"
+    ),
 }
 
 
