@@ -76,9 +76,13 @@ def _upload(s3_server, scene: Path, bucket: str, prefix: str, environment_id: st
 
 async def _run(app, environment_id: str) -> Any:
     task = await app.tasks.start(environment_id, [], allow_concurrent=True)
+    return await _until_final(app, task.task_id)
+
+
+async def _until_final(app, task_id: str) -> Any:
     async with asyncio.timeout(300):
         while True:  # the record in PostgreSQL, polled as a client would
-            record = await app.tasks.get(task.task_id)
+            record = await app.tasks.get(task_id)
             if record.state in FINAL:
                 return record
             await asyncio.sleep(0.1)
@@ -152,8 +156,11 @@ async def test_a_server_that_goes_away_is_waited_out(service, s3_server, scene):
     env = await service.catalog.register_directory(uri)
     s3_server.stop()
     try:
-        running = asyncio.create_task(_run(service, env.environment_id))
+        task = await service.tasks.start(env.environment_id, [], allow_concurrent=True)
+        running = asyncio.create_task(_until_final(service, task.task_id))
         await asyncio.sleep(2.0)  # the first batch's download is being retried meanwhile
+        waiting = await service.tasks.get(task.task_id)
+        assert waiting.state == TaskState.PREPARING and "downloading 0.0 of" in waiting.step, waiting
         assert not running.done()
     finally:
         s3_server.start()

@@ -118,6 +118,7 @@ class BatchDownloads:
                 if self._progress is not None:
                     self._progress(batch, done, total)
 
+            progress(0, sum(obj.size for obj in objects))  # known before the first byte comes
             fetch = asyncio.create_task(
                 recordings.fetch(objects, self.holder(batch), progress), name=f"fetch-{self.holder(batch)}"
             )
