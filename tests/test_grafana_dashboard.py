@@ -155,6 +155,7 @@ async def scraped(live_service) -> str:
         sinks=app.sink_stats,
         cameras=lambda: app.live_pulls,
         triton=app.models.stats,
+        recordings=app.recording_figures,
     )
     try:
         async with httpx.AsyncClient() as http:

@@ -22,6 +22,7 @@ from spoton_inference.files.bucket_environment import load_bucket_environment
 from spoton_inference.files.object_store import ObjectStore
 from spoton_inference.files.recording_cache import CACHE_DIR, RecordingCache
 from spoton_inference.files.video_probe import probe_video
+from spoton_inference.metrics import RecordingFigures
 from spoton_inference.pipeline.annotate import render_annotated
 from spoton_inference.pipeline.image_decode import decode_encoded, decode_raw
 from spoton_inference.pipeline.live import LiveSession, LiveStats
@@ -303,6 +304,13 @@ class InferenceApp:
         app.camera_health.start()
         app.health_monitor.start()
         return app
+
+    def recording_figures(self) -> RecordingFigures:
+        """The recording cache's and object store's figures, for /metrics."""
+        cache, stats = self.recording_cache, self.object_store.stats
+        return RecordingFigures(
+            cache.used_bytes, cache.max_bytes, cache.waiting, stats.bytes_received, stats.body_requests, stats.retries
+        )
 
     async def warm_up(self) -> None:
         """One call to each model, so the first real frame does not pay for lazy init."""

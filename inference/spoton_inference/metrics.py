@@ -7,6 +7,7 @@ prometheus_client's, on a daemon thread; reading plain ints from there is safe.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from wsgiref.simple_server import WSGIServer
 
@@ -22,13 +23,33 @@ from spoton_inference.services.sink_stats import OUTCOMES, SinkStats
 from spoton_inference.services.sinks import SinkKind
 from spoton_inference.storage.track_writer import TrackPointWriter
 
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordingFigures:
+    """The recording cache's and the object store's figures (files/recording_cache.py, files/object_store.py)."""
+
+    cache_bytes: int
+    cache_limit_bytes: int
+    # Fetches waiting for room in the cache now.
+    cache_waiting: int
+    bytes_received: int
+    body_requests: int
+    retries: int
+
+
 Supervised = Callable[[], Sequence[SupervisedComponent]]
+# The recordings' figures now (None: recordings in object storage are not set up).
+Recordings = Callable[[], RecordingFigures | None]
 # Each Triton endpoint's counters (pipeline/triton_pool.py: TritonPool.stats).
 TritonEndpoints = Callable[[], Sequence[EndpointStats]]
 
 
 def _unsupervised() -> Sequence[SupervisedComponent]:
     return ()
+
+
+def _no_recordings() -> RecordingFigures | None:
+    return None
 
 
 def _no_endpoints() -> Sequence[EndpointStats]:
@@ -43,9 +64,11 @@ class ServiceCollector(Collector):
         supervised: Supervised = _unsupervised,
         sinks: SinkStats | None = None,
         triton: TritonEndpoints = _no_endpoints,
+        recordings: Recordings = _no_recordings,
     ) -> None:
         self._writer = writer
         self._triton = triton
+        self._recordings = recordings
         self._live = live
         self._supervised = supervised
         # Without the dispatcher's counters the sink metrics are still exported, at zero.
@@ -99,6 +122,23 @@ class ServiceCollector(Collector):
         yield restarts
         yield from _sink_metrics(self._sinks)
         yield from _triton_metrics(self._triton())
+        yield from _recording_metrics(self._recordings() or RecordingFigures(0, 0, 0, 0, 0, 0))
+
+
+def _recording_metrics(r: RecordingFigures) -> Iterator[Metric]:
+    """Recordings in object storage: the local cache and the S3 traffic (all 0 when not set up)."""
+    yield GaugeMetricFamily("spoton_recording_cache_bytes", "Bytes of recordings in the local cache.", r.cache_bytes)
+    yield GaugeMetricFamily(
+        "spoton_recording_cache_limit_bytes", "SPOTON_RECORDING_CACHE_MAX_BYTES.", r.cache_limit_bytes
+    )
+    waiting = "Downloads waiting for running tasks to free room in the cache."
+    yield GaugeMetricFamily("spoton_recording_cache_waiting", waiting, r.cache_waiting)
+    received = "Bytes of object bodies read from S3."
+    yield CounterMetricFamily("spoton_s3_bytes_received", received, value=r.bytes_received)
+    yield CounterMetricFamily(
+        "spoton_s3_requests", "GETs of object bodies (downloads, their resumes, small reads).", value=r.body_requests
+    )
+    yield CounterMetricFamily("spoton_s3_retries", "Transient S3 errors retried.", value=r.retries)
 
 
 def _triton_metrics(endpoints: Sequence[EndpointStats]) -> Iterator[Metric]:
@@ -170,14 +210,16 @@ def start_metrics_server(
     sinks: SinkStats | None = None,
     cameras: Pulls = dict,
     triton: TritonEndpoints = _no_endpoints,
+    recordings: Recordings = _no_recordings,
 ) -> WSGIServer:
     """Serve the metrics (and the process's own) until ``shutdown()`` is called on the result.
 
     ``supervised`` gives the embedded stack's components with their restart counts, ``sinks``
     the event-sink dispatcher's counters, ``cameras`` the live cameras' pulls (camera_metrics.py),
-    ``triton`` each Triton endpoint's counters (``app.models.stats``)."""
+    ``triton`` each Triton endpoint's counters (``app.models.stats``), ``recordings`` the
+    recording cache's and object store's figures (``app.recording_figures``)."""
     registry = CollectorRegistry()
-    service = ServiceCollector(writer, live, supervised, sinks, triton)
+    service = ServiceCollector(writer, live, supervised, sinks, triton, recordings)
     for collector in (service, CameraCollector(cameras), PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(collector)
     server, _ = start_http_server(port, addr=host, registry=registry)

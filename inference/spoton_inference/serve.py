@@ -33,6 +33,7 @@ async def serve(settings: Settings) -> None:
             sinks=app.sink_stats,
             cameras=lambda: app.live_pulls,
             triton=app.models.stats,
+            recordings=app.recording_figures,
         )
         log.info("metrics at http://%s:%s/metrics", settings.grpc_host, settings.metrics_port)
     stop = asyncio.Event()

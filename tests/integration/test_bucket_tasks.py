@@ -117,6 +117,8 @@ async def test_a_task_over_a_bucket_prefetches_evicts_and_tracks_as_from_disk(
     assert len(waits) == BATCHES and max(waits[1:]) < PREFETCHED_WAIT_S, waits
     assert 0 < max(used) <= cache_limit
     assert not any(cache.pinned(f"{from_bucket.task_id}/{k}") for k in range(BATCHES))  # all released
+    figures = service.recording_figures()  # what /metrics shows
+    assert figures.bytes_received >= sum(_batch_bytes(scene)) and figures.cache_limit_bytes == cache_limit
     kept = list(cache.root.rglob("sub_video_*.mp4"))  # some were evicted to stay within the limit
     assert len(kept) < len(list(scene.glob("cameras/*/sub_video_*.mp4")))
     assert sum(p.stat().st_size for p in kept) <= cache_limit
@@ -154,6 +156,7 @@ async def test_a_server_that_goes_away_is_waited_out(service, s3_server, scene):
     bucket = s3_server.create_bucket()
     uri = _upload(s3_server, scene, bucket, "sites/outage", "outage-s3")
     env = await service.catalog.register_directory(uri)
+    retries = service.recording_figures().retries
     s3_server.stop()
     try:
         task = await service.tasks.start(env.environment_id, [], allow_concurrent=True)
@@ -167,3 +170,4 @@ async def test_a_server_that_goes_away_is_waited_out(service, s3_server, scene):
     record = await running
     assert record.state == TaskState.COMPLETED, record.error
     assert _tracking(service, record.task_id)["download_wait_s"][0] >= 1.5
+    assert service.recording_figures().retries > retries
