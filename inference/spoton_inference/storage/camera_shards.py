@@ -30,13 +30,13 @@ import contextlib
 import dataclasses
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 import numpy as np
 import redis.asyncio as aioredis
 
+from spoton_inference.domain.environment import Camera
 from spoton_inference.storage.redis_client import UNREACHABLE
 from spoton_inference.tracking.appearance import ReidCalibration
 from spoton_inference.tracking.camera import TrackedBox
@@ -103,7 +103,6 @@ class ShardOffer:
     task_camera_ids: tuple[str, ...]  # all the task's cameras (their batches pace the shard)
     camera_ids: tuple[str, ...]  # this shard's
     detection_threshold: float | None
-    offered_at: float  # time.time()
 
 
 # --- wire format ----------------------------------------------------------------------------
@@ -258,17 +257,10 @@ class RedisShardLinks:
         self._told: _Pace | None = None
         self._heartbeat: asyncio.Task[None] | None = None
 
-    async def offer(self, shard: int, cameras: Sequence[object]) -> _RemoteInbox | None:
-        camera_ids = tuple(c.camera_id for c in cameras)  # type: ignore[attr-defined]
+    async def offer(self, shard: int, cameras: Sequence[Camera]) -> _RemoteInbox | None:
+        camera_ids = tuple(c.camera_id for c in cameras)
         offer = ShardOffer(
-            self._task_id,
-            shard,
-            self._replica,
-            self._environment_id,
-            self._task_cameras,
-            camera_ids,
-            self._threshold,
-            time.time(),
+            self._task_id, shard, self._replica, self._environment_id, self._task_cameras, camera_ids, self._threshold
         )
         claim = claim_key(self._task_id, shard)
         try:
