@@ -80,6 +80,12 @@ class MediaRoot:
                 log.warning("%s could not be made playable in browsers (%s); publishing it as it is", src, exc)
         return await asyncio.to_thread(self.publish, playable, rel)
 
+    def prefetch_video(self, src: Path) -> None:
+        """Start making ``src`` browser-playable in the background, so a later
+        :meth:`publish_video` of it does not wait (a task does this for the batch it prefetched)."""
+        if self.videos is not None:
+            self.videos.prefetch(src)
+
     def unpublish(self, rel: Path) -> None:
         """Serve nothing under ``rel`` any more (a file or a whole directory)."""
         target = self.root / rel

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -74,13 +75,17 @@ class BatchDownloads:
         recordings: Recordings | None,
         holder: str,
         progress: DownloadProgress | None = None,
+        *,
+        on_local: Callable[[int, list[Path]], None] | None = None,
     ) -> None:
         """``batches``: per batch the objects it needs (:func:`remote_batches`); ``holder``: who
-        pins them in the cache (the task, or the task's shard), batch by batch."""
+        pins them in the cache (the task, or the task's shard), batch by batch; ``on_local(batch,
+        paths)`` is called once a batch's files are local."""
         self._batches = [list(b) for b in batches]
         self._recordings = recordings
         self._holder = holder
         self._progress = progress
+        self._on_local = on_local
         self._fetches: dict[int, asyncio.Task[list[Path]]] = {}
 
     async def ready(self, batch: int) -> float:
@@ -122,13 +127,14 @@ class BatchDownloads:
             fetch = asyncio.create_task(
                 recordings.fetch(objects, self.holder(batch), progress), name=f"fetch-{self.holder(batch)}"
             )
-            fetch.add_done_callback(_retrieve)
+            fetch.add_done_callback(functools.partial(self._fetched, batch))
             self._fetches[batch] = fetch
         return self._fetches[batch]
 
-
-def _retrieve(fetch: asyncio.Task[list[Path]]) -> None:
-    """A prefetch whose batch is never reached (the task failed first) fails quietly; a batch
-    that is reached raises its error through :meth:`BatchDownloads.ready`."""
-    if not fetch.cancelled():
-        fetch.exception()
+    def _fetched(self, batch: int, fetch: asyncio.Task[list[Path]]) -> None:
+        # A prefetch whose batch is never reached (the task failed first) fails quietly here; a
+        # batch that is reached raises its error through ready().
+        if fetch.cancelled() or fetch.exception() is not None:
+            return
+        if self._on_local is not None:
+            self._on_local(batch, fetch.result())

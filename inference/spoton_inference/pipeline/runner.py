@@ -118,6 +118,10 @@ class MediaPublisher(Protocol):
         """Publish a browser-playable copy of ``src`` at ``rel``; returns its URL."""
         ...
 
+    def prefetch_video(self, src: Path) -> None:
+        """Start making that copy in the background (a batch's recordings just became local)."""
+        ...
+
 
 class ShardLinks(Protocol):
     """A task's camera shards on other replicas (storage/camera_shards.py)."""
@@ -227,7 +231,9 @@ class TaskRunner:
         self.download_wait_s: list[float] = []
         batches = remote_batches(plan.cameras)
         self._remote = any(batches)
-        self._downloads = BatchDownloads(batches, ports.recordings, plan.task_id, self._on_download)
+        self._downloads = BatchDownloads(
+            batches, ports.recordings, plan.task_id, self._on_download, on_local=self._on_local
+        )
         camera_ids = [c.camera_id for c in plan.cameras]
         refiner = setup.refiner(plan.cameras)
         env_id = plan.environment.environment_id
@@ -320,6 +326,12 @@ class TaskRunner:
 
     def _on_download(self, batch: int, done: int, total: int) -> None:
         self._downloaded = (done, total)
+
+    def _on_local(self, batch: int, paths: list[Path]) -> None:
+        # Their browser copies are made now, while the batch before is processed, not when the
+        # batch is announced (recordings on disk had theirs made at registration).
+        for path in paths:
+            self.ports.media.prefetch_video(path)
 
     def _close_exports(self) -> list[Path]:
         if self._online is not None:

@@ -56,12 +56,14 @@ class _Recordings:
 async def test_each_batch_is_waited_for_and_the_next_is_fetched_meanwhile():
     recordings = _Recordings()
     batches = [[_object(k, "c1"), _object(k, "c2")] for k in range(3)]
-    downloads = BatchDownloads(batches, recordings, "task")
+    local: list[tuple[int, list[Path]]] = []  # what the task starts making browser copies of
+    downloads = BatchDownloads(batches, recordings, "task", on_local=lambda k, paths: local.append((k, paths)))
     first = asyncio.create_task(downloads.ready(0))
     gate = await recordings.began("task/0")
     assert recordings.started == ["task/0"] and not first.done()
     gate.set_result(None)
     assert await first >= 0
+    assert local == [(0, [recordings.path_for(o) for o in batches[0]])]
     (await recordings.began("task/1")).set_result(None)  # the prefetch, while batch 0 is processed
     assert recordings.started == ["task/0", "task/1"]
     assert await downloads.ready(1) < 0.05  # already local: no wait
