@@ -3,7 +3,7 @@ README's metrics table documents exactly those it exports.
 
 Every PromQL expression of the dashboard (panel targets and template-variable queries) is
 parsed for the metric names it selects; each must be exposed on ``/metrics`` of the session's
-live service, served by the same ``start_metrics_server`` call as serve.py makes. Labelled
+live service, served by the same ``start_app_metrics`` call as serve.py makes. Labelled
 metrics with no series yet (no sink delivered, no live camera pulled) still count: their
 ``# HELP``/``# TYPE`` lines are served from the start, and the name a query may use follows
 from the type (a counter's ``_total``, a histogram's ``_bucket``/``_sum``/``_count``). The
@@ -27,7 +27,7 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from spoton_inference.embedded.ports import LOOPBACK, pick_free_port
-from spoton_inference.metrics import start_metrics_server
+from spoton_inference.serve import start_app_metrics
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -146,17 +146,7 @@ def documented_metrics(readme: str) -> list[str]:
 async def scraped(live_service) -> str:
     """/metrics of the session's live service, served as serve.py serves it."""
     app, port = live_service.app, pick_free_port()
-    server = start_metrics_server(
-        LOOPBACK,
-        port,
-        app.writer,
-        app.live,
-        app.supervised,
-        sinks=app.sink_stats,
-        cameras=lambda: app.live_pulls,
-        triton=app.models.stats,
-        recordings=app.recording_figures,
-    )
+    server = start_app_metrics(app, LOOPBACK, port)
     try:
         async with httpx.AsyncClient() as http:
             reply = await http.get(f"http://{LOOPBACK}:{port}/metrics")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from wsgiref.simple_server import WSGIServer
 
 from spoton_inference.app import InferenceApp, wait_for_triton
 from spoton_inference.grpc_server import build_server, publish_health
@@ -16,6 +17,21 @@ log = logging.getLogger("spoton_inference")
 TRITON_WAIT_S = 300.0
 
 
+def start_app_metrics(app: InferenceApp, host: str, port: int) -> WSGIServer:
+    """Serve ``app``'s metrics at ``http://host:port/metrics`` (``shutdown()`` the result to stop)."""
+    return start_metrics_server(
+        host,
+        port,
+        app.writer,
+        app.live,
+        app.supervised,
+        sinks=app.sink_stats,
+        cameras=lambda: app.live_pulls,
+        triton=app.models.stats,
+        recordings=app.recording_figures,
+    )
+
+
 async def serve(settings: Settings) -> None:
     app = await InferenceApp.create(settings)
     server, health = build_server(app)
@@ -24,17 +40,7 @@ async def serve(settings: Settings) -> None:
     health_task = asyncio.create_task(publish_health(app, health))
     metrics = None
     if settings.metrics_port:
-        metrics = start_metrics_server(
-            settings.grpc_host,
-            settings.metrics_port,
-            app.writer,
-            app.live,
-            app.supervised,
-            sinks=app.sink_stats,
-            cameras=lambda: app.live_pulls,
-            triton=app.models.stats,
-            recordings=app.recording_figures,
-        )
+        metrics = start_app_metrics(app, settings.grpc_host, settings.metrics_port)
         log.info("metrics at http://%s:%s/metrics", settings.grpc_host, settings.metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from support.auth import admin_headers, authed_channel
+from support.sse import sse_blocks
 
 from spoton.v1 import tasks_pb2, tasks_pb2_grpc
 from spoton_facade.settings import FacadeSettings
@@ -69,19 +70,10 @@ async def _sse(url: str, task_id: str, *, after: int | None = None, stop_after: 
         http.stream("GET", f"{BASE}/{task_id}/events", headers=headers) as response,
     ):
         assert response.status_code == 200, (await response.aread()).decode()
-        block: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if line.startswith(":"):
-                continue
-            if line:
-                key, value = line.split(": ", 1)
-                block[key] = value
-                continue
-            if block:
-                events.append((block["id"], block["event"], block["data"]))
-                block = {}
-                if len(events) == stop_after:
-                    break
+        async for block in sse_blocks(response):
+            events.append((block["id"], block["event"], block["data"]))
+            if len(events) == stop_after:
+                break
     return events
 
 

@@ -34,6 +34,7 @@ import pytest
 import pytest_asyncio
 from support.auth import admin_headers
 from support.services import serving
+from support.sse import sse_blocks
 
 from spoton_facade.settings import FacadeSettings
 from spoton_inference.app import InferenceApp
@@ -88,19 +89,11 @@ async def _read_stream(http: httpx.AsyncClient, follower: Follower) -> None:
     async with http.stream("GET", f"{BASE}/{follower.task_id}/events", headers=headers) as response:
         if response.status_code != 200:
             return
-        block: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if line.startswith(":"):
-                continue
-            if line:
-                key, value = line.split(": ", 1)
-                block[key] = value
-                continue
+        async for block in sse_blocks(response):
             if "id" in block:  # a problem block has none: the stream ends after it
                 follower.events.append((int(block["id"]), block["event"], block["data"]))
                 if follower.final_state:
                     return
-            block = {}
 
 
 async def _follow(task_id: str, facades: list[str]) -> Follower:

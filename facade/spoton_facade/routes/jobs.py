@@ -161,12 +161,7 @@ class JobController(Controller):
         try:
             metadata = _metadata(await form.head(), idempotency_key(key_header))
             async with contextlib.aclosing(form.file()) as chunks:
-                job = await jobs.upload_job(metadata, chunks)
-        except grpc.aio.AioRpcError as exc:
-            refusal = _upload_refusal(exc)
-            if refusal is None:
-                raise
-            raise refusal from exc
+                job = await _upload(jobs, metadata, chunks)
         finally:
             await form.aclose()
         location = request.app.route_reverse("job", job_id=job.job_id)
@@ -184,7 +179,7 @@ class JobController(Controller):
             "503/507 as for uploads. `Idempotency-Key` as for uploads. Answers the queued job."
         ),
         status_code=201,
-        responses={**problem_responses(400, 404, 409, 413, 415, 422, 503, 507), **UPSTREAM_PROBLEMS},
+        responses={**problem_responses(400, 403, 404, 409, 413, 415, 422, 503, 507), **UPSTREAM_PROBLEMS},
     )
     async def fetch_job(
         self,
@@ -204,13 +199,7 @@ class JobController(Controller):
         if data.homography is not None:
             metadata.homography.CopyFrom(to_proto.homography(data.homography))
         metadata.zones.extend(to_proto.zone(z) for z in data.zones)
-        try:
-            job = await jobs.upload_job(metadata, _no_chunks())
-        except grpc.aio.AioRpcError as exc:
-            refusal = _upload_refusal(exc)
-            if refusal is None:
-                raise
-            raise refusal from exc
+        job = await _upload(jobs, metadata, _no_chunks())
         location = request.app.route_reverse("job", job_id=job.job_id)
         return Response(from_proto(job, Job), status_code=201, headers={"Location": location})
 
@@ -387,6 +376,17 @@ def _metadata(form: FormHead, key: str) -> jobs_pb2.JobUploadMetadata:
             ) from exc
         out.zones.extend(to_proto.zone(b) for b in bodies)
     return out
+
+
+async def _upload(jobs: JobClient, metadata: jobs_pb2.JobUploadMetadata, chunks: AsyncIterator[bytes]) -> jobs_pb2.Job:
+    """JobService.UploadJob, its refusals as the HTTP statuses made for them (_upload_refusal)."""
+    try:
+        return await jobs.upload_job(metadata, chunks)
+    except grpc.aio.AioRpcError as exc:
+        refusal = _upload_refusal(exc)
+        if refusal is None:
+            raise
+        raise refusal from exc
 
 
 async def _no_chunks() -> AsyncIterator[bytes]:

@@ -42,6 +42,7 @@ import numpy as np
 
 from spoton_inference.domain.backoff import doubling_s
 from spoton_inference.domain.errors import Unavailable
+from spoton_inference.domain.model_readiness import EndpointReadiness
 from spoton_inference.pipeline.triton_models import Detections, TritonModels
 from spoton_inference.pipeline.triton_shm import ShmPool
 
@@ -138,21 +139,6 @@ class EndpointStats:
     requests: int
     failures: int
     up: bool
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class EndpointReadiness:
-    """One endpoint's readiness probe: its server and each model."""
-
-    url: str
-    server: bool
-    models: dict[str, bool]
-    # Why the probe could not tell, if it could not ("" when the endpoint answered).
-    problem: str = ""
-
-    @property
-    def ready(self) -> bool:
-        return self.server and all(self.models.values())
 
 
 class TritonPool:

@@ -7,8 +7,8 @@ every endpoint has it ready, degraded when some do (the others' requests go to t
 failed when none does; the detail says which endpoint is up or down.
 
 Example:
-    >>> a = Readiness("a:8001", True, {"detector": True})
-    >>> b = Readiness("b:8001", False, {"detector": False})
+    >>> a = EndpointReadiness("a:8001", True, {"detector": True})
+    >>> b = EndpointReadiness("b:8001", False, {"detector": False})
     >>> for c in triton_components([a, b]):
     ...     print(c.name, c.status, c.detail, sep=" | ")
     triton | degraded | 1 of 2 endpoints up: a:8001 up; b:8001 down
@@ -17,37 +17,10 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Sequence
 
+from spoton_inference.domain.model_readiness import EndpointReadiness
 from spoton_inference.services.health import DEGRADED, FAILED, HEALTHY, ComponentHealth
-
-
-class EndpointReadiness(Protocol):
-    """One endpoint's readiness probe (pipeline/triton_pool.py: EndpointReadiness)."""
-
-    @property
-    def url(self) -> str: ...
-
-    @property
-    def server(self) -> bool: ...
-
-    @property
-    def models(self) -> Mapping[str, bool]: ...
-
-    @property
-    def problem(self) -> str: ...  # why the probe could not tell ("" when it answered)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Readiness:
-    """A plain :class:`EndpointReadiness` (examples and tests)."""
-
-    url: str
-    server: bool
-    models: Mapping[str, bool]
-    problem: str = ""
 
 
 def triton_components(probes: Sequence[EndpointReadiness]) -> list[ComponentHealth]:

@@ -10,13 +10,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from spoton_inference.app import source_policy_for
 from spoton_inference.domain.camera_source import CameraSource
+from spoton_inference.domain.model_readiness import EndpointReadiness
 from spoton_inference.embedded.ports import LOOPBACK, pick_free_port
 from spoton_inference.metrics import start_metrics_server
 from spoton_inference.pipeline.live import LiveStats
 from spoton_inference.pipeline.triton_pool import Balancer, Endpoint, EndpointStats
 from spoton_inference.services.health import DEGRADED, FAILED, HEALTHY, ComponentHealth
 from spoton_inference.services.source_policy import SourceRefused
-from spoton_inference.services.triton_health import Readiness, triton_components
+from spoton_inference.services.triton_health import triton_components
 from spoton_inference.settings import Settings
 from spoton_inference.storage.journal import Journal
 from spoton_inference.storage.track_writer import TrackPointWriter
@@ -118,22 +119,22 @@ def test_cameras_are_refused_on_every_triton_endpoint_port():
 
 
 def test_one_endpoint_reads_in_health_as_it_always_has():
-    up = Readiness("127.0.0.1:8001", True, {"detector": True, "reid": False})
+    up = EndpointReadiness("127.0.0.1:8001", True, {"detector": True, "reid": False})
     assert triton_components([up]) == [
         ComponentHealth("triton", HEALTHY, "127.0.0.1:8001"),
         ComponentHealth("model:detector", HEALTHY),
         ComponentHealth("model:reid", FAILED),
     ]
-    down = Readiness("127.0.0.1:8001", False, {"detector": False, "reid": False})
+    down = EndpointReadiness("127.0.0.1:8001", False, {"detector": False, "reid": False})
     assert [c.status for c in triton_components([down])] == [FAILED, FAILED, FAILED]
-    frozen = Readiness("127.0.0.1:8001", False, {"detector": False}, "no answer within 1 s: hung or frozen")
+    frozen = EndpointReadiness("127.0.0.1:8001", False, {"detector": False}, "no answer within 1 s: hung or frozen")
     assert triton_components([frozen])[0].detail == "127.0.0.1:8001: no answer within 1 s: hung or frozen"
 
 
 def test_several_endpoints_read_degraded_while_some_are_down_and_failed_when_all_are():
-    a = Readiness("a:8001", True, {"detector": True, "reid": True})
-    b = Readiness("b:8001", False, {"detector": False, "reid": False})
-    both_up = triton_components([a, Readiness("b:8001", True, {"detector": True, "reid": True})])
+    a = EndpointReadiness("a:8001", True, {"detector": True, "reid": True})
+    b = EndpointReadiness("b:8001", False, {"detector": False, "reid": False})
+    both_up = triton_components([a, EndpointReadiness("b:8001", True, {"detector": True, "reid": True})])
     assert [(c.name, c.status) for c in both_up] == [
         ("triton", HEALTHY),
         ("model:detector", HEALTHY),
@@ -142,7 +143,7 @@ def test_several_endpoints_read_degraded_while_some_are_down_and_failed_when_all
     one_down = {c.name: c for c in triton_components([a, b])}
     assert one_down["triton"].status == DEGRADED and "b:8001 down" in one_down["triton"].detail
     assert one_down["model:reid"] == ComponentHealth("model:reid", DEGRADED, "ready on a:8001; not on b:8001")
-    all_down = triton_components([b, Readiness("a:8001", False, {"detector": False, "reid": False})])
+    all_down = triton_components([b, EndpointReadiness("a:8001", False, {"detector": False, "reid": False})])
     assert {c.status for c in all_down} == {FAILED}
 
 
